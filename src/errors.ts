@@ -1,0 +1,93 @@
+/**
+ * The one error type of Spooky. Every failure that can reach a client or a log carries a stable `code`,
+ * where it came from (`source`), and whether a retry on another backend is safe (`retryable`).
+ * The status a client sees is decided in one place: {@link statusFor}.
+ */
+
+/** Stable error codes. They appear in logs and metrics; never rename one. */
+export type ErrorCode =
+  | 'no_route' // no route matched the request (404)
+  | 'bad_request' // malformed request: bad host, bad header, bad target (400)
+  | 'misdirected_request' // host does not belong to this listener / certificate (421)
+  | 'body_too_large' // request body over the limit (413)
+  | 'headers_too_large' // request headers over the limit (431)
+  | 'rate_limited' // over a rate limit (429)
+  | 'no_healthy_backend' // pool has no available backend (503)
+  | 'upstream_connect_failed' // could not connect; nothing was sent (502, retryable)
+  | 'upstream_reset' // connection broke after the request started (502)
+  | 'upstream_protocol_error' // the backend spoke invalid HTTP (502)
+  | 'upstream_timeout' // no response headers in time (504)
+  | 'client_aborted' // the client went away (499, never charged to the backend)
+  | 'config_invalid' // configuration failed validation
+  | 'internal'; // a bug in Spooky (500)
+
+/** Who is to blame for an error: the client, the backend, or Spooky itself. */
+export type ErrorSource = 'downstream' | 'upstream' | 'internal';
+
+/** Status code for each error code: the single table that maps failures to HTTP. */
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  no_route: 404,
+  bad_request: 400,
+  misdirected_request: 421,
+  body_too_large: 413,
+  headers_too_large: 431,
+  rate_limited: 429,
+  no_healthy_backend: 503,
+  upstream_connect_failed: 502,
+  upstream_reset: 502,
+  upstream_protocol_error: 502,
+  upstream_timeout: 504,
+  client_aborted: 499,
+  config_invalid: 500,
+  internal: 500,
+};
+
+const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
+  no_route: 'downstream',
+  bad_request: 'downstream',
+  misdirected_request: 'downstream',
+  body_too_large: 'downstream',
+  headers_too_large: 'downstream',
+  rate_limited: 'downstream',
+  no_healthy_backend: 'internal',
+  upstream_connect_failed: 'upstream',
+  upstream_reset: 'upstream',
+  upstream_protocol_error: 'upstream',
+  upstream_timeout: 'upstream',
+  client_aborted: 'downstream',
+  config_invalid: 'internal',
+  internal: 'internal',
+};
+
+/** A failure with a stable code; see {@link ErrorCode}. */
+export class SpookyError extends Error {
+  readonly code: ErrorCode;
+  readonly source: ErrorSource;
+  /** True when nothing reached the backend, so another backend may be tried for any method. */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'SpookyError';
+    this.code = code;
+    this.source = SOURCE_BY_CODE[code];
+    this.retryable = options.retryable ?? code === 'upstream_connect_failed';
+  }
+
+  /** The HTTP status a client gets for this error. */
+  get status(): number {
+    return STATUS_BY_CODE[this.code];
+  }
+}
+
+/** Wraps anything thrown into a SpookyError (unknown errors become `internal`). */
+export function asSpookyError(err: unknown): SpookyError {
+  if (err instanceof SpookyError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SpookyError('internal', message, { cause: err });
+}
+
+/** The HTTP status for an error code. */
+export function statusFor(code: ErrorCode): number {
+  return STATUS_BY_CODE[code];
+}

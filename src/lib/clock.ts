@@ -1,0 +1,33 @@
+/** Time source. Code that needs the time takes a Clock so tests can drive time by hand. */
+export interface Clock {
+  /** Monotonic milliseconds (fractional), for durations and deadlines. */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch, for timestamps in logs. */
+  wallNow(): number;
+}
+
+/** The real clock: `performance.now()` and `Date.now()`. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+};
+
+/** A clock that only moves when told to; for tests. */
+export class ManualClock implements Clock {
+  private t: number;
+  private wall: number;
+  constructor(start = 0, wallStart = 1_700_000_000_000) {
+    this.t = start;
+    this.wall = wallStart;
+  }
+  now(): number {
+    return this.t;
+  }
+  wallNow(): number {
+    return this.wall + this.t;
+  }
+  /** Moves time forward by `ms` milliseconds. */
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}

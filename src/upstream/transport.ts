@@ -1,0 +1,68 @@
+/**
+ * The upstream side behind one interface: the proxy hands a sanitised request to a Transport bound to one
+ * backend and gets the response head plus a streaming body. Implementations: HTTP/1.1 (own keep-alive pool
+ * over Bun sockets) and HTTP/2 (node:http2, TLS or cleartext).
+ */
+
+/** A request ready to go to a backend. Headers are already sanitised (no hop-by-hop, no CR/LF, lower-case names). */
+export interface UpstreamRequest {
+  /** Method, upper case. */
+  method: string;
+  /** Origin-form target: path plus optional `?query`. Starts with `/` (or is `*` for OPTIONS). */
+  target: string;
+  /** Header list in order, names lower case. Includes `host`. Never `content-length`/`transfer-encoding` (the transport decides framing). */
+  headers: [string, string][];
+  /** Request body, or null for none. */
+  body: ReadableStream<Uint8Array> | null;
+  /** Body length when the client declared it; undefined when unknown (then HTTP/1.1 uses chunked). */
+  contentLength?: number;
+  /** Aborts the exchange (client went away, timeout). */
+  signal: AbortSignal;
+}
+
+/** The response head and streaming body from a backend. */
+export interface UpstreamResponse {
+  /** Final status (1xx informational responses are consumed by the transport). */
+  status: number;
+  /** Response headers as received, names lower case (hop-by-hop removal is the proxy's job). */
+  headers: [string, string][];
+  /** Body stream, or null when the response has no body (HEAD, 204, 304). */
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** Called exactly once when the exchange is over: the body ended, was cancelled, or failed. */
+export type ExchangeEnd = (error?: import('../errors.ts').SpookyError) => void;
+
+/** Per-exchange options. */
+export interface ExchangeOptions {
+  /** Connect timeout in milliseconds. */
+  connectTimeoutMs: number;
+  /** Milliseconds from the request being sent until response headers arrive. */
+  responseHeaderTimeoutMs: number;
+  /** Called once when the whole exchange is over (see {@link ExchangeEnd}). */
+  onEnd?: ExchangeEnd;
+}
+
+/** Live counters of a transport, for tests and /status. */
+export interface TransportStats {
+  /** Connections opened since start. */
+  connectionsOpened: number;
+  /** Connections open now. */
+  connectionsOpen: number;
+  /** Connections idle in the pool now. */
+  connectionsIdle: number;
+}
+
+/** One backend's connection pool and protocol client. */
+export interface Transport {
+  /**
+   * Sends one request. Resolves with the response head once headers arrive; rejects only with a SpookyError:
+   * `upstream_connect_failed` (retryable: nothing was sent), `upstream_reset`, `upstream_protocol_error`,
+   * `upstream_timeout`, or `client_aborted` when `signal` fired.
+   */
+  request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse>;
+  /** Counters. */
+  stats(): TransportStats;
+  /** Closes idle connections now and every connection once its exchange ends; later requests fail. */
+  close(): void;
+}
