@@ -80,6 +80,24 @@ export class SpookyError extends Error {
   }
 }
 
+/** The short plain-text body a client gets for each error code (never internal details). */
+export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
+  no_route: 'no route for this request',
+  bad_request: 'bad request',
+  misdirected_request: 'misdirected request',
+  body_too_large: 'request body too large',
+  headers_too_large: 'request header fields too large',
+  rate_limited: 'too many requests',
+  no_healthy_backend: 'no healthy backend available',
+  upstream_connect_failed: 'could not connect to a backend',
+  upstream_reset: 'the backend connection broke',
+  upstream_protocol_error: 'the backend sent an invalid response',
+  upstream_timeout: 'the backend did not answer in time',
+  client_aborted: 'client closed request',
+  config_invalid: 'configuration error',
+  internal: 'internal error',
+};
+
 /** Wraps anything thrown into a SpookyError (unknown errors become `internal`). */
 export function asSpookyError(err: unknown): SpookyError {
   if (err instanceof SpookyError) return err;

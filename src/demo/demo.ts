@@ -1,0 +1,105 @@
+/**
+ * What `npm start` runs with no config: two built-in demo backends on loopback, a self-signed certificate in
+ * the data folder (made on first start), and an embedded config balancing across the two.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'bun';
+import selfsigned from 'selfsigned';
+
+/** Where Spooky keeps generated files: `$SPOOKY_DATA_DIR`, else `$XDG_DATA_HOME/spooky`, else `~/.local/share/spooky`. */
+export function dataDir(): string {
+  if (process.env.SPOOKY_DATA_DIR) return process.env.SPOOKY_DATA_DIR;
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'spooky');
+}
+
+/** Returns paths to a self-signed certificate for localhost/127.0.0.1/::1, creating it on first use. */
+export async function ensureSelfSignedCertificate(dir = dataDir()): Promise<{ cert: string; key: string; created: boolean }> {
+  const cert = join(dir, 'self-signed-cert.pem');
+  const key = join(dir, 'self-signed-key.pem');
+  if (existsSync(cert) && existsSync(key)) return { cert, key, created: false };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+    keyType: 'ec',
+    days: 825,
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+          { type: 7, ip: '::1' },
+        ],
+      },
+    ],
+  } as Parameters<typeof selfsigned.generate>[1]);
+  writeFileSync(key, pems.private, { mode: 0o600 });
+  writeFileSync(cert, pems.cert, { mode: 0o644 });
+  return { cert, key, created: true };
+}
+
+/** Starts a demo backend: `/` an HTML page, `/health` ok, anything else a JSON echo of the request. */
+export function startDemoBackend(name: string): Server<unknown> {
+  return Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    development: false,
+    async fetch(req) {
+      const url = new URL(req.url);
+      if (url.pathname === '/health') return new Response('ok\n');
+      if (url.pathname === '/') {
+        return new Response(
+          `<!doctype html><meta charset="utf-8"><title>Spooky demo</title><h1>Hello from demo backend ${name}</h1><p>Reload to see the load balancer alternate between backends.</p>\n`,
+          { headers: { 'content-type': 'text/html; charset=utf-8', 'x-demo-backend': name } },
+        );
+      }
+      const body = req.body ? await req.text() : '';
+      return Response.json(
+        { backend: name, method: req.method, path: url.pathname + url.search, headers: Object.fromEntries(req.headers), body_bytes: body.length },
+        { headers: { 'x-demo-backend': name } },
+      );
+    },
+  });
+}
+
+/** The embedded default config; `{{...}}` placeholders are filled in by {@link defaultConfigText}. */
+const DEFAULT_CONFIG = `# Spooky's embedded default config (npm start with no --config).
+version: 1
+listen:
+  protocol: http3
+  address: 127.0.0.1
+  port: 8443
+  tls:
+    cert: "{{cert}}"
+    key: "{{key}}"
+admin:
+  address: 127.0.0.1
+  port: 9901
+upstream:
+  demo:
+    load_balancing:
+      type: round-robin
+    backends:
+      - id: demo-a
+        address: "http://127.0.0.1:{{portA}}"
+        health_check:
+          path: /health
+          interval: 2000
+      - id: demo-b
+        address: "http://127.0.0.1:{{portB}}"
+        health_check:
+          path: /health
+          interval: 2000
+log:
+  level: info
+`;
+
+/** Fills the embedded config with the certificate paths and the demo backends' ports. */
+export function defaultConfigText(v: { cert: string; key: string; portA: number; portB: number }): string {
+  return DEFAULT_CONFIG.replaceAll('{{cert}}', v.cert).replaceAll('{{key}}', v.key).replaceAll('{{portA}}', String(v.portA)).replaceAll('{{portB}}', String(v.portB));
+}

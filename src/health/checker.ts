@@ -1,0 +1,107 @@
+/**
+ * Active health checks: one loop per endpoint that sends its probes and feeds the results to the endpoint's
+ * health state. All probes of a backend run together, at the shortest configured interval; the round passes
+ * only when every probe answers in time with an expected status.
+ */
+import type { HealthProbeConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
+import type { Endpoint } from '../upstream/endpoint.ts';
+import type { Transport } from '../upstream/transport.ts';
+
+/** Makes a transport for a probe that targets another address than the backend's own. */
+export type ProbeTransportFactory = (address: string) => Transport;
+
+/** Runs the probes of one endpoint until stopped. */
+export class HealthChecker {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+  private running = false;
+  private readonly extraTransports = new Map<string, Transport>();
+  /** Resolves after the first round finished (for readiness). */
+  readonly firstRound: Promise<void>;
+  private resolveFirst!: () => void;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private probes: HealthProbeConfig[],
+    private readonly transportFor: ProbeTransportFactory,
+  ) {
+    this.firstRound = new Promise((r) => {
+      this.resolveFirst = r;
+    });
+  }
+
+  /** Starts probing now. */
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Replaces the probes (on reload); the next round uses them. */
+  update(probes: HealthProbeConfig[]): void {
+    this.probes = probes;
+  }
+
+  /** Stops probing and closes probe-only transports. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const t of this.extraTransports.values()) t.close();
+    this.extraTransports.clear();
+    this.resolveFirst();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.round(), ms);
+    this.timer.unref?.();
+  }
+
+  private async round(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.running = true;
+    const probes = this.probes;
+    try {
+      const results = await Promise.all(probes.map((p) => this.runProbe(p)));
+      if (this.stopped) return;
+      const failed = results.find((r) => !r.ok);
+      this.endpoint.probeResult(!failed, failed ? failed.detail : (results[0]?.detail ?? 'ok'));
+    } finally {
+      this.running = false;
+      this.resolveFirst();
+      const interval = Math.min(...probes.map((p) => p.interval));
+      if (Number.isFinite(interval)) this.schedule(interval);
+    }
+  }
+
+  private transport(probe: HealthProbeConfig): Transport {
+    if (!probe.address) return this.endpoint.transport;
+    let t = this.extraTransports.get(probe.address);
+    if (!t) {
+      t = this.transportFor(probe.address);
+      this.extraTransports.set(probe.address, t);
+    }
+    return t;
+  }
+
+  private async runProbe(probe: HealthProbeConfig): Promise<{ ok: boolean; detail: string }> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), probe.timeout_ms);
+    const headers: [string, string][] = [['host', probe.host ?? this.endpoint.authority], ['user-agent', 'spooky-health-check']];
+    for (const [k, v] of Object.entries(probe.headers)) headers.push([k.toLowerCase(), v]);
+    try {
+      const res = await this.transport(probe).request(
+        { method: probe.method, target: probe.path, headers, body: null, signal: controller.signal },
+        { connectTimeoutMs: probe.timeout_ms, responseHeaderTimeoutMs: probe.timeout_ms },
+      );
+      if (res.body) await res.body.cancel().catch(() => {});
+      const [lo, hi] = probe.expected_status;
+      const ok = res.status >= lo && res.status <= hi;
+      return { ok, detail: `${probe.path}: status ${res.status}` };
+    } catch (err) {
+      const code = err instanceof SpookyError ? (err.code === 'client_aborted' ? 'timeout' : err.code) : String(err);
+      return { ok: false, detail: `${probe.path}: ${code}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

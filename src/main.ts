@@ -1,0 +1,207 @@
+#!/usr/bin/env bun
+/**
+ * The `spooky` command line: run, validate, schema, --version, --help.
+ *
+ * Exit codes: 0 success; 1 invalid configuration; 2 usage error; 3 could not start (bind, certificates);
+ * a drain that had to cut requests still exits 0 (the cut requests are logged).
+ */
+import { parseArgs } from 'node:util';
+import pkg from '../package.json' with { type: 'json' };
+import { configJsonSchema, formatIssue, loadConfigFile, loadConfigText } from './config/load.ts';
+import type { Config, LogLevel } from './config/types.ts';
+import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
+import { systemClock } from './lib/clock.ts';
+import { systemRandom } from './lib/random.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { Runtime } from './runtime/runtime.ts';
+
+/** Exit codes of the CLI. */
+export const EXIT = { ok: 0, configInvalid: 1, usage: 2, startFailed: 3 } as const;
+
+const HELP = `spooky ${pkg.version}: an HTTP/3 load balancer
+
+Usage:
+  spooky                               run the built-in demo (embedded config, demo backends)
+  spooky run --config FILE [options]   run with a config file
+  spooky validate --config FILE        check a config file; print every error (exit 0 or 1)
+  spooky schema                        print the JSON Schema of the config file
+  spooky --version | --help
+
+Options for run:
+  -c, --config FILE      YAML config file
+  -p, --port N           override the port of the (first) listener
+  -a, --address A        override the address of the (first) listener
+  -l, --log-level L      trace | debug | info | warn | error | silent
+      --admin-port N     override the admin listener port (0 = any free port)
+
+Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit (a second one exits at once).
+Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start.
+`;
+
+function usage(message: string): never {
+  process.stderr.write(`spooky: ${message}\n\n${HELP}`);
+  process.exit(EXIT.usage);
+}
+
+function parseCli() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string', short: 'p' },
+        address: { type: 'string', short: 'a' },
+        'log-level': { type: 'string', short: 'l' },
+        'admin-port': { type: 'string' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    usage((e as Error).message);
+  }
+}
+
+function intOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) usage(`--${name} must be a port number, got "${value}"`);
+  return n;
+}
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+/** Applies --port/--address/--log-level/--admin-port to a loaded config. */
+function applyOverrides(config: Config, values: ReturnType<typeof parseCli>['values']): Config {
+  const port = intOption('port', values.port);
+  const adminPort = intOption('admin-port', values['admin-port']);
+  const level = values['log-level'];
+  if (level !== undefined && !LEVELS.has(level)) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
+  const [first, ...rest] = config.listeners;
+  const listeners = first ? [{ ...first, port: port ?? first.port, address: values.address ?? first.address }, ...rest] : config.listeners;
+  return {
+    ...config,
+    listeners,
+    admin: { ...config.admin, port: adminPort ?? config.admin.port },
+    log: { ...config.log, level: (level as LogLevel | undefined) ?? config.log.level },
+  };
+}
+
+async function loadOrExit(path: string): Promise<{ config: Config; warnings: string[] }> {
+  const result = await loadConfigFile(path);
+  const warnings = result.warnings.map(formatIssue);
+  if (!result.ok) {
+    for (const w of warnings) process.stderr.write(`${w}\n`);
+    for (const e of result.errors) process.stderr.write(`${formatIssue(e)}\n`);
+    process.stderr.write(`spooky: ${path}: ${result.errors.length} error(s); not started\n`);
+    process.exit(EXIT.configInvalid);
+  }
+  return { config: result.config, warnings };
+}
+
+function installSignals(runtime: Runtime, log: Logger, drainTimeoutMs: number): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ event: 'shutdown', signal }, 'second signal: exiting now');
+      log.flush();
+      process.exit(EXIT.ok);
+    }
+    stopping = true;
+    log.info({ event: 'shutdown', signal, drain_timeout_ms: drainTimeoutMs }, 'draining');
+    void runtime.drain(drainTimeoutMs).then(({ cut }) => {
+      log.info({ event: 'stopped', cut_requests: cut }, 'stopped');
+      log.flush();
+      setTimeout(() => process.exit(EXIT.ok), 50);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void runtime.reload('signal'));
+}
+
+async function run(
+  config: Config,
+  warnings: string[],
+  configPath: string | undefined,
+  overrides: (c: Config) => Config,
+  banner?: string,
+): Promise<void> {
+  const log = createLogger(config.log);
+  for (const w of warnings) log.warn({ event: 'config_warning' }, w);
+  const runtime = new Runtime({ config, configPath, log, clock: systemClock, random: systemRandom, overrides });
+  try {
+    await runtime.start();
+  } catch (e) {
+    log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
+    log.flush();
+    process.stderr.write(`spooky: cannot start: ${(e as Error).message}\n`);
+    process.exit(EXIT.startFailed);
+  }
+  installSignals(runtime, log, 30_000);
+  process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
+  if (banner) process.stderr.write(banner);
+}
+
+async function runDemo(values: ReturnType<typeof parseCli>['values']): Promise<void> {
+  const cert = await ensureSelfSignedCertificate();
+  const a = startDemoBackend('A');
+  const b = startDemoBackend('B');
+  const text = defaultConfigText({ cert: cert.cert, key: cert.key, portA: a.port ?? 0, portB: b.port ?? 0 });
+  const result = loadConfigText(text, '<embedded>', process.cwd());
+  if (!result.ok) throw new Error(`embedded config is invalid: ${result.errors.map(formatIssue).join('; ')}`);
+  const config = applyOverrides(result.config, values);
+  const port = config.listeners[0]?.port ?? 8443;
+  const banner = `
+Spooky demo is running: HTTP/3, HTTP/2 and HTTP/1.1 on https://127.0.0.1:${port}/
+  balancing across two built-in demo backends (A on :${a.port}, B on :${b.port});
+  self-signed certificate ${cert.created ? 'created' : 'reused'} at ${cert.cert}
+Send an HTTP/3 request:
+  npm run h3 -- https://127.0.0.1:${port}/ -k
+  curl --http3-only -k https://127.0.0.1:${port}/      (curl built with HTTP/3)
+Admin: http://127.0.0.1:${config.admin.port}/status   Stop: Ctrl-C
+`;
+  await run(config, result.warnings.map(formatIssue), undefined, (c) => applyOverrides(c, values), banner);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseCli();
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`spooky ${pkg.version} (bun ${Bun.version})\n`);
+    return;
+  }
+  const command = positionals[0];
+  if (positionals.length > 1) usage(`unexpected argument "${positionals[1]}"`);
+  switch (command) {
+    case undefined:
+      if (values.config) {
+        const { config, warnings } = await loadOrExit(values.config);
+        return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values));
+      }
+      return runDemo(values);
+    case 'run': {
+      if (!values.config) usage('run needs --config FILE');
+      const { config, warnings } = await loadOrExit(values.config);
+      return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values));
+    }
+    case 'validate': {
+      if (!values.config) usage('validate needs --config FILE');
+      const { warnings } = await loadOrExit(values.config);
+      for (const w of warnings) process.stderr.write(`${w}\n`);
+      process.stdout.write(`${values.config}: configuration is valid\n`);
+      return;
+    }
+    case 'schema':
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+      return;
+    default:
+      usage(`unknown command "${command}"`);
+  }
+}
+
+await main();

@@ -1,0 +1,120 @@
+/**
+ * Per-backend state that outlives a config generation: the connection pool (transport), requests in flight,
+ * latency estimate and health. Pools of a generation refer to endpoints through {@link PoolMember}s, which add
+ * the pool-specific id and weight.
+ */
+import type { Candidate } from '../balancer/types.ts';
+import type { BackendConfig, HealthCheckConfig } from '../config/types.ts';
+import type { SpookyError } from '../errors.ts';
+import { HealthState, type HealthTransition } from '../health/state.ts';
+import type { Clock } from '../lib/clock.ts';
+import { PeakEwma } from '../resilience/ewma.ts';
+import type { Transport } from './transport.ts';
+
+/** Called when an endpoint's health changes. */
+export type HealthListener = (endpoint: Endpoint, transition: HealthTransition) => void;
+
+/** Shared state of one backend address. */
+export class Endpoint {
+  /** Registry key: protocol and origin (and TLS policy). */
+  readonly key: string;
+  /** Parsed backend URL. */
+  readonly url: URL;
+  /** Upstream protocol. */
+  readonly protocol: BackendConfig['protocol'];
+  /** `host:port` of the backend, for the `upstream` host policy and logs. */
+  readonly authority: string;
+  /** Connection pool and protocol client. */
+  readonly transport: Transport;
+  /** Health state machine. */
+  readonly health: HealthState;
+  /** Peak-EWMA of response-header latency. */
+  readonly latency = new PeakEwma();
+  /** Requests in flight now. */
+  inFlight = 0;
+  /** Requests finished (any outcome charged to the backend). */
+  requests = 0;
+  /** Requests that failed because of the backend. */
+  failures = 0;
+
+  constructor(
+    key: string,
+    backend: BackendConfig,
+    transport: Transport,
+    private readonly clock: Clock,
+    private readonly onHealth: HealthListener,
+  ) {
+    this.key = key;
+    this.url = backend.url;
+    this.protocol = backend.protocol;
+    this.authority = backend.url.host;
+    this.transport = transport;
+    this.health = new HealthState(backend.health_check);
+  }
+
+  /** True while the backend may take traffic. */
+  available(): boolean {
+    return this.health.available(this.clock.now());
+  }
+
+  /** Updates the health policy on reload (state is kept). */
+  setHealthPolicy(policy: HealthCheckConfig): void {
+    this.health.setPolicy(policy);
+  }
+
+  /** Marks the start of a request; returns the start time to pass to {@link end}. */
+  begin(): number {
+    this.inFlight++;
+    return this.clock.now();
+  }
+
+  /**
+   * Marks the end of a request started with {@link begin}. `headersAt` is when response headers arrived (for
+   * latency); `failure` says whether the backend is to blame (undefined error: success). Client aborts are not
+   * charged to the backend.
+   */
+  end(startedAt: number, headersAt: number | undefined, error: SpookyError | undefined, status: number): void {
+    this.inFlight--;
+    const now = this.clock.now();
+    if (headersAt !== undefined) this.latency.observe(headersAt - startedAt, headersAt);
+    if (error?.code === 'client_aborted') return;
+    const failed = (error !== undefined && error.source === 'upstream') || status === 502 || status === 503 || status === 504;
+    this.requests++;
+    if (failed) this.failures++;
+    const transition = this.health.outcome(failed, now);
+    if (transition) this.onHealth(this, transition);
+  }
+
+  /** Feeds one active probe result. */
+  probeResult(ok: boolean, detail: string): void {
+    const transition = this.health.probe(ok, this.clock.now(), detail);
+    if (transition) this.onHealth(this, transition);
+  }
+}
+
+/** An endpoint as a member of one pool: adds the pool's backend id and weight. */
+export class PoolMember implements Candidate {
+  constructor(
+    /** Backend id within the pool. */
+    readonly id: string,
+    /** Relative weight. */
+    readonly weight: number,
+    /** Shared endpoint state. */
+    readonly endpoint: Endpoint,
+  ) {}
+
+  /** True while the backend may take traffic. */
+  available(): boolean {
+    return this.endpoint.available();
+  }
+
+  /** Requests in flight to this endpoint (across pools). */
+  inFlight(): number {
+    return this.endpoint.inFlight;
+  }
+
+  /** Peak-EWMA latency in milliseconds at `now`. */
+  latency(now: number): number {
+    return this.endpoint.latency.get(now);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Endpoints keyed by backend address, so their state (connections, health, latency, counters) carries over
+ * from one config generation to the next. `sync(config)` makes the registry match a config: new addresses get
+ * an endpoint and start their health checks, kept ones get the new policy, removed ones stop probing and close
+ * their connections once in-flight requests end.
+ */
+import type { BackendConfig, Config, UpstreamTlsConfig } from '../config/types.ts';
+import { HealthChecker } from '../health/checker.ts';
+import type { Clock } from '../lib/clock.ts';
+import { Endpoint, type HealthListener } from './endpoint.ts';
+import type { Transport } from './transport.ts';
+
+/** Makes the transport (connection pool) for a backend. */
+export type TransportFactory = (backend: BackendConfig, tls: UpstreamTlsConfig) => Transport;
+
+interface Entry {
+  endpoint: Endpoint;
+  checker?: HealthChecker;
+}
+
+/** Registry key of a backend: protocol, origin and TLS policy. */
+export function endpointKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
+  const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}` : '';
+  return `${backend.protocol}|${backend.url.host}${tlsPart}`;
+}
+
+/** All endpoints of the running process. */
+export class EndpointRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly transportFor: TransportFactory,
+    private readonly onHealth: HealthListener,
+  ) {}
+
+  /**
+   * Makes the registry match `config` and returns, for each pool name, the endpoint of each backend id.
+   * Call only with a validated config; the previous generation may still use removed endpoints until its
+   * requests finish.
+   */
+  sync(config: Config): Map<string, Map<string, Endpoint>> {
+    const wanted = new Map<string, { backend: BackendConfig; tls: UpstreamTlsConfig }>();
+    const byPool = new Map<string, Map<string, string>>();
+    for (const pool of config.pools) {
+      const ids = new Map<string, string>();
+      for (const backend of pool.backends) {
+        const key = endpointKey(backend, pool.tls);
+        ids.set(backend.id, key);
+        if (!wanted.has(key)) wanted.set(key, { backend, tls: pool.tls });
+      }
+      byPool.set(pool.name, ids);
+    }
+
+    for (const [key, entry] of this.entries) {
+      if (wanted.has(key)) continue;
+      entry.checker?.stop();
+      entry.endpoint.transport.close();
+      this.entries.delete(key);
+    }
+
+    for (const [key, { backend, tls }] of wanted) {
+      const existing = this.entries.get(key);
+      if (existing) {
+        existing.endpoint.setHealthPolicy(backend.health_check);
+        this.syncChecker(existing, backend, tls);
+        continue;
+      }
+      const endpoint = new Endpoint(key, backend, this.transportFor(backend, tls), this.clock, this.onHealth);
+      const entry: Entry = { endpoint };
+      this.entries.set(key, entry);
+      this.syncChecker(entry, backend, tls);
+    }
+
+    const result = new Map<string, Map<string, Endpoint>>();
+    for (const [pool, ids] of byPool) {
+      const m = new Map<string, Endpoint>();
+      for (const [id, key] of ids) m.set(id, (this.entries.get(key) as Entry).endpoint);
+      result.set(pool, m);
+    }
+    return result;
+  }
+
+  private syncChecker(entry: Entry, backend: BackendConfig, tls: UpstreamTlsConfig): void {
+    const probes = backend.health_check.probes;
+    if (probes.length === 0) {
+      entry.checker?.stop();
+      entry.checker = undefined;
+      return;
+    }
+    if (entry.checker) {
+      entry.checker.update(probes);
+      return;
+    }
+    entry.checker = new HealthChecker(entry.endpoint, probes, (address) => {
+      const url = new URL(address.includes('://') ? address : `${backend.url.protocol}//${address}`);
+      return this.transportFor({ ...backend, address, url }, tls);
+    });
+    entry.checker.start();
+  }
+
+  /** Resolves when every endpoint with probes has finished its first round. */
+  async firstHealthRound(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.checker?.firstRound));
+  }
+
+  /** Every endpoint, for /status. */
+  all(): Endpoint[] {
+    return [...this.entries.values()].map((e) => e.endpoint);
+  }
+
+  /** Stops every health check and closes every connection pool. */
+  close(): void {
+    for (const entry of this.entries.values()) {
+      entry.checker?.stop();
+      entry.endpoint.transport.close();
+    }
+    this.entries.clear();
+  }
+}

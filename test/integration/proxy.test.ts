@@ -1,0 +1,280 @@
+/**
+ * End-to-end: a real Spooky process (spawned from its CLI with a YAML file) in front of real backend
+ * processes on 127.0.0.1, driven over HTTP/3, HTTP/2 and HTTP/1.1.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+
+type Proto = 'http3' | 'http2' | 'http1.1';
+const PROTOCOLS: Proto[] = ['http3', 'http2', 'http1.1'];
+
+async function json(res: Response): Promise<Record<string, unknown>> {
+  return (await res.json()) as Record<string, unknown>;
+}
+
+async function status(spooky: SpookyProcess): Promise<{ pools: { name: string; backends: { id: string; healthy: boolean; requests: number; failures: number }[] }[] }> {
+  const res = await fetch(`http://127.0.0.1:${spooky.adminPort}/status`);
+  return (await res.json()) as never;
+}
+
+describe('forwarding to HTTP/1.1, HTTP/2 (TLS) and h2c backends', () => {
+  let h1: Backend;
+  let h2: Backend;
+  let h2c: Backend;
+  let spooky: SpookyProcess;
+
+  beforeAll(async () => {
+    [h1, h2, h2c] = await Promise.all([startBackend('h1'), startBackend('h2', { protocol: 'h2' }), startBackend('h2c', { protocol: 'h2c' })]);
+    spooky = await startSpooky(`
+upstream:
+  one:
+    route: { path_prefix: /h1 }
+    backends: [{ id: h1, address: "${h1.address}" }]
+  two:
+    route: { path_prefix: /h2 }
+    tls: { verify_certificates: false }
+    backends: [{ id: h2, address: "${h2.address}" }]
+  three:
+    route: { path_prefix: /h2c }
+    backends: [{ id: h2c, address: "${h2c.address}" }]
+  hosts:
+    route: { host: "*.example.test" }
+    backends: [{ id: h1, address: "${h1.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await Promise.all([h1?.stop(), h2?.stop(), h2c?.stop()]);
+  });
+
+  for (const protocol of PROTOCOLS) {
+    test.each([
+      ['/h1/x', 'h1'],
+      ['/h2/x', 'h2'],
+      ['/h2c/x', 'h2c'],
+    ])(`${protocol} client: %s reaches backend %s`, async (path, backend) => {
+      const res = await request(`${spooky.url}${path}?q=1`, { protocol, headers: { 'x-custom': 'kept' } });
+      expect(res.status).toBe(200);
+      const body = await json(res);
+      expect(body.backend).toBe(backend);
+      expect(body.path).toBe(`${path}?q=1`);
+      const headers = body.headers as Record<string, string>;
+      expect(headers['x-custom']).toBe('kept');
+      expect(headers['x-forwarded-for']).toBe('127.0.0.1');
+      expect(headers['x-forwarded-proto']).toBe('https');
+      expect(headers.via).toContain('spooky');
+      expect(headers.host).toBe(`127.0.0.1:${spooky.port}`);
+    });
+  }
+
+  test('TCP responses advertise HTTP/3 with Alt-Svc', async () => {
+    for (const protocol of ['http2', 'http1.1'] as const) {
+      const res = await request(`${spooky.url}/h1/`, { protocol });
+      await res.arrayBuffer();
+      expect(res.headers.get('alt-svc')).toBe(`h3=":${spooky.port}"; ma=86400`);
+    }
+  });
+
+  test('POST bodies are forwarded to each backend kind', async () => {
+    for (const prefix of ['/h1', '/h2', '/h2c']) {
+      const res = await request(`${spooky.url}${prefix}/echo`, { method: 'POST', body: 'hello body' });
+      expect((await json(res)).body).toBe('hello body');
+    }
+  });
+
+  test('a spoofed X-Forwarded-For from an untrusted client is replaced', async () => {
+    const res = await request(`${spooky.url}/h1/`, { headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6' } });
+    const headers = (await json(res)).headers as Record<string, string>;
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(headers.forwarded).not.toContain('6.6.6.6');
+  });
+
+  test('hop-by-hop headers and those named in Connection are not forwarded', async () => {
+    const res = await request(`${spooky.url}/h1/`, { protocol: 'http1.1', headers: { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5' } });
+    const headers = (await json(res)).headers as Record<string, string>;
+    expect(headers['x-secret-hop']).toBeUndefined();
+    expect(headers['keep-alive']).toBeUndefined();
+  });
+
+  test('host routing with a wildcard, and 404 for no route', async () => {
+    const ok = await request(`${spooky.url}/anything`, { protocol: 'http1.1', headers: { host: 'api.example.test' } });
+    expect((await json(ok)).backend).toBe('h1');
+    const miss = await request(`${spooky.url}/nothing-here`);
+    expect(miss.status).toBe(404);
+    expect(await miss.text()).toContain('no route');
+    await spooky.child.waitFor((r) => r.event === 'access' && r.status === 404 && r.path === '/nothing-here', 5000, '404 access log');
+  });
+
+  test('HEAD and 204/304 have no body', async () => {
+    const head = await request(`${spooky.url}/h1/x`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+    for (const s of [204, 304]) {
+      const res = await request(`${spooky.url}/h1/status/${s}`);
+      expect(res.status).toBe(s);
+      expect((await res.arrayBuffer()).byteLength).toBe(0);
+    }
+  });
+
+  test('every request gets one access-log line with the documented fields', async () => {
+    await (await request(`${spooky.url}/h2c/logged?x=1`)).arrayBuffer();
+    const rec = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/h2c/logged', 5000, 'access line');
+    expect(rec).toMatchObject({ method: 'GET', status: 200, pool: 'three', route: 'three#0', backend: 'h2c', attempts: 1, client: '127.0.0.1' });
+    for (const k of ['time', 'request_id', 'host', 'bytes_in', 'bytes_out', 'duration_ms']) expect(rec).toHaveProperty(k);
+  });
+});
+
+describe('balancing and health', () => {
+  let a: Backend;
+  let b: Backend;
+  let spooky: SpookyProcess;
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startBackend('a'), startBackend('b')]);
+    spooky = await startSpooky(`
+upstream:
+  rr:
+    route: { path_prefix: /rr }
+    load_balancing: { type: round-robin }
+    health_check: { path: /health, interval: 200, timeout_ms: 200, failure_threshold: 1, success_threshold: 1, cooldown_ms: 300 }
+    backends:
+      - { id: a, address: "${a.address}" }
+      - { id: b, address: "${b.address}" }
+  weighted:
+    route: { path_prefix: /w }
+    load_balancing: { type: weighted-round-robin }
+    backends:
+      - { id: a, address: "${a.address}", weight: 300 }
+      - { id: b, address: "${b.address}", weight: 100 }
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  async function countBackends(path: string, n: number): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const res = await request(`${spooky.url}${path}`);
+      const name = res.headers.get('x-backend') ?? `status-${res.status}`;
+      await res.arrayBuffer();
+      counts[name] = (counts[name] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  test('round-robin alternates between the two backends', async () => {
+    expect(await countBackends('/rr/x', 20)).toEqual({ a: 10, b: 10 });
+  });
+
+  test('weighted-round-robin honours 3:1 weights', async () => {
+    expect(await countBackends('/w/x', 40)).toEqual({ a: 30, b: 10 });
+  });
+
+  test('a killed backend is taken out within the health-check window and comes back when restarted', async () => {
+    const port = b.port;
+    await b.stop();
+    const killedAt = Date.now();
+    await spooky.child.waitFor((r) => r.event === 'health_change' && r.healthy === false, 5000, 'backend b marked unhealthy');
+    expect(Date.now() - killedAt).toBeLessThan(2000);
+    expect(await countBackends('/rr/x', 10)).toEqual({ a: 10 });
+    b = await startBackend('b', { port });
+    await eventually(async () => (await status(spooky)).pools[0]?.backends.every((x) => x.healthy) ?? false, 5000, 'backend b healthy again');
+    const counts = await countBackends('/rr/x', 10);
+    expect(counts.b).toBeGreaterThan(0);
+  });
+});
+
+describe('failures map to the right status', () => {
+  let live: Backend;
+  let slow: Backend;
+  let spooky: SpookyProcess;
+  const deadAddress = 'http://127.0.0.1:9'; // discard port: nothing listens there
+
+  beforeAll(async () => {
+    [live, slow] = await Promise.all([startBackend('live'), startBackend('slow')]);
+    spooky = await startSpooky(`
+limits: { max_request_body_bytes: 1000, max_header_bytes: 4096 }
+timeouts: { connect_ms: 1000, response_header_ms: 500 }
+upstream:
+  failover:
+    route: { path_prefix: /failover }
+    load_balancing: { type: round-robin }
+    backends:
+      - { id: dead, address: "${deadAddress}" }
+      - { id: live, address: "${live.address}" }
+  dead:
+    route: { path_prefix: /dead }
+    backends: [{ id: dead, address: "${deadAddress}" }]
+  down:
+    route: { path_prefix: /down }
+    backends: [{ id: down, address: "${live.address}", health_check: { path: /nope-404, initial: unhealthy, interval: 60000 } }]
+  slow:
+    route: { path_prefix: /slow }
+    backends: [{ id: slow, address: "${slow.address}" }]
+  live:
+    route: { path_prefix: /live }
+    backends: [{ id: live, address: "${live.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await Promise.all([live?.stop(), slow?.stop()]);
+  });
+
+  test('connection refused goes to another backend: no client sees an error', async () => {
+    for (let i = 0; i < 10; i++) {
+      const res = await request(`${spooky.url}/failover/x`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-backend')).toBe('live');
+      await res.arrayBuffer();
+    }
+  });
+
+  test.each([
+    ['/dead/x', 502, 'could not connect'],
+    ['/down/x', 503, 'no healthy backend'],
+    ['/slow/slow?ms=3000', 504, 'did not answer in time'],
+  ])('%s answers %d', async (path, code, text) => {
+    const res = await request(`${spooky.url}${path}`);
+    expect(res.status).toBe(code);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const body = await res.text();
+    expect(body).toContain(text);
+    expect(body).not.toContain('at ');
+    if (code === 503) expect(res.headers.get('retry-after')).toBe('1');
+    await spooky.child.waitFor((r) => r.event === 'access' && r.status === code && r.path === path.split('?')[0], 5000, `access log ${code}`);
+  });
+
+  test('a body over the limit gets 413, declared or streamed', async () => {
+    const declared = await request(`${spooky.url}/live/upload`, { method: 'POST', body: 'x'.repeat(2000) });
+    expect(declared.status).toBe(413);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(600));
+        c.enqueue(new Uint8Array(600));
+        c.close();
+      },
+    });
+    const streamed = await request(`${spooky.url}/live/upload`, { method: 'POST', body: stream, duplex: 'half', protocol: 'http2' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    const ok = await request(`${spooky.url}/live/upload`, { method: 'POST', body: 'x'.repeat(900) });
+    expect(((await ok.json()) as { bytes: number }).bytes).toBe(900);
+  });
+
+  test('headers over the limit get 431', async () => {
+    const res = await request(`${spooky.url}/live/x`, { headers: { 'x-big': 'y'.repeat(5000) } });
+    expect(res.status).toBe(431);
+  });
+
+  test('a bad Host gets 400', async () => {
+    const res = await request(`${spooky.url}/live/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
+    expect(res.status).toBe(400);
+  });
+
+  test('Spooky is still serving after all of that', async () => {
+    const res = await request(`${spooky.url}/live/x`);
+    expect(res.status).toBe(200);
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * A real backend for integration tests, run as its own process:
+ *   bun test/support/backend-server.ts --name a [--port N] [--protocol http1|h2c|h2] [--cert F --key F]
+ * Prints one JSON line `{"event":"ready","port":N}` when listening. Endpoints:
+ *   /health           200 "ok" (or 503 after POST /admin/unhealthy, 200 again after POST /admin/healthy)
+ *   /big?bytes=N      N bytes of body, streamed in 64 KiB chunks
+ *   /upload           (POST) counts the streamed request body, answers {"bytes":N}
+ *   /slow?ms=N        answers after N ms
+ *   /status/N         answers with status N
+ *   anything else     JSON echo: backend name, method, path, headers
+ */
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: 'backend' },
+    port: { type: 'string', default: '0' },
+    protocol: { type: 'string', default: 'http1' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+  },
+});
+const name = values.name as string;
+let healthy = true;
+const CHUNK = new Uint8Array(64 * 1024).fill(120);
+
+const server = Bun.serve({
+  hostname: '127.0.0.1',
+  port: Number(values.port),
+  development: false,
+  http2: values.protocol !== 'http1',
+  http1: values.protocol !== 'h2c',
+  ...(values.protocol === 'h2' ? { tls: { cert: Bun.file(values.cert as string), key: Bun.file(values.key as string) } } : {}),
+  idleTimeout: 60,
+  async fetch(req) {
+    const url = new URL(req.url);
+    const p = url.pathname;
+    if (p === '/health') return new Response(healthy ? 'ok' : 'down', { status: healthy ? 200 : 503 });
+    if (p === '/admin/unhealthy') {
+      healthy = false;
+      return new Response('ok');
+    }
+    if (p === '/admin/healthy') {
+      healthy = true;
+      return new Response('ok');
+    }
+    if (p === '/big') {
+      let left = Number(url.searchParams.get('bytes') ?? '0');
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (left <= 0) return c.close();
+            const n = Math.min(left, CHUNK.length);
+            left -= n;
+            c.enqueue(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+          },
+        }, { highWaterMark: 0 }),
+        { headers: { 'x-backend': name } },
+      );
+    }
+    if (p === '/upload') {
+      let bytes = 0;
+      if (req.body) for await (const c of req.body) bytes += c.byteLength;
+      return Response.json({ backend: name, bytes }, { headers: { 'x-backend': name } });
+    }
+    if (p === '/slow') {
+      await Bun.sleep(Number(url.searchParams.get('ms') ?? '1000'));
+      return new Response(`slow from ${name}`, { headers: { 'x-backend': name } });
+    }
+    if (p.startsWith('/status/')) {
+      const status = Number(p.slice(8));
+      return new Response(status === 204 || status === 304 ? null : `status ${status} from ${name}`, { status, headers: { 'x-backend': name } });
+    }
+    const body = req.body ? await req.text() : '';
+    return Response.json(
+      { backend: name, method: req.method, path: p + url.search, headers: Object.fromEntries(req.headers), body },
+      { headers: { 'x-backend': name, 'set-cookie': 'a=1' } },
+    );
+  },
+});
+console.log(JSON.stringify({ event: 'ready', port: server.port, name }));
+process.on('SIGTERM', () => {
+  server.stop(true);
+  process.exit(0);
+});
