@@ -11,6 +11,7 @@ import type { Generation, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { parseRequestTarget } from './request-target.ts';
+import { routeInput } from '../router/router.ts';
 
 /** What the handler needs from the process. */
 export interface ProxyDeps {
@@ -173,7 +174,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return errorResponse(err, requestId, altSvc);
     };
 
-    const target = parseRequestTarget(req.url, req.headers.get('host'));
+    const target = parseRequestTarget(req.url, req.headers.get('host'), req.method);
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
@@ -185,13 +186,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const clientIp = clientAddressFrom(peer, req.headers, gen.trusted);
     rec.client = clientIp;
 
-    const matched: RouteTarget | undefined = gen.router.match({
-      host: target.host,
-      path: target.path,
-      method: req.method,
-      header: (name: string) => req.headers.get(name),
-      query: target.rawQuery ? new URLSearchParams(target.rawQuery) : null,
-    });
+    const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, req.headers, target.rawQuery));
     if (!matched) return fail(new SpookyError('no_route', `no route for ${target.host}${target.path}`));
     const pool = matched.pool;
     rec.route = matched.routeId;

@@ -49,7 +49,7 @@ export class Runtime implements AdminSource {
     this.log = opts.log;
     this.registry = new EndpointRegistry(opts.clock, (backend, tls) => createTransport(backend, tls), (endpoint, t) => {
       const level = t.healthy ? 'info' : 'warn';
-      this.log[level]({ event: 'health_change', backend: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
+      this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
     });
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);

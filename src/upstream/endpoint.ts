@@ -16,8 +16,10 @@ export type HealthListener = (endpoint: Endpoint, transition: HealthTransition) 
 
 /** Shared state of one backend address. */
 export class Endpoint {
-  /** Registry key: protocol and origin (and TLS policy). */
+  /** Registry key: pool, protocol and origin (and TLS policy). */
   readonly key: string;
+  /** Backend id (as first configured in the pool). */
+  readonly id: string;
   /** Parsed backend URL. */
   readonly url: URL;
   /** Upstream protocol. */
@@ -39,12 +41,15 @@ export class Endpoint {
 
   constructor(
     key: string,
+    /** Pool this endpoint belongs to. */
+    readonly pool: string,
     backend: BackendConfig,
     transport: Transport,
     private readonly clock: Clock,
     private readonly onHealth: HealthListener,
   ) {
     this.key = key;
+    this.id = backend.id;
     this.url = backend.url;
     this.protocol = backend.protocol;
     this.authority = backend.url.host;
@@ -108,7 +113,7 @@ export class PoolMember implements Candidate {
     return this.endpoint.available();
   }
 
-  /** Requests in flight to this endpoint (across pools). */
+  /** Requests in flight to this endpoint. */
   inFlight(): number {
     return this.endpoint.inFlight;
   }

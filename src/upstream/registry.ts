@@ -1,8 +1,9 @@
 /**
- * Endpoints keyed by backend address, so their state (connections, health, latency, counters) carries over
- * from one config generation to the next. `sync(config)` makes the registry match a config: new addresses get
- * an endpoint and start their health checks, kept ones get the new policy, removed ones stop probing and close
- * their connections once in-flight requests end.
+ * Endpoints keyed by pool and backend address, so their state (health, latency, counters) carries over from
+ * one config generation to the next; connection pools (transports) are keyed by address alone and shared by
+ * every pool that names the same backend. `sync(config)` makes the registry match a config: new backends get
+ * an endpoint and start their health checks, kept ones get the new policy, removed ones stop probing, and a
+ * transport no pool uses any more closes its connections once in-flight requests end.
  */
 import type { BackendConfig, Config, UpstreamTlsConfig } from '../config/types.ts';
 import { HealthChecker } from '../health/checker.ts';
@@ -15,18 +16,25 @@ export type TransportFactory = (backend: BackendConfig, tls: UpstreamTlsConfig) 
 
 interface Entry {
   endpoint: Endpoint;
+  transportKey: string;
   checker?: HealthChecker;
 }
 
-/** Registry key of a backend: protocol, origin and TLS policy. */
-export function endpointKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
+/** Key of a connection pool: protocol, origin and TLS policy. */
+export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
   const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}` : '';
   return `${backend.protocol}|${backend.url.host}${tlsPart}`;
+}
+
+/** Key of an endpoint: its pool and its transport key. */
+export function endpointKey(pool: string, backend: BackendConfig, tls: UpstreamTlsConfig): string {
+  return `${pool}|${transportKey(backend, tls)}`;
 }
 
 /** All endpoints of the running process. */
 export class EndpointRegistry {
   private readonly entries = new Map<string, Entry>();
+  private readonly transports = new Map<string, Transport>();
 
   constructor(
     private readonly clock: Clock,
@@ -40,14 +48,14 @@ export class EndpointRegistry {
    * requests finish.
    */
   sync(config: Config): Map<string, Map<string, Endpoint>> {
-    const wanted = new Map<string, { backend: BackendConfig; tls: UpstreamTlsConfig }>();
+    const wanted = new Map<string, { pool: string; backend: BackendConfig; tls: UpstreamTlsConfig; transportKey: string }>();
     const byPool = new Map<string, Map<string, string>>();
     for (const pool of config.pools) {
       const ids = new Map<string, string>();
       for (const backend of pool.backends) {
-        const key = endpointKey(backend, pool.tls);
+        const key = endpointKey(pool.name, backend, pool.tls);
         ids.set(backend.id, key);
-        if (!wanted.has(key)) wanted.set(key, { backend, tls: pool.tls });
+        if (!wanted.has(key)) wanted.set(key, { pool: pool.name, backend, tls: pool.tls, transportKey: transportKey(backend, pool.tls) });
       }
       byPool.set(pool.name, ids);
     }
@@ -55,19 +63,29 @@ export class EndpointRegistry {
     for (const [key, entry] of this.entries) {
       if (wanted.has(key)) continue;
       entry.checker?.stop();
-      entry.endpoint.transport.close();
       this.entries.delete(key);
     }
+    const usedTransports = new Set([...wanted.values()].map((w) => w.transportKey));
+    for (const [key, transport] of this.transports) {
+      if (usedTransports.has(key)) continue;
+      transport.close();
+      this.transports.delete(key);
+    }
 
-    for (const [key, { backend, tls }] of wanted) {
+    for (const [key, { pool, backend, tls, transportKey: tk }] of wanted) {
       const existing = this.entries.get(key);
       if (existing) {
         existing.endpoint.setHealthPolicy(backend.health_check);
         this.syncChecker(existing, backend, tls);
         continue;
       }
-      const endpoint = new Endpoint(key, backend, this.transportFor(backend, tls), this.clock, this.onHealth);
-      const entry: Entry = { endpoint };
+      let transport = this.transports.get(tk);
+      if (!transport) {
+        transport = this.transportFor(backend, tls);
+        this.transports.set(tk, transport);
+      }
+      const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth);
+      const entry: Entry = { endpoint, transportKey: tk };
       this.entries.set(key, entry);
       this.syncChecker(entry, backend, tls);
     }
@@ -111,10 +129,9 @@ export class EndpointRegistry {
 
   /** Stops every health check and closes every connection pool. */
   close(): void {
-    for (const entry of this.entries.values()) {
-      entry.checker?.stop();
-      entry.endpoint.transport.close();
-    }
+    for (const entry of this.entries.values()) entry.checker?.stop();
+    for (const transport of this.transports.values()) transport.close();
     this.entries.clear();
+    this.transports.clear();
   }
 }

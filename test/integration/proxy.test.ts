@@ -206,7 +206,7 @@ upstream:
       - { id: live, address: "${live.address}" }
   dead:
     route: { path_prefix: /dead }
-    backends: [{ id: dead, address: "${deadAddress}" }]
+    backends: [{ id: dead, address: "http://127.0.0.1:1" }]
   down:
     route: { path_prefix: /down }
     backends: [{ id: down, address: "${live.address}", health_check: { path: /nope-404, initial: unhealthy, interval: 60000 } }]

@@ -1,12 +1,15 @@
 /**
  * A real backend for integration tests, run as its own process:
  *   bun test/support/backend-server.ts --name a [--port N] [--protocol http1|h2c|h2] [--cert F --key F]
- * Prints one JSON line `{"event":"ready","port":N}` when listening. Endpoints:
+ * Prints one JSON line `{"event":"ready","port":N}` when listening. Endpoints (matched at the end of the path,
+ * so a route prefix in front does not matter: `/api/health` is `/health`):
  *   /health           200 "ok" (or 503 after POST /admin/unhealthy, 200 again after POST /admin/healthy)
  *   /big?bytes=N      N bytes of body, streamed in 64 KiB chunks
  *   /upload           (POST) counts the streamed request body, answers {"bytes":N}
  *   /slow?ms=N        answers after N ms
  *   /status/N         answers with status N
+ *   /interop/page     an HTML page with 20 images from /interop/res/N.svg that reports, once loaded, each
+ *                     resource's nextHopProtocol and serving backend (Server-Timing) into <pre id="result">
  *   anything else     JSON echo: backend name, method, path, headers
  */
 import { parseArgs } from 'node:util';
@@ -24,6 +27,19 @@ const name = values.name as string;
 let healthy = true;
 const CHUNK = new Uint8Array(64 * 1024).fill(120);
 
+const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4" fill="orange"/></svg>';
+const images = Array.from({ length: 20 }, (_, i) => `<img src="/interop/res/${i}.svg">`).join('');
+const INTEROP_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>interop</title></head><body>${images}
+<pre id="result">pending</pre>
+<script>
+window.addEventListener('load', () => {
+  const entries = performance.getEntriesByType('resource').filter((e) => e.name.includes('/interop/res/'));
+  const nav = performance.getEntriesByType('navigation')[0];
+  const pick = (e) => ({ name: new URL(e.name).pathname, protocol: e.nextHopProtocol, backend: (e.serverTiming.find((t) => t.name === 'backend') || {}).description || null });
+  document.getElementById('result').textContent = JSON.stringify({ page: pick(nav), resources: entries.map(pick) });
+});
+</script></body></html>`;
+
 const server = Bun.serve({
   hostname: '127.0.0.1',
   port: Number(values.port),
@@ -34,7 +50,9 @@ const server = Bun.serve({
   idleTimeout: 60,
   async fetch(req) {
     const url = new URL(req.url);
-    const p = url.pathname;
+    const full = url.pathname;
+    const m = /\/(health|admin\/unhealthy|admin\/healthy|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(full);
+    const p = m ? `/${m[1]}` : full;
     if (p === '/health') return new Response(healthy ? 'ok' : 'down', { status: healthy ? 200 : 503 });
     if (p === '/admin/unhealthy') {
       healthy = false;
@@ -67,13 +85,17 @@ const server = Bun.serve({
       await Bun.sleep(Number(url.searchParams.get('ms') ?? '1000'));
       return new Response(`slow from ${name}`, { headers: { 'x-backend': name } });
     }
+    if (p === '/interop/page') return new Response(INTEROP_PAGE, { headers: { 'content-type': 'text/html; charset=utf-8', 'server-timing': `backend;desc="${name}"` } });
+    if (p.startsWith('/interop/res/')) {
+      return new Response(SVG, { headers: { 'content-type': 'image/svg+xml', 'cache-control': 'no-store', 'server-timing': `backend;desc="${name}"` } });
+    }
     if (p.startsWith('/status/')) {
       const status = Number(p.slice(8));
       return new Response(status === 204 || status === 304 ? null : `status ${status} from ${name}`, { status, headers: { 'x-backend': name } });
     }
     const body = req.body ? await req.text() : '';
     return Response.json(
-      { backend: name, method: req.method, path: p + url.search, headers: Object.fromEntries(req.headers), body },
+      { backend: name, method: req.method, path: full + url.search, headers: Object.fromEntries(req.headers), body },
       { headers: { 'x-backend': name, 'set-cookie': 'a=1' } },
     );
   },

@@ -1,0 +1,147 @@
+/**
+ * Benchmark of the HTTP/1.1 upstream client (src/upstream/http1.ts) against `fetch`.
+ *
+ *   bun bench/http1-client.ts [--seconds 3] [--concurrency 64,512]
+ *
+ * Starts a Bun.serve backend in a child process on 127.0.0.1 (port 0; it prints its port), then for each
+ * client and concurrency runs that many request loops (small GET, body read to the end) for a fixed time and
+ * prints requests/s, client CPU µs per request (process.cpuUsage, user + system) and connections opened
+ * during the measured run (kernel `ActiveOpens` counter delta, system-wide; for our transport also its stats).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Http1Transport } from '../src/upstream/http1.ts';
+import type { UpstreamRequest } from '../src/upstream/transport.ts';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'boolean', default: false },
+    seconds: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '64,512' },
+  },
+});
+
+if (values.backend) {
+  const body = 'hello, world!';
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    development: false,
+    fetch() {
+      return new Response(body);
+    },
+  });
+  console.log(JSON.stringify({ event: 'ready', port: server.port }));
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(values.seconds);
+  const levels = (values.concurrency as string).split(',').map(Number);
+  const child = Bun.spawn([process.execPath, import.meta.path, '--backend'], { stdout: 'pipe', stderr: 'inherit' });
+  const port = await readPort(child.stdout);
+  const base = `http://127.0.0.1:${port}`;
+
+  type Client = { name: string; one: () => Promise<void>; opened?: () => number; close?: () => void };
+  const makeTransport = (): Client => {
+    const t = new Http1Transport({ host: '127.0.0.1', port }, { maxIdlePerBackend: 1024 });
+    const signal = new AbortController().signal;
+    const opts = { connectTimeoutMs: 5000, responseHeaderTimeoutMs: 5000 };
+    const req: UpstreamRequest = { method: 'GET', target: '/', headers: [['host', `127.0.0.1:${port}`], ['accept', '*/*']], body: null, signal };
+    return {
+      name: 'Http1Transport',
+      async one() {
+        const res = await t.request(req, opts);
+        if (res.body !== null) for await (const _ of res.body);
+      },
+      opened: () => t.stats().connectionsOpened,
+      close: () => t.close(),
+    };
+  };
+  const makeFetch = (): Client => ({
+    name: 'fetch',
+    async one() {
+      const res = await fetch(`${base}/`, { headers: { accept: '*/*' } });
+      await res.arrayBuffer();
+    },
+  });
+
+  // Warm the backend's JIT (and ours) before measuring anything, so the first row is not penalised.
+  for (const make of [makeTransport, makeFetch]) {
+    const client = make();
+    await run(client.one, 64, 1);
+    client.close?.();
+  }
+  const rows: string[][] = [['client', 'concurrency', 'req/s', 'CPU µs/req', 'TCP connects (kernel)', 'connectionsOpened']];
+  for (const conc of levels) {
+    for (const make of [makeTransport, makeFetch]) {
+      const client = make();
+      await run(client.one, conc, 0.5); // warm-up (opens the pool)
+      const connects0 = tcpActiveOpens();
+      const openedBefore = client.opened?.() ?? 0;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const n = await run(client.one, conc, seconds);
+      const elapsed = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const connects = tcpActiveOpens() - connects0;
+      const openedDuring = client.opened ? String(client.opened() - openedBefore) : '-';
+      rows.push([
+        client.name,
+        String(conc),
+        Math.round(n / elapsed).toString(),
+        ((cpu.user + cpu.system) / n).toFixed(1),
+        String(connects),
+        openedDuring,
+      ]);
+      client.close?.();
+      await Bun.sleep(200);
+    }
+  }
+  printTable(rows);
+  console.log(`(${seconds} s per row after 0.5 s warm-up; connects counted during the measured run only: kernel`);
+  console.log(' TcpExt ActiveOpens delta, system-wide, and Http1Transport.stats().connectionsOpened delta)');
+  child.kill();
+  await child.exited;
+}
+
+/** Outgoing TCP connects of the whole machine so far (/proc/net/snmp `Tcp: ActiveOpens`). */
+function tcpActiveOpens(): number {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n');
+  const tcp = lines.filter((l) => l.startsWith('Tcp:'));
+  const names = tcp[0]!.split(/\s+/);
+  const vals = tcp[1]!.split(/\s+/);
+  return Number(vals[names.indexOf('ActiveOpens')]);
+}
+
+async function run(one: () => Promise<void>, conc: number, seconds: number): Promise<number> {
+  const deadline = performance.now() + seconds * 1000;
+  let count = 0;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      await one();
+      count++;
+    }
+  };
+  await Promise.all(Array.from({ length: conc }, loop));
+  return count;
+}
+
+async function readPort(stream: ReadableStream<Uint8Array>): Promise<number> {
+  const dec = new TextDecoder();
+  let buf = '';
+  const deadline = performance.now() + 10_000;
+  for await (const chunk of stream) {
+    buf += dec.decode(chunk, { stream: true });
+    const nl = buf.indexOf('\n');
+    if (nl >= 0) return (JSON.parse(buf.slice(0, nl)) as { port: number }).port;
+    if (performance.now() > deadline) break;
+  }
+  throw new Error('backend did not report its port');
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
+}

@@ -1,0 +1,150 @@
+/**
+ * Benchmark of the HTTP/2 upstream client (h2c): requests per second and client CPU microseconds per request
+ * (`process.cpuUsage()`, user + system, of this process only) at several concurrency levels, against a
+ * `node:http2` h2c server in a child process (`Bun.spawn`). For reference it also measures bare `node:http2`
+ * client streams without the transport, so the transport's own overhead is visible.
+ *
+ * Run: `bun bench/http2-client.ts [seconds-per-run=5] [concurrency list=64,256]`
+ * Client and server share the machine's cores, so absolute numbers depend on the host.
+ */
+import http2 from 'node:http2';
+import { Http2Transport } from '../src/upstream/http2.ts';
+import type { UpstreamRequest } from '../src/upstream/transport.ts';
+
+/** The child: a small h2c server answering every request with 200 and a short body. */
+async function serve(): Promise<void> {
+  const srv = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+  srv.on('session', (s) => s.on('error', () => {}));
+  srv.on('stream', (st: http2.ServerHttp2Stream) => {
+    st.on('error', () => {});
+    st.respond({ ':status': 200, 'content-type': 'text/plain', 'content-length': '11' });
+    st.end('hello world');
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+  process.stdout.write(`${JSON.stringify({ port: (srv.address() as { port: number }).port })}\n`);
+}
+
+/** Starts the server child and returns its port and a stop function. */
+async function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const proc = Bun.spawn([process.execPath, import.meta.path, 'serve'], { stdout: 'pipe', stderr: 'inherit' });
+  const reader = proc.stdout.getReader();
+  let buf = '';
+  const deadline = setTimeout(() => proc.kill(), 10_000);
+  while (!buf.includes('\n')) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error('server exited');
+    buf += new TextDecoder().decode(value);
+  }
+  clearTimeout(deadline);
+  reader.releaseLock();
+  const { port } = JSON.parse(buf.slice(0, buf.indexOf('\n'))) as { port: number };
+  return {
+    port,
+    stop: async () => {
+      proc.kill();
+      await proc.exited;
+    },
+  };
+}
+
+interface Result {
+  label: string;
+  concurrency: number;
+  requests: number;
+  seconds: number;
+  cpuUsPerReq: number;
+}
+
+/** Runs `one` in `concurrency` loops for a warm-up second, then for `seconds`, and measures. */
+async function measure(label: string, concurrency: number, seconds: number, one: () => Promise<void>): Promise<Result> {
+  let running = true;
+  let count = 0;
+  const loop = async () => {
+    while (running) {
+      await one();
+      count++;
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  await Bun.sleep(1000); // warm-up (JIT, connection)
+  const c0 = count;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Bun.sleep(seconds * 1000);
+  const cpu = process.cpuUsage(cpu0);
+  const t = (performance.now() - t0) / 1000;
+  const n = count - c0;
+  running = false;
+  await Promise.all(loops);
+  return { label, concurrency, requests: n, seconds: t, cpuUsPerReq: (cpu.user + cpu.system) / n };
+}
+
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body) return;
+  const r = body.getReader();
+  while (!(await r.read()).done) {
+    // discard
+  }
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.argv[2] ?? 5);
+  const levels = (process.argv[3] ?? '64,256').split(',').map(Number);
+  const server = await startServer();
+  const results: Result[] = [];
+  try {
+    for (const c of levels) {
+      const t = new Http2Transport({ host: '127.0.0.1', port: server.port });
+      const opts = { connectTimeoutMs: 5000, responseHeaderTimeoutMs: 10_000 };
+      results.push(
+        await measure('Http2Transport', c, seconds, async () => {
+          const req: UpstreamRequest = {
+            method: 'GET',
+            target: '/',
+            headers: [
+              ['host', 'bench.local'],
+              ['accept', '*/*'],
+              ['user-agent', 'spooky-bench'],
+            ],
+            body: null,
+            signal: new AbortController().signal,
+          };
+          const res = await t.request(req, opts);
+          if (res.status !== 200) throw new Error(`status ${res.status}`);
+          await drain(res.body);
+        }),
+      );
+      const st = t.stats();
+      t.close();
+      if (st.connectionsOpened !== 1) console.error(`note: ${st.connectionsOpened} connections were opened`);
+
+      const session = http2.connect(`http://127.0.0.1:${server.port}`);
+      session.on('error', () => {});
+      await new Promise((r) => session.once('remoteSettings', r));
+      results.push(
+        await measure('bare node:http2', c, seconds, () => {
+          return new Promise<void>((resolve, reject) => {
+            const s = session.request(
+              { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
+              { endStream: true },
+            );
+            s.on('error', reject);
+            s.on('data', () => {});
+            s.on('close', () => resolve());
+          });
+        }),
+      );
+      session.close();
+    }
+  } finally {
+    await server.stop();
+  }
+  console.log('| client | concurrency | req/s | client CPU µs/req |');
+  console.log('| --- | --- | --- | --- |');
+  for (const r of results) {
+    console.log(`| ${r.label} | ${r.concurrency} | ${Math.round(r.requests / r.seconds)} | ${r.cpuUsPerReq.toFixed(1)} |`);
+  }
+}
+
+if (process.argv[2] === 'serve') await serve();
+else await main();

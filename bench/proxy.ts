@@ -1,0 +1,147 @@
+/**
+ * HTTP/3 proxy benchmark (`npm run bench`, optional flags: --clients N --concurrency C --duration MS).
+ *
+ * In one run, against the same HTTP/3 load (N client processes, C request loops each):
+ *   (a) a direct Bun HTTP/3 server that answers by itself (baseline),
+ *   (b) Spooky in front of an HTTP/1.1 backend,
+ *   (c) Spooky in front of an h2c backend.
+ * Prints requests/s, p50/p99 latency, Spooky's CPU time per request (process CPU from /proc / requests) and
+ * RSS, and the ratios to (a). Everything runs on this machine, so clients, proxy and backend share the cores.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
+
+const ROOT = resolve(import.meta.dir, '..');
+const BUN = process.execPath;
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '16' },
+    duration: { type: 'string', default: '5000' },
+  },
+});
+const clients = Number(values.clients);
+const concurrency = Number(values.concurrency);
+const duration = Number(values.duration);
+const TICK = 100; // USER_HZ: /proc/<pid>/stat reports CPU in 1/100 s
+
+async function spawnReady(args: string[], pred: (rec: Record<string, unknown>) => boolean): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Record<string, unknown> }> {
+  const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    for (const line of buf.split('\n')) {
+      try {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (pred(rec)) {
+          // keep draining stdout so the child never blocks on a full pipe
+          void (async () => {
+            for (;;) if ((await reader.read()).done) break;
+          })();
+          return { proc, rec };
+        }
+      } catch {}
+    }
+  }
+  proc.kill();
+  throw new Error(`not ready: ${args.join(' ')}`);
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  cpuUsPerReq?: number;
+  rss?: number;
+}
+
+async function load(url: string): Promise<{ requests: number; errors: number; rps: number; p50: number; p99: number }> {
+  const procs = Array.from({ length: clients }, () =>
+    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(duration)], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' }),
+  );
+  const outs = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout as ReadableStream).text()) as { requests: number; errors: number; elapsedMs: number; p50: number; p99: number }));
+  const requests = outs.reduce((s, o) => s + o.requests, 0);
+  const errors = outs.reduce((s, o) => s + o.errors, 0);
+  const elapsed = Math.max(...outs.map((o) => o.elapsedMs));
+  // p50/p99 across clients: request-weighted mean of per-client quantiles (clients are symmetric)
+  const p50 = outs.reduce((s, o) => s + o.p50 * o.requests, 0) / Math.max(1, requests);
+  const p99 = Math.max(...outs.map((o) => o.p99));
+  return { requests, errors, rps: (requests / elapsed) * 1000, p50, p99 };
+}
+
+async function measureSpooky(name: string, url: string, pid: number): Promise<Result> {
+  const cpu0 = cpuSeconds(pid);
+  const r = await load(url);
+  const cpu = cpuSeconds(pid) - cpu0;
+  // warm-up requests (500 ms per client) are not counted in r.requests but do use CPU: scale by measured share
+  const total = r.requests * (1 + 500 / duration);
+  return { name, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, cpuUsPerReq: (cpu / total) * 1e6, rss: rssMiB(pid) };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-'));
+const { cert, key } = await ensureSelfSignedCertificate(dir);
+const procs: ReturnType<typeof Bun.spawn>[] = [];
+try {
+  const direct = await spawnReady(['bench/direct-h3.ts', cert, key], (r) => typeof r.port === 'number');
+  procs.push(direct.proc);
+  const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
+  const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], (r) => typeof r.port === 'number');
+  procs.push(h1.proc, h2c.proc);
+  const config = join(dir, 'spooky.yaml');
+  writeFileSync(
+    config,
+    `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }
+admin: { port: 0 }
+log: { level: warn, access_log: false }
+upstream:
+  h1:
+    route: { path_prefix: /h1 }
+    backends: [{ id: h1, address: "http://127.0.0.1:${h1.rec.port}" }]
+  h2c:
+    route: { path_prefix: /h2c }
+    backends: [{ id: h2c, address: "h2c://127.0.0.1:${h2c.rec.port}" }]
+`,
+  );
+  const spooky = await spawnReady(['src/main.ts', 'run', '--config', config, '--log-level', 'info'], (r) => r.event === 'listening');
+  procs.push(spooky.proc);
+  const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
+
+  const directLoad = await load(`https://127.0.0.1:${direct.rec.port}/`);
+  const results: Result[] = [{ name: '(a) direct Bun HTTP/3 server', ...directLoad }];
+  results.push(await measureSpooky('(b) Spooky -> HTTP/1.1 backend', `https://127.0.0.1:${port}/h1/x`, spooky.proc.pid));
+  results.push(await measureSpooky('(c) Spooky -> h2c backend', `https://127.0.0.1:${port}/h2c/x`, spooky.proc.pid));
+
+  const base = results[0] as Result;
+  console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
+  console.log(`load: ${clients} HTTP/3 client processes x ${concurrency} loops, ${duration} ms per case, small GET responses`);
+  console.log('');
+  console.log('case                               req/s   p50 ms   p99 ms  errors  spooky CPU us/req  spooky RSS MiB  req/s vs (a)  p50 vs (a)');
+  for (const r of results) {
+    console.log(
+      `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)}`,
+    );
+  }
+} finally {
+  for (const p of procs) p.kill();
+}

@@ -1,0 +1,60 @@
+/**
+ * Small helpers shared by the strategies: the usable test (available and not excluded), weight normalisation,
+ * hash-key presence and a binary search over cumulative weights. Nothing here allocates per pick.
+ */
+import type { Candidate, PickContext } from './types.ts';
+
+/**
+ * True when `c` may be returned by a pick: not in `exclude` and available now. The exclude set is checked
+ * first because it is cheaper than `available()`, which may read the clock.
+ */
+export function usable(c: Candidate, exclude: ReadonlySet<string> | undefined): boolean {
+  return (exclude === undefined || !exclude.has(c.id)) && c.available();
+}
+
+/**
+ * The weight a strategy uses for `c`: its weight when finite and positive, else 1. The config only allows
+ * 1..1000; this keeps a stray 0, negative or NaN from dividing by zero or poisoning a sum.
+ */
+export function weightOf(c: Candidate): number {
+  const w = c.weight;
+  return Number.isFinite(w) && w > 0 ? w : 1;
+}
+
+/**
+ * The hash key of `ctx`, or undefined when it is missing. An empty string counts as missing: hashing it would
+ * pin every such request to one backend.
+ */
+export function hashKeyOf(ctx: PickContext): string | undefined {
+  const k = ctx.hashKey;
+  return k === undefined || k.length === 0 ? undefined : k;
+}
+
+/**
+ * Cumulative weights of `candidates` (entry i is the sum of weights 0..i), for {@link searchCumulative}.
+ */
+export function cumulativeWeights(candidates: readonly Candidate[]): Float64Array {
+  const cum = new Float64Array(candidates.length);
+  let sum = 0;
+  for (let i = 0; i < candidates.length; i++) {
+    sum += weightOf(candidates[i] as Candidate);
+    cum[i] = sum;
+  }
+  return cum;
+}
+
+/**
+ * The index of the slot that `point` (in [0, total)) falls in: the first i with `cum[i] > point`. Points at or
+ * past the total (a random source returning 1, rounding) land in the last slot. O(log n). `cum` must be
+ * non-empty.
+ */
+export function searchCumulative(cum: Float64Array, point: number): number {
+  let lo = 0;
+  let hi = cum.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((cum[mid] as number) > point) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}

@@ -1,0 +1,286 @@
+/**
+ * Checks that span several fields, and the Rust-compatibility warnings. They run on the plain JS value
+ * of the YAML document even when the schema found errors elsewhere, so one load reports every problem;
+ * every check therefore looks at the types itself and stays silent about values the schema rejects.
+ */
+import { isLoopback } from './parse.ts';
+import { canonicalStrategy, HOST_POLICY_MODES, STICKY_CID_NAMES } from './schema.ts';
+import type { PathSegment, SourceMap, Target } from './source.ts';
+import type { ConfigIssue } from './types.ts';
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** Where issues go. */
+interface Sink {
+  error(path: readonly PathSegment[], target: Target, message: string): void;
+  warn(path: readonly PathSegment[], target: Target, message: string): void;
+  line(path: readonly PathSegment[], target?: Target): number;
+}
+
+const ROOT_RUST_ONLY: Readonly<Record<string, string>> = {
+  performance: 'tune with `timeouts` and `limits` instead',
+  resilience: 'retries, breakers and passive health are built in; see `health_check`',
+  observability: 'metrics and status are served by `admin`',
+  security: 'run Spooky as an unprivileged user (or bind low ports with a capability) instead of dropping privileges',
+  secrets: 'put values into the file or template the file before loading',
+};
+
+const TLS_RUST_ONLY: Readonly<Record<string, string>> = {
+  ca_dir: 'put the CAs into one PEM bundle and use `ca_file`',
+  client_certificate: 'client certificates towards backends are not supported',
+  client_certificate_ref: 'client certificates towards backends are not supported',
+  client_key: 'client certificates towards backends are not supported',
+  client_key_ref: 'client certificates towards backends are not supported',
+};
+
+/** Runs the cross-field checks and Rust-compat warnings over the raw document value. */
+export function crossFieldChecks(raw: unknown, src: SourceMap): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const sink: Sink = {
+    error: (p, t, m) => errors.push(src.issue('error', p, t, m)),
+    warn: (p, t, m) => warnings.push(src.issue('warning', p, t, m)),
+    line: (p, t = 'value') => src.pos(p, t).line,
+  };
+  if (!isObj(raw)) return { errors, warnings };
+  for (const [key, hint] of Object.entries(ROOT_RUST_ONLY)) {
+    if (key in raw) sink.warn([key], 'key', `\`${key}\` is a Rust Spooky section that this Spooky does not implement; it is ignored (${hint})`);
+  }
+  checkListeners(raw, sink);
+  checkAdmin(raw, sink);
+  if (isObj(raw.upstream_tls)) checkTlsCompat(raw.upstream_tls, ['upstream_tls'], sink);
+  checkLoadBalancing(raw.load_balancing, ['load_balancing'], sink);
+  checkPools(raw, sink);
+  return { errors, warnings };
+}
+
+function checkListeners(root: Obj, sink: Sink): void {
+  const list: Array<[unknown, PathSegment[]]> = [];
+  const many = Array.isArray(root.listeners) && root.listeners.length > 0;
+  if (many) {
+    (root.listeners as unknown[]).forEach((l, i) => list.push([l, ['listeners', i]]));
+    if (root.listen !== undefined) sink.warn(['listen'], 'key', '`listen` is ignored because `listeners` is given');
+  } else if (root.listen !== undefined) {
+    list.push([root.listen, ['listen']]);
+  } else {
+    sink.error([], 'missing', 'missing required key `listen` (or a non-empty `listeners` list)');
+    return;
+  }
+  const bound = new Map<string, PathSegment[]>();
+  for (const [l, path] of list) {
+    if (!isObj(l)) continue;
+    checkListenerTls(l, path, sink);
+    const address = l.address ?? '0.0.0.0';
+    const port = l.port ?? 9889;
+    if (typeof address === 'string' && typeof port === 'number' && port !== 0) {
+      const k = `${address}|${port}`;
+      const first = bound.get(k);
+      if (first) sink.error(path, 'value', `another listener already uses ${address} port ${port} (line ${sink.line(first)})`);
+      else bound.set(k, path);
+    }
+  }
+}
+
+function checkListenerTls(l: Obj, path: PathSegment[], sink: Sink): void {
+  const tls = l.tls;
+  if (tls === undefined) {
+    sink.error(path, 'missing', 'the listener has no certificate: set `tls.cert` and `tls.key` (HTTP/3 always uses TLS)');
+    return;
+  }
+  if (!isObj(tls)) return;
+  const tp = [...path, 'tls'];
+  if (tls.cert !== undefined && tls.key === undefined) sink.error(tp, 'missing', '`tls.cert` is set but `tls.key` is missing');
+  if (tls.key !== undefined && tls.cert === undefined) sink.error(tp, 'missing', '`tls.key` is set but `tls.cert` is missing');
+  const certs = tls.certificates;
+  if (tls.cert === undefined && tls.key === undefined && !(Array.isArray(certs) && certs.length > 0)) {
+    sink.error(tp, 'missing', 'the listener has no certificate: set `cert` and `key` (or list SNI `certificates`)');
+  }
+  if (Array.isArray(certs)) {
+    const seen = new Map<string, PathSegment[]>();
+    certs.forEach((c, i) => {
+      if (!isObj(c) || typeof c.server_name !== 'string') return;
+      const name = c.server_name.toLowerCase();
+      const p = [...tp, 'certificates', i, 'server_name'];
+      const first = seen.get(name);
+      if (first) sink.error(p, 'value', `duplicate SNI server name "${name}" (first at line ${sink.line(first)})`);
+      else seen.set(name, p);
+    });
+  }
+  if ('client_auth' in tls) {
+    const ca = tls.client_auth;
+    const p = [...tp, 'client_auth'];
+    if (isObj(ca) && ca.enabled === true) {
+      sink.error(
+        p,
+        'key',
+        'client certificate authentication (`client_auth`, a Rust Spooky feature) is not implemented; ignoring it would accept any client, so remove it or set `enabled: false`',
+      );
+    } else {
+      sink.warn(p, 'key', '`client_auth` is a Rust Spooky setting that this Spooky does not implement; it is ignored');
+    }
+  }
+}
+
+function checkAdmin(root: Obj, sink: Sink): void {
+  const admin = root.admin;
+  if (!isObj(admin) || admin.enabled === false) return;
+  const address = admin.address;
+  if (typeof address === 'string' && !isLoopback(address) && admin.token === undefined) {
+    sink.warn(['admin', 'address'], 'value', `the admin listener is reachable beyond loopback (${address}) without a \`token\``);
+  }
+}
+
+function checkTlsCompat(tls: Obj, path: PathSegment[], sink: Sink): void {
+  for (const [key, hint] of Object.entries(TLS_RUST_ONLY)) {
+    if (key in tls) sink.warn([...path, key], 'key', `\`${key}\` is a Rust Spooky setting that this Spooky does not implement; it is ignored (${hint})`);
+  }
+}
+
+function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void {
+  if (!isObj(lb)) return;
+  const type = lb.type === undefined ? 'round-robin' : lb.type;
+  if (typeof type !== 'string') return;
+  if (STICKY_CID_NAMES.has(type)) {
+    const ignored = lb.key !== undefined ? '; `key` is ignored' : '';
+    sink.warn(
+      [...path, 'type'],
+      'value',
+      `\`${type}\` (the Rust Spooky's affinity by QUIC connection id) cannot be honoured here; using consistent-hash keyed by client_ip instead${ignored}`,
+    );
+    return;
+  }
+  const canonical = canonicalStrategy(type);
+  if (canonical === undefined || canonical === 'consistent-hash') return;
+  for (const k of ['key', 'virtual_nodes']) {
+    if (lb[k] !== undefined) sink.warn([...path, k], 'key', `\`${k}\` is only used by consistent-hash; it is ignored for \`${canonical}\``);
+  }
+}
+
+/** A canonical text of a route's conditions, or undefined when its shape is invalid (the schema reports it). */
+function routeSignature(r: unknown): string | undefined {
+  if (!isObj(r)) return undefined;
+  const list = (v: unknown, f: (s: string) => string): string[] | undefined | null => {
+    if (v === undefined) return [];
+    const items = Array.isArray(v) ? v : [v];
+    if (!items.every((x) => typeof x === 'string')) return null;
+    return [...new Set(items.map((x) => f(x as string)))].sort();
+  };
+  const hosts = list(r.host, (s) => s.toLowerCase());
+  const methods = list(r.method, (s) => s.toUpperCase());
+  if (!hosts || !methods) return undefined;
+  const exact = r.path ?? r.path_exact;
+  let prefix = r.path_prefix;
+  if (prefix === '/') prefix = undefined; // "/" matches every path, like no prefix at all
+  const conds = (v: unknown, lower: boolean): Array<[string, string]> | undefined => {
+    if (v === undefined) return [];
+    if (!isObj(v)) return undefined;
+    const out: Array<[string, string]> = [];
+    for (const [name, c] of Object.entries(v)) {
+      let sig: string;
+      if (typeof c === 'string' || typeof c === 'number' || typeof c === 'boolean') sig = `=${String(c)}`;
+      else if (isObj(c) && c.present === true) sig = '?';
+      else if (isObj(c) && c.present === false) sig = '!';
+      else if (isObj(c) && typeof c.regex === 'string') sig = `~${c.regex}`;
+      else if (isObj(c) && typeof c.equals === 'string') sig = `=${c.equals}`;
+      else return undefined;
+      out.push([lower ? name.toLowerCase() : name, sig]);
+    }
+    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  };
+  const headers = conds(r.headers, true);
+  const query = conds(r.query, false);
+  if (!headers || !query) return undefined;
+  return JSON.stringify({ hosts, prefix, exact, methods, headers, query });
+}
+
+function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
+  if (r.path !== undefined && r.path_exact !== undefined) {
+    sink.error([...path, 'path_exact'], 'key', '`path` and `path_exact` are the same setting; use only one');
+  }
+  if ((r.path !== undefined || r.path_exact !== undefined) && r.path_prefix !== undefined) {
+    sink.error([...path, 'path_prefix'], 'key', '`path_prefix` cannot be combined with an exact `path`; use one of them');
+  }
+  for (const kind of ['headers', 'query'] as const) {
+    const conds = r[kind];
+    if (!isObj(conds)) continue;
+    for (const [name, c] of Object.entries(conds)) {
+      if (!isObj(c)) continue;
+      const set = ['present', 'regex', 'equals'].filter((k) => c[k] !== undefined);
+      const unknown = Object.keys(c).some((k) => !['present', 'regex', 'equals'].includes(k));
+      if (set.length === 0 && !unknown) {
+        sink.error([...path, kind, name], 'missing', 'a condition needs one of `present`, `regex` or `equals`');
+      } else if (set.length > 1) {
+        sink.error([...path, kind, name], 'value', `use only one of \`present\`, \`regex\`, \`equals\` (found ${set.map((s) => `\`${s}\``).join(', ')})`);
+      }
+    }
+  }
+}
+
+function checkPools(root: Obj, sink: Sink): void {
+  const upstream = root.upstream;
+  if (!isObj(upstream)) return;
+  if (Object.keys(upstream).length === 0) {
+    sink.error(['upstream'], 'value', '`upstream` needs at least one pool');
+    return;
+  }
+  const signatures: Array<{ pool: string; sig: string; path: PathSegment[]; target: Target }> = [];
+  for (const [name, pool] of Object.entries(upstream)) {
+    if (!isObj(pool)) continue;
+    const pp: PathSegment[] = ['upstream', name];
+    if ('forwarded_headers' in pool) {
+      sink.warn([...pp, 'forwarded_headers'], 'key', '`forwarded_headers` is ignored: Spooky trusts forwarding headers only from trusted_proxies');
+    }
+    if (isObj(pool.tls)) checkTlsCompat(pool.tls, [...pp, 'tls'], sink);
+    checkLoadBalancing(pool.load_balancing, [...pp, 'load_balancing'], sink);
+    checkHostPolicy(pool.host_policy, [...pp, 'host_policy'], sink);
+
+    // Routes: shape checks, then signatures for the identical-route check across pools.
+    const routes: Array<[unknown, PathSegment[], Target]> = [];
+    if (pool.route === undefined) routes.push([{}, [...pp], 'key']);
+    else if (Array.isArray(pool.route)) pool.route.forEach((r, i) => routes.push([r, [...pp, 'route', i], 'value']));
+    else routes.push([pool.route, [...pp, 'route'], 'value']);
+    const own = new Set<string>();
+    for (const [r, path, target] of routes) {
+      if (!isObj(r)) continue;
+      checkRoute(r, path, sink);
+      const sig = routeSignature(r);
+      if (sig === undefined || own.has(sig)) continue;
+      own.add(sig);
+      const clash = signatures.find((s) => s.sig === sig && s.pool !== name);
+      if (clash) {
+        const what = pool.route === undefined ? 'has no route (catch-all), like' : 'has the same route as';
+        sink.error(
+          path,
+          target,
+          `pool \`${name}\` ${what} pool \`${clash.pool}\` (line ${sink.line(clash.path, clash.target)}); the router could never choose between them, so make the routes differ`,
+        );
+      } else {
+        signatures.push({ pool: name, sig, path, target });
+      }
+    }
+
+    if (Array.isArray(pool.backends)) {
+      const ids = new Map<string, PathSegment[]>();
+      pool.backends.forEach((b, i) => {
+        if (!isObj(b) || typeof b.id !== 'string') return;
+        const p = [...pp, 'backends', i, 'id'];
+        const first = ids.get(b.id);
+        if (first) sink.error(p, 'value', `duplicate backend id "${b.id}" in pool \`${name}\` (first at line ${sink.line(first)})`);
+        else ids.set(b.id, p);
+      });
+    }
+  }
+}
+
+function checkHostPolicy(hp: unknown, path: PathSegment[], sink: Sink): void {
+  if (!isObj(hp)) return;
+  const mode = hp.mode === undefined ? 'pass-through' : typeof hp.mode === 'string' && Object.hasOwn(HOST_POLICY_MODES, hp.mode) ? HOST_POLICY_MODES[hp.mode] : undefined;
+  if (mode === 'rewrite' && hp.host === undefined) sink.error(path, 'missing', '`mode: rewrite` needs `host` (the Host header to send)');
+  if (mode !== undefined && mode !== 'rewrite' && hp.host !== undefined) {
+    sink.error([...path, 'host'], 'key', `\`host\` is only used with \`mode: rewrite\` (mode here is \`${mode}\`)`);
+  }
+}

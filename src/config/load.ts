@@ -1,0 +1,151 @@
+/**
+ * Loads a Spooky config file: YAML -> schema -> cross-field checks -> resolved {@link Config}.
+ *
+ * Every problem in the file is reported in one go (YAML syntax, schema and cross-field errors), each with
+ * file, 1-based line and column of the offending node, its YAML path and a plain message. Loading never
+ * touches the files the config names (certificates, CA bundles): checking those is the listener's job.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isAlias, isCollection, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { z } from 'zod';
+import { crossFieldChecks } from './checks.ts';
+import { zodIssuesToConfigIssues } from './issues.ts';
+import { resolveConfig } from './resolve.ts';
+import { ConfigFileSchema } from './schema.ts';
+import { SourceMap } from './source.ts';
+import type { Config, ConfigIssue } from './types.ts';
+
+export { formatIssue, formatPath } from './source.ts';
+export {
+  CANONICAL_STRATEGIES,
+  canonicalStrategy,
+  LOG_LEVEL_ALIASES,
+  STICKY_CID_NAMES,
+  STRATEGY_ALIASES,
+} from './schema.ts';
+export { DEFAULTS } from './resolve.ts';
+
+/** The result of a load: the config and the warnings, or every error (and the warnings found so far). */
+export type LoadResult =
+  | { ok: true; config: Config; warnings: ConfigIssue[] }
+  | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+/** How many alias expansions a document may need before it is refused (guards against alias bombs). */
+const MAX_ALIAS_COUNT = 1000;
+
+function byPosition(a: ConfigIssue, b: ConfigIssue): number {
+  return a.line - b.line || a.column - b.column;
+}
+
+/** Drops issues that repeat another one at the same position with the same message. */
+function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.line}:${i.column}:${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function yamlMessage(e: YAMLError, src: SourceMap): string {
+  switch (e.code) {
+    case 'DUPLICATE_KEY': {
+      const key = src.pathAtOffset(e.pos[0]).at(-1);
+      return key === undefined ? 'duplicate key' : `duplicate key \`${String(key)}\``;
+    }
+    case 'TAB_AS_INDENT':
+      return 'tabs are not allowed for indentation; use spaces';
+    case 'MULTIPLE_DOCS':
+      return 'the file holds more than one YAML document (a second `---`); Spooky reads exactly one';
+    default:
+      return `invalid YAML: ${e.message}`;
+  }
+}
+
+/**
+ * Loads a config from YAML text. `file` is only used in issues (use `<embedded>` for text that has no
+ * file); relative paths in the config (certificates, CA bundle, log file) are resolved against `baseDir`.
+ */
+export function loadConfigText(text: string, file: string, baseDir: string): LoadResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter,
+    keepSourceTokens: true,
+    prettyErrors: false,
+    merge: true,
+    uniqueKeys: true,
+    logLevel: 'error',
+  });
+  const src = new SourceMap(doc, lineCounter, file);
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const done = (): LoadResult => ({ ok: false, errors: dedupe(errors.sort(byPosition)), warnings: dedupe(warnings.sort(byPosition)) });
+
+  for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
+  for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
+  let unresolved = false;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && !node.resolve(doc)) {
+        unresolved = true;
+        errors.push(src.issueAtOffset('error', node.range?.[0] ?? 0, `unknown alias *${node.source}: no anchor &${node.source} before it`));
+      }
+    },
+    Pair(_key, pair) {
+      if (isCollection(pair.key)) {
+        unresolved = true;
+        errors.push(src.issueAtOffset('error', pair.key.range?.[0] ?? 0, 'map keys must be plain values, not lists or maps'));
+      }
+    },
+  });
+  if (unresolved) return done();
+  // Past a syntax error the document is a guess: keep only the schema and cross-field errors about nodes
+  // that end before the first syntax error, so the report holds no follow-on noise.
+  const syntaxAt = Math.min(...doc.errors.map((e) => e.pos[0]));
+  const beforeSyntaxError = (i: ConfigIssue) => (src.endOf(i) ?? Number.POSITIVE_INFINITY) <= syntaxAt;
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    errors.push(src.issueAtOffset('error', 0, `cannot read the YAML document: ${e instanceof Error ? e.message : String(e)}`));
+    return done();
+  }
+  if (raw === null || raw === undefined) {
+    if (errors.length === 0) errors.push({ severity: 'error', file, line: 1, column: 1, path: '', message: 'the config file is empty' });
+    return done();
+  }
+
+  const parsed = ConfigFileSchema.safeParse(raw);
+  const later: ConfigIssue[] = parsed.success ? [] : zodIssuesToConfigIssues(parsed.error.issues, raw, src, ConfigFileSchema);
+  const cross = crossFieldChecks(raw, src);
+  later.push(...cross.errors);
+  errors.push(...(doc.errors.length > 0 ? later.filter(beforeSyntaxError) : later));
+  warnings.push(...(doc.errors.length > 0 ? cross.warnings.filter(beforeSyntaxError) : cross.warnings));
+
+  if (errors.length > 0 || !parsed.success) return done();
+  return { ok: true, config: resolveConfig(parsed.data, baseDir), warnings: dedupe(warnings.sort(byPosition)) };
+}
+
+/** Reads and loads a config file; relative paths inside it are resolved against the file's folder. */
+export async function loadConfigFile(path: string): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return { ok: false, errors: [{ severity: 'error', file: path, line: 1, column: 1, path: '', message: `cannot read the config file: ${why}` }], warnings: [] };
+  }
+  return loadConfigText(text, path, dirname(resolve(path)));
+}
+
+/**
+ * The JSON Schema (draft-07) of the YAML format, for editors (e.g. the YAML language server's
+ * `# yaml-language-server: $schema=...`). A fresh object on every call.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ConfigFileSchema, { target: 'draft-7', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...schema, title: 'Spooky configuration (version 1)' };
+}

@@ -1,0 +1,250 @@
+/**
+ * Builds the resolved {@link Config} from a validated config file: applies defaults, maps aliases to
+ * canonical names, merges pool-level and backend-level settings, resolves file paths against the config
+ * file's folder and parses addresses. Runs only on a file that passed every check, so a parser failure
+ * here is a bug and throws.
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import {
+  type Parsed,
+  parseBackendAddress,
+  parseHashKey,
+  parseHeaderName,
+  parseHostPattern,
+  parseMethod,
+  parseRegex,
+  parseStatusRange,
+} from './parse.ts';
+import {
+  canonicalStrategy,
+  type ConditionFile,
+  type ConfigFile,
+  HOST_POLICY_MODES,
+  type HealthCheckFile,
+  type ListenerFile,
+  LOG_LEVEL_ALIASES,
+  type LoadBalancingFile,
+  type PoolFile,
+  type ProbeFile,
+  type RouteFile,
+  STICKY_CID_NAMES,
+  type UpstreamTlsFile,
+} from './schema.ts';
+import type {
+  BackendConfig,
+  CertificateConfig,
+  Config,
+  HeaderMatch,
+  HealthCheckConfig,
+  HealthProbeConfig,
+  HostPolicyConfig,
+  ListenerConfig,
+  LoadBalancingConfig,
+  LogConfig,
+  LogLevel,
+  PoolConfig,
+  RouteConfig,
+  UpstreamTlsConfig,
+} from './types.ts';
+
+/** Defaults of the resolved config, in one place (the schema descriptions and REFERENCE.md repeat them). */
+export const DEFAULTS = {
+  listener: { protocol: 'http3', address: '0.0.0.0', port: 9889, idle_timeout_s: 30 },
+  admin: { enabled: true, address: '127.0.0.1', port: 9901 },
+  limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384 },
+  timeouts: { connect_ms: 5000, response_header_ms: 60000 },
+  upstream_tls: { verify_certificates: true, strict_sni: true },
+  load_balancing: { type: 'round-robin', virtual_nodes: 160 },
+  weight: 100,
+  probe: { path: '/health', method: 'GET', interval: 5000, timeout_ms: 1000, expected_status: [200, 399] },
+  health: { failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5 },
+  log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log' },
+} as const;
+
+function must<T>(r: Parsed<T>): T {
+  if (!r.ok) throw new Error(`config resolve: a validated value failed to parse: ${r.message}`);
+  return r.value;
+}
+
+function toList<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/** Resolves the validated file into the {@link Config} the rest of Spooky consumes. */
+export function resolveConfig(file: ConfigFile, baseDir: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolvePath(baseDir, p));
+  const listenerFiles = file.listeners && file.listeners.length > 0 ? file.listeners : file.listen ? [file.listen] : [];
+  const admin = file.admin ?? {};
+  return {
+    version: 1,
+    listeners: listenerFiles.map((l) => resolveListener(l, abs)),
+    admin: {
+      enabled: admin.enabled ?? DEFAULTS.admin.enabled,
+      address: admin.address ?? DEFAULTS.admin.address,
+      port: admin.port ?? DEFAULTS.admin.port,
+      ...(admin.token !== undefined ? { token: admin.token } : {}),
+    },
+    trusted_proxies: (file.trusted_proxies ?? []).map((c) => c.trim()),
+    limits: {
+      max_request_body_bytes: file.limits?.max_request_body_bytes ?? DEFAULTS.limits.max_request_body_bytes,
+      max_header_bytes: file.limits?.max_header_bytes ?? DEFAULTS.limits.max_header_bytes,
+    },
+    timeouts: {
+      connect_ms: file.timeouts?.connect_ms ?? DEFAULTS.timeouts.connect_ms,
+      response_header_ms: file.timeouts?.response_header_ms ?? DEFAULTS.timeouts.response_header_ms,
+    },
+    pools: Object.entries(file.upstream).map(([name, pool]) => resolvePool(name, pool, file, abs)),
+    log: resolveLog(file, abs),
+  };
+}
+
+function resolveListener(l: ListenerFile, abs: (p: string) => string): ListenerConfig {
+  const certificates: CertificateConfig[] = [];
+  if (l.tls?.cert !== undefined && l.tls.key !== undefined) certificates.push({ cert: abs(l.tls.cert), key: abs(l.tls.key) });
+  for (const c of l.tls?.certificates ?? []) {
+    certificates.push({ server_name: c.server_name.toLowerCase(), cert: abs(c.cert), key: abs(c.key) });
+  }
+  return {
+    protocol: 'http3',
+    address: l.address ?? DEFAULTS.listener.address,
+    port: l.port ?? DEFAULTS.listener.port,
+    certificates,
+    idle_timeout_s: l.idle_timeout_s ?? DEFAULTS.listener.idle_timeout_s,
+  };
+}
+
+function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: string) => string): PoolConfig {
+  const routes = pool.route === undefined ? [{}] : toList(pool.route);
+  return {
+    name,
+    routes: routes.map(resolveRoute),
+    load_balancing: resolveLoadBalancing(pool.load_balancing ?? file.load_balancing),
+    host_policy: resolveHostPolicy(pool.host_policy),
+    tls: resolveTls(pool.tls, file.upstream_tls, abs),
+    backends: pool.backends.map((b) => {
+      const addr = must(parseBackendAddress(b.address));
+      const backend: BackendConfig = {
+        id: b.id,
+        address: b.address,
+        url: addr.url,
+        protocol: addr.protocol,
+        weight: b.weight ?? DEFAULTS.weight,
+        health_check: resolveHealth(pool.health_check, b.health_check),
+      };
+      return backend;
+    }),
+  };
+}
+
+function resolveCondition(name: string, c: ConditionFile): HeaderMatch {
+  if (typeof c === 'string' || typeof c === 'number' || typeof c === 'boolean') return { name, kind: 'equals', value: String(c) };
+  if (c.present !== undefined) return c.present ? { name, kind: 'present' } : { name, kind: 'absent' };
+  if (c.regex !== undefined) return { name, kind: 'regex', regex: must(parseRegex(c.regex)) };
+  return { name, kind: 'equals', value: c.equals ?? '' };
+}
+
+function resolveRoute(r: RouteFile): RouteConfig {
+  const exact = r.path ?? r.path_exact;
+  const route: RouteConfig = {
+    hosts: [...new Set(toList(r.host).map((h) => must(parseHostPattern(h))))],
+    methods: [...new Set(toList(r.method).map((m) => must(parseMethod(m))))],
+    headers: Object.entries(r.headers ?? {}).map(([n, c]) => resolveCondition(must(parseHeaderName(n)), c)),
+    query: Object.entries(r.query ?? {}).map(([n, c]) => resolveCondition(n, c)),
+  };
+  if (exact !== undefined) route.path_exact = exact;
+  else if (r.path_prefix !== undefined) route.path_prefix = r.path_prefix;
+  return route;
+}
+
+function resolveLoadBalancing(lb: LoadBalancingFile | undefined): LoadBalancingConfig {
+  const written = lb?.type ?? DEFAULTS.load_balancing.type;
+  const type = canonicalStrategy(written);
+  if (type === undefined) throw new Error(`config resolve: unknown strategy ${written}`);
+  const sticky = STICKY_CID_NAMES.has(written);
+  return {
+    type,
+    key: sticky || lb?.key === undefined ? { kind: 'client_ip' } : must(parseHashKey(lb.key)),
+    virtual_nodes: lb?.virtual_nodes ?? DEFAULTS.load_balancing.virtual_nodes,
+  };
+}
+
+function resolveHostPolicy(hp: PoolFile['host_policy']): HostPolicyConfig {
+  const written = hp?.mode ?? 'pass-through';
+  const mode = (Object.hasOwn(HOST_POLICY_MODES, written) ? HOST_POLICY_MODES[written] : undefined) ?? 'pass-through';
+  return mode === 'rewrite' && hp?.host !== undefined ? { mode, host: hp.host } : { mode };
+}
+
+function resolveTls(pool: UpstreamTlsFile | undefined, global: UpstreamTlsFile | undefined, abs: (p: string) => string): UpstreamTlsConfig {
+  const ca = pool?.ca_file ?? global?.ca_file;
+  return {
+    verify_certificates: pool?.verify_certificates ?? global?.verify_certificates ?? DEFAULTS.upstream_tls.verify_certificates,
+    strict_sni: pool?.strict_sni ?? global?.strict_sni ?? DEFAULTS.upstream_tls.strict_sni,
+    ...(ca !== undefined ? { ca_file: abs(ca) } : {}),
+  };
+}
+
+const PROBE_KEYS = ['path', 'method', 'interval', 'timeout_ms', 'expected_status', 'host', 'headers', 'address'] as const;
+
+/** Copies the probe fields that are set in `from` over `into` (field by field). */
+function overlayProbe(into: ProbeFile, from: ProbeFile | undefined): ProbeFile {
+  if (!from) return into;
+  const out: ProbeFile = { ...into };
+  for (const k of PROBE_KEYS) {
+    if (from[k] !== undefined) Object.assign(out, { [k]: from[k] });
+  }
+  return out;
+}
+
+function resolveProbe(p: ProbeFile): HealthProbeConfig {
+  const probe: HealthProbeConfig = {
+    path: p.path ?? DEFAULTS.probe.path,
+    method: p.method !== undefined ? must(parseMethod(p.method)) : DEFAULTS.probe.method,
+    interval: p.interval ?? DEFAULTS.probe.interval,
+    timeout_ms: p.timeout_ms ?? DEFAULTS.probe.timeout_ms,
+    expected_status: p.expected_status !== undefined ? must(parseStatusRange(p.expected_status)) : [...DEFAULTS.probe.expected_status],
+    headers: Object.fromEntries(Object.entries(p.headers ?? {}).map(([k, v]) => [must(parseHeaderName(k)), String(v)])),
+  };
+  if (p.host !== undefined) probe.host = p.host;
+  if (p.address !== undefined) {
+    const a = must(parseBackendAddress(p.address));
+    probe.address = `${a.scheme}://${a.url.hostname}:${a.url.port || (a.scheme === 'https' ? '443' : '80')}`;
+  }
+  return probe;
+}
+
+/**
+ * Merges the pool-level and backend-level health checks field by field (backend wins). Probe fields set
+ * on either level form the single probe, or the defaults of each item of `probes` when a list is given
+ * (the backend's list wins over the pool's). Neither level present: no probes, default thresholds.
+ */
+export function resolveHealth(pool: HealthCheckFile | undefined, own: HealthCheckFile | undefined): HealthCheckConfig {
+  const pick = <K extends keyof HealthCheckFile>(k: K): HealthCheckFile[K] => own?.[k] ?? pool?.[k];
+  const thresholds = {
+    failure_threshold: pick('failure_threshold') ?? DEFAULTS.health.failure_threshold,
+    success_threshold: pick('success_threshold') ?? DEFAULTS.health.success_threshold,
+    cooldown_ms: pick('cooldown_ms') ?? DEFAULTS.health.cooldown_ms,
+    initial: pick('initial') ?? DEFAULTS.health.initial,
+    passive_failure_threshold: pick('passive_failure_threshold') ?? DEFAULTS.health.passive_failure_threshold,
+  };
+  if (pool === undefined && own === undefined) return { probes: [], ...thresholds };
+  const base = overlayProbe(overlayProbe({}, pool), own);
+  const list = own?.probes ?? pool?.probes;
+  const probes = list === undefined ? [resolveProbe(base)] : list.map((p) => resolveProbe(overlayProbe(base, p)));
+  return { probes, ...thresholds };
+}
+
+function resolveLog(file: ConfigFile, abs: (p: string) => string): LogConfig {
+  const log = file.log ?? {};
+  const written = log.level ?? DEFAULTS.log.level;
+  const level = (Object.hasOwn(LOG_LEVEL_ALIASES, written) ? LOG_LEVEL_ALIASES[written] : written) as LogLevel;
+  const format = log.format === 'plain' ? 'text' : (log.format ?? DEFAULTS.log.format);
+  let path: string | undefined;
+  if (typeof log.file === 'string') path = abs(log.file);
+  else if (log.file?.enabled === true) path = abs(log.file.path ?? DEFAULTS.log.rust_file_path);
+  return {
+    level,
+    format,
+    ...(path !== undefined ? { file: path } : {}),
+    access_log: log.access_log ?? DEFAULTS.log.access_log,
+  };
+}

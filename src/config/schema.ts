@@ -1,0 +1,525 @@
+/**
+ * The YAML file format of Spooky as a zod schema: snake_case keys exactly as written in the file, every
+ * field described (meaning, unit, default). The descriptions feed the JSON Schema for editors
+ * (`configJsonSchema()` in `load.ts`) and the config reference.
+ *
+ * The schema only checks shape and single values. Defaults are NOT applied here (several fields fall back
+ * to a pool- or file-level value first), and checks that span several fields (duplicate ids, identical
+ * routes, certificates present, ...) live in `load.ts`.
+ */
+import { z } from 'zod';
+import {
+  type Parsed,
+  parseBackendAddress,
+  parseBindAddress,
+  parseCidr,
+  parseHashKey,
+  parseHeaderName,
+  parseHostPattern,
+  parseMethod,
+  parsePath,
+  parseRegex,
+  parseStatusRange,
+} from './parse.ts';
+import type { LogLevel, StrategyName } from './types.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Name tables
+// ---------------------------------------------------------------------------------------------------
+
+/** The canonical load-balancing strategy names, in documentation order. */
+export const CANONICAL_STRATEGIES: readonly StrategyName[] = [
+  'random',
+  'round-robin',
+  'weighted-round-robin',
+  'least-connections',
+  'ip-hash',
+  'consistent-hash',
+  'latency-aware',
+];
+
+/**
+ * Accepted alternative spellings of strategy names (Rust Spooky names, nginx/Envoy-ish names) and the
+ * canonical strategy each maps to. `sticky-cid`/`sticky_cid` (the Rust Spooky's QUIC connection-id
+ * affinity, which cannot be seen here) map to `consistent-hash` keyed by `client_ip`, with a warning.
+ */
+export const STRATEGY_ALIASES: Readonly<Record<string, StrategyName>> = {
+  round_robin: 'round-robin',
+  roundrobin: 'round-robin',
+  rr: 'round-robin',
+  weighted: 'weighted-round-robin',
+  weighted_round_robin: 'weighted-round-robin',
+  wrr: 'weighted-round-robin',
+  least_conn: 'least-connections',
+  'least-conn': 'least-connections',
+  leastconn: 'least-connections',
+  least_connections: 'least-connections',
+  'least-request': 'least-connections',
+  least_request: 'least-connections',
+  ip_hash: 'ip-hash',
+  iphash: 'ip-hash',
+  'source-ip': 'ip-hash',
+  consistent_hash: 'consistent-hash',
+  hash: 'consistent-hash',
+  'ring-hash': 'consistent-hash',
+  ring_hash: 'consistent-hash',
+  latency_aware: 'latency-aware',
+  ewma: 'latency-aware',
+  'peak-ewma': 'latency-aware',
+  p2c: 'latency-aware',
+  'sticky-cid': 'consistent-hash',
+  sticky_cid: 'consistent-hash',
+};
+
+/** The canonical strategy for a written name (canonical or alias), or undefined for an unknown name. */
+export function canonicalStrategy(name: string): StrategyName | undefined {
+  if ((CANONICAL_STRATEGIES as readonly string[]).includes(name)) return name as StrategyName;
+  return Object.hasOwn(STRATEGY_ALIASES, name) ? STRATEGY_ALIASES[name] : undefined;
+}
+
+/** Strategy names of the Rust Spooky that only approximate here (see {@link STRATEGY_ALIASES}). */
+export const STICKY_CID_NAMES: ReadonlySet<string> = new Set(['sticky-cid', 'sticky_cid']);
+
+/** The Rust Spooky's log level names and the level each maps to. */
+export const LOG_LEVEL_ALIASES: Readonly<Record<string, LogLevel>> = {
+  silence: 'silent',
+  poltergeist: 'error',
+  scream: 'warn',
+  spooky: 'info',
+  haunt: 'debug',
+  whisper: 'trace',
+};
+
+/** Canonical log levels. */
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** Host policy mode spellings (the Rust Spooky's included) and the canonical mode each maps to. */
+export const HOST_POLICY_MODES: Readonly<Record<string, 'pass-through' | 'rewrite' | 'upstream'>> = {
+  'pass-through': 'pass-through',
+  pass_through: 'pass-through',
+  rewrite: 'rewrite',
+  upstream: 'upstream',
+  static_upstream: 'upstream',
+  'static-upstream': 'upstream',
+  'upstream-host': 'upstream',
+};
+
+/** Every accepted strategy spelling: canonical names first, then the aliases. */
+export const STRATEGY_NAMES: readonly string[] = [...CANONICAL_STRATEGIES, ...Object.keys(STRATEGY_ALIASES)];
+
+// ---------------------------------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------------------------------
+
+/** A required field with its description. */
+function req<T extends z.ZodType>(schema: T, description: string): T {
+  return schema.describe(description);
+}
+
+/** An optional field with its description and, for the JSON Schema, its default (applied by the loader). */
+function opt<T extends z.ZodType>(schema: T, description: string, def?: unknown): z.ZodOptional<T> {
+  const described = schema.optional().describe(description);
+  return def === undefined ? described : described.meta({ default: def });
+}
+
+/** A string checked by one of the `parse.ts` parsers; a failure becomes a schema error at the value. */
+function checked(parse: (s: string) => Parsed<unknown>): z.ZodString {
+  return z.string().superRefine((value, ctx) => {
+    const r = parse(value);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+  });
+}
+
+/** A key the Rust Spooky has and this Spooky ignores with a warning. */
+function rustOnly(what: string) {
+  return z
+    .unknown()
+    .optional()
+    .meta({ deprecated: true })
+    .describe(`Rust Spooky setting (${what}) that this Spooky does not implement: accepted, ignored, and reported as a warning.`);
+}
+
+const port = () => z.number().int().min(0).max(65535);
+const positiveInt = () => z.number().int().min(1);
+const nonEmpty = () => z.string().min(1);
+
+const equalsValue = z.union([z.string(), z.number(), z.boolean()]);
+
+// ---------------------------------------------------------------------------------------------------
+// Listener
+// ---------------------------------------------------------------------------------------------------
+
+/** One SNI certificate of a listener. */
+export const SniCertificateSchema = z
+  .strictObject({
+    server_name: req(
+      checked(parseHostPattern),
+      'TLS server name (SNI) this certificate answers for: an exact name or a leading wildcard (`*.example.com`). Required.',
+    ),
+    cert: req(nonEmpty(), 'PEM certificate chain file; relative paths are resolved against the config file\'s folder. Required.'),
+    key: req(nonEmpty(), 'PEM private key file; relative paths are resolved against the config file\'s folder. Required.'),
+  })
+  .describe('A certificate chosen when the client asks for `server_name` via SNI.');
+
+/** Listener TLS settings. */
+export const ListenTlsSchema = z
+  .strictObject({
+    cert: opt(
+      nonEmpty(),
+      'Default PEM certificate chain file (used when no SNI certificate matches); relative to the config file\'s folder. No default; set together with `key`.',
+    ),
+    key: opt(nonEmpty(), 'Private key (PEM) of the default certificate; relative to the config file\'s folder. No default; set together with `cert`.'),
+    certificates: opt(
+      z.array(SniCertificateSchema),
+      'Additional certificates selected by SNI server name. Default none. A listener needs at least one certificate (default or SNI).',
+    ),
+    client_auth: rustOnly('mutual TLS towards clients'),
+  })
+  .describe('TLS for the listener. HTTP/3 always runs over TLS, so at least one certificate is required.');
+
+/** One traffic listener (the shape of `listen` and of each `listeners` item). */
+export const ListenerSchema = z
+  .strictObject({
+    protocol: opt(z.literal('http3'), 'Listener protocol; only `http3` (HTTP/1.1 and HTTP/2 over TCP are always served on the same port too).', 'http3'),
+    address: opt(checked(parseBindAddress), 'IP address to bind (TCP and UDP). Default `0.0.0.0`.', '0.0.0.0'),
+    port: opt(port(), 'Port for both TCP and UDP, 0..65535; `0` picks a free port. Default `9889`.', 9889),
+    idle_timeout_s: opt(
+      z.number().positive(),
+      'Idle connection timeout in seconds (also the QUIC idle timeout). Default `30`.',
+      30,
+    ),
+    tls: ListenTlsSchema.optional(),
+  })
+  .describe('A traffic listener: HTTP/3 on UDP plus HTTP/1.1 and HTTP/2 on TCP, same address and port.');
+
+// ---------------------------------------------------------------------------------------------------
+// Global settings
+// ---------------------------------------------------------------------------------------------------
+
+/** The loopback admin listener. */
+export const AdminSchema = z
+  .strictObject({
+    enabled: opt(z.boolean(), 'Run the admin listener (metrics, health, status). Default `true`.', true),
+    address: opt(checked(parseBindAddress), 'Bind address. Default `127.0.0.1` (loopback only).', '127.0.0.1'),
+    port: opt(port(), 'Port, 0..65535; `0` picks a free port. Default `9901`.', 9901),
+    token: opt(nonEmpty(), 'Bearer token required on every admin request (`Authorization: Bearer <token>`). Default none.'),
+  })
+  .describe('Admin listener settings.');
+
+/** Request limits. */
+export const LimitsSchema = z
+  .strictObject({
+    max_request_body_bytes: opt(
+      positiveInt(),
+      'Largest request body in bytes; larger requests get 413. Default `104857600` (100 MiB).',
+      104857600,
+    ),
+    max_header_bytes: opt(
+      positiveInt(),
+      'Largest request header section in bytes (names + values); larger gets 431. Default `16384`.',
+      16384,
+    ),
+  })
+  .describe('Request size limits (bytes).');
+
+/** Timeouts towards backends. */
+export const TimeoutsSchema = z
+  .strictObject({
+    connect_ms: opt(positiveInt(), 'TCP (and TLS) connect timeout towards a backend, in milliseconds. Default `5000`.', 5000),
+    response_header_ms: opt(
+      positiveInt(),
+      'Milliseconds from sending the request to receiving the response headers; the client gets 504 after. Default `60000`.',
+      60000,
+    ),
+  })
+  .describe('Timeouts towards backends.');
+
+/** TLS towards HTTPS backends. */
+export const UpstreamTlsSchema = z
+  .strictObject({
+    verify_certificates: opt(
+      z.boolean(),
+      'Verify backend certificates against the trusted CAs. Default `true`; turning it off is logged as a warning at every start.',
+      true,
+    ),
+    strict_sni: opt(z.boolean(), 'Send SNI (the backend host name) in the TLS handshake. Default `true`.', true),
+    ca_file: opt(
+      nonEmpty(),
+      'Extra PEM CA bundle to trust for backend certificates; relative to the config file\'s folder. Default: system roots only.',
+    ),
+    ca_dir: rustOnly('CA directory'),
+    client_certificate: rustOnly('client certificate towards backends'),
+    client_certificate_ref: rustOnly('client certificate secret reference'),
+    client_key: rustOnly('client key towards backends'),
+    client_key_ref: rustOnly('client key secret reference'),
+  })
+  .describe('TLS settings towards HTTPS backends.');
+
+/** A load-balancing policy. */
+export const LoadBalancingSchema = z
+  .strictObject({
+    type: opt(
+      z.enum(STRATEGY_NAMES as [string, ...string[]]),
+      `Strategy: ${CANONICAL_STRATEGIES.join(', ')} (aliases accepted, see the reference). Default \`round-robin\`.`,
+      'round-robin',
+    ),
+    key: opt(
+      checked(parseHashKey),
+      'Hash key for `consistent-hash`: `client_ip`, `header:NAME`, `cookie:NAME`, `query:NAME`, `path`, `authority` or `method`. Default `client_ip`.',
+      'client_ip',
+    ),
+    virtual_nodes: opt(
+      z.number().int().min(1).max(10000),
+      'For `consistent-hash`: ring points per backend at weight 100 (scaled by weight), 1..10000. Default `160`.',
+      160,
+    ),
+  })
+  .describe('Load-balancing policy of a pool.');
+
+// ---------------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------------
+
+/** One header or query-parameter condition. */
+export const ConditionSchema = z
+  .union([
+    equalsValue.describe('The value must equal this (numbers and booleans are compared as their text).'),
+    z
+      .strictObject({
+        present: opt(z.boolean(), '`true`: the header/parameter must be present (any value); `false`: it must be absent.'),
+        regex: opt(checked(parseRegex), 'The value must match this JavaScript regular expression (unanchored unless you anchor it).'),
+        equals: opt(z.string(), 'The value must equal this string exactly.'),
+      })
+      .describe('Exactly one of `present`, `regex`, `equals`.'),
+  ])
+  .describe('A condition: a plain value (equals), `{ present: true|false }`, `{ regex: "..." }` or `{ equals: "..." }`.');
+
+const hostPattern = () => checked(parseHostPattern);
+const methodName = () => checked(parseMethod);
+
+/** The conditions that lead a request to a pool. */
+export const RouteSchema = z
+  .strictObject({
+    host: opt(
+      z.union([hostPattern(), z.array(hostPattern()).min(1)]),
+      'Host name(s) to match (case-insensitive, without port): exact (`api.example.com`) or a leading wildcard (`*.example.com`, which does not match the apex). Default: any host.',
+    ),
+    path_prefix: opt(
+      checked(parsePath),
+      'Path prefix to match; must start with `/`. Plain string prefix (`/api` also matches `/apix`), as in the Rust Spooky. Default: any path.',
+    ),
+    path: opt(checked(parsePath), 'Exact path to match (an exact match beats any prefix). Alias `path_exact`. Not together with `path_prefix`.'),
+    path_exact: opt(checked(parsePath), 'Alias of `path`.'),
+    method: opt(
+      z.union([methodName(), z.array(methodName()).min(1)]),
+      'HTTP method(s) to match, case-insensitive. Default: any method.',
+    ),
+    headers: opt(
+      z.record(checked(parseHeaderName), ConditionSchema),
+      'Request header conditions keyed by header name (case-insensitive); all must hold. Default none.',
+    ),
+    query: opt(
+      z.record(nonEmpty(), ConditionSchema),
+      'Query parameter conditions keyed by parameter name (case-sensitive); all must hold. Default none.',
+    ),
+  })
+  .describe('Route conditions; every condition that is set must hold.');
+
+// ---------------------------------------------------------------------------------------------------
+// Health checks
+// ---------------------------------------------------------------------------------------------------
+
+const probeFields = {
+  path: opt(checked(parsePath), 'Probe request path. Default `/health`.', '/health'),
+  method: opt(methodName(), 'Probe request method. Default `GET`.', 'GET'),
+  interval: opt(positiveInt(), 'Milliseconds between probes (key name as in the Rust Spooky). Default `5000`.', 5000),
+  timeout_ms: opt(positiveInt(), 'Probe timeout in milliseconds. Default `1000`.', 1000),
+  expected_status: opt(
+    z.union([
+      z.number().int().superRefine((v, ctx) => {
+        const r = parseStatusRange(v);
+        if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+      }),
+      checked(parseStatusRange),
+    ]),
+    'Statuses counted as success: a status (`200`), an inclusive range (`"200-399"`) or a class (`"2xx"`), within 100..599. Default `"200-399"`.',
+    '200-399',
+  ),
+  host: opt(nonEmpty(), 'Host header of the probe. Default: the backend address\'s host.'),
+  headers: opt(z.record(checked(parseHeaderName), equalsValue), 'Extra request headers of the probe. Default none.'),
+  address: opt(
+    checked(parseBackendAddress),
+    'Probe this address (`scheme://host:port`, same schemes as backend addresses) instead of the backend\'s own, e.g. a sidecar port. Default: the backend\'s address.',
+  ),
+};
+
+/** One active probe. Unset fields come from the enclosing `health_check`. */
+export const ProbeSchema = z.strictObject(probeFields).describe('One probe endpoint; unset fields come from the enclosing health_check.');
+
+/** A health policy (pool level or backend level). */
+export const HealthCheckSchema = z
+  .strictObject({
+    ...probeFields,
+    failure_threshold: opt(
+      positiveInt(),
+      'Consecutive failed probes before the backend is marked unhealthy, >= 1. Default `3`.',
+      3,
+    ),
+    success_threshold: opt(
+      positiveInt(),
+      'Consecutive successful probes before an unhealthy backend is marked healthy again, >= 1. Default `2`.',
+      2,
+    ),
+    cooldown_ms: opt(
+      z.number().int().min(0),
+      'Milliseconds an unhealthy backend stays out before probes (or, without probes, traffic) may bring it back, >= 0. Default `5000`.',
+      5000,
+    ),
+    initial: opt(z.enum(['healthy', 'unhealthy']), 'State before the first probe result. Default `healthy`.', 'healthy'),
+    passive_failure_threshold: opt(
+      z.number().int().min(0),
+      'Passive health: consecutive failed real requests (connect errors, resets, 502/503/504 from the backend) that take the backend out for `cooldown_ms`; `0` disables. Default `5`.',
+      5,
+    ),
+    probes: opt(
+      z.array(ProbeSchema),
+      'Several probe endpoints; the backend is up only while all pass. When given, these are the probes (each inherits unset fields from this health_check); otherwise the probe fields here make the single probe. `[]` disables active probes.',
+    ),
+  })
+  .describe(
+    'Health policy. Absent on both pool and backend: no active probes (passive checks still apply). Backend fields override pool fields one by one.',
+  );
+
+// ---------------------------------------------------------------------------------------------------
+// Pools
+// ---------------------------------------------------------------------------------------------------
+
+/** One backend server. */
+export const BackendSchema = z
+  .strictObject({
+    id: req(nonEmpty(), 'Backend id, unique within the pool (used in logs and metrics). Required.'),
+    address: req(
+      checked(parseBackendAddress),
+      'Backend origin. `http://host:port` = HTTP/1.1; `https://host:port` = HTTP/2 over TLS (falls back to HTTP/1.1); `h2c://host:port` = HTTP/2 cleartext; bare `host:port` = `https://` (the Rust Spooky\'s meaning); bare `host` = `https://host:443`. Default ports 80 (http, h2c) and 443 (https). Required.',
+    ),
+    weight: opt(z.number().int().min(1).max(1000), 'Relative share of traffic, 1..1000. Default `100`.', 100),
+    health_check: HealthCheckSchema.optional().describe(
+      'Health policy of this backend; overrides the pool\'s `health_check` field by field. Absent on both: no active probes.',
+    ),
+  })
+  .describe('A backend server.');
+
+/** The Host header policy of a pool. */
+export const HostPolicySchema = z
+  .strictObject({
+    mode: opt(
+      z.enum(Object.keys(HOST_POLICY_MODES) as [string, ...string[]]),
+      '`pass-through` keeps the client\'s Host; `rewrite` sets `host`; `upstream` uses the backend address\'s host:port. Rust spellings (`pass_through`, `static_upstream`, ...) accepted. Default `pass-through`.',
+      'pass-through',
+    ),
+    host: opt(
+      z.string().regex(/^[^\s/?#@]+$/, 'expected a host name, optionally with :port'),
+      'Host header value for `mode: rewrite` (required there, not allowed otherwise).',
+    ),
+  })
+  .describe('How the Host header reaches the backends.');
+
+/** A pool: route, policy, backends. */
+export const PoolSchema = z
+  .strictObject({
+    route: opt(
+      z.union([RouteSchema, z.array(RouteSchema).min(1)]),
+      'Route(s) leading to this pool: one object, or a list where any may match. Default: no conditions (catch-all).',
+    ),
+    load_balancing: LoadBalancingSchema.optional().describe(
+      'Balancing policy of this pool. Default: the top-level `load_balancing`, else round-robin.',
+    ),
+    host_policy: HostPolicySchema.optional().describe('Host header policy. Default `pass-through`.'),
+    tls: UpstreamTlsSchema.optional().describe('TLS towards this pool\'s HTTPS backends; unset fields come from the top-level `upstream_tls`.'),
+    health_check: HealthCheckSchema.optional().describe(
+      'Default health policy for the backends of this pool; each backend\'s own `health_check` overrides it field by field.',
+    ),
+    backends: req(z.array(BackendSchema).min(1), 'The backends, in order. Required, at least one.'),
+    forwarded_headers: rustOnly('forwarded header policy'),
+  })
+  .describe('A pool of backends and the route that leads to it.');
+
+// ---------------------------------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------------------------------
+
+/** The Rust Spooky's `log.file` shape. */
+export const LogFileSchema = z
+  .strictObject({
+    enabled: opt(z.boolean(), 'Write the log to `path` instead of stdout. Default `false`.', false),
+    path: opt(nonEmpty(), 'Log file path; relative to the config file\'s folder. Default `/var/log/spooky/spooky.log`.', '/var/log/spooky/spooky.log'),
+  })
+  .describe('Log file (Rust Spooky shape).');
+
+/** Logging settings. */
+export const LogSchema = z
+  .strictObject({
+    level: opt(
+      z.enum([...LOG_LEVELS, ...Object.keys(LOG_LEVEL_ALIASES)] as [string, ...string[]]),
+      'Minimum level: trace, debug, info, warn, error, fatal, silent. Rust names accepted: whisper, haunt, spooky, scream, poltergeist, silence. Default `info`.',
+      'info',
+    ),
+    format: opt(z.enum(['json', 'text', 'plain']), '`json` or `text` (`plain` = text, the Rust name). Default `json`.', 'json'),
+    file: opt(
+      z.union([nonEmpty(), LogFileSchema]),
+      'Log file: a path, or `{ enabled, path }` (Rust shape). Relative to the config file\'s folder. Default: stdout.',
+    ),
+    access_log: opt(z.boolean(), 'Write one access-log line per request. Default `true`.', true),
+  })
+  .describe('Logging: level, format, destination and access log.');
+
+// ---------------------------------------------------------------------------------------------------
+// The file
+// ---------------------------------------------------------------------------------------------------
+
+/** The whole config file. */
+export const ConfigFileSchema = z
+  .strictObject({
+    version: opt(z.literal(1), 'Config format version; only `1`. Default `1`.', 1),
+    listen: ListenerSchema.optional().describe('The traffic listener (Rust Spooky shape). Ignored when `listeners` is non-empty.'),
+    listeners: opt(z.array(ListenerSchema), 'Several traffic listeners, same shape as `listen`; when non-empty they replace `listen`.'),
+    admin: AdminSchema.optional(),
+    trusted_proxies: opt(
+      z.array(checked(parseCidr)),
+      'CIDRs or single IPs (IPv4/IPv6) of proxies in front of Spooky whose X-Forwarded-For / Forwarded headers are trusted. Default none.',
+    ),
+    limits: LimitsSchema.optional(),
+    timeouts: TimeoutsSchema.optional(),
+    upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
+    load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
+    upstream: req(
+      z.record(nonEmpty(), PoolSchema),
+      'The pools, keyed by pool name, in order. Required, at least one.',
+    ),
+    log: LogSchema.optional(),
+    performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
+    resilience: rustOnly('resilience policies'),
+    observability: rustOnly('observability endpoints; use `admin`'),
+    security: rustOnly('privilege drop'),
+    secrets: rustOnly('secret sources'),
+  })
+  .describe('Spooky configuration file (format version 1).');
+
+/** The config file as written (after YAML parsing and schema validation; no defaults applied). */
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+/** One pool as written. */
+export type PoolFile = z.infer<typeof PoolSchema>;
+/** One route as written. */
+export type RouteFile = z.infer<typeof RouteSchema>;
+/** One health_check map as written. */
+export type HealthCheckFile = z.infer<typeof HealthCheckSchema>;
+/** One probe as written. */
+export type ProbeFile = z.infer<typeof ProbeSchema>;
+/** One listener as written. */
+export type ListenerFile = z.infer<typeof ListenerSchema>;
+/** One upstream_tls/tls map as written. */
+export type UpstreamTlsFile = z.infer<typeof UpstreamTlsSchema>;
+/** One load_balancing map as written. */
+export type LoadBalancingFile = z.infer<typeof LoadBalancingSchema>;
+/** One header/query condition as written. */
+export type ConditionFile = z.infer<typeof ConditionSchema>;

@@ -1,0 +1,81 @@
+/**
+ * Picks and builds the {@link Transport} (connection pool and protocol client) for one backend:
+ * `http1` -> {@link Http1Transport} over plain TCP; `h2c` -> {@link Http2Transport} cleartext (prior knowledge);
+ * `h2` -> {@link Http2Transport} over TLS, which falls back to HTTP/1.1 when the backend's ALPN answer is not h2.
+ *
+ * The TLS policy comes from the pool's `upstream_tls`. `verify_certificates: false` is honoured silently here:
+ * the caller logs the warning once per start, not once per backend.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { BackendConfig, UpstreamTlsConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
+import { type Http1PoolOptions, Http1Transport } from './http1.ts';
+import { Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
+import type { Transport } from './transport.ts';
+
+/** Tuning passed through to the transports. Every field is optional. */
+export interface TransportFactoryOptions {
+  /** Pool options of HTTP/1.1 transports (also used by an h2 transport's HTTP/1.1 fallback). */
+  http1?: Http1PoolOptions;
+  /** Options of HTTP/2 transports. */
+  http2?: Omit<Http2TransportOptions, 'http1'>;
+}
+
+/** Host of a URL without IPv6 brackets (`[::1]` -> `::1`), as sockets want it. */
+function bareHost(url: URL): string {
+  const h = url.hostname;
+  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+/** Port of a backend URL, with the scheme's default when the address had none (h2c is carried as `http:`). */
+function portOf(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+/**
+ * The origin (host, port, TLS policy) a transport for `backend` connects to. TLS is set only for `h2`:
+ * SNI carries the backend host when `strict_sni` is on and the host is a name (never for an IP literal);
+ * `ca_file` is read here, synchronously, once. Throws `config_invalid` when the CA file cannot be read.
+ */
+export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): UpstreamOrigin {
+  const host = bareHost(backend.url);
+  const port = portOf(backend.url);
+  if (backend.protocol !== 'h2') return { host, port };
+  let ca: string | undefined;
+  if (tls.ca_file !== undefined) {
+    try {
+      ca = readFileSync(tls.ca_file, 'utf8');
+    } catch (err) {
+      throw new SpookyError('config_invalid', `cannot read upstream_tls.ca_file ${tls.ca_file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  const serverName = tls.strict_sni && isIP(host) === 0 ? host : undefined;
+  return {
+    host,
+    port,
+    tls: {
+      rejectUnauthorized: tls.verify_certificates,
+      ...(serverName !== undefined ? { serverName } : {}),
+      ...(ca !== undefined ? { ca } : {}),
+    },
+  };
+}
+
+/**
+ * Builds the transport for one backend under the pool's TLS policy (see the module comment).
+ * Matches the registry's `TransportFactory` when called with two arguments.
+ */
+export function createTransport(backend: BackendConfig, tls: UpstreamTlsConfig, opts: TransportFactoryOptions = {}): Transport {
+  const origin = originFor(backend, tls);
+  switch (backend.protocol) {
+    case 'http1':
+      return new Http1Transport(origin, opts.http1);
+    case 'h2c':
+    case 'h2':
+      return new Http2Transport(origin, { ...opts.http2, ...(opts.http1 ? { http1: opts.http1 } : {}) });
+  }
+}

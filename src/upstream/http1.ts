@@ -1,0 +1,1022 @@
+/**
+ * HTTP/1.1 upstream client over `Bun.connect` sockets (TCP, or TLS via Bun.connect's `tls` option) with a
+ * keep-alive pool per backend. Chosen over `fetch` (its pool keeps at most 64 idle sockets in total, so it
+ * churns connections above 64 concurrent requests) and `node:http` (about 160 µs CPU per request in Bun).
+ *
+ * Shape: one {@link Http1Transport} per backend owns its connections (`Conn`); each request is an `Exchange`
+ * that is attached to one connection at a time. All sockets share one handler object and find their `Conn`
+ * through `socket.data`, and an exchange is itself the underlying source of its response body stream and
+ * the listener of its abort signal, so the hot path allocates no closures of its own beyond the promise.
+ *
+ * Lifecycle of a connection: connecting -> active (one exchange) -> idle (in the LIFO pool) -> active ... ->
+ * closed. It goes back to the pool only when the response body was read to its end AND the request body was
+ * fully sent AND the response allowed keep-alive AND no stray bytes followed the response; otherwise it is
+ * closed.
+ *
+ * For HTTPS backends (including an HTTP/2 transport falling back to http/1.1 after ALPN), construct
+ * `new Http1Transport({ host, port, tls: { serverName, ca, rejectUnauthorized } })`: every connection is
+ * opened with `Bun.connect({ tls: { serverName, ca, rejectUnauthorized, ALPNProtocols: 'http/1.1' } })`
+ * (ALPN offers only http/1.1). There is no API to adopt an already-connected socket: `Bun.connect` sockets
+ * are bound to their handler object at creation.
+ */
+import type { Socket, SocketHandler, TLSOptions } from 'bun';
+import { SpookyError } from '../errors.ts';
+import {
+  type ChunkSink,
+  ChunkedDecoder,
+  DECODE_ERROR,
+  DECODE_MORE,
+  FRAMING_CHUNKED,
+  FRAMING_NONE,
+  HEAD_END,
+  MAX_HEAD_BYTES,
+  parseResponseHead,
+  type ResponseHead,
+  serializeRequestHead,
+} from './http1-parser.ts';
+import type { ExchangeOptions, Transport, TransportStats, UpstreamRequest, UpstreamResponse } from './transport.ts';
+
+/** Where an {@link Http1Transport} connects. */
+export interface Http1Origin {
+  /** Host name or IP address to connect to. */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /** Present for HTTPS backends. */
+  tls?: {
+    /** SNI name and the name the certificate is checked against; default: `host` when it is not an IP. */
+    serverName?: string;
+    /** PEM CA certificate(s) to trust instead of the system roots. */
+    ca?: string;
+    /** When true, a certificate that does not verify fails the connect (`upstream_connect_failed`). */
+    rejectUnauthorized: boolean;
+  };
+}
+
+/** Pool tuning of an {@link Http1Transport}. */
+export interface Http1PoolOptions {
+  /** Most idle keep-alive connections kept; extra ones are closed when released. Default 256. */
+  maxIdlePerBackend?: number;
+  /** Milliseconds an idle connection is kept before it is closed (checked by one sweep timer). Default 60000. */
+  idleTimeoutMs?: number;
+  /** Most connections (connecting, active and idle) at once; requests beyond it wait. Default Infinity. */
+  maxConnections?: number;
+}
+
+/** Response body queue size (bytes) above which the socket is paused until the consumer pulls. */
+const BODY_HIGH_WATER_MARK = 64 * 1024;
+/** First request-body chunks up to this size are copied into one write with the head (or chunk framing). */
+const COALESCE_LIMIT = 16 * 1024;
+/** Methods that get `content-length: 0` when they have no body. */
+const NEEDS_LENGTH = new Set(['POST', 'PUT', 'PATCH']);
+const CRLF = '\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+
+const C_CONNECTING = 0;
+const C_ACTIVE = 1;
+const C_IDLE = 2;
+const C_CLOSED = 3;
+
+const P_QUEUED = 0; // waiting for a connection
+const P_HEAD = 1; // attached to a connection, waiting for the final response head
+const P_BODY = 2; // response delivered, body streaming
+const P_DONE = 3;
+
+const M_NONE = 0;
+const M_LENGTH = 1;
+const M_CHUNKED = 2;
+const M_EOF = 3;
+
+function byteSize(chunk?: Uint8Array): number {
+  return chunk === undefined ? 0 : chunk.byteLength;
+}
+const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: BODY_HIGH_WATER_MARK, size: byteSize };
+
+function noop(): void {}
+
+function defaultReader(s: ReadableStream<Uint8Array>) {
+  return s.getReader();
+}
+/** Reader of a request body. */
+type BodyReader = ReturnType<typeof defaultReader>;
+
+/** Bytes of `d` after the first `n` (head strings are ASCII, so string length equals byte length). */
+function remainder(d: string | Uint8Array, n: number): Uint8Array {
+  return typeof d === 'string' ? Buffer.from(d, 'latin1').subarray(n) : d.subarray(n);
+}
+
+/** Concatenates a head (string or bytes) and further parts into one buffer for a single write. */
+function joinParts(parts: (string | Uint8Array)[]): Buffer {
+  let total = 0;
+  for (const p of parts) total += typeof p === 'string' ? p.length : p.byteLength;
+  const out = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (const p of parts) {
+    if (typeof p === 'string') o += out.write(p, o, 'latin1');
+    else {
+      out.set(p, o);
+      o += p.byteLength;
+    }
+  }
+  return out;
+}
+
+function isIp(host: string): boolean {
+  return host.includes(':') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+}
+
+/** One pooled socket. */
+class Conn {
+  readonly t: Http1Transport;
+  socket: Socket<Conn> | null = null;
+  state = C_CONNECTING;
+  /** The exchange using this connection now. */
+  ex: Exchange | null = null;
+  /** Exchanges completed on it (a reused connection may have been closed by the server meanwhile). */
+  served = 0;
+  idleSince = 0;
+  /** Reading paused because the response body consumer is behind. */
+  paused = false;
+  /** True once established (counted in connectionsOpen). */
+  opened = false;
+  /** Bytes `socket.write` did not take yet; flushed on `drain`. */
+  wq: (string | Uint8Array)[] | null = null;
+
+  constructor(t: Http1Transport) {
+    this.t = t;
+  }
+
+  onOpen(s: Socket<Conn>): void {
+    this.socket = s;
+    if (this.state === C_CLOSED) {
+      s.terminate(); // gave up on it (timeout, abort) before it connected
+      return;
+    }
+    if (!this.t.isTls) this.ready();
+  }
+
+  onHandshake(ok: boolean, err: Error | null): void {
+    if (this.state !== C_CONNECTING) return;
+    if (!ok) {
+      // rejectUnauthorized and the certificate did not verify; Bun closes the socket itself too.
+      this.failConnect(err ?? new Error('TLS handshake failed'));
+      return;
+    }
+    this.ready();
+  }
+
+  private ready(): void {
+    this.state = C_ACTIVE;
+    this.opened = true;
+    const t = this.t;
+    t.opened++;
+    t.openCount++;
+    const ex = this.ex;
+    if (ex === null) t.release(this);
+    else ex.attach(this);
+  }
+
+  private failConnect(err: Error): void {
+    const ex = this.ex;
+    this.ex = null;
+    this.kill(false);
+    if (ex !== null) ex.onConnectFailed(err);
+  }
+
+  onData(buf: Buffer): void {
+    const ex = this.ex;
+    if (ex === null || this.state !== C_ACTIVE) {
+      this.kill(false); // bytes nobody asked for: the connection cannot be trusted any more
+      return;
+    }
+    ex.onData(buf);
+  }
+
+  onDrain(): void {
+    const q = this.wq;
+    const s = this.socket;
+    if (q === null || s === null) return;
+    while (q.length > 0) {
+      const d = q[0]!;
+      const len = typeof d === 'string' ? d.length : d.byteLength;
+      const n = s.write(d);
+      if (n === len) {
+        q.shift();
+        continue;
+      }
+      if (n > 0) q[0] = remainder(d, n);
+      return; // n < 0: closed; the close handler deals with it
+    }
+    this.wq = null;
+    const ex = this.ex;
+    if (ex !== null) ex.onDrained();
+  }
+
+  /** The socket closed (or failed to connect). */
+  onClose(err: Error | undefined): void {
+    if (this.state === C_CLOSED) return;
+    const was = this.state;
+    const ex = this.ex;
+    this.ex = null;
+    this.markClosed();
+    if (ex === null) return;
+    if (was === C_CONNECTING) ex.onConnectFailed(err ?? new Error('connection closed during connect'));
+    else ex.onConnClosed(this, err);
+  }
+
+  /**
+   * Writes `d`, queueing what the socket does not take. Returns false when the socket is closed (then the
+   * caller must treat the connection as gone).
+   */
+  send(d: string | Uint8Array): boolean {
+    if (this.wq !== null) {
+      this.wq.push(d);
+      return true;
+    }
+    const n = this.socket!.write(d);
+    const len = typeof d === 'string' ? d.length : d.byteLength;
+    if (n === len) return true;
+    if (n < 0) return false;
+    this.wq = [remainder(d, n)];
+    return true;
+  }
+
+  /** Closes the connection: gracefully (FIN) or at once (RST). Idempotent. */
+  kill(graceful: boolean): void {
+    if (this.state === C_CLOSED) return;
+    this.markClosed();
+    const s = this.socket;
+    if (s !== null) {
+      if (graceful) s.end();
+      else s.terminate();
+    }
+  }
+
+  private markClosed(): void {
+    const was = this.state;
+    this.state = C_CLOSED;
+    this.wq = null;
+    const t = this.t;
+    if (was === C_IDLE) t.idleCount--;
+    if (this.opened) t.openCount--;
+    t.total--;
+    t.onSlotFreed();
+  }
+}
+
+/** Shared by every socket of every transport; the connection is `socket.data`. */
+const HANDLERS: SocketHandler<Conn> = {
+  open(s) {
+    s.data.onOpen(s);
+  },
+  handshake(s, ok, err) {
+    s.data.onHandshake(ok, err);
+  },
+  data(s, d) {
+    s.data.onData(d);
+  },
+  drain(s) {
+    s.data.onDrain();
+  },
+  close(s, err) {
+    s.data.onClose(err);
+  },
+  connectError(s, err) {
+    s.data.onClose(err);
+  },
+  error(s, err) {
+    // A handler threw or the TLS session failed: the connection cannot be trusted.
+    const c = s.data;
+    const ex = c.ex;
+    c.ex = null;
+    c.kill(false);
+    if (ex !== null) ex.fail(new SpookyError('upstream_reset', `socket error: ${err.message}`, { cause: err }));
+  },
+};
+
+function connectTimedOut(ex: Exchange): void {
+  ex.timer = null;
+  ex.fail(new SpookyError('upstream_connect_failed', 'connect timed out', { retryable: true }));
+}
+function acquireTimedOut(ex: Exchange): void {
+  ex.timer = null;
+  ex.fail(new SpookyError('upstream_connect_failed', 'no connection free within the connect timeout', { retryable: true }));
+}
+function headerTimedOut(ex: Exchange): void {
+  ex.timer = null;
+  ex.fail(new SpookyError('upstream_timeout', 'no response headers within the response header timeout'));
+}
+function writeHeadIfPending(ex: Exchange): void {
+  ex.flushHeadAlone();
+}
+
+function protocolError(msg: string): SpookyError {
+  return new SpookyError('upstream_protocol_error', msg);
+}
+
+/** A request body stream failure: keep our own errors, blame anything else on the client. */
+function bodyError(e: unknown): SpookyError {
+  if (e instanceof SpookyError) return e;
+  return new SpookyError('client_aborted', `request body failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/** One request/response exchange. Also the response body's underlying source and the abort listener. */
+class Exchange implements ChunkSink, EventListenerObject {
+  readonly t: Http1Transport;
+  readonly req: UpstreamRequest;
+  readonly opts: ExchangeOptions;
+  readonly promise: Promise<UpstreamResponse>;
+  private readonly resolveFn: (r: UpstreamResponse) => void;
+  private readonly rejectFn: (e: SpookyError) => void;
+  head: string | Uint8Array = '';
+  /** Declared request content-length, or -1 (chunked / none). */
+  declared = -1;
+  chunked = false;
+  conn: Conn | null = null;
+  phase = P_QUEUED;
+  timer: ReturnType<typeof setTimeout> | null = null;
+  retried = false;
+  /** Any response byte arrived on the current connection. */
+  private gotBytes = false;
+  private ended = false;
+  private listening = false;
+  // request body
+  private reqDone = false;
+  private headWritten = false;
+  private reader: BodyReader | null = null;
+  private bodySent = 0;
+  private drainWaiter: (() => void) | null = null;
+  // response
+  private headBuf: Buffer | null = null;
+  private mode = M_NONE;
+  private remaining = 0;
+  private decoder: ChunkedDecoder | null = null;
+  private keepAlive = false;
+  private controller: ReadableStreamDefaultController<Uint8Array> | null = null;
+
+  constructor(t: Http1Transport, req: UpstreamRequest, opts: ExchangeOptions) {
+    this.t = t;
+    this.req = req;
+    this.opts = opts;
+    const { promise, resolve, reject } = Promise.withResolvers<UpstreamResponse>();
+    this.promise = promise;
+    this.resolveFn = resolve;
+    this.rejectFn = reject;
+  }
+
+  listen(): void {
+    this.listening = true;
+    this.req.signal.addEventListener('abort', this);
+  }
+
+  /** Abort signal fired. */
+  handleEvent(): void {
+    this.fail(new SpookyError('client_aborted', 'request aborted'));
+  }
+
+  arm(ms: number, fn: (ex: Exchange) => void): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(fn, ms, this);
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** Starts the exchange on an established connection. */
+  attach(c: Conn): void {
+    this.disarm();
+    this.conn = c;
+    c.ex = this;
+    c.state = C_ACTIVE;
+    this.phase = P_HEAD;
+    this.gotBytes = false;
+    this.headBuf = null;
+    const body = this.req.body;
+    if (body === null) {
+      this.reqDone = true;
+      this.headWritten = true;
+      if (!c.send(this.head)) {
+        c.onClose(undefined);
+        return;
+      }
+      this.arm(this.opts.responseHeaderTimeoutMs, headerTimedOut);
+      return;
+    }
+    let reader: BodyReader;
+    try {
+      reader = defaultReader(body);
+    } catch (e) {
+      this.fail(new SpookyError('internal', 'request body is not readable', { cause: e }));
+      return;
+    }
+    this.reader = reader;
+    // The head goes out together with the first body chunk when that chunk is ready in this turn of the
+    // event loop; otherwise alone, so a slow or 100-continue-waiting client does not hold the head back.
+    setImmediate(writeHeadIfPending, this);
+    void this.pump(reader);
+  }
+
+  /** setImmediate fallback: write the head without body bytes. */
+  flushHeadAlone(): void {
+    const c = this.conn;
+    if (this.headWritten || this.phase !== P_HEAD || c === null) return;
+    this.headWritten = true;
+    if (!c.send(this.head)) c.onClose(undefined);
+  }
+
+  private async pump(reader: BodyReader): Promise<void> {
+    try {
+      for (;;) {
+        const r = await reader.read();
+        const c = this.conn;
+        if (this.phase === P_DONE || c === null || this.reader !== reader) return;
+        if (r.done) {
+          this.reader = null;
+          this.endBody(c);
+          return;
+        }
+        let chunk: Uint8Array = r.value;
+        if (!(chunk instanceof Uint8Array)) {
+          if ((chunk as unknown) instanceof ArrayBuffer) chunk = new Uint8Array(chunk as unknown as ArrayBuffer);
+          else throw new SpookyError('bad_request', 'request body chunk is not bytes');
+        }
+        const len = chunk.byteLength;
+        if (len === 0) continue;
+        this.bodySent += len;
+        if (this.declared >= 0 && this.bodySent > this.declared) {
+          throw new SpookyError('bad_request', 'request body longer than its content-length');
+        }
+        let ok: boolean;
+        if (this.chunked) {
+          const prefix = `${len.toString(16)}\r\n`;
+          if (!this.headWritten) {
+            this.headWritten = true;
+            ok =
+              len <= COALESCE_LIMIT
+                ? c.send(joinParts([this.head, prefix, chunk, CRLF]))
+                : c.send(joinParts([this.head, prefix])) && c.send(chunk) && c.send(CRLF);
+          } else if (len <= COALESCE_LIMIT) {
+            ok = c.send(joinParts([prefix, chunk, CRLF]));
+          } else {
+            ok = c.send(prefix) && c.send(chunk) && c.send(CRLF);
+          }
+        } else if (!this.headWritten) {
+          this.headWritten = true;
+          ok = len <= COALESCE_LIMIT ? c.send(joinParts([this.head, chunk])) : c.send(this.head) && c.send(chunk);
+        } else {
+          ok = c.send(chunk);
+        }
+        if (!ok) {
+          c.onClose(undefined);
+          return;
+        }
+        if (c.wq !== null) {
+          // Backpressure: read nothing more until the socket took everything.
+          await new Promise<void>((resolve) => {
+            this.drainWaiter = resolve;
+          });
+          if (this.phase === P_DONE || this.conn !== c) return;
+        }
+      }
+    } catch (e) {
+      this.fail(bodyError(e));
+    }
+  }
+
+  private endBody(c: Conn): void {
+    if (this.declared >= 0 && this.bodySent !== this.declared) {
+      this.fail(new SpookyError('bad_request', 'request body shorter than its content-length'));
+      return;
+    }
+    let ok = true;
+    if (!this.headWritten) {
+      this.headWritten = true;
+      const h = this.head;
+      if (!this.chunked) ok = c.send(h);
+      else ok = typeof h === 'string' ? c.send(h + LAST_CHUNK) : c.send(joinParts([h, LAST_CHUNK]));
+    } else if (this.chunked) {
+      ok = c.send(LAST_CHUNK);
+    }
+    if (!ok) {
+      c.onClose(undefined);
+      return;
+    }
+    this.reqDone = true;
+    if (this.phase === P_HEAD) this.arm(this.opts.responseHeaderTimeoutMs, headerTimedOut);
+  }
+
+  onDrained(): void {
+    const w = this.drainWaiter;
+    if (w !== null) {
+      this.drainWaiter = null;
+      w();
+    }
+  }
+
+  onConnectFailed(err: Error): void {
+    this.conn = null;
+    this.fail(new SpookyError('upstream_connect_failed', `connect to ${this.t.label} failed: ${err.message}`, { retryable: true, cause: err }));
+  }
+
+  /** The connection closed while this exchange was using it. */
+  onConnClosed(c: Conn, err: Error | undefined): void {
+    this.conn = null;
+    if (this.phase === P_HEAD) {
+      if (!this.gotBytes && c.served > 0 && this.req.body === null && !this.retried && !this.t.closed) {
+        // A reused keep-alive connection the server had closed: nothing was processed, try a fresh one once.
+        this.retried = true;
+        this.disarm();
+        this.phase = P_QUEUED;
+        this.t.acquire(this, true);
+        return;
+      }
+      if (this.gotBytes && err === undefined) this.fail(protocolError('connection closed inside the response head'));
+      else this.fail(new SpookyError('upstream_reset', `connection closed before the response${err ? `: ${err.message}` : ''}`, { cause: err }));
+      return;
+    }
+    if (this.phase === P_BODY) {
+      if (this.mode === M_EOF && err === undefined) {
+        this.keepAlive = false;
+        this.responseComplete();
+        return;
+      }
+      this.fail(new SpookyError('upstream_reset', `connection closed before the end of the response body${err ? `: ${err.message}` : ''}`, { cause: err }));
+    }
+  }
+
+  onData(buf: Buffer): void {
+    this.gotBytes = true;
+    let b = buf;
+    let pos = 0;
+    if (this.phase === P_HEAD) {
+      if (this.headBuf !== null) {
+        b = Buffer.concat([this.headBuf, buf]);
+        this.headBuf = null;
+      }
+      let head: ResponseHead;
+      for (;;) {
+        const idx = b.indexOf(HEAD_END, pos);
+        if (idx < 0) {
+          if (b.length - pos > MAX_HEAD_BYTES) {
+            this.fail(protocolError('response head too large'));
+            return;
+          }
+          this.headBuf = pos === 0 ? b : b.subarray(pos);
+          return;
+        }
+        if (idx + 4 - pos > MAX_HEAD_BYTES) {
+          this.fail(protocolError('response head too large'));
+          return;
+        }
+        const parsed = parseResponseHead(b.toString('latin1', pos, idx + 2));
+        if (typeof parsed === 'string') {
+          this.fail(protocolError(parsed));
+          return;
+        }
+        pos = idx + 4;
+        if (parsed.status >= 200) {
+          head = parsed;
+          break;
+        }
+        if (parsed.status === 101) {
+          this.fail(protocolError('unexpected 101 switching protocols'));
+          return;
+        }
+        // 100 Continue, 103 Early Hints, ...: skipped
+      }
+      this.onHead(head, pos < b.length);
+      if ((this.phase as number) !== P_BODY || pos >= b.length) return;
+    } else if (this.phase !== P_BODY) {
+      return;
+    }
+    this.onBody(b, pos);
+  }
+
+  private onHead(h: ResponseHead, more: boolean): void {
+    this.disarm();
+    const s = h.status;
+    this.keepAlive = h.keepAlive;
+    let mode = M_NONE;
+    if (this.req.method === 'HEAD' || s === 204 || s === 304) mode = M_NONE;
+    else if (h.chunked) mode = M_CHUNKED;
+    else if (h.contentLength > 0) {
+      mode = M_LENGTH;
+      this.remaining = h.contentLength;
+    } else if (h.contentLength < 0) {
+      mode = M_EOF;
+      this.keepAlive = false;
+    }
+    this.mode = mode;
+    if (mode === M_NONE) {
+      if (more) this.keepAlive = false; // stray bytes after a body-less response
+      this.phase = P_DONE;
+      this.resolveFn({ status: s, headers: h.headers, body: null });
+      this.responseComplete();
+      return;
+    }
+    if (mode === M_CHUNKED) this.decoder = new ChunkedDecoder();
+    this.phase = P_BODY;
+    const body = new ReadableStream<Uint8Array>(this as Bun.UnderlyingSource<Uint8Array>, BODY_STRATEGY);
+    this.resolveFn({ status: s, headers: h.headers, body });
+  }
+
+  private onBody(b: Buffer, pos: number): void {
+    const end = b.length;
+    switch (this.mode) {
+      case M_LENGTH: {
+        const avail = end - pos;
+        const rem = this.remaining;
+        if (avail < rem) {
+          this.remaining = rem - avail;
+          this.push(pos === 0 ? b : b.subarray(pos));
+          return;
+        }
+        this.remaining = 0;
+        this.push(pos === 0 && avail === rem ? b : b.subarray(pos, pos + rem));
+        if (avail > rem) this.keepAlive = false;
+        this.responseComplete();
+        return;
+      }
+      case M_CHUNKED: {
+        const r = this.decoder!.decode(b, pos, end, this);
+        if (r === DECODE_MORE) return;
+        if (r === DECODE_ERROR) {
+          this.fail(protocolError(this.decoder!.error));
+          return;
+        }
+        if (r < end) this.keepAlive = false;
+        this.responseComplete();
+        return;
+      }
+      case M_EOF:
+        this.push(pos === 0 ? b : b.subarray(pos));
+        return;
+    }
+  }
+
+  /** {@link ChunkSink}: decoded chunk data. */
+  onBodyData(buf: Buffer, start: number, end: number): void {
+    this.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+  }
+
+  private push(chunk: Uint8Array): void {
+    const ctl = this.controller;
+    if (ctl === null || this.phase !== P_BODY) return;
+    ctl.enqueue(chunk);
+    if (ctl.desiredSize! <= 0) {
+      const c = this.conn;
+      if (c !== null && !c.paused && c.socket !== null) {
+        c.paused = true;
+        c.socket.pause();
+      }
+    }
+  }
+
+  /** ReadableStream source: keeps the controller. */
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.controller = controller;
+  }
+
+  /** ReadableStream source: the consumer wants more; resume reading if paused. */
+  pull(): void {
+    const c = this.conn;
+    if (c !== null && c.paused && this.phase === P_BODY) {
+      c.paused = false;
+      c.socket!.resume();
+    }
+  }
+
+  /** ReadableStream source: the consumer gave up; the connection cannot be reused. */
+  cancel(): void {
+    this.controller = null;
+    if (this.phase === P_BODY) this.fail(new SpookyError('client_aborted', 'response body cancelled'));
+  }
+
+  /** The response was read to its end (or had no body). */
+  private responseComplete(): void {
+    this.phase = P_DONE;
+    const ctl = this.controller;
+    if (ctl !== null) {
+      this.controller = null;
+      ctl.close();
+    }
+    this.disarm();
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null) {
+      c.ex = null;
+      c.served++;
+      if (c.paused) {
+        c.paused = false;
+        c.socket!.resume();
+      }
+      if (!this.reqDone) {
+        // The backend answered before taking the whole upload: stop sending, drop the connection.
+        c.kill(false);
+      } else if (this.keepAlive) {
+        this.t.release(c);
+      } else {
+        c.kill(true);
+      }
+    }
+    this.stopUpload(undefined);
+    this.end(undefined);
+  }
+
+  private stopUpload(err: SpookyError | undefined): void {
+    const r = this.reader;
+    if (r !== null) {
+      this.reader = null;
+      r.cancel(err).then(noop, noop);
+    }
+    this.onDrained();
+  }
+
+  /** Ends the exchange with an error: rejects or errors the body, destroys the connection. Idempotent. */
+  fail(err: SpookyError): void {
+    const prev = this.phase;
+    if (prev === P_DONE) return;
+    this.phase = P_DONE;
+    this.disarm();
+    if (prev === P_QUEUED) this.t.dequeue(this);
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null) {
+      c.ex = null;
+      c.kill(false);
+    }
+    if (prev === P_BODY) {
+      const ctl = this.controller;
+      if (ctl !== null) {
+        this.controller = null;
+        ctl.error(err);
+      }
+    } else {
+      this.rejectFn(err);
+    }
+    this.stopUpload(err);
+    this.end(err);
+  }
+
+  private end(err: SpookyError | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.listening) this.req.signal.removeEventListener('abort', this);
+    const cb = this.opts.onEnd;
+    if (cb === undefined) return;
+    try {
+      cb(err);
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+/**
+ * The HTTP/1.1 {@link Transport} of one backend: a keep-alive pool of `Bun.connect` sockets (LIFO idle list,
+ * one sweep timer for idle timeouts) and a strict HTTP/1.1 client with streaming bodies and backpressure in
+ * both directions. See the module comment for TLS and the HTTP/2 fallback.
+ */
+export class Http1Transport implements Transport {
+  /** `host:port`, for messages. */
+  readonly label: string;
+  /** True for HTTPS origins. */
+  readonly isTls: boolean;
+  /** True after {@link close}. */
+  closed = false;
+  /** @internal counters, see {@link stats}. */
+  opened = 0;
+  /** @internal established connections now. */
+  openCount = 0;
+  /** @internal idle connections now. */
+  idleCount = 0;
+  /** @internal connections connecting, active or idle now (what maxConnections limits). */
+  total = 0;
+
+  private readonly origin: Http1Origin;
+  private readonly tlsOptions: TLSOptions | undefined;
+  private readonly defaultHost: string;
+  private readonly maxIdle: number;
+  private readonly idleTimeoutMs: number;
+  private readonly maxConnections: number;
+  /** LIFO; entries whose state is no longer idle are skipped and swept out lazily. */
+  private readonly idle: Conn[] = [];
+  private readonly waiters: Exchange[] = [];
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+
+  /** A pool for one backend; no connection is opened until the first request. */
+  constructor(origin: Http1Origin, opts: Http1PoolOptions = {}) {
+    this.origin = origin;
+    this.isTls = origin.tls !== undefined;
+    this.label = `${origin.host}:${origin.port}`;
+    const bracketed = origin.host.includes(':') ? `[${origin.host}]` : origin.host;
+    const defaultPort = this.isTls ? 443 : 80;
+    this.defaultHost = origin.port === defaultPort ? bracketed : `${bracketed}:${origin.port}`;
+    if (origin.tls !== undefined) {
+      const serverName = origin.tls.serverName ?? (isIp(origin.host) ? undefined : origin.host);
+      this.tlsOptions = {
+        rejectUnauthorized: origin.tls.rejectUnauthorized,
+        ALPNProtocols: '\x08http/1.1',
+        ...(serverName !== undefined ? { serverName } : {}),
+        ...(origin.tls.ca !== undefined ? { ca: origin.tls.ca } : {}),
+      };
+    }
+    this.maxIdle = opts.maxIdlePerBackend ?? 256;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.maxConnections = opts.maxConnections ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Sends one request; resolves with the response head once it arrived. Rejects only with a SpookyError
+   * (see {@link Transport.request}); `opts.onEnd` is called exactly once, also when this rejects. It may run
+   * before the caller's `await` resumes (a small body often arrives with the head). A response with a
+   * content-length of 0 has `body: null`, like HEAD, 204 and 304 responses.
+   */
+  request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse> {
+    const ex = new Exchange(this, req, opts);
+    if (this.closed) {
+      ex.fail(new SpookyError('upstream_connect_failed', 'transport is closed', { retryable: true }));
+      return ex.promise;
+    }
+    if (req.signal.aborted) {
+      ex.fail(new SpookyError('client_aborted', 'request aborted'));
+      return ex.promise;
+    }
+    let framing: number;
+    const body = req.body;
+    const cl = req.contentLength;
+    if (cl !== undefined && !(Number.isSafeInteger(cl) && cl >= 0)) {
+      ex.fail(new SpookyError('bad_request', 'invalid content-length'));
+      return ex.promise;
+    }
+    if (body === null) {
+      if (cl !== undefined && cl !== 0) {
+        ex.fail(new SpookyError('bad_request', 'content-length declared without a body'));
+        return ex.promise;
+      }
+      framing = cl === 0 || NEEDS_LENGTH.has(req.method) ? 0 : FRAMING_NONE;
+    } else if (cl !== undefined) {
+      framing = cl;
+      ex.declared = cl;
+    } else {
+      framing = FRAMING_CHUNKED;
+      ex.chunked = true;
+    }
+    if (req.method === 'CONNECT') {
+      ex.fail(new SpookyError('bad_request', 'CONNECT is not supported upstream'));
+      return ex.promise;
+    }
+    const head = serializeRequestHead(req.method, req.target, req.headers, framing, this.defaultHost);
+    if (!head.ok) {
+      ex.fail(new SpookyError('bad_request', head.reason));
+      return ex.promise;
+    }
+    ex.head = head.head;
+    ex.listen();
+    this.acquire(ex, false);
+    return ex.promise;
+  }
+
+  /** @internal Finds a connection for `ex`: an idle one (unless `fresh`), a new one, or a place in the queue. */
+  acquire(ex: Exchange, fresh: boolean): void {
+    if (!fresh) {
+      const c = this.popIdle();
+      if (c !== null) {
+        ex.attach(c);
+        return;
+      }
+    }
+    if (this.total < this.maxConnections) {
+      this.connect(ex);
+      return;
+    }
+    this.waiters.push(ex);
+    ex.arm(ex.opts.connectTimeoutMs, acquireTimedOut);
+  }
+
+  private popIdle(): Conn | null {
+    const idle = this.idle;
+    while (idle.length > 0) {
+      const c = idle.pop()!;
+      if (c.state !== C_IDLE) continue;
+      const s = c.socket;
+      if (s === null || s.readyState <= 0) {
+        c.kill(false);
+        continue;
+      }
+      this.idleCount--;
+      c.state = C_ACTIVE;
+      return c;
+    }
+    return null;
+  }
+
+  private connect(ex: Exchange): void {
+    const c = new Conn(this);
+    c.ex = ex;
+    ex.conn = c;
+    this.total++;
+    ex.arm(ex.opts.connectTimeoutMs, connectTimedOut);
+    try {
+      Bun.connect<Conn>({
+        hostname: this.origin.host,
+        port: this.origin.port,
+        ...(this.tlsOptions !== undefined ? { tls: this.tlsOptions } : {}),
+        data: c,
+        socket: HANDLERS,
+      }).then(undefined, (err: unknown) => c.onClose(err instanceof Error ? err : new Error(String(err))));
+    } catch (err) {
+      c.onClose(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** @internal An exchange is done with `c` and it may be reused. */
+  release(c: Conn): void {
+    if (c.state !== C_ACTIVE) return;
+    if (this.closed) {
+      c.kill(true);
+      return;
+    }
+    const w = this.waiters.shift();
+    if (w !== undefined) {
+      w.attach(c);
+      return;
+    }
+    if (this.idleCount >= this.maxIdle) {
+      c.kill(true);
+      return;
+    }
+    c.state = C_IDLE;
+    c.idleSince = performance.now();
+    this.idle.push(c);
+    this.idleCount++;
+    if (this.sweepTimer === null) {
+      const period = Math.max(10, Math.min(1000, this.idleTimeoutMs / 4));
+      this.sweepTimer = setInterval(sweepPool, period, this);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** @internal A connection slot became free: start a connection for the first waiter. */
+  onSlotFreed(): void {
+    if (this.waiters.length === 0 || this.closed || this.total >= this.maxConnections) return;
+    const w = this.waiters.shift()!;
+    this.connect(w);
+  }
+
+  /** @internal Removes a queued exchange (it failed while waiting). */
+  dequeue(ex: Exchange): void {
+    const i = this.waiters.indexOf(ex);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  /** @internal Closes connections idle longer than idleTimeoutMs and compacts the idle list. */
+  sweep(): void {
+    const limit = performance.now() - this.idleTimeoutMs;
+    const idle = this.idle;
+    let w = 0;
+    for (let i = 0; i < idle.length; i++) {
+      const c = idle[i]!;
+      if (c.state !== C_IDLE) continue;
+      if (c.idleSince <= limit) {
+        c.kill(true);
+        continue;
+      }
+      idle[w++] = c;
+    }
+    idle.length = w;
+    if (w === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  /** Counters: connections opened since start, open now, idle now. */
+  stats(): TransportStats {
+    return { connectionsOpened: this.opened, connectionsOpen: this.openCount, connectionsIdle: this.idleCount };
+  }
+
+  /** Closes idle connections now and each active one when its exchange ends; later requests are refused. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+    const idle = this.idle.splice(0);
+    for (const c of idle) if (c.state === C_IDLE) c.kill(true);
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w.fail(new SpookyError('upstream_connect_failed', 'transport is closed', { retryable: true }));
+  }
+}
+
+function sweepPool(t: Http1Transport): void {
+  t.sweep();
+}

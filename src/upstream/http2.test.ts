@@ -1,0 +1,642 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { SpookyError } from '../errors.ts';
+import {
+  deadPort,
+  type H2Server,
+  makeSelfSignedCert,
+  startH2Server,
+  startRawH2Server,
+  waitUntil,
+} from '../../test/support/h2-server.ts';
+import { Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
+import type { ExchangeOptions, UpstreamRequest, UpstreamResponse } from './transport.ts';
+
+const MB = 1024 * 1024;
+
+/** A request with defaults: GET, no body, host `test.local`. */
+function mkReq(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return {
+    method: 'GET',
+    target: '/echo',
+    headers: [['host', 'test.local']],
+    body: null,
+    signal: new AbortController().signal,
+    ...over,
+  };
+}
+
+/** Exchange options that record every onEnd call. */
+function mkOpts(over: Partial<ExchangeOptions> = {}): ExchangeOptions & { ends: (SpookyError | undefined)[] } {
+  const ends: (SpookyError | undefined)[] = [];
+  return { connectTimeoutMs: 2000, responseHeaderTimeoutMs: 5000, onEnd: (e) => ends.push(e), ends, ...over };
+}
+
+async function text(res: UpstreamResponse): Promise<string> {
+  if (!res.body) return '';
+  return await new Response(res.body).text();
+}
+
+async function rejection(p: Promise<unknown>): Promise<SpookyError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(SpookyError);
+    return err as SpookyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function h2c(server: { port: number }, opts?: Http2TransportOptions): Http2Transport {
+  const origin: UpstreamOrigin = { host: '127.0.0.1', port: server.port };
+  return new Http2Transport(origin, opts);
+}
+
+/** Byte `i` of the upload stream. */
+const uploadByte = (i: number) => (i * 7 + 3) & 0xff;
+
+describe('Http2Transport over h2c', () => {
+  let server: H2Server;
+  beforeAll(async () => {
+    server = await startH2Server({ mode: 'h2c' });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  test('GET roundtrip: :authority from host, headers preserved, pseudo headers stripped', async () => {
+    const t = h2c(server);
+    const opts = mkOpts();
+    const res = await t.request(
+      mkReq({
+        headers: [
+          ['host', 'api.example.test'],
+          ['accept', 'application/json'],
+          ['x-multi', 'one'],
+          ['x-multi', 'two'],
+          ['connection', 'keep-alive'],
+        ],
+      }),
+      opts,
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.some(([k]) => k.startsWith(':'))).toBe(false);
+    expect(res.headers.filter(([k]) => k === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
+    expect(res.headers).toContainEqual(['x-echo', '1']);
+    const echo = JSON.parse(await text(res));
+    expect(echo.authority).toBe('api.example.test');
+    expect(echo.scheme).toBe('http');
+    expect(echo.method).toBe('GET');
+    expect(echo.path).toBe('/echo');
+    expect(echo.headers.accept).toBe('application/json');
+    expect(echo.headers['x-multi']).toBeDefined();
+    expect(echo.headers.host).toBeUndefined();
+    expect(echo.headers.connection).toBeUndefined();
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(opts.ends).toEqual([undefined]);
+    t.close();
+  }, 10_000);
+
+  test('POST with a body and content-length', async () => {
+    const t = h2c(server);
+    const payload = new TextEncoder().encode('hello, upstream');
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(payload.subarray(0, 5));
+        c.enqueue(payload.subarray(5));
+        c.close();
+      },
+    });
+    const opts = mkOpts();
+    const res = await t.request(
+      mkReq({ method: 'POST', target: '/echo?x=1', body, contentLength: payload.length, headers: [['host', 'h'], ['content-type', 'text/plain']] }),
+      opts,
+    );
+    const echo = JSON.parse(await text(res));
+    expect(echo.method).toBe('POST');
+    expect(echo.path).toBe('/echo?x=1');
+    expect(echo.bodyBytes).toBe(payload.length);
+    expect(echo.headers['content-length']).toBe(String(payload.length));
+    expect(echo.headers['content-type']).toBe('text/plain');
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(opts.ends).toEqual([undefined]);
+    t.close();
+  }, 10_000);
+
+  test('HEAD, 204 and 304 have a null body and end once', async () => {
+    const t = h2c(server);
+    for (const [method, target, status] of [
+      ['HEAD', '/echo', 200],
+      ['GET', '/status/204', 204],
+      ['GET', '/status/304', 304],
+    ] as const) {
+      const opts = mkOpts();
+      const res = await t.request(mkReq({ method, target }), opts);
+      expect(res.status).toBe(status);
+      expect(res.body).toBeNull();
+      await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+      expect(opts.ends).toEqual([undefined]);
+    }
+    t.close();
+  }, 10_000);
+
+  test('200 concurrent requests share ONE connection', async () => {
+    const before = await server.stats();
+    const t = h2c(server);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const res = await t.request(mkReq({ target: '/slow?ms=300' }), mkOpts());
+        return [res.status, await text(res)] as const;
+      }),
+    );
+    expect(results.every(([s, b]) => s === 200 && b === 'slow')).toBe(true);
+    const after = await server.stats();
+    expect(after.sessions - before.sessions).toBe(1);
+    expect(after.maxActiveStreams).toBeGreaterThanOrEqual(200);
+    expect(t.stats().connectionsOpened).toBe(1);
+    expect(t.stats().connectionsOpen).toBe(1);
+    expect(t.stats().connectionsIdle).toBe(1);
+    t.close();
+  }, 20_000);
+
+  test('20 MB upload streams with backpressure (bounded buffering, server stalled)', async () => {
+    const t = h2c(server);
+    const total = 20 * MB;
+    const chunk = 64 * 1024;
+    let produced = 0;
+    let expectedSum = 0;
+    const rss0 = process.memoryUsage().rss;
+    let rssPeak = rss0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (produced >= total) {
+          c.close();
+          return;
+        }
+        const n = Math.min(chunk, total - produced);
+        const b = new Uint8Array(n);
+        for (let i = 0; i < n; i++) b[i] = uploadByte(produced + i);
+        for (let i = 0; i < n; i++) expectedSum = (Math.imul(expectedSum, 31) + (b[i] as number)) >>> 0;
+        produced += n;
+        rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+        c.enqueue(b);
+      },
+    }, { highWaterMark: 0 });
+    await server.command('stall');
+    const p = t.request(mkReq({ method: 'POST', target: '/upload', body, contentLength: total }), mkOpts());
+    // Wait until the producer stops because the connection pushes back.
+    let last = -1;
+    let stableSince = performance.now();
+    await waitUntil(
+      async () => {
+        if (produced !== last) {
+          last = produced;
+          stableSince = performance.now();
+        }
+        return produced > 0 && performance.now() - stableSince > 300;
+      },
+      8000,
+      'upload to stall',
+    );
+    const st = await server.stats();
+    expect(produced).toBeLessThan(1 * MB);
+    expect(produced - st.uploadReceived).toBeLessThan(1 * MB);
+    await server.command('resume');
+    const res = await p;
+    const out = JSON.parse(await text(res));
+    expect(out.bytes).toBe(total);
+    expect(out.sum).toBe(expectedSum);
+    expect(rssPeak - rss0).toBeLessThan(64 * MB);
+    t.close();
+  }, 30_000);
+
+  test('20 MB download read slowly: the server write stalls, memory stays bounded', async () => {
+    const t = h2c(server);
+    const total = 20 * MB;
+    const opts = mkOpts();
+    const res = await t.request(mkReq({ target: `/download?bytes=${total}` }), opts);
+    expect(res.headers).toContainEqual(['content-length', String(total)]);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let got = 0;
+    let bad = 0;
+    const take = (v: Uint8Array) => {
+      for (let i = 0; i < v.length; i += 997) if (v[i] !== (got + i) % 251) bad++;
+      got += v.length;
+    };
+    const first = await reader.read();
+    take(first.value as Uint8Array);
+    // Not reading: the server must stop being able to write.
+    let last = -1;
+    let stableSince = performance.now();
+    const written = await waitUntil(
+      async () => {
+        const w = (await server.stats()).downloadWritten;
+        if (w !== last) {
+          last = w;
+          stableSince = performance.now();
+        }
+        return performance.now() - stableSince > 300 ? w : 0;
+      },
+      8000,
+      'server writes to stall',
+    );
+    expect(written).toBeLessThan(1 * MB);
+    // Now read slowly, checking that the server never runs far ahead of the reader.
+    const rss0 = process.memoryUsage().rss;
+    let maxAhead = 0;
+    let nextCheck = got + 2 * MB;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      take(value);
+      if (got >= nextCheck) {
+        nextCheck += 2 * MB;
+        maxAhead = Math.max(maxAhead, (await server.stats()).downloadWritten - got);
+        await Bun.sleep(20); // a slow consumer
+      }
+    }
+    expect(got).toBe(total);
+    expect(bad).toBe(0);
+    expect(maxAhead).toBeLessThan(1 * MB);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * MB);
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(opts.ends).toEqual([undefined]);
+    t.close();
+  }, 30_000);
+
+  test('no response headers in time -> upstream_timeout, and the stream is cancelled', async () => {
+    const t = h2c(server);
+    const opts = mkOpts({ responseHeaderTimeoutMs: 200 });
+    const before = (await server.stats()).resets.length;
+    const err = await rejection(t.request(mkReq({ target: '/hang' }), opts));
+    expect(err.code).toBe('upstream_timeout');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_timeout']);
+    await waitUntil(async () => (await server.stats()).resets.slice(before).some((r) => r.path === '/hang' && r.rstCode === 8), 3000, 'server to see the reset');
+    t.close();
+  }, 10_000);
+
+  test('abort via signal before the head -> client_aborted and the server sees RST_STREAM(CANCEL)', async () => {
+    const t = h2c(server);
+    const ac = new AbortController();
+    const opts = mkOpts();
+    const before = await server.stats();
+    const p = t.request(mkReq({ target: '/hang', signal: ac.signal }), opts);
+    await waitUntil(async () => (await server.stats()).openPaths.includes('/hang'), 3000, 'server to see the request');
+    ac.abort();
+    const err = await rejection(p);
+    expect(err.code).toBe('client_aborted');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/hang' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
+    t.close();
+  }, 10_000);
+
+  test('abort during the body errors the body with client_aborted and resets the stream', async () => {
+    const t = h2c(server);
+    const ac = new AbortController();
+    const opts = mkOpts();
+    const before = await server.stats();
+    const res = await t.request(mkReq({ target: `/download?bytes=${10 * MB}`, signal: ac.signal }), opts);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    ac.abort();
+    const err = await rejection(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return;
+      })(),
+    );
+    expect(err.code).toBe('client_aborted');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/download' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
+    t.close();
+  }, 10_000);
+
+  test('cancelling the body -> client_aborted once, server sees the reset', async () => {
+    const t = h2c(server);
+    const opts = mkOpts();
+    const before = await server.stats();
+    const res = await t.request(mkReq({ target: `/download?bytes=${10 * MB}` }), opts);
+    await (res.body as ReadableStream<Uint8Array>).cancel();
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/download' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
+    t.close();
+  }, 10_000);
+
+  test('already aborted signal -> client_aborted without connecting', async () => {
+    const t = h2c(server);
+    const ac = new AbortController();
+    ac.abort();
+    const opts = mkOpts();
+    const err = await rejection(t.request(mkReq({ signal: ac.signal }), opts));
+    expect(err.code).toBe('client_aborted');
+    expect(opts.ends.length).toBe(1);
+    expect(t.stats().connectionsOpened).toBe(0);
+    t.close();
+  });
+
+  test('backend resets the stream: before the head -> upstream_reset; during the body -> body error', async () => {
+    const t = h2c(server);
+    const o1 = mkOpts();
+    const e1 = await rejection(t.request(mkReq({ target: '/reset-before' }), o1));
+    expect(e1.code).toBe('upstream_reset');
+    expect(e1.retryable).toBe(false);
+    expect(o1.ends.map((e) => e?.code)).toEqual(['upstream_reset']);
+
+    const o2 = mkOpts();
+    const res = await t.request(mkReq({ target: '/reset-after' }), o2);
+    expect(res.status).toBe(200);
+    const e2 = await rejection(text(res));
+    expect(e2.code).toBe('upstream_reset');
+    expect(o2.ends.map((e) => e?.code)).toEqual(['upstream_reset']);
+
+    // The session survives stream resets.
+    const ok = await t.request(mkReq(), mkOpts());
+    expect(ok.status).toBe(200);
+    await text(ok);
+    expect(t.stats().connectionsOpened).toBe(1);
+    t.close();
+  }, 10_000);
+
+  test('GOAWAY: in-flight streams finish, new requests go to a new session', async () => {
+    const t = h2c(server);
+    const before = await server.stats();
+    const inflight = t.request(mkReq({ target: '/slow?ms=300' }), mkOpts());
+    await waitUntil(async () => (await server.stats()).openPaths.includes('/slow'), 3000, 'slow request to arrive');
+    await server.command('goaway');
+    const res = await inflight;
+    expect(await text(res)).toBe('slow');
+    const next = await t.request(mkReq(), mkOpts());
+    expect(next.status).toBe(200);
+    await text(next);
+    expect((await server.stats()).sessions - before.sessions).toBe(2);
+    expect(t.stats().connectionsOpened).toBe(2);
+    t.close();
+  }, 10_000);
+
+  test('close(): sessions close gracefully and later requests fail retryably', async () => {
+    const t = h2c(server);
+    const before = await server.stats();
+    const inflight = t.request(mkReq({ target: '/slow?ms=200' }), mkOpts());
+    await waitUntil(async () => (await server.stats()).openPaths.includes('/slow'), 3000, 'slow request to arrive');
+    t.close();
+    expect(await text(await inflight)).toBe('slow');
+    const err = await rejection(t.request(mkReq(), mkOpts()));
+    expect(err.code).toBe('upstream_connect_failed');
+    expect(err.retryable).toBe(true);
+    await waitUntil(() => t.stats().connectionsOpen === 0, 3000, 'sessions to close');
+    await waitUntil(async () => (await server.stats()).openSessions <= before.openSessions, 3000, 'server to see the close');
+  }, 10_000);
+
+  test('idle sessions are closed after idleTimeoutMs', async () => {
+    const t = h2c(server, { idleTimeoutMs: 150 });
+    const res = await t.request(mkReq(), mkOpts());
+    await text(res);
+    expect(t.stats().connectionsOpen).toBe(1);
+    await waitUntil(() => t.stats().connectionsOpen === 0, 3000, 'idle session to close');
+    const again = await t.request(mkReq(), mkOpts());
+    expect(again.status).toBe(200);
+    await text(again);
+    expect(t.stats().connectionsOpened).toBe(2);
+    t.close();
+  }, 10_000);
+});
+
+describe('Http2Transport: sessions and failures', () => {
+  test('opens more sessions when the peer limits concurrent streams', async () => {
+    const server = await startH2Server({ mode: 'h2c', maxConcurrentStreams: 10 });
+    try {
+      const t = h2c(server);
+      const all = await Promise.all(
+        Array.from({ length: 25 }, async () => text(await t.request(mkReq({ target: '/slow?ms=200' }), mkOpts()))),
+      );
+      expect(all.every((b) => b === 'slow')).toBe(true);
+      const st = await server.stats();
+      expect(st.sessions).toBe(3);
+      expect(st.maxActiveStreams).toBeLessThanOrEqual(25);
+      expect(t.stats().connectionsOpened).toBe(3);
+      t.close();
+    } finally {
+      await server.stop();
+    }
+  }, 15_000);
+
+  test('maxSessions reached: requests wait for a free stream', async () => {
+    const server = await startH2Server({ mode: 'h2c', maxConcurrentStreams: 5 });
+    try {
+      const t = h2c(server, { maxSessions: 1 });
+      const all = await Promise.all(
+        Array.from({ length: 12 }, async () => text(await t.request(mkReq({ target: '/slow?ms=100' }), mkOpts()))),
+      );
+      expect(all.every((b) => b === 'slow')).toBe(true);
+      const st = await server.stats();
+      expect(st.sessions).toBe(1);
+      expect(st.maxActiveStreams).toBeLessThanOrEqual(5);
+      t.close();
+    } finally {
+      await server.stop();
+    }
+  }, 15_000);
+
+  test('server restart: the next request reconnects transparently', async () => {
+    const server = await startH2Server({ mode: 'h2c' });
+    try {
+      const t = h2c(server);
+      expect((await t.request(mkReq(), mkOpts())).status).toBe(200);
+      await server.restart();
+      await waitUntil(() => t.stats().connectionsOpen === 0, 3000, 'client to notice the closed session');
+      const res = await t.request(mkReq(), mkOpts());
+      expect(res.status).toBe(200);
+      await text(res);
+      expect(t.stats().connectionsOpened).toBe(2);
+      t.close();
+    } finally {
+      await server.stop();
+    }
+  }, 15_000);
+
+  test('connect refused -> retryable upstream_connect_failed', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: await deadPort() });
+    const opts = mkOpts();
+    const err = await rejection(t.request(mkReq(), opts));
+    expect(err.code).toBe('upstream_connect_failed');
+    expect(err.retryable).toBe(true);
+    expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_connect_failed']);
+    t.close();
+  });
+
+  test('a peer that never sends SETTINGS -> connect timeout, retryable', async () => {
+    const raw = await startRawH2Server('silent');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const t0 = performance.now();
+      const err = await rejection(t.request(mkReq(), mkOpts({ connectTimeoutMs: 200 })));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(2000);
+      // An abort while waiting for the connection wins over the connect.
+      const ac = new AbortController();
+      const p = t.request(mkReq({ signal: ac.signal }), mkOpts({ connectTimeoutMs: 5000 }));
+      ac.abort();
+      expect((await rejection(p)).code).toBe('client_aborted');
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('REFUSED_STREAM -> retryable upstream_connect_failed', async () => {
+    const raw = await startRawH2Server('refuse');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const opts = mkOpts();
+      const err = await rejection(t.request(mkReq(), opts));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      expect(opts.ends.length).toBe(1);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('GOAWAY that excludes the stream -> retryable; the session is not reused', async () => {
+    const raw = await startRawH2Server('goaway-unprocessed');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const err = await rejection(t.request(mkReq(), mkOpts()));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      const err2 = await rejection(t.request(mkReq(), mkOpts()));
+      expect(err2.retryable).toBe(true);
+      expect(raw.connections()).toBe(2);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('RST_STREAM after the head -> the body fails with upstream_reset', async () => {
+    const raw = await startRawH2Server('reset-after-head');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const opts = mkOpts();
+      const res = await t.request(mkReq(), opts);
+      expect(res.status).toBe(200);
+      const err = await rejection(text(res));
+      expect(err.code).toBe('upstream_reset');
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_reset']);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('CONNECT and a content-length without a body are refused as bad_request', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: 1 });
+    expect((await rejection(t.request(mkReq({ method: 'CONNECT', target: 'x:443' }), mkOpts()))).code).toBe('bad_request');
+    expect((await rejection(t.request(mkReq({ contentLength: 3 }), mkOpts()))).code).toBe('bad_request');
+    t.close();
+  });
+});
+
+describe('Http2Transport over TLS', () => {
+  const cert = makeSelfSignedCert();
+  let h2: H2Server;
+  let h1: H2Server;
+  beforeAll(async () => {
+    [h2, h1] = await Promise.all([
+      startH2Server({ mode: 'h2', certPath: cert.certPath, keyPath: cert.keyPath }),
+      startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([h2.stop(), h1.stop()]);
+  });
+
+  test('verification on without the CA -> upstream_connect_failed', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true } });
+    const err = await rejection(t.request(mkReq(), mkOpts()));
+    expect(err.code).toBe('upstream_connect_failed');
+    expect(err.retryable).toBe(true);
+    t.close();
+  });
+
+  test('verification on with the CA -> h2 works', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    const res = await t.request(mkReq({ headers: [['host', 'secure.test']] }), mkOpts());
+    const echo = JSON.parse(await text(res));
+    expect(echo.scheme).toBe('https');
+    expect(echo.authority).toBe('secure.test');
+    expect(t.protocol).toBe('h2');
+    t.close();
+  });
+
+  test('SNI is sent only when a server name is given', async () => {
+    const plain = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    await text(await plain.request(mkReq(), mkOpts()));
+    expect((await h2.stats()).serverNames.at(-1)).toBe('');
+    plain.close();
+    const t = new Http2Transport({
+      host: '127.0.0.1',
+      port: h2.port,
+      tls: { rejectUnauthorized: true, ca: cert.cert, serverName: 'localhost' },
+    });
+    await text(await t.request(mkReq(), mkOpts()));
+    expect((await h2.stats()).serverNames.at(-1)).toBe('localhost');
+    t.close();
+  });
+
+  test('verification off -> works with the self-signed certificate', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: false } });
+    const res = await t.request(mkReq(), mkOpts());
+    expect(res.status).toBe(200);
+    await text(res);
+    t.close();
+  });
+
+  test('HTTPS backend without h2 -> falls back to HTTP/1.1 and remembers it', async () => {
+    const t = new Http2Transport({ host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    const before = await h1.stats();
+    for (let i = 0; i < 3; i++) {
+      const opts = mkOpts();
+      const res = await t.request(
+        mkReq({ method: 'POST', target: `/echo?i=${i}`, headers: [['host', 'fallback.test']], body: new Blob(['abc']).stream(), contentLength: 3 }),
+        opts,
+      );
+      const echo = JSON.parse(await text(res));
+      expect(echo.version).toBe('1.1');
+      expect(echo.authority).toBe('fallback.test');
+      expect(echo.bodyBytes).toBe(3);
+      await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    }
+    expect(t.protocol).toBe('http/1.1');
+    const after = await h1.stats();
+    // One ALPN probe connection plus the HTTP/1.1 pool's keep-alive connection.
+    expect(after.sessions - before.sessions).toBeLessThanOrEqual(2);
+    t.close();
+  });
+
+  test('the HTTP/1.1 decision is re-checked after protocolRecheckMs', async () => {
+    const t = new Http2Transport(
+      { host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: false } },
+      { protocolRecheckMs: 0 },
+    );
+    await text(await t.request(mkReq(), mkOpts()));
+    const before = await h1.stats();
+    await text(await t.request(mkReq(), mkOpts()));
+    const after = await h1.stats();
+    expect(after.sessions - before.sessions).toBe(1); // the new probe; requests still work
+    expect(t.protocol).toBe('http/1.1');
+    t.close();
+  });
+});

@@ -1,0 +1,504 @@
+/**
+ * Real HTTP/2 backends for upstream-client tests, on 127.0.0.1 and port 0:
+ *
+ * - {@link startH2Server}: a `node:http2` server (cleartext h2c or h2 over TLS) or a `node:https` HTTP/1.1-only
+ *   TLS server, each in a child Bun process (so its memory and event loop are separate from the client under
+ *   test). Behaviour is chosen by path (see {@link H2ServerStats} and the route table in `serve()`), and a
+ *   control HTTP server in the child reports counters and takes commands (stall/resume, GOAWAY).
+ * - {@link startRawH2Server}: an in-process TCP server speaking just enough HTTP/2 frames to misbehave on purpose
+ *   (REFUSED_STREAM, GOAWAY that excludes the stream, a reset after the response head, or silence).
+ * - {@link makeSelfSignedCert}: a throwaway EC certificate for 127.0.0.1/localhost made with `openssl`.
+ *
+ * Readiness is a JSON line on the child's stdout, awaited with a deadline.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Subprocess } from 'bun';
+
+/** How a child server listens. */
+export interface H2ServerOptions {
+  /** `h2c` cleartext HTTP/2, `h2` HTTP/2 over TLS, `h1-tls` HTTP/1.1-only over TLS. */
+  mode: 'h2c' | 'h2' | 'h1-tls';
+  /** Certificate and key files (PEM) for the TLS modes. */
+  certPath?: string;
+  /** Key file (PEM) for the TLS modes. */
+  keyPath?: string;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS the server advertises. Default 1000. */
+  maxConcurrentStreams?: number;
+  /** Port to listen on; 0 (default) picks one. Used by {@link H2Server.restart}. */
+  port?: number;
+}
+
+/** Counters kept by a child server. */
+export interface H2ServerStats {
+  /** HTTP/2 sessions (TCP connections for `h1-tls`) accepted since start. */
+  sessions: number;
+  /** Sessions open now. */
+  openSessions: number;
+  /** Requests seen. */
+  requests: number;
+  /** Streams open now / most at once. */
+  activeStreams: number;
+  maxActiveStreams: number;
+  /** Bytes of the current `/upload` read by the handler so far. */
+  uploadReceived: number;
+  /** Bytes of the current `/download` accepted by `stream.write` so far. */
+  downloadWritten: number;
+  /** Streams that closed with a non-zero RST_STREAM code, by path. */
+  resets: { path: string; rstCode: number }[];
+  /** Paths of streams open now. */
+  openPaths: string[];
+  /** HTTP versions of requests seen (`2.0` or `1.1`). */
+  versions: string[];
+  /** SNI names seen on HTTP/2 TLS sessions (empty string when none was sent); not kept for `h1-tls`. */
+  serverNames: string[];
+}
+
+/** A running child server. */
+export interface H2Server {
+  /** Traffic port. */
+  readonly port: number;
+  /** Counters from the child. */
+  stats(): Promise<H2ServerStats>;
+  /** Sends a control command: `stall` (stop reading uploads / writing downloads), `resume`, `goaway` (graceful close of every session). */
+  command(cmd: 'stall' | 'resume' | 'goaway'): Promise<void>;
+  /** Kills the child and starts a new one on the same port (a server restart). */
+  restart(): Promise<void>;
+  /** Kills the child. */
+  stop(): Promise<void>;
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
+export async function waitUntil<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await fn();
+    if (last) return last as NonNullable<T>;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+/** Reads stdout lines of `proc` until one parses as JSON with `event: "listening"`, with a deadline. */
+async function readReady(proc: Subprocess<'ignore', 'pipe', 'inherit'>, timeoutMs: number): Promise<{ port: number; control: number }> {
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const deadline = setTimeout(() => proc.kill(), timeoutMs);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error('test server exited before it was ready');
+      buf += decoder.decode(value, { stream: true });
+      const nl = buf.indexOf('\n');
+      if (nl < 0) continue;
+      const rec = JSON.parse(buf.slice(0, nl)) as { event: string; port: number; control: number };
+      if (rec.event === 'listening') return { port: rec.port, control: rec.control };
+      buf = buf.slice(nl + 1);
+    }
+  } finally {
+    clearTimeout(deadline);
+    reader.releaseLock();
+  }
+}
+
+/** Starts a child server (see {@link H2ServerOptions}) and waits until it listens (10 s deadline). */
+export async function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
+  let cfg: H2ServerOptions = { ...opts };
+  let proc: Subprocess<'ignore', 'pipe', 'inherit'>;
+  let control = 0;
+  let port = 0;
+  const spawn = async () => {
+    proc = Bun.spawn([process.execPath, import.meta.path, JSON.stringify(cfg)], {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'inherit',
+    });
+    const ready = await readReady(proc, 10_000);
+    port = ready.port;
+    control = ready.control;
+  };
+  await spawn();
+  const stopChild = async () => {
+    proc.kill('SIGKILL');
+    await proc.exited;
+  };
+  return {
+    get port() {
+      return port;
+    },
+    async stats() {
+      const res = await fetch(`http://127.0.0.1:${control}/stats`);
+      return (await res.json()) as H2ServerStats;
+    },
+    async command(cmd) {
+      const res = await fetch(`http://127.0.0.1:${control}/${cmd}`, { method: 'POST' });
+      await res.text();
+    },
+    async restart() {
+      await stopChild();
+      cfg = { ...cfg, port };
+      // The old listener is gone once the process exited; retry briefly in case the port is still settling.
+      const deadline = performance.now() + 5000;
+      for (;;) {
+        try {
+          await spawn();
+          return;
+        } catch (err) {
+          if (performance.now() > deadline) throw err;
+          await Bun.sleep(20);
+        }
+      }
+    },
+    stop: stopChild,
+  };
+}
+
+/** A self-signed EC P-256 certificate for CN=localhost, SAN IP:127.0.0.1 and DNS:localhost, made with openssl. */
+export function makeSelfSignedCert(): { dir: string; certPath: string; keyPath: string; cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'spooky-h2-cert-'));
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  const r = Bun.spawnSync(
+    [
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-days',
+      '2',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ],
+    { stdout: 'ignore', stderr: 'pipe' },
+  );
+  if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
+  return { dir, certPath, keyPath, cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+}
+
+/** Frees a port: listens on port 0 and closes again, so connecting to it is refused. */
+export async function deadPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+// ---- raw HTTP/2 misbehaviour server (in-process) --------------------------------------------------------------
+
+/** What a {@link startRawH2Server} does with each request (HEADERS frame). */
+export type RawBehaviour =
+  /** RST_STREAM(REFUSED_STREAM): the request was not processed. */
+  | 'refuse'
+  /** GOAWAY(last stream id 0): the request is above the last processed stream. */
+  | 'goaway-unprocessed'
+  /** Response head 200, 5 bytes of body, then RST_STREAM(INTERNAL_ERROR). */
+  | 'reset-after-head'
+  /** Accepts TCP but never sends a byte (not even SETTINGS). */
+  | 'silent';
+
+/** A running raw server. */
+export interface RawH2Server {
+  readonly port: number;
+  /** Connections accepted. */
+  readonly connections: () => number;
+  close(): Promise<void>;
+}
+
+/** Builds one HTTP/2 frame. */
+function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
+  const b = Buffer.alloc(9 + payload.length);
+  b.writeUIntBE(payload.length, 0, 3);
+  b[3] = type;
+  b[4] = flags;
+  b.writeUInt32BE(streamId & 0x7fffffff, 5);
+  b.set(payload, 9);
+  return b;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+}
+
+/** Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. */
+export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Server> {
+  let conns = 0;
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((sock) => {
+    conns++;
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    if (behaviour === 'silent') return;
+    sock.write(frame(0x4, 0, 0, new Uint8Array(0))); // our SETTINGS (empty)
+    let buf = Buffer.alloc(0);
+    let prefaceSeen = false;
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (!prefaceSeen) {
+        if (buf.length < 24) return;
+        buf = buf.subarray(24);
+        prefaceSeen = true;
+      }
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) return;
+        const type = buf[3] as number;
+        const flags = buf[4] as number;
+        const id = buf.readUInt32BE(5) & 0x7fffffff;
+        buf = buf.subarray(9 + len);
+        if (type === 0x4 && (flags & 0x1) === 0) sock.write(frame(0x4, 0x1, 0, new Uint8Array(0))); // SETTINGS ACK
+        if (type === 0x6 && (flags & 0x1) === 0) sock.write(frame(0x6, 0x1, 0, new Uint8Array(8))); // PING ACK
+        if (type !== 0x1) continue; // HEADERS starts a request
+        if (behaviour === 'refuse') sock.write(frame(0x3, 0, id, u32(0x7)));
+        else if (behaviour === 'goaway-unprocessed') sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])));
+        else if (behaviour === 'reset-after-head') {
+          // HPACK: 0x88 is the static-table entry ":status: 200".
+          sock.write(frame(0x1, 0x4, id, Uint8Array.of(0x88)));
+          sock.write(frame(0x0, 0, id, Buffer.from('hello')));
+          setTimeout(() => sock.write(frame(0x3, 0, id, u32(0x2))), 20);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    connections: () => conns,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => resolve());
+      }),
+  };
+}
+
+// ---- the child server ---------------------------------------------------------------------------------------
+
+/**
+ * Routes (query parameters in brackets):
+ * - `/echo`: 200 with JSON `{ method, path, authority, scheme, headers, bodyBytes }` after reading the body;
+ *   response headers `x-echo: 1` and two `set-cookie` fields.
+ * - `/slow[?ms=N]`: 200 `slow` after N ms (default 200).
+ * - `/upload`: reads the body (counted in `uploadReceived`, paused while stalled); answers `{ bytes, sum }` where
+ *   `sum` is the rolling hash `h = h * 31 + byte (mod 2^32)` over every byte, in order.
+ * - `/download?bytes=N`: N bytes (byte i is `i % 251`), honouring `write()` backpressure; paused while stalled.
+ * - `/status/NNN`: that status and no body.
+ * - `/hang`: never answers (the stream stays open until the client resets it).
+ * - `/reset-before`: resets the stream (INTERNAL_ERROR) before any response.
+ * - `/reset-after`: response head and 5 bytes, then resets the stream (INTERNAL_ERROR).
+ */
+async function serve(cfg: H2ServerOptions): Promise<void> {
+  const stats: H2ServerStats = {
+    sessions: 0,
+    openSessions: 0,
+    requests: 0,
+    activeStreams: 0,
+    maxActiveStreams: 0,
+    uploadReceived: 0,
+    downloadWritten: 0,
+    resets: [],
+    openPaths: [],
+    versions: [],
+    serverNames: [],
+  };
+  let stalled = false;
+  const stallWaiters: (() => void)[] = [];
+  const unstalled = () => (stalled ? new Promise<void>((r) => stallWaiters.push(r)) : Promise.resolve());
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const tlsOpts =
+    cfg.mode === 'h2c' ? undefined : { cert: readFileSync(cfg.certPath as string), key: readFileSync(cfg.keyPath as string) };
+
+  const onStream = (st: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => {
+    st.on('error', () => {});
+    const url = new URL(String(h[':path'] ?? '/'), 'http://x');
+    const path = url.pathname;
+    stats.requests++;
+    stats.versions.push('2.0');
+    stats.activeStreams++;
+    stats.maxActiveStreams = Math.max(stats.maxActiveStreams, stats.activeStreams);
+    stats.openPaths.push(path);
+    st.on('close', () => {
+      stats.activeStreams--;
+      const i = stats.openPaths.indexOf(path);
+      if (i >= 0) stats.openPaths.splice(i, 1);
+      if (st.rstCode) stats.resets.push({ path, rstCode: st.rstCode });
+    });
+    if (path === '/echo') {
+      let bodyBytes = 0;
+      st.on('data', (c: Buffer) => {
+        bodyBytes += c.length;
+      });
+      st.on('end', () => {
+        const headers: Record<string, string | string[] | undefined> = {};
+        for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) headers[k] = v;
+        st.respond({ ':status': 200, 'content-type': 'application/json', 'x-echo': '1', 'set-cookie': ['a=1', 'b=2'] });
+        st.end(JSON.stringify({ method: h[':method'], path: h[':path'], authority: h[':authority'], scheme: h[':scheme'], headers, bodyBytes }));
+      });
+      return;
+    }
+    if (path === '/slow') {
+      const ms = Number(url.searchParams.get('ms') ?? 200);
+      st.resume();
+      setTimeout(() => {
+        if (st.closed || st.destroyed) return;
+        st.respond({ ':status': 200 });
+        st.end('slow');
+      }, ms);
+      return;
+    }
+    if (path === '/upload') {
+      stats.uploadReceived = 0;
+      let sum = 0;
+      st.on('data', (c: Buffer) => {
+        stats.uploadReceived += c.length;
+        for (let i = 0; i < c.length; i++) sum = (Math.imul(sum, 31) + (c[i] as number)) >>> 0;
+        if (stalled) {
+          st.pause();
+          void unstalled().then(() => st.resume());
+        }
+      });
+      st.on('end', () => {
+        st.respond({ ':status': 200, 'content-type': 'application/json' });
+        st.end(JSON.stringify({ bytes: stats.uploadReceived, sum }));
+      });
+      return;
+    }
+    if (path === '/download') {
+      const total = Number(url.searchParams.get('bytes') ?? 1024 * 1024);
+      stats.downloadWritten = 0;
+      st.respond({ ':status': 200, 'content-length': String(total) });
+      const chunkSize = 16 * 1024;
+      let sent = 0;
+      const pump = async () => {
+        while (sent < total) {
+          if (stalled) await unstalled();
+          if (st.closed || st.destroyed) return;
+          const n = Math.min(chunkSize, total - sent);
+          const chunk = Buffer.allocUnsafe(n);
+          for (let i = 0; i < n; i++) chunk[i] = (sent + i) % 251;
+          sent += n;
+          stats.downloadWritten = sent;
+          if (!st.write(chunk)) await new Promise<void>((r) => {
+            const done = () => {
+              st.off('drain', done);
+              st.off('close', done);
+              r();
+            };
+            st.on('drain', done);
+            st.on('close', done);
+          });
+        }
+        st.end();
+      };
+      void pump();
+      return;
+    }
+    if (path.startsWith('/status/')) {
+      st.respond({ ':status': Number(path.slice(8)) }, { endStream: true });
+      return;
+    }
+    if (path === '/hang') {
+      st.resume();
+      return;
+    }
+    if (path === '/reset-before') {
+      st.destroy(new Error('reset before head'));
+      return;
+    }
+    if (path === '/reset-after') {
+      st.respond({ ':status': 200 });
+      st.write('hello');
+      setTimeout(() => st.destroy(new Error('reset after head')), 20);
+      return;
+    }
+    st.respond({ ':status': 404 });
+    st.end('not found');
+  };
+
+  const onSession = (s: http2.ServerHttp2Session) => {
+    stats.sessions++;
+    stats.openSessions++;
+    sessions.add(s);
+    s.on('error', () => {});
+    s.on('close', () => {
+      stats.openSessions--;
+      sessions.delete(s);
+    });
+    const sock = s.socket as unknown as { servername?: string | false };
+    if (tlsOpts) stats.serverNames.push(typeof sock.servername === 'string' ? sock.servername : '');
+  };
+
+  const settings = { maxConcurrentStreams: cfg.maxConcurrentStreams ?? 1000 };
+  let listener: net.Server;
+  if (cfg.mode === 'h2c') {
+    const srv = http2.createServer({ settings });
+    srv.on('session', onSession);
+    srv.on('stream', onStream);
+    listener = srv;
+  } else if (cfg.mode === 'h2') {
+    const srv = http2.createSecureServer({ ...tlsOpts, settings });
+    srv.on('session', onSession);
+    srv.on('stream', onStream);
+    listener = srv;
+  } else {
+    const srv = https.createServer({ ...tlsOpts }, (req, res) => {
+      stats.requests++;
+      stats.versions.push(req.httpVersion);
+      let bodyBytes = 0;
+      req.on('data', (c: Buffer) => {
+        bodyBytes += c.length;
+      });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('x-echo', '1');
+        res.end(JSON.stringify({ method: req.method, path: req.url, authority: req.headers.host, headers: req.headers, bodyBytes, version: req.httpVersion }));
+      });
+    });
+    srv.on('connection', () => {
+      stats.sessions++;
+    });
+    listener = srv;
+  }
+  await new Promise<void>((resolve) => listener.listen(cfg.port ?? 0, '127.0.0.1', () => resolve()));
+
+  const controlServer = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    development: false,
+    fetch(req) {
+      const p = new URL(req.url).pathname;
+      if (p === '/stats') return Response.json(stats);
+      if (p === '/stall') stalled = true;
+      else if (p === '/resume') {
+        stalled = false;
+        for (const w of stallWaiters.splice(0)) w();
+      } else if (p === '/goaway') for (const s of sessions) s.close();
+      return new Response('ok');
+    },
+  });
+  const port = (listener.address() as net.AddressInfo).port;
+  process.stdout.write(`${JSON.stringify({ event: 'listening', port, control: controlServer.port })}\n`);
+}
+
+if (import.meta.main) {
+  await serve(JSON.parse(process.argv[2] ?? '{"mode":"h2c"}') as H2ServerOptions);
+}
