@@ -62,7 +62,9 @@ function checkListeners(root: Obj, sink: Sink): void {
   const list: Array<[unknown, PathSegment[]]> = [];
   const many = Array.isArray(root.listeners) && root.listeners.length > 0;
   if (many) {
-    (root.listeners as unknown[]).forEach((l, i) => list.push([l, ['listeners', i]]));
+    (root.listeners as unknown[]).forEach((l, i) => {
+      list.push([l, ['listeners', i]]);
+    });
     if (root.listen !== undefined) sink.warn(['listen'], 'key', '`listen` is ignored because `listeners` is given');
   } else if (root.listen !== undefined) {
     list.push([root.listen, ['listen']]);
@@ -136,7 +138,8 @@ function checkAdmin(root: Obj, sink: Sink): void {
 
 function checkTlsCompat(tls: Obj, path: PathSegment[], sink: Sink): void {
   for (const [key, hint] of Object.entries(TLS_RUST_ONLY)) {
-    if (key in tls) sink.warn([...path, key], 'key', `\`${key}\` is a Rust Spooky setting that this Spooky does not implement; it is ignored (${hint})`);
+    if (key in tls)
+      sink.warn([...path, key], 'key', `\`${key}\` is a Rust Spooky setting that this Spooky does not implement; it is ignored (${hint})`);
   }
 }
 
@@ -214,7 +217,11 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
       if (set.length === 0 && !unknown) {
         sink.error([...path, kind, name], 'missing', 'a condition needs one of `present`, `regex` or `equals`');
       } else if (set.length > 1) {
-        sink.error([...path, kind, name], 'value', `use only one of \`present\`, \`regex\`, \`equals\` (found ${set.map((s) => `\`${s}\``).join(', ')})`);
+        sink.error(
+          [...path, kind, name],
+          'value',
+          `use only one of \`present\`, \`regex\`, \`equals\` (found ${set.map((s) => `\`${s}\``).join(', ')})`,
+        );
       }
     }
   }
@@ -241,8 +248,11 @@ function checkPools(root: Obj, sink: Sink): void {
     // Routes: shape checks, then signatures for the identical-route check across pools.
     const routes: Array<[unknown, PathSegment[], Target]> = [];
     if (pool.route === undefined) routes.push([{}, [...pp], 'key']);
-    else if (Array.isArray(pool.route)) pool.route.forEach((r, i) => routes.push([r, [...pp, 'route', i], 'value']));
-    else routes.push([pool.route, [...pp, 'route'], 'value']);
+    else if (Array.isArray(pool.route)) {
+      pool.route.forEach((r, i) => {
+        routes.push([r, [...pp, 'route', i], 'value']);
+      });
+    } else routes.push([pool.route, [...pp, 'route'], 'value']);
     const own = new Set<string>();
     for (const [r, path, target] of routes) {
       if (!isObj(r)) continue;
@@ -253,10 +263,11 @@ function checkPools(root: Obj, sink: Sink): void {
       const clash = signatures.find((s) => s.sig === sig && s.pool !== name);
       if (clash) {
         const what = pool.route === undefined ? 'has no route (catch-all), like' : 'has the same route as';
+        const theirs = clash.target === 'key' && pool.route !== undefined ? ', which has no route' : '';
         sink.error(
           path,
           target,
-          `pool \`${name}\` ${what} pool \`${clash.pool}\` (line ${sink.line(clash.path, clash.target)}); the router could never choose between them, so make the routes differ`,
+          `pool \`${name}\` ${what} pool \`${clash.pool}\` (line ${sink.line(clash.path, clash.target)}${theirs}); the router could never choose between them, so make the routes differ`,
         );
       } else {
         signatures.push({ pool: name, sig, path, target });
@@ -278,7 +289,12 @@ function checkPools(root: Obj, sink: Sink): void {
 
 function checkHostPolicy(hp: unknown, path: PathSegment[], sink: Sink): void {
   if (!isObj(hp)) return;
-  const mode = hp.mode === undefined ? 'pass-through' : typeof hp.mode === 'string' && Object.hasOwn(HOST_POLICY_MODES, hp.mode) ? HOST_POLICY_MODES[hp.mode] : undefined;
+  const mode =
+    hp.mode === undefined
+      ? 'pass-through'
+      : typeof hp.mode === 'string' && Object.hasOwn(HOST_POLICY_MODES, hp.mode)
+        ? HOST_POLICY_MODES[hp.mode]
+        : undefined;
   if (mode === 'rewrite' && hp.host === undefined) sink.error(path, 'missing', '`mode: rewrite` needs `host` (the Host header to send)');
   if (mode !== undefined && mode !== 'rewrite' && hp.host !== undefined) {
     sink.error([...path, 'host'], 'key', `\`host\` is only used with \`mode: rewrite\` (mode here is \`${mode}\`)`);

@@ -105,7 +105,11 @@ export function allowedKeys(schema: z.ZodType, path: readonly PathSegment[]): st
 function describeChoices(values: readonly unknown[]): { what: string; list: string; candidates: string[] } {
   const strs = values.filter((v): v is string => typeof v === 'string');
   if (strs.includes('round-robin') && strs.includes('rr')) {
-    return { what: 'load-balancing strategy', list: `strategies: ${CANONICAL_STRATEGIES.join(', ')}; aliases are listed in the reference`, candidates: strs };
+    return {
+      what: 'load-balancing strategy',
+      list: `strategies: ${CANONICAL_STRATEGIES.join(', ')}; aliases are listed in the reference`,
+      candidates: strs,
+    };
   }
   if (strs.includes('info') && strs.includes('spooky')) {
     return { what: 'log level', list: `levels: ${LOG_LEVELS.join(', ')}, or the Rust Spooky names`, candidates: strs };

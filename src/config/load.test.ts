@@ -560,7 +560,15 @@ upstream:
     });
     expect(b?.health_check.probes).toEqual([
       { path: '/live', method: 'GET', interval: 2000, timeout_ms: 1000, expected_status: [200, 299], headers: { 'x-probe': '1' } },
-      { path: '/db', method: 'GET', interval: 2000, timeout_ms: 1000, expected_status: [204, 204], headers: { 'x-probe': '1' }, address: 'h2c://y:9000' },
+      {
+        path: '/db',
+        method: 'GET',
+        interval: 2000,
+        timeout_ms: 1000,
+        expected_status: [204, 204],
+        headers: { 'x-probe': '1' },
+        address: 'h2c://y:9000',
+      },
     ]);
     expect(c?.health_check.probes).toEqual([]);
     expect(c?.health_check.passive_failure_threshold).toBe(0);
@@ -642,7 +650,9 @@ log:
       ['fatal', 'fatal'],
     ];
     for (const [written, level] of names) {
-      const { config } = ok(`${L}upstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\nlog: { level: ${written}, file: { enabled: false, path: /x.log } }\n`);
+      const { config } = ok(
+        `${L}upstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\nlog: { level: ${written}, file: { enabled: false, path: /x.log } }\n`,
+      );
       expect(config.log.level).toBe(level as Config['log']['level']);
       expect(config.log.file).toBeUndefined();
     }
@@ -662,7 +672,9 @@ upstream:
     // `x-backend` is not a known key: reported at its key, the rest still resolves.
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.errors.map((e) => [e.line, e.column, e.path])).toEqual([[3, 1, 'x-backend']]);
-    const { config } = ok(`${L}upstream:\n  api:\n    health_check: &hc { path: /h }\n    backends:\n      - { id: a, address: "http://x", health_check: *hc }\n`);
+    const { config } = ok(
+      `${L}upstream:\n  api:\n    health_check: &hc { path: /h }\n    backends:\n      - { id: a, address: "http://x", health_check: *hc }\n`,
+    );
     expect(config.pools[0]?.backends[0]?.health_check.probes[0]?.path).toBe('/h');
     const bad = errorsOf(`${L}defaults: &d { weight: 0 }\n`);
     expect(bad.some((e) => e.path === 'defaults')).toBe(true);
@@ -697,7 +709,9 @@ describe('strategy aliases', () => {
   });
 
   test('a hash key on a strategy that does not hash is a warning', () => {
-    const { warnings } = ok(`${L}upstream:\n  api:\n    load_balancing: { type: rr, key: "cookie:s" }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    const { warnings } = ok(
+      `${L}upstream:\n  api:\n    load_balancing: { type: rr, key: "cookie:s" }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
     expect(warnings.map((w) => [w.path, w.message])).toEqual([
       ['upstream.api.load_balancing.key', '`key` is only used by consistent-hash; it is ignored for `round-robin`'],
     ]);
@@ -770,7 +784,8 @@ describe('loadConfigFile', () => {
     writeFileSync(bad, MINIMAL_RUST.replace('weight: 100', 'weight: -1'));
     const b = await loadConfigFile(bad);
     expect(b.ok).toBe(false);
-    if (!b.ok) expect(b.errors.map(formatIssue)).toEqual([`${bad}:18:17: error: must be at least 1, got -1 (at upstream.api_pool.backends[0].weight)`]);
+    if (!b.ok)
+      expect(b.errors.map(formatIssue)).toEqual([`${bad}:18:17: error: must be at least 1, got -1 (at upstream.api_pool.backends[0].weight)`]);
   });
 
   test('a missing file is one error', async () => {
@@ -789,8 +804,9 @@ describe('JSON Schema', () => {
 
   /** Every `properties` entry in the schema, with its path. */
   function properties(node: unknown, path: string, out: Array<[string, JsonObj]>): Array<[string, JsonObj]> {
-    if (Array.isArray(node)) node.forEach((n) => properties(n, path, out));
-    else if (isObj(node)) {
+    if (Array.isArray(node)) {
+      for (const n of node) properties(n, path, out);
+    } else if (isObj(node)) {
       if (isObj(node.properties)) {
         for (const [k, v] of Object.entries(node.properties)) {
           if (isObj(v)) out.push([`${path}.${k}`, v]);

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isAlias, isCollection, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { isAlias, isCollection, isScalar, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { crossFieldChecks } from './checks.ts';
 import { zodIssuesToConfigIssues } from './issues.ts';
@@ -16,7 +16,9 @@ import { ConfigFileSchema } from './schema.ts';
 import { SourceMap } from './source.ts';
 import type { Config, ConfigIssue } from './types.ts';
 
-export { formatIssue, formatPath } from './source.ts';
+/** The defaults applied to every unset field (see `resolve.ts`). */
+export { DEFAULTS } from './resolve.ts';
+/** Strategy and log-level name tables (see `schema.ts`), re-exported so callers need only this module. */
 export {
   CANONICAL_STRATEGIES,
   canonicalStrategy,
@@ -24,12 +26,11 @@ export {
   STICKY_CID_NAMES,
   STRATEGY_ALIASES,
 } from './schema.ts';
-export { DEFAULTS } from './resolve.ts';
+/** Issue and path formatting (see `source.ts`). */
+export { formatIssue, formatPath } from './source.ts';
 
 /** The result of a load: the config and the warnings, or every error (and the warnings found so far). */
-export type LoadResult =
-  | { ok: true; config: Config; warnings: ConfigIssue[] }
-  | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+export type LoadResult = { ok: true; config: Config; warnings: ConfigIssue[] } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
 
 /** How many alias expansions a document may need before it is refused (guards against alias bombs). */
 const MAX_ALIAS_COUNT = 1000;
@@ -85,22 +86,26 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
 
   for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
   for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
-  let unresolved = false;
+  let unreadable = false;
   visit(doc, {
     Alias(_key, node) {
       if (isAlias(node) && !node.resolve(doc)) {
-        unresolved = true;
+        unreadable = true;
         errors.push(src.issueAtOffset('error', node.range?.[0] ?? 0, `unknown alias *${node.source}: no anchor &${node.source} before it`));
       }
     },
     Pair(_key, pair) {
       if (isCollection(pair.key)) {
-        unresolved = true;
+        unreadable = true;
         errors.push(src.issueAtOffset('error', pair.key.range?.[0] ?? 0, 'map keys must be plain values, not lists or maps'));
+      } else if (isScalar(pair.key) && pair.key.value === '__proto__') {
+        // A plain JS object cannot hold this key; it would silently vanish (or change the object's prototype).
+        unreadable = true;
+        errors.push(src.issueAtOffset('error', pair.key.range?.[0] ?? 0, '`__proto__` cannot be used as a key'));
       }
     },
   });
-  if (unresolved) return done();
+  if (unreadable) return done();
   // Past a syntax error the document is a guess: keep only the schema and cross-field errors about nodes
   // that end before the first syntax error, so the report holds no follow-on noise.
   const syntaxAt = Math.min(...doc.errors.map((e) => e.pos[0]));
@@ -136,7 +141,11 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    return { ok: false, errors: [{ severity: 'error', file: path, line: 1, column: 1, path: '', message: `cannot read the config file: ${why}` }], warnings: [] };
+    return {
+      ok: false,
+      errors: [{ severity: 'error', file: path, line: 1, column: 1, path: '', message: `cannot read the config file: ${why}` }],
+      warnings: [],
+    };
   }
   return loadConfigText(text, path, dirname(resolve(path)));
 }

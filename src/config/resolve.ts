@@ -16,11 +16,11 @@ import {
   parseStatusRange,
 } from './parse.ts';
 import {
-  canonicalStrategy,
   type ConditionFile,
   type ConfigFile,
-  HOST_POLICY_MODES,
+  canonicalStrategy,
   type HealthCheckFile,
+  HOST_POLICY_MODES,
   type ListenerFile,
   LOG_LEVEL_ALIASES,
   type LoadBalancingFile,

@@ -140,6 +140,10 @@ function rustOnly(what: string) {
 }
 
 const port = () => z.number().int().min(0).max(65535);
+/** The longest timer JavaScript can run (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_DURATION_MS = 2_147_483_647;
+/** A duration in milliseconds, at least `min`. */
+const durationMs = (min: number) => z.number().int().min(min).max(MAX_DURATION_MS);
 const positiveInt = () => z.number().int().min(1);
 const nonEmpty = () => z.string().min(1);
 
@@ -156,8 +160,8 @@ export const SniCertificateSchema = z
       checked(parseHostPattern),
       'TLS server name (SNI) this certificate answers for: an exact name or a leading wildcard (`*.example.com`). Required.',
     ),
-    cert: req(nonEmpty(), 'PEM certificate chain file; relative paths are resolved against the config file\'s folder. Required.'),
-    key: req(nonEmpty(), 'PEM private key file; relative paths are resolved against the config file\'s folder. Required.'),
+    cert: req(nonEmpty(), "PEM certificate chain file; relative paths are resolved against the config file's folder. Required."),
+    key: req(nonEmpty(), "PEM private key file; relative paths are resolved against the config file's folder. Required."),
   })
   .describe('A certificate chosen when the client asks for `server_name` via SNI.');
 
@@ -166,9 +170,9 @@ export const ListenTlsSchema = z
   .strictObject({
     cert: opt(
       nonEmpty(),
-      'Default PEM certificate chain file (used when no SNI certificate matches); relative to the config file\'s folder. No default; set together with `key`.',
+      "Default PEM certificate chain file (used when no SNI certificate matches); relative to the config file's folder. No default; set together with `key`.",
     ),
-    key: opt(nonEmpty(), 'Private key (PEM) of the default certificate; relative to the config file\'s folder. No default; set together with `cert`.'),
+    key: opt(nonEmpty(), "Private key (PEM) of the default certificate; relative to the config file's folder. No default; set together with `cert`."),
     certificates: opt(
       z.array(SniCertificateSchema),
       'Additional certificates selected by SNI server name. Default none. A listener needs at least one certificate (default or SNI).',
@@ -180,11 +184,18 @@ export const ListenTlsSchema = z
 /** One traffic listener (the shape of `listen` and of each `listeners` item). */
 export const ListenerSchema = z
   .strictObject({
-    protocol: opt(z.literal('http3'), 'Listener protocol; only `http3` (HTTP/1.1 and HTTP/2 over TCP are always served on the same port too).', 'http3'),
+    protocol: opt(
+      z.literal('http3'),
+      'Listener protocol; only `http3` (HTTP/1.1 and HTTP/2 over TCP are always served on the same port too).',
+      'http3',
+    ),
     address: opt(checked(parseBindAddress), 'IP address to bind (TCP and UDP). Default `0.0.0.0`.', '0.0.0.0'),
     port: opt(port(), 'Port for both TCP and UDP, 0..65535; `0` picks a free port. Default `9889`.', 9889),
     idle_timeout_s: opt(
-      z.number().positive(),
+      z
+        .number()
+        .positive()
+        .max(Math.floor(MAX_DURATION_MS / 1000)),
       'Idle connection timeout in seconds (also the QUIC idle timeout). Default `30`.',
       30,
     ),
@@ -209,25 +220,17 @@ export const AdminSchema = z
 /** Request limits. */
 export const LimitsSchema = z
   .strictObject({
-    max_request_body_bytes: opt(
-      positiveInt(),
-      'Largest request body in bytes; larger requests get 413. Default `104857600` (100 MiB).',
-      104857600,
-    ),
-    max_header_bytes: opt(
-      positiveInt(),
-      'Largest request header section in bytes (names + values); larger gets 431. Default `16384`.',
-      16384,
-    ),
+    max_request_body_bytes: opt(positiveInt(), 'Largest request body in bytes; larger requests get 413. Default `104857600` (100 MiB).', 104857600),
+    max_header_bytes: opt(positiveInt(), 'Largest request header section in bytes (names + values); larger gets 431. Default `16384`.', 16384),
   })
   .describe('Request size limits (bytes).');
 
 /** Timeouts towards backends. */
 export const TimeoutsSchema = z
   .strictObject({
-    connect_ms: opt(positiveInt(), 'TCP (and TLS) connect timeout towards a backend, in milliseconds. Default `5000`.', 5000),
+    connect_ms: opt(durationMs(1), 'TCP (and TLS) connect timeout towards a backend, in milliseconds. Default `5000`.', 5000),
     response_header_ms: opt(
-      positiveInt(),
+      durationMs(1),
       'Milliseconds from sending the request to receiving the response headers; the client gets 504 after. Default `60000`.',
       60000,
     ),
@@ -245,7 +248,7 @@ export const UpstreamTlsSchema = z
     strict_sni: opt(z.boolean(), 'Send SNI (the backend host name) in the TLS handshake. Default `true`.', true),
     ca_file: opt(
       nonEmpty(),
-      'Extra PEM CA bundle to trust for backend certificates; relative to the config file\'s folder. Default: system roots only.',
+      "Extra PEM CA bundle to trust for backend certificates; relative to the config file's folder. Default: system roots only.",
     ),
     ca_dir: rustOnly('CA directory'),
     client_certificate: rustOnly('client certificate towards backends'),
@@ -310,10 +313,7 @@ export const RouteSchema = z
     ),
     path: opt(checked(parsePath), 'Exact path to match (an exact match beats any prefix). Alias `path_exact`. Not together with `path_prefix`.'),
     path_exact: opt(checked(parsePath), 'Alias of `path`.'),
-    method: opt(
-      z.union([methodName(), z.array(methodName()).min(1)]),
-      'HTTP method(s) to match, case-insensitive. Default: any method.',
-    ),
+    method: opt(z.union([methodName(), z.array(methodName()).min(1)]), 'HTTP method(s) to match, case-insensitive. Default: any method.'),
     headers: opt(
       z.record(checked(parseHeaderName), ConditionSchema),
       'Request header conditions keyed by header name (case-insensitive); all must hold. Default none.',
@@ -332,24 +332,27 @@ export const RouteSchema = z
 const probeFields = {
   path: opt(checked(parsePath), 'Probe request path. Default `/health`.', '/health'),
   method: opt(methodName(), 'Probe request method. Default `GET`.', 'GET'),
-  interval: opt(positiveInt(), 'Milliseconds between probes (key name as in the Rust Spooky). Default `5000`.', 5000),
-  timeout_ms: opt(positiveInt(), 'Probe timeout in milliseconds. Default `1000`.', 1000),
+  interval: opt(durationMs(1), 'Milliseconds between probes (key name as in the Rust Spooky). Default `5000`.', 5000),
+  timeout_ms: opt(durationMs(1), 'Probe timeout in milliseconds. Default `1000`.', 1000),
   expected_status: opt(
     z.union([
-      z.number().int().superRefine((v, ctx) => {
-        const r = parseStatusRange(v);
-        if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
-      }),
+      z
+        .number()
+        .int()
+        .superRefine((v, ctx) => {
+          const r = parseStatusRange(v);
+          if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+        }),
       checked(parseStatusRange),
     ]),
     'Statuses counted as success: a status (`200`), an inclusive range (`"200-399"`) or a class (`"2xx"`), within 100..599. Default `"200-399"`.',
     '200-399',
   ),
-  host: opt(nonEmpty(), 'Host header of the probe. Default: the backend address\'s host.'),
+  host: opt(nonEmpty(), "Host header of the probe. Default: the backend address's host."),
   headers: opt(z.record(checked(parseHeaderName), equalsValue), 'Extra request headers of the probe. Default none.'),
   address: opt(
     checked(parseBackendAddress),
-    'Probe this address (`scheme://host:port`, same schemes as backend addresses) instead of the backend\'s own, e.g. a sidecar port. Default: the backend\'s address.',
+    "Probe this address (`scheme://host:port`, same schemes as backend addresses) instead of the backend's own, e.g. a sidecar port. Default: the backend's address.",
   ),
 };
 
@@ -360,18 +363,10 @@ export const ProbeSchema = z.strictObject(probeFields).describe('One probe endpo
 export const HealthCheckSchema = z
   .strictObject({
     ...probeFields,
-    failure_threshold: opt(
-      positiveInt(),
-      'Consecutive failed probes before the backend is marked unhealthy, >= 1. Default `3`.',
-      3,
-    ),
-    success_threshold: opt(
-      positiveInt(),
-      'Consecutive successful probes before an unhealthy backend is marked healthy again, >= 1. Default `2`.',
-      2,
-    ),
+    failure_threshold: opt(positiveInt(), 'Consecutive failed probes before the backend is marked unhealthy, >= 1. Default `3`.', 3),
+    success_threshold: opt(positiveInt(), 'Consecutive successful probes before an unhealthy backend is marked healthy again, >= 1. Default `2`.', 2),
     cooldown_ms: opt(
-      z.number().int().min(0),
+      durationMs(0),
       'Milliseconds an unhealthy backend stays out before probes (or, without probes, traffic) may bring it back, >= 0. Default `5000`.',
       5000,
     ),
@@ -400,11 +395,11 @@ export const BackendSchema = z
     id: req(nonEmpty(), 'Backend id, unique within the pool (used in logs and metrics). Required.'),
     address: req(
       checked(parseBackendAddress),
-      'Backend origin. `http://host:port` = HTTP/1.1; `https://host:port` = HTTP/2 over TLS (falls back to HTTP/1.1); `h2c://host:port` = HTTP/2 cleartext; bare `host:port` = `https://` (the Rust Spooky\'s meaning); bare `host` = `https://host:443`. Default ports 80 (http, h2c) and 443 (https). Required.',
+      "Backend origin. `http://host:port` = HTTP/1.1; `https://host:port` = HTTP/2 over TLS (falls back to HTTP/1.1); `h2c://host:port` = HTTP/2 cleartext; bare `host:port` = `https://` (the Rust Spooky's meaning); bare `host` = `https://host:443`. Default ports 80 (http, h2c) and 443 (https). Required.",
     ),
     weight: opt(z.number().int().min(1).max(1000), 'Relative share of traffic, 1..1000. Default `100`.', 100),
     health_check: HealthCheckSchema.optional().describe(
-      'Health policy of this backend; overrides the pool\'s `health_check` field by field. Absent on both: no active probes.',
+      "Health policy of this backend; overrides the pool's `health_check` field by field. Absent on both: no active probes.",
     ),
   })
   .describe('A backend server.');
@@ -414,7 +409,7 @@ export const HostPolicySchema = z
   .strictObject({
     mode: opt(
       z.enum(Object.keys(HOST_POLICY_MODES) as [string, ...string[]]),
-      '`pass-through` keeps the client\'s Host; `rewrite` sets `host`; `upstream` uses the backend address\'s host:port. Rust spellings (`pass_through`, `static_upstream`, ...) accepted. Default `pass-through`.',
+      "`pass-through` keeps the client's Host; `rewrite` sets `host`; `upstream` uses the backend address's host:port. Rust spellings (`pass_through`, `static_upstream`, ...) accepted. Default `pass-through`.",
       'pass-through',
     ),
     host: opt(
@@ -435,9 +430,9 @@ export const PoolSchema = z
       'Balancing policy of this pool. Default: the top-level `load_balancing`, else round-robin.',
     ),
     host_policy: HostPolicySchema.optional().describe('Host header policy. Default `pass-through`.'),
-    tls: UpstreamTlsSchema.optional().describe('TLS towards this pool\'s HTTPS backends; unset fields come from the top-level `upstream_tls`.'),
+    tls: UpstreamTlsSchema.optional().describe("TLS towards this pool's HTTPS backends; unset fields come from the top-level `upstream_tls`."),
     health_check: HealthCheckSchema.optional().describe(
-      'Default health policy for the backends of this pool; each backend\'s own `health_check` overrides it field by field.',
+      "Default health policy for the backends of this pool; each backend's own `health_check` overrides it field by field.",
     ),
     backends: req(z.array(BackendSchema).min(1), 'The backends, in order. Required, at least one.'),
     forwarded_headers: rustOnly('forwarded header policy'),
@@ -452,7 +447,7 @@ export const PoolSchema = z
 export const LogFileSchema = z
   .strictObject({
     enabled: opt(z.boolean(), 'Write the log to `path` instead of stdout. Default `false`.', false),
-    path: opt(nonEmpty(), 'Log file path; relative to the config file\'s folder. Default `/var/log/spooky/spooky.log`.', '/var/log/spooky/spooky.log'),
+    path: opt(nonEmpty(), "Log file path; relative to the config file's folder. Default `/var/log/spooky/spooky.log`.", '/var/log/spooky/spooky.log'),
   })
   .describe('Log file (Rust Spooky shape).');
 
@@ -467,7 +462,7 @@ export const LogSchema = z
     format: opt(z.enum(['json', 'text', 'plain']), '`json` or `text` (`plain` = text, the Rust name). Default `json`.', 'json'),
     file: opt(
       z.union([nonEmpty(), LogFileSchema]),
-      'Log file: a path, or `{ enabled, path }` (Rust shape). Relative to the config file\'s folder. Default: stdout.',
+      "Log file: a path, or `{ enabled, path }` (Rust shape). Relative to the config file's folder. Default: stdout.",
     ),
     access_log: opt(z.boolean(), 'Write one access-log line per request. Default `true`.', true),
   })
@@ -492,10 +487,7 @@ export const ConfigFileSchema = z
     timeouts: TimeoutsSchema.optional(),
     upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
-    upstream: req(
-      z.record(nonEmpty(), PoolSchema),
-      'The pools, keyed by pool name, in order. Required, at least one.',
-    ),
+    upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
     log: LogSchema.optional(),
     performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
     resilience: rustOnly('resilience policies'),
