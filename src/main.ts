@@ -12,7 +12,7 @@ import type { Config, LogLevel } from './config/types.ts';
 import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
-import { createLogger, type Logger } from './observability/logger.ts';
+import { createLogging, type Logger } from './observability/logger.ts';
 import { Runtime } from './runtime/runtime.ts';
 
 /** Exit codes of the CLI. */
@@ -127,9 +127,9 @@ async function run(
   overrides: (c: Config) => Config,
   banner?: string,
 ): Promise<void> {
-  const log = createLogger(config.log);
+  const { log, access } = createLogging(config.log);
   for (const w of warnings) log.warn({ event: 'config_warning' }, w);
-  const runtime = new Runtime({ config, configPath, log, clock: systemClock, random: systemRandom, overrides });
+  const runtime = new Runtime({ config, configPath, log, access, clock: systemClock, random: systemRandom, overrides });
   try {
     await runtime.start();
   } catch (e) {

@@ -35,8 +35,8 @@ describe('consistent-hash', () => {
     [250, 160, 400],
     [1, 160, 2], // 1.6 rounds to 2
     [1, 10, 1], // 0.1 rounds to 0, at least 1
-    [100, 0, 160], // invalid virtualNodes -> default
-    [100, Number.NaN, 160],
+    [100, 0, DEFAULT_VIRTUAL_NODES], // invalid virtualNodes -> default
+    [100, Number.NaN, DEFAULT_VIRTUAL_NODES],
     [0, 160, 2], // invalid weight -> 1
   ])('virtualNodeCount(weight %p, virtualNodes %p) = %p', (weight, vn, expected) => {
     expect(virtualNodeCount(weight, vn)).toBe(expected);
@@ -44,7 +44,7 @@ describe('consistent-hash', () => {
 
   test('the ring holds the scaled point count of every candidate', () => {
     const p = consistentHashStrategy.build(fakeCandidates([100, 200, 1]), deps()) as ConsistentHashPicker<Candidate>;
-    expect(p.ringSize).toBe(160 + 320 + 2);
+    expect(p.ringSize).toBe(2000 + 4000 + 20);
   });
 
   test.each([1, 3, 160])('binary search with wrap-around agrees with a brute-force lookup (virtualNodes %p)', (vn) => {

@@ -6,7 +6,7 @@
  * down moves only the keys it gains or loses.
  *
  * Balance: a candidate with k points gets its weight's share within roughly ±1/sqrt(k) (about ±8% at the
- * default 160); raise `virtualNodes` for tighter balance at the cost of memory and build time.
+ * default 2000, about ±2% per backend; 160 gives ±8-15%); raise `virtualNodes` for tighter balance at the cost of memory and build time.
  *
  * Without a hash key (undefined or empty) the pick is weighted random.
  */
@@ -17,7 +17,7 @@ import { WeightedRandomPicker } from './random.ts';
 import type { Candidate, PickContext, Picker, Strategy, StrategyDeps } from './types.ts';
 
 /** Ring points per candidate at weight 100 when `StrategyDeps.virtualNodes` is not given. */
-export const DEFAULT_VIRTUAL_NODES = 160;
+export const DEFAULT_VIRTUAL_NODES = 2000;
 
 /**
  * Ring points for a candidate of `weight`: round(virtualNodes * weight / 100), at least 1. A `virtualNodes`

@@ -392,7 +392,7 @@ describe('good configs', () => {
     const pool = config.pools[0];
     expect(pool?.name).toBe('api_pool');
     expect(pool?.routes).toEqual([{ hosts: [], path_prefix: '/api', methods: [], headers: [], query: [] }]);
-    expect(pool?.load_balancing).toEqual({ type: 'round-robin', key: { kind: 'client_ip' }, virtual_nodes: 160 });
+    expect(pool?.load_balancing).toEqual({ type: 'round-robin', key: { kind: 'client_ip' }, virtual_nodes: 2000 });
     expect(pool?.host_policy).toEqual({ mode: 'pass-through' });
     expect(pool?.tls).toEqual({ verify_certificates: true, strict_sni: true });
     const b = pool?.backends[0];
@@ -510,8 +510,8 @@ upstream:
     load_balancing: { type: p2c }
     backends: [{ id: b, address: "http://y" }]
 `);
-    expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'header', name: 'x-user' }, virtual_nodes: 160 });
-    expect(config.pools[1]?.load_balancing).toEqual({ type: 'latency-aware', key: { kind: 'client_ip' }, virtual_nodes: 160 });
+    expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'header', name: 'x-user' }, virtual_nodes: 2000 });
+    expect(config.pools[1]?.load_balancing).toEqual({ type: 'latency-aware', key: { kind: 'client_ip' }, virtual_nodes: 2000 });
   });
 
   test('pool tls falls back to upstream_tls field by field; paths resolve against the config folder', () => {
@@ -701,7 +701,7 @@ describe('strategy aliases', () => {
     const { config, warnings } = ok(
       `${L}upstream:\n  api:\n    load_balancing: { type: sticky-cid, key: "cookie:s" }\n    backends: [{ id: a, address: "http://x" }]\n`,
     );
-    expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'client_ip' }, virtual_nodes: 160 });
+    expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'client_ip' }, virtual_nodes: 2000 });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ severity: 'warning', line: 5, column: 29, path: 'upstream.api.load_balancing.type' });
     expect(warnings[0]?.message).toContain('QUIC connection id');
@@ -837,8 +837,8 @@ describe('JSON Schema', () => {
     expect(rust?.deprecated).toBe(true);
   });
 
-  test('REFERENCE.md documents every key', () => {
-    const reference = readFileSync(resolve(import.meta.dir, 'REFERENCE.md'), 'utf8');
+  test('the README documents every config key', () => {
+    const reference = readFileSync(resolve(import.meta.dir, '../../README.md'), 'utf8');
     const keys = new Set(props.map(([k]) => k.split('.').at(-1) ?? ''));
     const missing = [...keys].filter((k) => !reference.includes(`\`${k}\``));
     expect(missing).toEqual([]);

@@ -47,14 +47,14 @@ import type {
   UpstreamTlsConfig,
 } from './types.ts';
 
-/** Defaults of the resolved config, in one place (the schema descriptions and REFERENCE.md repeat them). */
+/** Defaults of the resolved config, in one place (the schema descriptions and the README repeat them). */
 export const DEFAULTS = {
   listener: { protocol: 'http3', address: '0.0.0.0', port: 9889, idle_timeout_s: 30 },
   admin: { enabled: true, address: '127.0.0.1', port: 9901 },
   limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384 },
   timeouts: { connect_ms: 5000, response_header_ms: 60000 },
   upstream_tls: { verify_certificates: true, strict_sni: true },
-  load_balancing: { type: 'round-robin', virtual_nodes: 160 },
+  load_balancing: { type: 'round-robin', virtual_nodes: 2000 },
   weight: 100,
   probe: { path: '/health', method: 'GET', interval: 5000, timeout_ms: 1000, expected_status: [200, 399] },
   health: { failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5 },

@@ -273,8 +273,8 @@ export const LoadBalancingSchema = z
     ),
     virtual_nodes: opt(
       z.number().int().min(1).max(10000),
-      'For `consistent-hash`: ring points per backend at weight 100 (scaled by weight), 1..10000. Default `160`.',
-      160,
+      'For `consistent-hash`: ring points per backend at weight 100 (scaled by weight), 1..10000. Default `2000` (keeps every backend within about 5% of its weighted share).',
+      2000,
     ),
   })
   .describe('Load-balancing policy of a pool.');

@@ -150,7 +150,7 @@ export interface LoadBalancingConfig {
   type: StrategyName;
   /** Key for `consistent-hash` (`client_ip`, `header:X`, `cookie:X`, `query:X`, `path`, `authority`, `method`). Default `client_ip`. */
   key: HashKeySource;
-  /** Virtual nodes per weight unit... for consistent hash: ring points per backend at weight 100. Default `160`. */
+  /** Consistent hash: ring points per backend at weight 100 (scaled by weight). Default `2000`. */
   virtual_nodes: number;
 }
 

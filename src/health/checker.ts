@@ -93,7 +93,7 @@ export class HealthChecker {
         { method: probe.method, target: probe.path, headers, body: null, signal: controller.signal },
         { connectTimeoutMs: probe.timeout_ms, responseHeaderTimeoutMs: probe.timeout_ms },
       );
-      if (res.body) await res.body.cancel().catch(() => {});
+      if (res.body instanceof ReadableStream) await res.body.cancel().catch(() => {});
       const [lo, hi] = probe.expected_status;
       const ok = res.status >= lo && res.status <= hi;
       return { ok, detail: `${probe.path}: status ${res.status}` };

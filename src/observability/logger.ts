@@ -4,6 +4,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { LogConfig } from '../config/types.ts';
+import { AccessLog } from './access-log.ts';
 
 export type { Logger } from 'pino';
 
@@ -23,8 +24,16 @@ export function jsonLineToText(line: string): string {
   return `${parts.join(' ')}\n`;
 }
 
-/** Creates the process logger from the `log` config. */
-export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>): Logger {
+/** The process logger and the access log, sharing one output. */
+export interface Logging {
+  /** Lifecycle and error records. */
+  log: Logger;
+  /** Access records (whether to write them is decided per config generation: `log.access_log`). */
+  access: AccessLog;
+}
+
+/** Creates the process logger and access log from the `log` config. */
+export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>): Logging {
   const options: pino.LoggerOptions = {
     level: cfg.level,
     base: undefined,
@@ -32,6 +41,7 @@ export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>):
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   const sink = pino.destination({ dest: cfg.file ?? 1, sync: false, mkdir: true });
+  const access = new AccessLog(sink, cfg.format);
   if (cfg.format === 'text') {
     const textStream = {
       write(chunk: string) {
@@ -40,7 +50,7 @@ export function createLogger(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>):
         sink.write(out);
       },
     };
-    return pino({ ...options, timestamp: pino.stdTimeFunctions.epochTime }, textStream);
+    return { log: pino({ ...options, timestamp: pino.stdTimeFunctions.epochTime }, textStream), access };
   }
-  return pino(options, sink);
+  return { log: pino(options, sink), access };
 }

@@ -6,6 +6,7 @@
 import type { Server } from 'bun';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Generation, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
@@ -19,31 +20,11 @@ export interface ProxyDeps {
   generation(): Generation;
   /** Time source. */
   clock: Clock;
-  /** Access and error log. */
+  /** Error log. */
   log: Logger;
+  /** The access log, or null when it is off (read per request, so a reload can switch it). */
+  accessLog(): AccessLog | null;
 }
-
-/** Called when a request is finished, for metrics and tests. */
-export interface RequestRecord {
-  request_id: string;
-  client: string;
-  protocol: ClientProtocol;
-  method: string;
-  host: string;
-  path: string;
-  status: number;
-  bytes_in: number;
-  bytes_out: number;
-  duration_ms: number;
-  route?: string;
-  pool?: string;
-  backend?: string;
-  attempts: number;
-  error?: string;
-}
-
-/** The protocol a client used: certain for h3; on TCP, h1.1 vs h2 is inferred (see {@link tcpProtocol}). */
-export type ClientProtocol = 'h3' | 'h2' | 'h1.1';
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
 
@@ -143,6 +124,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const gen = deps.generation();
     const cfg = gen.config;
     const requestId = nextRequestId();
+    const access = deps.accessLog();
     const peer = server.requestIP(req)?.address ?? '';
     const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(req.headers);
     const altSvc = transport === 'tcp' ? `h3=":${server.port}"; ma=86400` : undefined;
@@ -167,7 +149,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       rec.status = status;
       if (error) rec.error = error.code;
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
-      if (cfg.log.access_log) log.info({ event: 'access', ...rec });
+      access?.write(rec);
     };
     const fail = (err: SpookyError): Response => {
       finish(err.status, err);
@@ -178,10 +160,6 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
-
-    let headerBytes = 0;
-    for (const [name, value] of req.headers) headerBytes += name.length + value.length + 4;
-    if (headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${headerBytes} header bytes`));
 
     const clientIp = clientAddressFrom(peer, req.headers, gen.trusted);
     rec.client = clientIp;
@@ -199,12 +177,13 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       authority: target.authority,
       host: target.host,
       hostPolicy: pool.config.host_policy,
-      backendAuthority: '',
+      backendAuthority: pool.members[0]?.endpoint.authority ?? '',
       trusted: gen.trusted,
       via,
       requestId,
     });
     if (!built.ok) return fail(new SpookyError(built.code, built.reason));
+    if (built.headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${built.headerBytes} header bytes`));
     const limit = cfg.limits.max_request_body_bytes;
     if (built.contentLength !== undefined && built.contentLength > limit) {
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
@@ -220,7 +199,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       method: req.method,
     });
 
-    const exclude = new Set<string>();
+    let exclude: Set<string> | undefined;
     let lastError: SpookyError | undefined;
     for (;;) {
       const member: PoolMember | undefined = pool.picker.pick({ hashKey, exclude, now: clock.now() });
@@ -264,7 +243,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const declared = resHeaders.get('content-length');
         let body = up.body;
-        if (declared !== null) rec.bytes_out = Number(declared);
+        if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
+        else if (declared !== null) rec.bytes_out = Number(declared);
         else if (body) body = countingBody(body, (n) => (rec.bytes_out += n));
         responded = true;
         if (ended) {
@@ -279,6 +259,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;
         if (err.retryable && !meter?.touched && rec.attempts < MAX_ATTEMPTS && !req.signal.aborted) {
+          exclude ??= new Set();
           exclude.add(member.id);
           continue;
         }

@@ -78,6 +78,8 @@ export type UpstreamHeaderResult =
       contentLength?: number;
       /** The request id that was forwarded. */
       requestId: string;
+      /** Size of the client's header section: names + values + 4 per field (for the 431 limit). */
+      headerBytes: number;
     }
   | { ok: false; code: 'bad_request'; reason: string };
 
@@ -230,8 +232,10 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   let rid: string | null = null;
   let cl: string | null = null;
   let chunked = false;
+  let headerBytes = 0;
 
   for (const [name, value] of incoming) {
+    headerBytes += name.length + value.length + 4;
     if (name.charCodeAt(0) === 58) continue; // pseudo-header
     if (!isToken(name)) return fail('invalid header name');
     if (hasForbiddenValueChar(value)) return fail(`CR, LF or NUL in header ${name}`);
@@ -284,7 +288,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   const requestId = trustedPeer && rid !== null && isSaneRequestId(rid) ? rid : input.requestId;
   out.push(['x-request-id', requestId]);
 
-  return contentLength === undefined ? { ok: true, headers: out, requestId } : { ok: true, headers: out, contentLength, requestId };
+  return contentLength === undefined ? { ok: true, headers: out, requestId, headerBytes } : { ok: true, headers: out, contentLength, requestId, headerBytes };
 }
 
 /** Strips an optional port from an `X-Forwarded-For` element: `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`. */

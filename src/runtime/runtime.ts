@@ -9,6 +9,7 @@ import { formatIssue, loadConfigFile } from '../config/load.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
 import { type RunningListener, startListener } from '../listener/listener.ts';
+import type { AccessLog } from '../observability/access-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createProxyHandler } from '../proxy/handler.ts';
 import { createTransport } from '../upstream/factory.ts';
@@ -23,6 +24,8 @@ export interface RuntimeOptions {
   configPath?: string;
   /** Logger. */
   log: Logger;
+  /** Access-log writer. */
+  access: AccessLog;
   /** Time source. */
   clock: Clock;
   /** Random source for balancers. */
@@ -62,7 +65,15 @@ export class Runtime implements AdminSource {
 
   /** Binds listeners and the admin listener, then logs the `listening` readiness record. */
   async start(): Promise<void> {
-    const handler = createProxyHandler({ generation: () => this.generation, clock: this.opts.clock, log: this.log });
+    const handler = createProxyHandler({
+      generation: () => this.generation,
+      clock: this.opts.clock,
+      log: this.log,
+      accessLog: () => {
+        const l = this.generation.config.log;
+        return l.access_log && l.level !== 'silent' ? this.opts.access : null;
+      },
+    });
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
     const cfg = this.generation.config;
     try {

@@ -20,14 +20,22 @@ export interface UpstreamRequest {
   signal: AbortSignal;
 }
 
+/** Largest declared response body a transport may read completely before handing the response over. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
 /** The response head and streaming body from a backend. */
 export interface UpstreamResponse {
   /** Final status (1xx informational responses are consumed by the transport). */
   status: number;
   /** Response headers as received, names lower case (hop-by-hop removal is the proxy's job). */
   headers: [string, string][];
-  /** Body stream, or null when the response has no body (HEAD, 204, 304). */
-  body: ReadableStream<Uint8Array> | null;
+  /**
+   * The body: a stream; or the whole body as bytes when it is small (a declared length up to
+   * {@link SMALL_BODY_BYTES}) and was read completely before the head was handed over (then the exchange is
+   * already over and `onEnd` has been called); or null when the response has no body (HEAD, 204, 304).
+   * Handing small bodies over as bytes saves a JavaScript stream per request on the hot path.
+   */
+  body: ReadableStream<Uint8Array> | Uint8Array | null;
 }
 
 /** Called exactly once when the exchange is over: the body ended, was cancelled, or failed. */
