@@ -22,6 +22,10 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
   TCHAR[c.charCodeAt(0)] = 1;
 }
 
+/** Header-name bytes: 0 not a tchar, 1 tchar, 2 upper-case letter (needs lower-casing). */
+const NAME_CHAR = new Uint8Array(256);
+for (let c = 0; c < 128; c++) NAME_CHAR[c] = TCHAR[c]! === 0 ? 0 : c >= 0x41 && c <= 0x5a ? 2 : 1;
+
 /** True when `s` is a non-empty RFC 9110 token (header name, method). */
 export function isToken(s: string): boolean {
   const n = s.length;
@@ -60,9 +64,7 @@ export function isValidTarget(s: string): boolean {
 }
 
 /** A request head ready to write, or the reason it cannot be sent. */
-export type SerializedHead =
-  | { ok: true; head: string | Uint8Array }
-  | { ok: false; reason: string };
+export type SerializedHead = { ok: true; head: string | Uint8Array } | { ok: false; reason: string };
 
 /** Request framing for {@link serializeRequestHead}: no body and no framing header. */
 export const FRAMING_NONE = -1;
@@ -189,16 +191,18 @@ export function parseResponseHead(s: string): HeadResult {
     if (first === SP || first === HTAB) return 'obsolete line folding';
     // name
     let i = pos;
-    let upper = false;
+    let kinds = 0;
     for (; i < eol; i++) {
       const c = s.charCodeAt(i);
       if (c === 0x3a) break; // ':'
-      if (c > 127 || TCHAR[c] === 0) return 'invalid header name';
-      if (c >= 0x41 && c <= 0x5a) upper = true;
+      const k = NAME_CHAR[c & 0xff]!;
+      if (k === 0 || c > 0xff) return 'invalid header name';
+      kinds |= k;
     }
     if (i === pos || i === eol) return 'invalid header line';
     let name = s.slice(pos, i);
-    if (upper) name = name.toLowerCase();
+    if (kinds & 2) name = name.toLowerCase();
+    const nameLen = i - pos;
     // value: skip OWS, validate, trim trailing OWS
     let vs = i + 1;
     while (vs < eol) {
@@ -220,6 +224,7 @@ export function parseResponseHead(s: string): HeadResult {
     headers.push([name, value]);
     pos = eol + 2;
 
+    if (nameLen !== 14 && nameLen !== 17 && nameLen !== 10) continue;
     switch (name) {
       case 'content-length': {
         const cl = parseContentLength(value);
@@ -347,7 +352,7 @@ export class ChunkedDecoder {
     while (pos < end) {
       if (st === ST_DATA) {
         const avail = end - pos;
-        const take = avail < this.size ? avail : this.size;
+        const take = Math.min(avail, this.size);
         sink.onBodyData(buf, pos, pos + take);
         pos += take;
         this.size -= take;

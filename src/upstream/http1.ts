@@ -3,27 +3,34 @@
  * keep-alive pool per backend. Chosen over `fetch` (its pool keeps at most 64 idle sockets in total, so it
  * churns connections above 64 concurrent requests) and `node:http` (about 160 µs CPU per request in Bun).
  *
- * Shape: one {@link Http1Transport} per backend owns its connections (`Conn`); each request is an `Exchange`
- * that is attached to one connection at a time. All sockets share one handler object and find their `Conn`
- * through `socket.data`, and an exchange is itself the underlying source of its response body stream and
- * the listener of its abort signal, so the hot path allocates no closures of its own beyond the promise.
+ * Shape: one {@link Http1Transport} per backend owns a `Pool` of connections (`Conn`); each request is an
+ * `Exchange` attached to one connection at a time. All sockets share one handler object and find their
+ * `Conn` through `socket.data`; an exchange is itself the underlying source of its response body stream and
+ * the listener of its abort signal; response-header timeouts are two sorted lists per pool with one timer
+ * each (not a timer per request). The hot path allocates no closures of its own beyond the promise.
  *
  * Lifecycle of a connection: connecting -> active (one exchange) -> idle (in the LIFO pool) -> active ... ->
  * closed. It goes back to the pool only when the response body was read to its end AND the request body was
  * fully sent AND the response allowed keep-alive AND no stray bytes followed the response; otherwise it is
  * closed.
  *
- * For HTTPS backends (including an HTTP/2 transport falling back to http/1.1 after ALPN), construct
- * `new Http1Transport({ host, port, tls: { serverName, ca, rejectUnauthorized } })`: every connection is
+ * Abort signals are subscribed to lazily: when an exchange has to wait for a new connection or a queue slot,
+ * uploads a body, streams a body over more than one read, or has waited 100 ms for its response head. Until
+ * then `signal.aborted` is checked at each step, so a quick exchange never pays for add/removeEventListener,
+ * and an abort while waiting for the head of a quick request is noticed within 100 ms.
+ *
+ * HTTPS backends, including an HTTP/2 transport falling back to http/1.1 after ALPN: construct
+ * `new Http1Transport({ host, port, tls: { serverName, ca, rejectUnauthorized } })`. Every connection is
  * opened with `Bun.connect({ tls: { serverName, ca, rejectUnauthorized, ALPNProtocols: 'http/1.1' } })`
- * (ALPN offers only http/1.1). There is no API to adopt an already-connected socket: `Bun.connect` sockets
- * are bound to their handler object at creation.
+ * (ALPN offers only http/1.1; SNI defaults to `host` unless it is an IP). There is deliberately no way to
+ * hand over an already-negotiated socket (the h2 transport's `node:tls` sockets cannot join a Bun.connect
+ * pool); the price is one extra TLS handshake for the first connection after the fallback.
  */
 import type { Socket, SocketHandler, TLSOptions } from 'bun';
 import { SpookyError } from '../errors.ts';
 import {
-  type ChunkSink,
   ChunkedDecoder,
+  type ChunkSink,
   DECODE_ERROR,
   DECODE_MORE,
   FRAMING_CHUNKED,
@@ -34,7 +41,14 @@ import {
   type ResponseHead,
   serializeRequestHead,
 } from './http1-parser.ts';
-import type { ExchangeOptions, Transport, TransportStats, UpstreamRequest, UpstreamResponse } from './transport.ts';
+import {
+  type ExchangeOptions,
+  SMALL_BODY_BYTES,
+  type Transport,
+  type TransportStats,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from './transport.ts';
 
 /** Where an {@link Http1Transport} connects. */
 export interface Http1Origin {
@@ -55,7 +69,7 @@ export interface Http1Origin {
 
 /** Pool tuning of an {@link Http1Transport}. */
 export interface Http1PoolOptions {
-  /** Most idle keep-alive connections kept; extra ones are closed when released. Default 256. */
+  /** Most idle keep-alive connections kept; extra ones are closed when released. Default 1024 (so a burst of up to 1024 concurrent requests does not churn connections). */
   maxIdlePerBackend?: number;
   /** Milliseconds an idle connection is kept before it is closed (checked by one sweep timer). Default 60000. */
   idleTimeoutMs?: number;
@@ -65,6 +79,14 @@ export interface Http1PoolOptions {
 
 /** Response body queue size (bytes) above which the socket is paused until the consumer pulls. */
 const BODY_HIGH_WATER_MARK = 64 * 1024;
+/**
+ * Milliseconds an exchange may wait for its response head before it subscribes to its abort signal (until
+ * then, an abort is noticed when this passes or at the next protocol step). Saves add/removeEventListener
+ * for the common quick exchange.
+ */
+const ABORT_GRACE_MS = 100;
+/** Longest delay setTimeout takes as given; longer (or non-finite) timeouts mean no timeout at all. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** First request-body chunks up to this size are copied into one write with the head (or chunk framing). */
 const COALESCE_LIMIT = 16 * 1024;
 /** Methods that get `content-length: 0` when they have no body. */
@@ -121,13 +143,18 @@ function joinParts(parts: (string | Uint8Array)[]): Buffer {
   return out;
 }
 
+/** `b[start, end)` as a plain Uint8Array view (no copy; cheaper than `Buffer#subarray` in Bun). */
+function view(b: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + start, end - start);
+}
+
 function isIp(host: string): boolean {
   return host.includes(':') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 }
 
 /** One pooled socket. */
 class Conn {
-  readonly t: Http1Transport;
+  readonly t: Pool;
   socket: Socket<Conn> | null = null;
   state = C_CONNECTING;
   /** The exchange using this connection now. */
@@ -142,7 +169,7 @@ class Conn {
   /** Bytes `socket.write` did not take yet; flushed on `drain`. */
   wq: (string | Uint8Array)[] | null = null;
 
-  constructor(t: Http1Transport) {
+  constructor(t: Pool) {
     this.t = t;
   }
 
@@ -155,11 +182,12 @@ class Conn {
     if (!this.t.isTls) this.ready();
   }
 
-  onHandshake(ok: boolean, err: Error | null): void {
+  onHandshake(s: Socket<Conn>, ok: boolean, err: Error | null): void {
     if (this.state !== C_CONNECTING) return;
-    if (!ok) {
-      // rejectUnauthorized and the certificate did not verify; Bun closes the socket itself too.
-      this.failConnect(err ?? new Error('TLS handshake failed'));
+    // Bun reports ok=false for an unverified certificate even with rejectUnauthorized: false (for example a
+    // name mismatch), so the decision is ours: verified (ok and authorized) or verification not wanted.
+    if (this.t.rejectUnauthorized && !(ok && s.authorized)) {
+      this.failConnect(err ?? new Error('TLS certificate not verified'));
       return;
     }
     this.ready();
@@ -210,6 +238,25 @@ class Conn {
     this.wq = null;
     const ex = this.ex;
     if (ex !== null) ex.onDrained();
+  }
+
+  /** A handler threw or the TLS session failed: the connection cannot be trusted any more. */
+  onError(err: Error): void {
+    if (this.state === C_CONNECTING) {
+      this.failConnect(err);
+      return;
+    }
+    const ex = this.ex;
+    this.ex = null;
+    this.kill(false);
+    if (ex !== null) ex.fail(new SpookyError('upstream_reset', `socket error: ${err.message}`, { cause: err }));
+  }
+
+  /** `socket.write` said the socket is closed: handle it like the close event, and make sure it is. */
+  writeFailed(): void {
+    const s = this.socket;
+    this.onClose(undefined);
+    if (s !== null && s.readyState > 0) s.terminate();
   }
 
   /** The socket closed (or failed to connect). */
@@ -270,7 +317,7 @@ const HANDLERS: SocketHandler<Conn> = {
     s.data.onOpen(s);
   },
   handshake(s, ok, err) {
-    s.data.onHandshake(ok, err);
+    s.data.onHandshake(s, ok, err);
   },
   data(s, d) {
     s.data.onData(d);
@@ -285,12 +332,7 @@ const HANDLERS: SocketHandler<Conn> = {
     s.data.onClose(err);
   },
   error(s, err) {
-    // A handler threw or the TLS session failed: the connection cannot be trusted.
-    const c = s.data;
-    const ex = c.ex;
-    c.ex = null;
-    c.kill(false);
-    if (ex !== null) ex.fail(new SpookyError('upstream_reset', `socket error: ${err.message}`, { cause: err }));
+    s.data.onError(err);
   },
 };
 
@@ -301,10 +343,6 @@ function connectTimedOut(ex: Exchange): void {
 function acquireTimedOut(ex: Exchange): void {
   ex.timer = null;
   ex.fail(new SpookyError('upstream_connect_failed', 'no connection free within the connect timeout', { retryable: true }));
-}
-function headerTimedOut(ex: Exchange): void {
-  ex.timer = null;
-  ex.fail(new SpookyError('upstream_timeout', 'no response headers within the response header timeout'));
 }
 function writeHeadIfPending(ex: Exchange): void {
   ex.flushHeadAlone();
@@ -320,9 +358,78 @@ function bodyError(e: unknown): SpookyError {
   return new SpookyError('client_aborted', `request body failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
+/**
+ * Exchanges waiting for a deadline, sorted by it (a doubly linked list through the exchanges, so insert at the
+ * tail and remove are O(1) when timeouts are equal, as they usually are), with one timer for the earliest
+ * deadline. Replaces a setTimeout/clearTimeout pair per request. The timer is only moved earlier, never
+ * cleared on removal: when it fires with nothing due, it re-arms for the new head.
+ */
+class DeadlineList {
+  private head: Exchange | null = null;
+  private tail: Exchange | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  insert(ex: Exchange, at: number): void {
+    ex.dlList = this;
+    ex.dlAt = at;
+    let after = this.tail;
+    while (after !== null && after.dlAt > at) after = after.dlPrev;
+    ex.dlPrev = after;
+    if (after === null) {
+      ex.dlNext = this.head;
+      if (this.head !== null) this.head.dlPrev = ex;
+      this.head = ex;
+    } else {
+      ex.dlNext = after.dlNext;
+      if (after.dlNext !== null) after.dlNext.dlPrev = ex;
+      after.dlNext = ex;
+    }
+    if (ex.dlNext === null) this.tail = ex;
+    if (at < this.timerAt) this.schedule(at);
+  }
+
+  remove(ex: Exchange): void {
+    const prev = ex.dlPrev;
+    const next = ex.dlNext;
+    if (prev === null) this.head = next;
+    else prev.dlNext = next;
+    if (next === null) this.tail = prev;
+    else next.dlPrev = prev;
+    ex.dlList = null;
+    ex.dlPrev = null;
+    ex.dlNext = null;
+  }
+
+  private schedule(at: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(fireDeadlines, Math.min(MAX_TIMER_MS, Math.max(0, at - performance.now())), this);
+    this.timer.unref(); // waiting exchanges keep the process alive through their sockets
+  }
+
+  /** Timer: hands every due exchange its deadline, then re-arms for the earliest one left. */
+  fire(): void {
+    this.timer = null;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let ex = this.head;
+    while (ex !== null && ex.dlAt <= now) {
+      this.remove(ex);
+      ex.onDeadline(this);
+      ex = this.head;
+    }
+    if (ex !== null) this.schedule(ex.dlAt);
+  }
+}
+
+function fireDeadlines(list: DeadlineList): void {
+  list.fire();
+}
+
 /** One request/response exchange. Also the response body's underlying source and the abort listener. */
 class Exchange implements ChunkSink, EventListenerObject {
-  readonly t: Http1Transport;
+  readonly t: Pool;
   readonly req: UpstreamRequest;
   readonly opts: ExchangeOptions;
   readonly promise: Promise<UpstreamResponse>;
@@ -340,6 +447,12 @@ class Exchange implements ChunkSink, EventListenerObject {
   private gotBytes = false;
   private ended = false;
   private listening = false;
+  private headerDeadline = 0;
+  /** Deadline list membership (see {@link DeadlineList}). */
+  dlList: DeadlineList | null = null;
+  dlPrev: Exchange | null = null;
+  dlNext: Exchange | null = null;
+  dlAt = 0;
   // request body
   private reqDone = false;
   private headWritten = false;
@@ -347,14 +460,16 @@ class Exchange implements ChunkSink, EventListenerObject {
   private bodySent = 0;
   private drainWaiter: (() => void) | null = null;
   // response
+  /** Bytes of a response head that arrived in pieces (valid up to headLen). */
   private headBuf: Buffer | null = null;
+  private headLen = 0;
   private mode = M_NONE;
   private remaining = 0;
   private decoder: ChunkedDecoder | null = null;
   private keepAlive = false;
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null;
 
-  constructor(t: Http1Transport, req: UpstreamRequest, opts: ExchangeOptions) {
+  constructor(t: Pool, req: UpstreamRequest, opts: ExchangeOptions) {
     this.t = t;
     this.req = req;
     this.opts = opts;
@@ -364,7 +479,13 @@ class Exchange implements ChunkSink, EventListenerObject {
     this.rejectFn = reject;
   }
 
+  /**
+   * Subscribes to the abort signal (idempotent). Done lazily: only for exchanges that wait for a connection,
+   * upload a body, stream a body over several reads, or have waited {@link ABORT_GRACE_MS} for the head.
+   * A quick small exchange never pays for add/removeEventListener; `signal.aborted` is checked at each step.
+   */
   listen(): void {
+    if (this.listening || this.phase === P_DONE) return;
     this.listening = true;
     this.req.signal.addEventListener('abort', this);
   }
@@ -374,9 +495,10 @@ class Exchange implements ChunkSink, EventListenerObject {
     this.fail(new SpookyError('client_aborted', 'request aborted'));
   }
 
+  /** Starts this exchange's own timer (connect / queue wait); no timer for a non-finite or huge `ms`. */
   arm(ms: number, fn: (ex: Exchange) => void): void {
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(fn, ms, this);
+    this.timer = ms < MAX_TIMER_MS ? setTimeout(fn, Math.max(0, ms), this) : null;
   }
 
   private disarm(): void {
@@ -384,6 +506,8 @@ class Exchange implements ChunkSink, EventListenerObject {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    const list = this.dlList;
+    if (list !== null) list.remove(this);
   }
 
   /** Starts the exchange on an established connection. */
@@ -395,17 +519,19 @@ class Exchange implements ChunkSink, EventListenerObject {
     this.phase = P_HEAD;
     this.gotBytes = false;
     this.headBuf = null;
+    this.headLen = 0;
     const body = this.req.body;
     if (body === null) {
       this.reqDone = true;
       this.headWritten = true;
       if (!c.send(this.head)) {
-        c.onClose(undefined);
+        c.writeFailed();
         return;
       }
-      this.arm(this.opts.responseHeaderTimeoutMs, headerTimedOut);
+      this.armHeaderTimer();
       return;
     }
+    this.listen();
     let reader: BodyReader;
     try {
       reader = defaultReader(body);
@@ -425,7 +551,7 @@ class Exchange implements ChunkSink, EventListenerObject {
     const c = this.conn;
     if (this.headWritten || this.phase !== P_HEAD || c === null) return;
     this.headWritten = true;
-    if (!c.send(this.head)) c.onClose(undefined);
+    if (!c.send(this.head)) c.writeFailed();
   }
 
   private async pump(reader: BodyReader): Promise<void> {
@@ -471,7 +597,7 @@ class Exchange implements ChunkSink, EventListenerObject {
           ok = c.send(chunk);
         }
         if (!ok) {
-          c.onClose(undefined);
+          c.writeFailed();
           return;
         }
         if (c.wq !== null) {
@@ -502,11 +628,39 @@ class Exchange implements ChunkSink, EventListenerObject {
       ok = c.send(LAST_CHUNK);
     }
     if (!ok) {
-      c.onClose(undefined);
+      c.writeFailed();
       return;
     }
     this.reqDone = true;
-    if (this.phase === P_HEAD) this.arm(this.opts.responseHeaderTimeoutMs, headerTimedOut);
+    if (this.phase === P_HEAD) this.armHeaderTimer();
+  }
+
+  /**
+   * Starts the response-header timeout: the exchange goes on one of the transport's deadline lists (no timer
+   * of its own). While listening is deferred, it first waits {@link ABORT_GRACE_MS} on the grace list, then
+   * on the header list until the real deadline.
+   */
+  private armHeaderTimer(): void {
+    const ms = this.opts.responseHeaderTimeoutMs;
+    const now = performance.now();
+    this.headerDeadline = ms < MAX_TIMER_MS ? now + Math.max(0, ms) : Number.POSITIVE_INFINITY;
+    if (!this.listening && ms > ABORT_GRACE_MS) this.t.graceWait.insert(this, now + ABORT_GRACE_MS);
+    else if (this.headerDeadline !== Number.POSITIVE_INFINITY) this.t.headerWait.insert(this, this.headerDeadline);
+  }
+
+  /** Deadline list callback: the grace period or the header timeout passed. */
+  onDeadline(list: DeadlineList): void {
+    if (this.req.signal.aborted) {
+      this.fail(new SpookyError('client_aborted', 'request aborted'));
+      return;
+    }
+    if (list === this.t.headerWait) {
+      this.fail(new SpookyError('upstream_timeout', 'no response headers within the response header timeout'));
+      return;
+    }
+    // Grace over: the response is not quick, so subscribe to the abort signal and wait for the deadline.
+    this.listen();
+    if (this.headerDeadline !== Number.POSITIVE_INFINITY) this.t.headerWait.insert(this, this.headerDeadline);
   }
 
   onDrained(): void {
@@ -544,61 +698,109 @@ class Exchange implements ChunkSink, EventListenerObject {
         this.responseComplete();
         return;
       }
-      this.fail(new SpookyError('upstream_reset', `connection closed before the end of the response body${err ? `: ${err.message}` : ''}`, { cause: err }));
+      this.fail(
+        new SpookyError('upstream_reset', `connection closed before the end of the response body${err ? `: ${err.message}` : ''}`, { cause: err }),
+      );
     }
   }
 
   onData(buf: Buffer): void {
     this.gotBytes = true;
+    if (this.phase === P_BODY) {
+      this.onBody(buf, 0);
+      return;
+    }
+    if (this.phase !== P_HEAD) return;
     let b = buf;
     let pos = 0;
-    if (this.phase === P_HEAD) {
-      if (this.headBuf !== null) {
-        b = Buffer.concat([this.headBuf, buf]);
-        this.headBuf = null;
-      }
-      let head: ResponseHead;
-      for (;;) {
-        const idx = b.indexOf(HEAD_END, pos);
-        if (idx < 0) {
-          if (b.length - pos > MAX_HEAD_BYTES) {
-            this.fail(protocolError('response head too large'));
-            return;
-          }
-          this.headBuf = pos === 0 ? b : b.subarray(pos);
-          return;
-        }
-        if (idx + 4 - pos > MAX_HEAD_BYTES) {
+    let from = 0;
+    const buffered = this.headBuf !== null;
+    if (buffered) {
+      from = this.headLen > 3 ? this.headLen - 3 : 0; // CRLFCRLF may straddle the old and the new bytes
+      b = this.appendHead(buf);
+    }
+    let head: ResponseHead;
+    for (;;) {
+      const idx = b.indexOf(HEAD_END, from);
+      if (idx < 0) {
+        if (b.length - pos > MAX_HEAD_BYTES) {
           this.fail(protocolError('response head too large'));
           return;
         }
-        const parsed = parseResponseHead(b.toString('latin1', pos, idx + 2));
-        if (typeof parsed === 'string') {
-          this.fail(protocolError(parsed));
-          return;
-        }
-        pos = idx + 4;
-        if (parsed.status >= 200) {
-          head = parsed;
-          break;
-        }
-        if (parsed.status === 101) {
-          this.fail(protocolError('unexpected 101 switching protocols'));
-          return;
-        }
-        // 100 Continue, 103 Early Hints, ...: skipped
+        this.keepHeadBytes(b, pos, buffered);
+        return;
       }
-      this.onHead(head, pos < b.length);
-      if ((this.phase as number) !== P_BODY || pos >= b.length) return;
-    } else if (this.phase !== P_BODY) {
-      return;
+      if (idx + 4 - pos > MAX_HEAD_BYTES) {
+        this.fail(protocolError('response head too large'));
+        return;
+      }
+      const parsed = parseResponseHead(b.toString('latin1', pos, idx + 2));
+      if (typeof parsed === 'string') {
+        this.fail(protocolError(parsed));
+        return;
+      }
+      pos = idx + 4;
+      from = pos;
+      if (parsed.status >= 200) {
+        head = parsed;
+        break;
+      }
+      if (parsed.status === 101) {
+        this.fail(protocolError('unexpected 101 switching protocols'));
+        return;
+      }
+      // 100 Continue, 103 Early Hints, ...: skipped
     }
-    this.onBody(b, pos);
+    // Body bytes in `b` may be views of the head buffer; it is dropped here, never written again.
+    this.headBuf = null;
+    this.headLen = 0;
+    this.onHead(head, b, pos);
+    if ((this.phase as number) !== P_BODY) return;
+    if (pos < b.length) this.onBody(b, pos);
+    // The body goes on over more reads: from now on an abort must be noticed at once.
+    if ((this.phase as number) === P_BODY) this.listen();
   }
 
-  private onHead(h: ResponseHead, more: boolean): void {
+  /** Appends a read to the partial-head buffer (grown by doubling, so a head split in many reads costs O(n)). */
+  private appendHead(buf: Buffer): Buffer {
+    let hb = this.headBuf!;
+    const len = this.headLen;
+    const need = len + buf.length;
+    if (need > hb.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, hb.length * 2));
+      hb.copy(grown, 0, 0, len);
+      hb = grown;
+      this.headBuf = grown;
+    }
+    buf.copy(hb, len);
+    this.headLen = need;
+    return hb.subarray(0, need);
+  }
+
+  /** Keeps `b[pos..]`, an incomplete head, for the next read. */
+  private keepHeadBytes(b: Buffer, pos: number, buffered: boolean): void {
+    const n = b.length - pos;
+    if (buffered) {
+      // `b` is a view of the head buffer: move the unparsed rest to its front
+      if (pos > 0) this.headBuf!.copyWithin(0, pos, pos + n);
+      this.headLen = n;
+      return;
+    }
+    const hb = Buffer.allocUnsafeSlow(Math.max(4096, n * 2));
+    b.copy(hb, 0, pos);
+    this.headBuf = hb;
+    this.headLen = n;
+  }
+
+  /** The final head arrived; `b[pos..]` are the bytes after it. */
+  private onHead(h: ResponseHead, b: Buffer, pos: number): void {
     this.disarm();
+    if (this.req.signal.aborted) {
+      this.fail(new SpookyError('client_aborted', 'request aborted'));
+      return;
+    }
     const s = h.status;
+    const avail = b.length - pos;
     this.keepAlive = h.keepAlive;
     let mode = M_NONE;
     if (this.req.method === 'HEAD' || s === 204 || s === 304) mode = M_NONE;
@@ -612,10 +814,21 @@ class Exchange implements ChunkSink, EventListenerObject {
     }
     this.mode = mode;
     if (mode === M_NONE) {
-      if (more) this.keepAlive = false; // stray bytes after a body-less response
+      if (avail > 0) this.keepAlive = false; // stray bytes after a body-less response
       this.phase = P_DONE;
-      this.resolveFn({ status: s, headers: h.headers, body: null });
       this.responseComplete();
+      this.resolveFn({ status: s, headers: h.headers, body: null });
+      return;
+    }
+    const cl = h.contentLength;
+    if (mode === M_LENGTH && cl <= SMALL_BODY_BYTES && avail >= cl) {
+      // The whole (small) body came with the head: hand it over as bytes, no stream (see the contract).
+      if (avail > cl) this.keepAlive = false; // stray bytes after the body
+      const body = pos === 0 && avail === cl ? b : view(b, pos, pos + cl);
+      this.remaining = 0;
+      this.phase = P_DONE;
+      this.responseComplete();
+      this.resolveFn({ status: s, headers: h.headers, body });
       return;
     }
     if (mode === M_CHUNKED) this.decoder = new ChunkedDecoder();
@@ -632,11 +845,11 @@ class Exchange implements ChunkSink, EventListenerObject {
         const rem = this.remaining;
         if (avail < rem) {
           this.remaining = rem - avail;
-          this.push(pos === 0 ? b : b.subarray(pos));
+          this.push(pos === 0 ? b : view(b, pos, end));
           return;
         }
         this.remaining = 0;
-        this.push(pos === 0 && avail === rem ? b : b.subarray(pos, pos + rem));
+        this.push(pos === 0 && avail === rem ? b : view(b, pos, pos + rem));
         if (avail > rem) this.keepAlive = false;
         this.responseComplete();
         return;
@@ -653,14 +866,14 @@ class Exchange implements ChunkSink, EventListenerObject {
         return;
       }
       case M_EOF:
-        this.push(pos === 0 ? b : b.subarray(pos));
+        this.push(pos === 0 ? b : view(b, pos, end));
         return;
     }
   }
 
   /** {@link ChunkSink}: decoded chunk data. */
   onBodyData(buf: Buffer, start: number, end: number): void {
-    this.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.push(start === 0 && end === buf.length ? buf : view(buf, start, end));
   }
 
   private push(chunk: Uint8Array): void {
@@ -684,7 +897,7 @@ class Exchange implements ChunkSink, EventListenerObject {
   /** ReadableStream source: the consumer wants more; resume reading if paused. */
   pull(): void {
     const c = this.conn;
-    if (c !== null && c.paused && this.phase === P_BODY) {
+    if (c?.paused && this.phase === P_BODY) {
       c.paused = false;
       c.socket!.resume();
     }
@@ -714,7 +927,7 @@ class Exchange implements ChunkSink, EventListenerObject {
         c.paused = false;
         c.socket!.resume();
       }
-      if (!this.reqDone) {
+      if (!this.reqDone || c.wq !== null) {
         // The backend answered before taking the whole upload: stop sending, drop the connection.
         c.kill(false);
       } else if (this.keepAlive) {
@@ -778,25 +991,23 @@ class Exchange implements ChunkSink, EventListenerObject {
   }
 }
 
-/**
- * The HTTP/1.1 {@link Transport} of one backend: a keep-alive pool of `Bun.connect` sockets (LIFO idle list,
- * one sweep timer for idle timeouts) and a strict HTTP/1.1 client with streaming bodies and backpressure in
- * both directions. See the module comment for TLS and the HTTP/2 fallback.
- */
-export class Http1Transport implements Transport {
+/** The connections and state of one backend; {@link Http1Transport} is its public face. */
+class Pool {
   /** `host:port`, for messages. */
   readonly label: string;
   /** True for HTTPS origins. */
   readonly isTls: boolean;
+  /** True when TLS certificates must verify. */
+  readonly rejectUnauthorized: boolean;
   /** True after {@link close}. */
   closed = false;
-  /** @internal counters, see {@link stats}. */
+  /** Connections opened since start. */
   opened = 0;
-  /** @internal established connections now. */
+  /** Established connections now. */
   openCount = 0;
-  /** @internal idle connections now. */
+  /** Idle connections now. */
   idleCount = 0;
-  /** @internal connections connecting, active or idle now (what maxConnections limits). */
+  /** Connections connecting, active or idle now (what maxConnections limits). */
   total = 0;
 
   private readonly origin: Http1Origin;
@@ -808,12 +1019,16 @@ export class Http1Transport implements Transport {
   /** LIFO; entries whose state is no longer idle are skipped and swept out lazily. */
   private readonly idle: Conn[] = [];
   private readonly waiters: Exchange[] = [];
+  /** Exchanges waiting for response headers (deadline: the header timeout). */
+  readonly headerWait = new DeadlineList();
+  /** Exchanges in their abort-listening grace period (deadline: grace over). */
+  readonly graceWait = new DeadlineList();
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
-  /** A pool for one backend; no connection is opened until the first request. */
-  constructor(origin: Http1Origin, opts: Http1PoolOptions = {}) {
+  constructor(origin: Http1Origin, opts: Http1PoolOptions) {
     this.origin = origin;
     this.isTls = origin.tls !== undefined;
+    this.rejectUnauthorized = origin.tls?.rejectUnauthorized ?? false;
     this.label = `${origin.host}:${origin.port}`;
     const bracketed = origin.host.includes(':') ? `[${origin.host}]` : origin.host;
     const defaultPort = this.isTls ? 443 : 80;
@@ -827,17 +1042,11 @@ export class Http1Transport implements Transport {
         ...(origin.tls.ca !== undefined ? { ca: origin.tls.ca } : {}),
       };
     }
-    this.maxIdle = opts.maxIdlePerBackend ?? 256;
+    this.maxIdle = opts.maxIdlePerBackend ?? 1024;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.maxConnections = opts.maxConnections ?? Number.POSITIVE_INFINITY;
   }
 
-  /**
-   * Sends one request; resolves with the response head once it arrived. Rejects only with a SpookyError
-   * (see {@link Transport.request}); `opts.onEnd` is called exactly once, also when this rejects. It may run
-   * before the caller's `await` resumes (a small body often arrives with the head). A response with a
-   * content-length of 0 has `body: null`, like HEAD, 204 and 304 responses.
-   */
   request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse> {
     const ex = new Exchange(this, req, opts);
     if (this.closed) {
@@ -878,12 +1087,11 @@ export class Http1Transport implements Transport {
       return ex.promise;
     }
     ex.head = head.head;
-    ex.listen();
     this.acquire(ex, false);
     return ex.promise;
   }
 
-  /** @internal Finds a connection for `ex`: an idle one (unless `fresh`), a new one, or a place in the queue. */
+  /** Finds a connection for `ex`: an idle one (unless `fresh`), a new one, or a place in the queue. */
   acquire(ex: Exchange, fresh: boolean): void {
     if (!fresh) {
       const c = this.popIdle();
@@ -898,6 +1106,7 @@ export class Http1Transport implements Transport {
     }
     this.waiters.push(ex);
     ex.arm(ex.opts.connectTimeoutMs, acquireTimedOut);
+    ex.listen();
   }
 
   private popIdle(): Conn | null {
@@ -923,6 +1132,7 @@ export class Http1Transport implements Transport {
     ex.conn = c;
     this.total++;
     ex.arm(ex.opts.connectTimeoutMs, connectTimedOut);
+    ex.listen();
     try {
       Bun.connect<Conn>({
         hostname: this.origin.host,
@@ -936,7 +1146,7 @@ export class Http1Transport implements Transport {
     }
   }
 
-  /** @internal An exchange is done with `c` and it may be reused. */
+  /** An exchange is done with `c` and it may be reused. */
   release(c: Conn): void {
     if (c.state !== C_ACTIVE) return;
     if (this.closed) {
@@ -963,20 +1173,20 @@ export class Http1Transport implements Transport {
     }
   }
 
-  /** @internal A connection slot became free: start a connection for the first waiter. */
+  /** A connection slot became free: start a connection for the first waiter. */
   onSlotFreed(): void {
     if (this.waiters.length === 0 || this.closed || this.total >= this.maxConnections) return;
     const w = this.waiters.shift()!;
     this.connect(w);
   }
 
-  /** @internal Removes a queued exchange (it failed while waiting). */
+  /** Removes a queued exchange (it failed while waiting). */
   dequeue(ex: Exchange): void {
     const i = this.waiters.indexOf(ex);
     if (i >= 0) this.waiters.splice(i, 1);
   }
 
-  /** @internal Closes connections idle longer than idleTimeoutMs and compacts the idle list. */
+  /** Closes connections idle longer than idleTimeoutMs and compacts the idle list. */
   sweep(): void {
     const limit = performance.now() - this.idleTimeoutMs;
     const idle = this.idle;
@@ -997,12 +1207,10 @@ export class Http1Transport implements Transport {
     }
   }
 
-  /** Counters: connections opened since start, open now, idle now. */
   stats(): TransportStats {
     return { connectionsOpened: this.opened, connectionsOpen: this.openCount, connectionsIdle: this.idleCount };
   }
 
-  /** Closes idle connections now and each active one when its exchange ends; later requests are refused. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -1017,6 +1225,43 @@ export class Http1Transport implements Transport {
   }
 }
 
-function sweepPool(t: Http1Transport): void {
+function sweepPool(t: Pool): void {
   t.sweep();
+}
+
+/**
+ * The HTTP/1.1 {@link Transport} of one backend: a keep-alive pool of `Bun.connect` sockets (LIFO idle list,
+ * one sweep timer for idle timeouts) and a strict HTTP/1.1 client with streaming bodies and backpressure in
+ * both directions. See the module comment for TLS and the HTTP/2 fallback. Idle keep-alive sockets keep the
+ * process alive until {@link close} (or their idle timeout).
+ */
+export class Http1Transport implements Transport {
+  private readonly pool: Pool;
+
+  /** A pool for one backend; no connection is opened until the first request. */
+  constructor(origin: Http1Origin, opts: Http1PoolOptions = {}) {
+    this.pool = new Pool(origin, opts);
+  }
+
+  /**
+   * Sends one request; resolves with the response head once it arrived. Rejects only with a SpookyError
+   * (see {@link Transport.request}); `opts.onEnd` is called exactly once, also when this rejects. It may run
+   * before the caller's `await` resumes. A response whose whole body (content-length up to
+   * SMALL_BODY_BYTES) arrived together with the head gets `body` as a Uint8Array, and the exchange is already
+   * over; a response with a content-length of 0 has `body: null`, like HEAD, 204 and 304 responses; any other
+   * body is a stream.
+   */
+  request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse> {
+    return this.pool.request(req, opts);
+  }
+
+  /** Counters: connections opened since start, open now, idle now. */
+  stats(): TransportStats {
+    return this.pool.stats();
+  }
+
+  /** Closes idle connections now and each active one when its exchange ends; later requests are refused. */
+  close(): void {
+    this.pool.close();
+  }
 }
