@@ -3,10 +3,12 @@
  *
  * In one run, against the same HTTP/3 load (N client processes, C request loops each):
  *   (a) a direct Bun HTTP/3 server that answers by itself (baseline),
+ *   (a') the same server answering one event-loop turn later (what any proxy on Bun must do while it waits
+ *        for its backend: Bun sends one QUIC packet per asynchronously completed response),
  *   (b) Spooky in front of an HTTP/1.1 backend,
  *   (c) Spooky in front of an h2c backend.
- * Prints requests/s, p50/p99 latency, Spooky's CPU time per request (process CPU from /proc / requests) and
- * RSS, and the ratios to (a). Everything runs on this machine, so clients, proxy and backend share the cores.
+ * Prints requests/s, p50/p99 latency, the server process's CPU time per request (process CPU from /proc /
+ * requests) and RSS, and the ratios to (a). Everything runs on this machine, so clients, proxy and backend share the cores.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -90,6 +92,7 @@ async function load(url: string): Promise<{ requests: number; errors: number; rp
   return { requests, errors, rps: (requests / elapsed) * 1000, p50, p99 };
 }
 
+/** Runs the load against `url` and charges the CPU time of process `pid` (the server under test) to it. */
 async function measureSpooky(name: string, url: string, pid: number): Promise<Result> {
   const cpu0 = cpuSeconds(pid);
   const r = await load(url);
@@ -103,8 +106,9 @@ const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-'));
 const { cert, key } = await ensureSelfSignedCertificate(dir);
 const procs: ReturnType<typeof Bun.spawn>[] = [];
 try {
-  const direct = await spawnReady(['bench/direct-h3.ts', cert, key], (r) => typeof r.port === 'number');
-  procs.push(direct.proc);
+  const direct = await spawnReady(['bench/direct-h3.ts', cert, key, 'sync'], (r) => typeof r.port === 'number');
+  const directAsync = await spawnReady(['bench/direct-h3.ts', cert, key, 'async'], (r) => typeof r.port === 'number');
+  procs.push(direct.proc, directAsync.proc);
   const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
   const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], (r) => typeof r.port === 'number');
   procs.push(h1.proc, h2c.proc);
@@ -127,8 +131,9 @@ upstream:
   procs.push(spooky.proc);
   const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
 
-  const directLoad = await load(`https://127.0.0.1:${direct.rec.port}/`);
-  const results: Result[] = [{ name: '(a) direct Bun HTTP/3 server', ...directLoad }];
+  const results: Result[] = [];
+  results.push(await measureSpooky('(a) direct Bun HTTP/3 server', `https://127.0.0.1:${direct.rec.port}/`, direct.proc.pid));
+  results.push(await measureSpooky("(a') direct, answers async", `https://127.0.0.1:${directAsync.rec.port}/`, directAsync.proc.pid));
   results.push(await measureSpooky('(b) Spooky -> HTTP/1.1 backend', `https://127.0.0.1:${port}/h1/x`, spooky.proc.pid));
   results.push(await measureSpooky('(c) Spooky -> h2c backend', `https://127.0.0.1:${port}/h2c/x`, spooky.proc.pid));
 
@@ -136,7 +141,7 @@ upstream:
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
   console.log(`load: ${clients} HTTP/3 client processes x ${concurrency} loops, ${duration} ms per case, small GET responses`);
   console.log('');
-  console.log('case                               req/s   p50 ms   p99 ms  errors  spooky CPU us/req  spooky RSS MiB  req/s vs (a)  p50 vs (a)');
+  console.log('case                               req/s   p50 ms   p99 ms  errors  server CPU us/req  server RSS MiB  req/s vs (a)  p50 vs (a)');
   for (const r of results) {
     console.log(
       `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)}`,
