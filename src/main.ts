@@ -177,6 +177,10 @@ async function main(): Promise<void> {
   }
   const command = positionals[0];
   if (positionals.length > 1) usage(`unexpected argument "${positionals[1]}"`);
+  // Check option values before anything is loaded, so a typo is a usage error (exit 2), not a config error.
+  intOption('port', values.port);
+  intOption('admin-port', values['admin-port']);
+  if (values['log-level'] !== undefined && !LEVELS.has(values['log-level'])) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
   switch (command) {
     case undefined:
       if (values.config) {

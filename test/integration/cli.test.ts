@@ -1,0 +1,180 @@
+/**
+ * The command line as an operator uses it: validate (exit codes, every error with file:line:col), schema,
+ * --version, --help, usage errors, start-up failures, SNI certificate choice, and the demo mode of `npm start`.
+ */
+import { afterAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect } from 'node:tls';
+import { ensureSelfSignedCertificate } from '../../src/demo/demo.ts';
+import { testCertificate } from '../support/certs.ts';
+import { type Backend, Child, request, startBackend, startSpooky } from '../support/process.ts';
+
+const ROOT = resolve(import.meta.dir, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'spooky-cli-'));
+
+function cli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+  const r = Bun.spawnSync([process.execPath, 'src/main.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('spooky validate', () => {
+  test('a valid example exits 0', () => {
+    const r = cli(['validate', '--config', 'examples/api-and-web.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('configuration is valid');
+  });
+
+  test('a broken config exits 1 and prints every error with file:line:col', () => {
+    const path = file(
+      'broken.yaml',
+      `listen:
+  port: 8443
+  tls: { cert: c.pem, key: k.pem }
+upstream:
+  api:
+    load_balancing: { type: round-robbin }
+    backends:
+      - id: a
+        adress: http://127.0.0.1:1
+        weight: 5000
+`,
+    );
+    const r = cli(['validate', '--config', path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path}:6:29: error:`);
+    expect(r.stderr).toContain(`${path}:9:9: error: unknown key \`adress\`; did you mean \`address\`?`);
+    expect(r.stderr).toContain(`${path}:10:17: error: must be at most 1000, got 5000`);
+    expect(r.stderr).toContain('error(s); not started');
+  });
+
+  test('Rust Spooky keys that are not implemented give warnings, not errors', () => {
+    const path = file(
+      'rust.yaml',
+      `version: 1
+listen: { protocol: http3, port: 9889, address: "0.0.0.0", tls: { cert: c.pem, key: k.pem } }
+upstream:
+  pool:
+    route: { path_prefix: "/" }
+    backends: [{ id: b, address: "127.0.0.1:7001" }]
+performance: { worker_threads: 2 }
+`,
+    );
+    const r = cli(['validate', '--config', path]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`${path}:7:1: warning:`);
+    expect(r.stderr).toContain('performance');
+  });
+});
+
+describe('other commands', () => {
+  test('schema prints a JSON Schema with documented fields', () => {
+    const r = cli(['schema']);
+    expect(r.code).toBe(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
+    expect(schema.properties.upstream?.description).toBeTruthy();
+    expect(schema.properties.listen).toBeDefined();
+  });
+
+  test('--version and --help', () => {
+    expect(cli(['--version']).stdout).toMatch(/^spooky \d+\.\d+\.\d+ \(bun 1\.4\.5\)/);
+    const help = cli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('spooky validate --config FILE');
+  });
+
+  test('usage errors exit 2', () => {
+    expect(cli(['frobnicate']).code).toBe(2);
+    expect(cli(['run']).code).toBe(2);
+    expect(cli(['run', '--config', 'x.yaml', '--port', 'abc']).code).toBe(2);
+  });
+
+  test('an unreadable certificate stops start-up with exit 3 and a clear message', () => {
+    const path = file('nocert.yaml', `listen: { address: 127.0.0.1, port: 0, tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`);
+    const r = cli(['run', '--config', path, '--admin-port', '0']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('cannot read certificate /nonexistent/cert.pem');
+  });
+});
+
+describe('certificates chosen by SNI', () => {
+  let backend: Backend;
+  afterAll(async () => {
+    await backend?.stop();
+  });
+
+  test('the TCP listener serves the certificate whose server_name matches, else the default', async () => {
+    backend = await startBackend('sni');
+    const other = await ensureSelfSignedCertificate(mkdtempSync(join(tmpdir(), 'spooky-sni-')));
+    const { cert, key } = await testCertificate();
+    const spooky = await startSpooky(`
+listen:
+  address: 127.0.0.1
+  port: 0
+  tls:
+    cert: "${cert}"
+    key: "${key}"
+    certificates:
+      - { server_name: other.test, cert: "${other.cert}", key: "${other.key}" }
+upstream:
+  a:
+    backends: [{ id: a, address: "${backend.address}" }]
+`);
+    try {
+      const fingerprint = (servername: string) =>
+        new Promise<string>((res, rej) => {
+          const s = connect({ host: '127.0.0.1', port: spooky.port, servername, rejectUnauthorized: false }, () => {
+            res(s.getPeerCertificate().fingerprint256);
+            s.end();
+          });
+          s.on('error', rej);
+        });
+      const { X509Certificate } = await import('node:crypto');
+      const { readFileSync } = await import('node:fs');
+      const fp = (p: string) => new X509Certificate(readFileSync(p)).fingerprint256;
+      expect(await fingerprint('other.test')).toBe(fp(other.cert));
+      expect(await fingerprint('localhost')).toBe(fp(cert));
+      const res = await request(`${spooky.url}/`);
+      expect(res.status).toBe(200);
+    } finally {
+      await spooky.stop();
+    }
+  });
+});
+
+describe('npm start (demo mode)', () => {
+  test('runs with no config: self-signed certificate, two demo backends, HTTP/3 works', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'spooky-demo-'));
+    const proc = Bun.spawn([process.execPath, 'src/main.ts', '--port', '0', '--admin-port', '0'], {
+      cwd: ROOT,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...process.env, SPOOKY_DATA_DIR: data },
+    });
+    const child = new Child(proc);
+    try {
+      const ready = await child.waitFor((r) => r.event === 'listening', 15_000, 'demo listening');
+      const port = (ready.listeners as { port: number }[])[0]?.port;
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`https://127.0.0.1:${port}/`);
+        expect(res.status).toBe(200);
+        seen.add(res.headers.get('x-demo-backend') ?? '');
+        await res.text();
+      }
+      expect(seen).toEqual(new Set(['A', 'B']));
+      expect(Bun.file(join(data, 'self-signed-cert.pem')).size).toBeGreaterThan(0);
+      expect(child.stderr.join('\n')).toContain('npm run h3 --');
+    } finally {
+      await child.kill();
+    }
+  }, 30_000);
+});
