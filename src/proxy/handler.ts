@@ -7,6 +7,7 @@ import type { Server } from 'bun';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
+import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Generation, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
@@ -24,6 +25,8 @@ export interface ProxyDeps {
   log: Logger;
   /** The access log, or null when it is off (read per request, so a reload can switch it). */
   accessLog(): AccessLog | null;
+  /** Request-path events for metrics and tracing. Default: none. */
+  observer?: ProxyObserver;
 }
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
@@ -136,9 +139,11 @@ function countingBody(source: ReadableStream<Uint8Array>, onChunk: (n: number) =
 /** Creates the fetch handler for the traffic listeners. */
 export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Server<unknown>, transport: 'h3' | 'tcp') => Promise<Response> {
   const { clock, log } = deps;
+  const observer = deps.observer ?? NO_OBSERVER;
 
   return async function handle(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Promise<Response> {
     const started = clock.now();
+    observer.requestStart();
     const gen = deps.generation();
     const cfg = gen.config;
     const requestId = nextRequestId();
@@ -168,6 +173,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       if (error) rec.error = error.code;
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);
+      observer.requestEnd(rec);
     };
     const fail = (err: SpookyError): Response => {
       finish(err.status, err);
@@ -228,20 +234,25 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       const headers =
         pool.config.host_policy.mode === 'upstream' ? built.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h)) : built.headers;
       const startedAt = endpoint.begin();
+      const attempt = rec.attempts;
       let headersAt: number | undefined;
       let status = 0;
       let responded = false;
-      let endError: SpookyError | undefined;
       let ended = false;
+      let endError: SpookyError | undefined;
+      // The exchange is over: charge the backend and, once the response was handed on, log the request.
+      // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
+      // transport that ends the exchange before resolving (small bodies) is still charged the real status.
+      const settle = (): void => {
+        endpoint.end(startedAt, headersAt, endError, status);
+        if (meter) rec.bytes_in = meter.bytes;
+        finish(endError?.code === 'client_aborted' ? 499 : status, endError);
+      };
       const onEnd = (error?: SpookyError): void => {
         if (ended) return;
         ended = true;
         endError = error;
-        endpoint.end(startedAt, headersAt, error, status);
-        if (responded) {
-          if (meter) rec.bytes_in = meter.bytes;
-          finish(error?.code === 'client_aborted' ? 499 : status, error);
-        }
+        if (responded) settle();
       };
       try {
         const up = await endpoint.transport.request(
@@ -257,6 +268,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         );
         headersAt = clock.now();
         status = up.status;
+        observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt });
         const resHeaders = sanitizeResponseHeaders(up.headers, { via });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const declared = resHeaders.get('content-length');
@@ -265,15 +277,15 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         else if (declared !== null) rec.bytes_out = Number(declared);
         else if (body) body = countingBody(body, (n) => (rec.bytes_out += n));
         responded = true;
-        if (ended) {
-          if (meter) rec.bytes_in = meter.bytes;
-          finish(endError?.code === 'client_aborted' ? 499 : status, endError);
-        }
+        if (ended) settle();
         if (transport === 'h3') await nextBatch();
         return new Response(body, { status: up.status, headers: resHeaders });
       } catch (e) {
         const err = asSpookyError(e);
-        if (!ended) onEnd(err);
+        ended = true;
+        // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
+        endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
+        observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt });
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;

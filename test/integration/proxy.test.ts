@@ -216,6 +216,10 @@ upstream:
   live:
     route: { path_prefix: /live }
     backends: [{ id: live, address: "${live.address}" }]
+  passive:
+    route: { path_prefix: /passive }
+    health_check: { probes: [], passive_failure_threshold: 2, cooldown_ms: 60000 }
+    backends: [{ id: flaky, address: "${live.address}" }]
 `);
   });
   afterAll(async () => {
@@ -271,6 +275,18 @@ upstream:
   test('a bad Host gets 400', async () => {
     const res = await request(`${spooky.url}/live/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
     expect(res.status).toBe(400);
+  });
+
+  test('passive health: consecutive 503s from a backend take it out of the pool', async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await request(`${spooky.url}/passive/status/503`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toContain('from live');
+    }
+    const res = await request(`${spooky.url}/passive/status/200`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('no healthy backend');
+    await spooky.child.waitFor((r) => r.event === 'health_change' && r.backend === 'flaky' && r.reason === 'passive_failures', 5000, 'passive trip logged');
   });
 
   test('Spooky is still serving after all of that', async () => {
