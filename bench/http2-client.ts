@@ -4,8 +4,15 @@
  * `node:http2` h2c server in a child process (`Bun.spawn`). For reference it also measures bare `node:http2`
  * client streams without the transport, so the transport's own overhead is visible.
  *
- * Run: `bun bench/http2-client.ts [seconds-per-run=5] [concurrency list=64,256]`
- * Client and server share the machine's cores, so absolute numbers depend on the host.
+ * Three clients: `Http2Transport` (each request builds an {@link UpstreamRequest} with its own AbortController, as
+ * the proxy hands every request its own signal); bare `node:http2` streams; and bare streams that also create an
+ * AbortController per request and hold its signal until the stream closes, i.e. the same harness cost as the
+ * transport rows, so the difference to that row is the transport's own overhead. Small bodies come back from the
+ * transport as bytes (`Uint8Array`); the run reports how many did.
+ *
+ * Run: `bun bench/http2-client.ts [seconds-per-run=4] [concurrency list=64,256] [repetitions=3]`
+ * Each configuration runs `repetitions` times (interleaved); the table shows the median run and the range.
+ * Client and server share the machine's cores, so absolute numbers depend on the host and its other load.
  */
 import http2 from 'node:http2';
 import { Http2Transport } from '../src/upstream/http2.ts';
@@ -79,8 +86,9 @@ async function measure(label: string, concurrency: number, seconds: number, one:
   return { label, concurrency, requests: n, seconds: t, cpuUsPerReq: (cpu.user + cpu.system) / n };
 }
 
-async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
-  if (!body) return;
+/** Consumes a response body: nothing to do for a small body handed over as bytes (or none). */
+async function drain(body: ReadableStream<Uint8Array> | Uint8Array | null): Promise<void> {
+  if (!body || body instanceof Uint8Array) return;
   const r = body.getReader();
   while (!(await r.read()).done) {
     // discard
@@ -88,61 +96,91 @@ async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? 5);
+  const seconds = Number(process.argv[2] ?? 4);
   const levels = (process.argv[3] ?? '64,256').split(',').map(Number);
+  const reps = Number(process.argv[4] ?? 3);
   const server = await startServer();
   const results: Result[] = [];
   try {
-    for (const c of levels) {
-      const t = new Http2Transport({ host: '127.0.0.1', port: server.port });
-      const opts = { connectTimeoutMs: 5000, responseHeaderTimeoutMs: 10_000 };
-      results.push(
-        await measure('Http2Transport', c, seconds, async () => {
-          const req: UpstreamRequest = {
-            method: 'GET',
-            target: '/',
-            headers: [
-              ['host', 'bench.local'],
-              ['accept', '*/*'],
-              ['user-agent', 'spooky-bench'],
-            ],
-            body: null,
-            signal: new AbortController().signal,
-          };
-          const res = await t.request(req, opts);
-          if (res.status !== 200) throw new Error(`status ${res.status}`);
-          await drain(res.body);
-        }),
-      );
-      const st = t.stats();
-      t.close();
-      if (st.connectionsOpened !== 1) console.error(`note: ${st.connectionsOpened} connections were opened`);
+    for (let rep = 0; rep < reps; rep++)
+      for (const c of levels) {
+        const t = new Http2Transport({ host: '127.0.0.1', port: server.port });
+        const opts = { connectTimeoutMs: 5000, responseHeaderTimeoutMs: 10_000 };
+        let responses = 0;
+        let asBytes = 0;
+        results.push(
+          await measure('Http2Transport', c, seconds, async () => {
+            const req: UpstreamRequest = {
+              method: 'GET',
+              target: '/',
+              headers: [
+                ['host', 'bench.local'],
+                ['accept', '*/*'],
+                ['user-agent', 'spooky-bench'],
+              ],
+              body: null,
+              signal: new AbortController().signal,
+            };
+            const res = await t.request(req, opts);
+            if (res.status !== 200) throw new Error(`status ${res.status}`);
+            responses++;
+            if (res.body instanceof Uint8Array) asBytes++;
+            await drain(res.body);
+          }),
+        );
+        const st = t.stats();
+        t.close();
+        if (st.connectionsOpened !== 1) console.error(`note: ${st.connectionsOpened} connections were opened`);
+        if (asBytes !== responses) console.error(`note: ${responses - asBytes} of ${responses} bodies came back as streams, not bytes`);
 
-      const session = http2.connect(`http://127.0.0.1:${server.port}`);
-      session.on('error', () => {});
-      await new Promise((r) => session.once('remoteSettings', r));
-      results.push(
-        await measure('bare node:http2', c, seconds, () => {
-          return new Promise<void>((resolve, reject) => {
-            const s = session.request(
-              { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
-              { endStream: true },
-            );
-            s.on('error', reject);
-            s.on('data', () => {});
-            s.on('close', () => resolve());
-          });
-        }),
-      );
-      session.close();
-    }
+        const session = http2.connect(`http://127.0.0.1:${server.port}`);
+        session.on('error', () => {});
+        await new Promise((r) => session.once('remoteSettings', r));
+        results.push(
+          await measure('bare node:http2', c, seconds, () => {
+            return new Promise<void>((resolve, reject) => {
+              const s = session.request(
+                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
+                { endStream: true },
+              );
+              s.on('error', reject);
+              s.on('data', () => {});
+              s.on('close', () => resolve());
+            });
+          }),
+        );
+        results.push(
+          await measure('bare node:http2 + AbortController', c, seconds, () => {
+            const signal = new AbortController().signal;
+            return new Promise<void>((resolve, reject) => {
+              const s = session.request(
+                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
+                { endStream: true },
+              );
+              s.on('error', reject);
+              s.on('data', () => {});
+              s.on('close', () => (signal.aborted ? reject(signal.reason) : resolve()));
+            });
+          }),
+        );
+        session.close();
+      }
   } finally {
     await server.stop();
   }
-  console.log('| client | concurrency | req/s | client CPU µs/req |');
+  console.log('| client | concurrency | req/s median (range) | client CPU µs/req median (range) |');
   console.log('| --- | --- | --- | --- |');
-  for (const r of results) {
-    console.log(`| ${r.label} | ${r.concurrency} | ${Math.round(r.requests / r.seconds)} | ${r.cpuUsPerReq.toFixed(1)} |`);
+  const keys = [...new Set(results.map((r) => `${r.label}|${r.concurrency}`))];
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  for (const key of keys) {
+    const rs = results.filter((r) => `${r.label}|${r.concurrency}` === key);
+    const rps = rs.map((r) => r.requests / r.seconds);
+    const cpu = rs.map((r) => r.cpuUsPerReq);
+    const [label, c] = key.split('|');
+    console.log(
+      `| ${label} | ${c} | ${Math.round(median(rps))} (${Math.round(Math.min(...rps))}-${Math.round(Math.max(...rps))}) | ` +
+        `${median(cpu).toFixed(1)} (${Math.min(...cpu).toFixed(1)}-${Math.max(...cpu).toFixed(1)}) |`,
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /**
- * The `spooky` command line: run, validate, schema, --version, --help.
+ * The `spooky` command line: run, reload, validate, schema, --version, --help.
  *
  * Exit codes: 0 success; 1 invalid configuration; 2 usage error; 3 could not start (bind, certificates);
  * a drain that had to cut requests still exits 0 (the cut requests are logged).
@@ -13,6 +13,8 @@ import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
 import { createLogging, type Logger } from './observability/logger.ts';
+import { CertificateError } from './listener/certs.ts';
+import { signalPidFile, writePidFile } from './runtime/pidfile.ts';
 import { Runtime } from './runtime/runtime.ts';
 
 /** Exit codes of the CLI. */
@@ -23,6 +25,7 @@ const HELP = `spooky ${pkg.version}: an HTTP/3 load balancer
 Usage:
   spooky                               run the built-in demo (embedded config, demo backends)
   spooky run --config FILE [options]   run with a config file
+  spooky reload --pid-file FILE        make the running Spooky re-read its config (sends SIGHUP)
   spooky validate --config FILE        check a config file; print every error (exit 0 or 1)
   spooky schema                        print the JSON Schema of the config file
   spooky --version | --help
@@ -33,9 +36,10 @@ Options for run:
   -a, --address A        override the address of the (first) listener
   -l, --log-level L      trace | debug | info | warn | error | silent
       --admin-port N     override the admin listener port (0 = any free port)
+      --pid-file FILE    write the process id to FILE once listening; removed on exit
 
 Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit (a second one exits at once).
-Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start.
+Exit codes: 0 ok, 1 invalid config (reload: could not signal), 2 usage error, 3 could not start.
 `;
 
 function usage(message: string): never {
@@ -53,6 +57,7 @@ function parseCli() {
         address: { type: 'string', short: 'a' },
         'log-level': { type: 'string', short: 'l' },
         'admin-port': { type: 'string' },
+        'pid-file': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -99,25 +104,32 @@ async function loadOrExit(path: string): Promise<{ config: Config; warnings: str
   return { config: result.config, warnings };
 }
 
-function installSignals(runtime: Runtime, log: Logger, drainTimeoutMs: number): void {
+/** Exits once the log is written out (at most 500 ms later). */
+function exitAfterFlush(log: Logger, code: number): void {
+  const timer = setTimeout(() => process.exit(code), 500);
+  log.flush(() => {
+    clearTimeout(timer);
+    process.exit(code);
+  });
+}
+
+function installSignals(runtime: Runtime, log: Logger): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      log.warn({ event: 'shutdown', signal }, 'second signal: exiting now');
-      log.flush();
-      process.exit(EXIT.ok);
+      log.warn({ event: 'shutdown', signal }, 'second signal: exiting now, cutting whatever is in flight');
+      exitAfterFlush(log, EXIT.ok);
+      return;
     }
     stopping = true;
-    log.info({ event: 'shutdown', signal, drain_timeout_ms: drainTimeoutMs }, 'draining');
-    void runtime.drain(drainTimeoutMs).then(({ cut }) => {
+    void runtime.shutdown(signal).then(({ cut }) => {
       log.info({ event: 'stopped', cut_requests: cut }, 'stopped');
-      log.flush();
-      setTimeout(() => process.exit(EXIT.ok), 50);
+      exitAfterFlush(log, EXIT.ok);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void runtime.reload('signal'));
+  process.on('SIGHUP', () => void runtime.reload('signal', { signal: 'SIGHUP' }));
 }
 
 async function run(
@@ -125,20 +137,38 @@ async function run(
   warnings: string[],
   configPath: string | undefined,
   overrides: (c: Config) => Config,
+  pidFile: string | undefined,
   banner?: string,
 ): Promise<void> {
   const { log, access } = createLogging(config.log);
   for (const w of warnings) log.warn({ event: 'config_warning' }, w);
   const runtime = new Runtime({ config, configPath, log, access, clock: systemClock, random: systemRandom, overrides });
+  // SIGHUP would end the process by default: until the listeners are up, a reload request is ignored.
+  const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
+  process.on('SIGHUP', early);
   try {
     await runtime.start();
   } catch (e) {
-    log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
+    const problems = e instanceof CertificateError ? e.problems : [(e as Error).message];
+    for (const p of problems) log.fatal({ event: 'start_failed', err: p }, `cannot start: ${p}`);
     log.flush();
-    process.stderr.write(`spooky: cannot start: ${(e as Error).message}\n`);
+    for (const p of problems) process.stderr.write(`spooky: cannot start: ${p}\n`);
     process.exit(EXIT.startFailed);
   }
-  installSignals(runtime, log, 30_000);
+  process.off('SIGHUP', early);
+  installSignals(runtime, log);
+  if (pidFile) {
+    try {
+      const previous = writePidFile(pidFile);
+      if (previous) log.warn({ event: 'pid_file', path: pidFile, previous_pid: previous }, `pid file ${pidFile} named process ${previous}, which is still running; overwritten`);
+    } catch (e) {
+      log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot write pid file ${pidFile}`);
+      log.flush();
+      process.stderr.write(`spooky: cannot write pid file ${pidFile}: ${(e as Error).message}\n`);
+      runtime.stopNow();
+      process.exit(EXIT.startFailed);
+    }
+  }
   process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
   if (banner) process.stderr.write(banner);
@@ -162,7 +192,7 @@ Send an HTTP/3 request:
   curl --http3-only -k https://127.0.0.1:${port}/      (curl built with HTTP/3)
 Admin: http://127.0.0.1:${config.admin.port}/status   Stop: Ctrl-C
 `;
-  await run(config, result.warnings.map(formatIssue), undefined, (c) => applyOverrides(c, values), banner);
+  await run(config, result.warnings.map(formatIssue), undefined, (c) => applyOverrides(c, values), values['pid-file'], banner);
 }
 
 async function main(): Promise<void> {
@@ -185,13 +215,24 @@ async function main(): Promise<void> {
     case undefined:
       if (values.config) {
         const { config, warnings } = await loadOrExit(values.config);
-        return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values));
+        return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values), values['pid-file']);
       }
       return runDemo(values);
     case 'run': {
       if (!values.config) usage('run needs --config FILE');
       const { config, warnings } = await loadOrExit(values.config);
-      return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values));
+      return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values), values['pid-file']);
+    }
+    case 'reload': {
+      if (!values['pid-file']) usage('reload needs --pid-file FILE (the one given to spooky run)');
+      try {
+        const pid = signalPidFile(values['pid-file'], 'SIGHUP');
+        process.stdout.write(`sent SIGHUP to spooky (pid ${pid}); the outcome is logged as an "audit" record (POST /reload on the admin listener answers with it)\n`);
+      } catch (e) {
+        process.stderr.write(`spooky reload: ${(e as Error).message}\n`);
+        process.exit(EXIT.configInvalid);
+      }
+      return;
     }
     case 'validate': {
       if (!values.config) usage('validate needs --config FILE');

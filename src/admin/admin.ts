@@ -1,11 +1,17 @@
 /**
  * The admin listener: plain HTTP, bound to 127.0.0.1 by default, never on the traffic port.
- * `/healthz` (process alive), `/readyz` (ready for traffic; 503 while starting or draining) and `/status`
- * (JSON: generation, listeners, pools, backends with health and load). An optional bearer token guards all.
+ * `/healthz` (process alive), `/readyz` (ready for traffic; 503 while starting or draining), `/status`
+ * (JSON: generation, listeners, pools, backends with health and load, reload counts, audit trail) and
+ * `POST /reload` (re-read the config file; answers with the result). An optional bearer token guards all.
+ * `POST /reload` is refused when the request carries an `Origin` other than the admin listener's own, so a web
+ * page open in the operator's browser cannot trigger it.
+ * With the telemetry wired in: `/metrics`, `/stats`, `/config` and `/dashboard` (see {@link startAdmin}).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'bun';
 import type { AdminConfig } from '../config/types.ts';
+import type { AdminObservability } from '../observability/telemetry.ts';
+import { DASHBOARD_HTML } from './dashboard.ts';
 
 /** What the admin endpoints read from the running process. */
 export interface AdminSource {
@@ -13,6 +19,8 @@ export interface AdminSource {
   ready(): boolean;
   /** The /status document. */
   status(): unknown;
+  /** Re-reads the config file (trigger `admin`); resolves with the result (`ok`, and `errors` when refused). */
+  reload(trigger: 'admin', meta: { client?: string }): Promise<{ ok: boolean }>;
 }
 
 function tokenOk(req: Request, token: string | undefined): boolean {
@@ -28,15 +36,49 @@ function json(value: unknown, status = 200): Response {
   return new Response(`${JSON.stringify(value, null, 2)}\n`, { status, headers: { 'content-type': 'application/json' } });
 }
 
-/** Starts the admin listener. */
-export function startAdmin(cfg: AdminConfig, source: AdminSource): Server<unknown> {
+/**
+ * Starts the admin listener. With `obs` it also serves `/metrics` (Prometheus), `/stats` (dashboard JSON),
+ * `/config` (effective config, secrets redacted) and `/dashboard` (the live page; static HTML without data, so
+ * it is served without the token and sends the token itself on its `/stats` requests).
+ */
+export function startAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObservability): Server<unknown> {
+  const reload = async (req: Request, server: Server<unknown>): Promise<Response> => {
+    if (req.method !== 'POST') return new Response('405 method not allowed; use POST\n', { status: 405, headers: { allow: 'POST' } });
+    const origin = req.headers.get('origin');
+    if (origin !== null && origin !== new URL(req.url).origin) return new Response('403 cross-origin reload refused\n', { status: 403 });
+    const result = await source.reload('admin', { client: server.requestIP(req)?.address ?? '' });
+    return json(result, result.ok ? 200 : 422);
+  };
   return Bun.serve({
     hostname: cfg.address,
     port: cfg.port,
     development: false,
-    fetch(req) {
-      if (!tokenOk(req, cfg.token)) return new Response('401 unauthorized\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } });
+    async fetch(req, server) {
       const path = new URL(req.url, 'http://admin').pathname;
+      if (obs && path === '/dashboard') {
+        return new Response(DASHBOARD_HTML, {
+          headers: {
+            'content-type': 'text/html; charset=utf-8',
+            'cache-control': 'no-store',
+            'x-frame-options': 'DENY',
+            // the page may talk to this listener only, and load nothing from anywhere
+            'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+          },
+        });
+      }
+      if (!tokenOk(req, cfg.token)) return new Response('401 unauthorized\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } });
+      if (obs) {
+        switch (path) {
+          case '/metrics': {
+            const m = await obs.metrics();
+            return new Response(m.body, { headers: { 'content-type': m.contentType } });
+          }
+          case '/stats':
+            return new Response(JSON.stringify(obs.stats()), { headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+          case '/config':
+            return json(obs.config());
+        }
+      }
       switch (path) {
         case '/healthz':
           return new Response('ok\n');
@@ -44,6 +86,8 @@ export function startAdmin(cfg: AdminConfig, source: AdminSource): Server<unknow
           return source.ready() ? new Response('ready\n') : new Response('not ready\n', { status: 503 });
         case '/status':
           return json(source.status());
+        case '/reload':
+          return reload(req, server);
         default:
           return new Response('404 not found\n', { status: 404 });
       }

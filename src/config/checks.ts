@@ -274,6 +274,8 @@ function checkPools(root: Obj, sink: Sink): void {
       }
     }
 
+    checkRouteTags(pool, routes, pp, sink);
+
     if (Array.isArray(pool.backends)) {
       const ids = new Map<string, PathSegment[]>();
       pool.backends.forEach((b, i) => {
@@ -285,6 +287,20 @@ function checkPools(root: Obj, sink: Sink): void {
       });
     }
   }
+}
+
+/** Warns about custom metric labels from a route tag that no route of the pool sets (the value would always be empty). */
+function checkRouteTags(pool: Obj, routes: Array<[unknown, PathSegment[], Target]>, pp: PathSegment[], sink: Sink): void {
+  if (!isObj(pool.metrics) || !Array.isArray(pool.metrics.labels)) return;
+  const tags = new Set<string>();
+  for (const [r] of routes) if (isObj(r) && isObj(r.tags)) for (const k of Object.keys(r.tags)) tags.add(k);
+  pool.metrics.labels.forEach((l, i) => {
+    if (!isObj(l) || typeof l.from !== 'string' || !l.from.startsWith('route_tag:')) return;
+    const key = l.from.slice('route_tag:'.length);
+    if (key && !tags.has(key)) {
+      sink.warn([...pp, 'metrics', 'labels', i, 'from'], 'value', `no route of pool \`${String(pp[1])}\` has the tag \`${key}\`; this label will always be empty`);
+    }
+  });
 }
 
 function checkHostPolicy(hp: unknown, path: PathSegment[], sink: Sink): void {

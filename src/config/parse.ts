@@ -8,7 +8,7 @@
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { parseCidr as parseCidrRange } from '../lib/cidr.ts';
-import type { BackendProtocol, HashKeySource } from './types.ts';
+import type { BackendProtocol, HashKeySource, LabelSource } from './types.ts';
 
 /** The outcome of parsing one config value. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -142,6 +142,33 @@ export function parseCidr(input: string): Parsed<string> {
 export function parseHeaderName(input: string): Parsed<string> {
   if (!TOKEN.test(input)) return fail(`"${input}" is not a valid header name`);
   return ok(input.toLowerCase());
+}
+
+/** Label names Spooky's own custom-metric series already use (plus Prometheus' reserved `le`). */
+export const RESERVED_LABEL_NAMES: readonly string[] = ['pool', 'route', 'status_class', 'le'];
+
+/** Checks a custom metric label name: a Prometheus label name that is not reserved. */
+export function parseLabelName(input: string): Parsed<string> {
+  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(input)) return fail(`"${input}" is not a valid metric label name (letters, digits and _, not starting with a digit)`);
+  if (input.startsWith('__')) return fail(`label names starting with "__" are reserved by Prometheus`);
+  if (RESERVED_LABEL_NAMES.includes(input)) return fail(`"${input}" is already a label of the custom metrics; choose another name`);
+  return ok(input);
+}
+
+/** Checks where a custom metric label comes from: `request_header:NAME`, `response_header:NAME` or `route_tag:KEY`. */
+export function parseLabelSource(input: string): Parsed<LabelSource> {
+  const colon = input.indexOf(':');
+  const kind = colon > 0 ? input.slice(0, colon) : '';
+  const name = input.slice(colon + 1);
+  if (kind === 'request_header' || kind === 'response_header') {
+    const h = parseHeaderName(name);
+    return h.ok ? ok({ kind, name: h.value }) : fail(`\`${kind}:\` needs a header name: ${h.message}`);
+  }
+  if (kind === 'route_tag') {
+    if (name.length === 0) return fail('`route_tag:` needs a tag name, e.g. "route_tag:api_version"');
+    return ok({ kind, name });
+  }
+  return fail(`unknown label source "${input}"; expected request_header:NAME, response_header:NAME or route_tag:KEY`);
 }
 
 /** Checks an HTTP method (a token); returns it in upper case. */

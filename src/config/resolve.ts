@@ -11,6 +11,7 @@ import {
   parseHashKey,
   parseHeaderName,
   parseHostPattern,
+  parseLabelSource,
   parseMethod,
   parseRegex,
   parseStatusRange,
@@ -59,6 +60,9 @@ export const DEFAULTS = {
   probe: { path: '/health', method: 'GET', interval: 5000, timeout_ms: 1000, expected_status: [200, 399] },
   health: { failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5 },
   log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log' },
+  reload: { watch: false, debounce_ms: 500 },
+  shutdown: { drain_timeout_ms: 30000 },
+  custom_metrics: { max_values: 100 },
 } as const;
 
 function must<T>(r: Parsed<T>): T {
@@ -95,6 +99,13 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     },
     pools: Object.entries(file.upstream).map(([name, pool]) => resolvePool(name, pool, file, abs)),
     log: resolveLog(file, abs),
+    reload: {
+      watch: file.reload?.watch ?? DEFAULTS.reload.watch,
+      debounce_ms: file.reload?.debounce_ms ?? DEFAULTS.reload.debounce_ms,
+    },
+    shutdown: {
+      drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
+    },
   };
 }
 
@@ -133,6 +144,14 @@ function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: st
       };
       return backend;
     }),
+    ...(pool.metrics !== undefined
+      ? {
+          metrics: {
+            labels: pool.metrics.labels.map((l) => ({ name: l.name, from: must(parseLabelSource(l.from)) })),
+            max_values: pool.metrics.max_values ?? DEFAULTS.custom_metrics.max_values,
+          },
+        }
+      : {}),
   };
 }
 
@@ -153,6 +172,7 @@ function resolveRoute(r: RouteFile): RouteConfig {
   };
   if (exact !== undefined) route.path_exact = exact;
   else if (r.path_prefix !== undefined) route.path_prefix = r.path_prefix;
+  if (r.tags !== undefined) route.tags = Object.fromEntries(Object.entries(r.tags).map(([k, v]) => [k, String(v)]));
   return route;
 }
 

@@ -16,6 +16,8 @@ import {
   parseHashKey,
   parseHeaderName,
   parseHostPattern,
+  parseLabelName,
+  parseLabelSource,
   parseMethod,
   parsePath,
   parseRegex,
@@ -322,6 +324,10 @@ export const RouteSchema = z
       z.record(nonEmpty(), ConditionSchema),
       'Query parameter conditions keyed by parameter name (case-sensitive); all must hold. Default none.',
     ),
+    tags: opt(
+      z.record(nonEmpty(), equalsValue),
+      'Static tags of this route, e.g. `{ api_version: v2 }`: not matched against anything, but a value source for custom metric labels (`route_tag:KEY` in the pool\'s `metrics`). Default none.',
+    ),
   })
   .describe('Route conditions; every condition that is set must hold.');
 
@@ -419,6 +425,45 @@ export const HostPolicySchema = z
   })
   .describe('How the Host header reaches the backends.');
 
+/** One label of a pool's custom metrics. */
+export const CustomLabelSchema = z
+  .strictObject({
+    name: req(
+      checked(parseLabelName),
+      'Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`, not `pool`, `route`, `status_class` or `le`). Required.',
+    ),
+    from: req(
+      checked(parseLabelSource),
+      'Where the value comes from: `request_header:NAME`, `response_header:NAME` or `route_tag:KEY` (a key of the matched route\'s `tags`). A missing value is the empty string. Required.',
+    ),
+  })
+  .describe('A custom metric label and the source of its value.');
+
+/** Custom metrics of a pool. */
+export const PoolMetricsSchema = z
+  .strictObject({
+    labels: req(
+      z
+        .array(CustomLabelSchema)
+        .min(1)
+        .max(5)
+        .superRefine((labels, ctx) => {
+          const seen = new Set<string>();
+          labels.forEach((l, i) => {
+            if (seen.has(l.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate label name "${l.name}"` });
+            seen.add(l.name);
+          });
+        }),
+      'Extra labels of `spooky_custom_requests_total` and `spooky_custom_request_duration_seconds` for this pool, 1..5, unique names. Required.',
+    ),
+    max_values: opt(
+      z.number().int().min(1).max(10000),
+      'Distinct values kept per label (per pool, per config generation), 1..10000; further new values are counted as `other`, which bounds the number of series. Default `100`.',
+      100,
+    ),
+  })
+  .describe('Custom metrics: request counter and latency histogram of this pool, labelled by header values or route tags.');
+
 /** A pool: route, policy, backends. */
 export const PoolSchema = z
   .strictObject({
@@ -435,6 +480,9 @@ export const PoolSchema = z
       "Default health policy for the backends of this pool; each backend's own `health_check` overrides it field by field.",
     ),
     backends: req(z.array(BackendSchema).min(1), 'The backends, in order. Required, at least one.'),
+    metrics: PoolMetricsSchema.optional().describe(
+      'Custom metrics of this pool, labelled by a request header, a response header or a route tag (for example a tenant or an API version). Default none.',
+    ),
     forwarded_headers: rustOnly('forwarded header policy'),
   })
   .describe('A pool of backends and the route that leads to it.');
@@ -469,6 +517,37 @@ export const LogSchema = z
   .describe('Logging: level, format, destination and access log.');
 
 // ---------------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------------
+
+/** Hot reload settings. */
+export const ReloadSchema = z
+  .strictObject({
+    watch: opt(
+      z.boolean(),
+      'Watch the config file and every listener certificate and key file, and reload when one changes (SIGHUP, `spooky reload` and `POST /reload` work either way). Default `false`.',
+      false,
+    ),
+    debounce_ms: opt(
+      durationMs(0).max(60000),
+      'Milliseconds of quiet after the last change of a watched file before the reload runs, 0..60000. Default `500`.',
+      500,
+    ),
+  })
+  .describe('Hot reload: optional watching of the config and certificate files.');
+
+/** Graceful shutdown settings. */
+export const ShutdownSchema = z
+  .strictObject({
+    drain_timeout_ms: opt(
+      durationMs(0),
+      'Milliseconds in-flight requests get to finish after SIGTERM/SIGINT before they are cut (and how long the TCP connections of a listener a reload replaced or removed may finish). Default `30000`.',
+      30000,
+    ),
+  })
+  .describe('Graceful shutdown: how long to wait for in-flight requests.');
+
+// ---------------------------------------------------------------------------------------------------
 // The file
 // ---------------------------------------------------------------------------------------------------
 
@@ -489,6 +568,8 @@ export const ConfigFileSchema = z
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
     upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
     log: LogSchema.optional(),
+    reload: ReloadSchema.optional(),
+    shutdown: ShutdownSchema.optional(),
     performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
     resilience: rustOnly('resilience policies'),
     observability: rustOnly('observability endpoints; use `admin`'),

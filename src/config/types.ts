@@ -122,6 +122,8 @@ export interface RouteConfig {
   headers: HeaderMatch[];
   /** Query parameter conditions. */
   query: QueryMatch[];
+  /** Static tags of this route (`tags:` in YAML), a value source for custom metric labels (`route_tag:KEY`). Absent when none are set. */
+  tags?: Record<string, string>;
 }
 
 /** Where a consistent-hash key comes from. */
@@ -186,6 +188,30 @@ export interface PoolConfig {
   tls: UpstreamTlsConfig;
   /** Backends in config order. */
   backends: BackendConfig[];
+  /** Custom metrics of this pool, labelled by request/response header values or route tags. Absent when not configured. */
+  metrics?: PoolMetricsConfig;
+}
+
+/** Where the value of a custom metric label comes from. */
+export type LabelSource =
+  | { kind: 'request_header'; name: string }
+  | { kind: 'response_header'; name: string }
+  | { kind: 'route_tag'; name: string };
+
+/** One label of a pool's custom metrics. */
+export interface CustomLabelConfig {
+  /** Prometheus label name. */
+  name: string;
+  /** Value source; a missing header or tag gives the empty value. */
+  from: LabelSource;
+}
+
+/** Custom metrics of a pool: `spooky_custom_requests_total` and `spooky_custom_request_duration_seconds` with extra labels. */
+export interface PoolMetricsConfig {
+  /** Extra labels, 1..5. */
+  labels: CustomLabelConfig[];
+  /** Distinct values kept per label (per pool, per config generation); later new values are counted as `other`. Default `100`. */
+  max_values: number;
 }
 
 /** Request limits. */
@@ -216,6 +242,20 @@ export interface LogConfig {
   access_log: boolean;
 }
 
+/** Hot reload (SIGHUP, `spooky reload`, `POST /reload` on the admin listener, and optional file watching). */
+export interface ReloadConfig {
+  /** Watch the config file and every listener certificate and key file, and reload when one changes. Default `false`. */
+  watch: boolean;
+  /** Quiet time in milliseconds after the last file change before the reload runs (editors and certificate tools write in several steps). Default `500`. */
+  debounce_ms: number;
+}
+
+/** Graceful shutdown (SIGTERM / SIGINT) and the retirement of listeners a reload replaced. */
+export interface ShutdownConfig {
+  /** Milliseconds in-flight requests get to finish after SIGTERM/SIGINT before they are cut; also how long the TCP connections of a listener a reload replaced or removed may finish their requests. Default `30000`. */
+  drain_timeout_ms: number;
+}
+
 /** The whole resolved configuration. */
 export interface Config {
   /** Schema version; only `1`. */
@@ -234,6 +274,10 @@ export interface Config {
   pools: PoolConfig[];
   /** Logging. */
   log: LogConfig;
+  /** Hot reload. */
+  reload: ReloadConfig;
+  /** Graceful shutdown. */
+  shutdown: ShutdownConfig;
 }
 
 /** One problem found in a config file. */

@@ -84,6 +84,13 @@ export class HealthChecker {
   }
 
   private async runProbe(probe: HealthProbeConfig): Promise<{ ok: boolean; detail: string }> {
+    const started = this.endpoint.now();
+    const result = await this.probeOnce(probe);
+    if (!this.stopped) this.endpoint.observeProbe({ ...result, duration_ms: this.endpoint.now() - started });
+    return result;
+  }
+
+  private async probeOnce(probe: HealthProbeConfig): Promise<{ ok: boolean; detail: string }> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), probe.timeout_ms);
     const headers: [string, string][] = [['host', probe.host ?? this.endpoint.authority], ['user-agent', 'spooky-health-check']];

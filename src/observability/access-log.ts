@@ -39,6 +39,11 @@ export interface RequestRecord {
   attempts: number;
   /** Error code when the request failed (see `ErrorCode`). */
   error?: string;
+  /**
+   * Custom metric label values by label name, filled by the handler only for pools with `metrics` (see
+   * `src/observability/labels.ts`); not written to the access log.
+   */
+  labels?: Record<string, string>;
 }
 
 /** Where lines go (pino's SonicBoom destination in production). */

@@ -8,6 +8,7 @@ import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
+import { addResponseLabels, requestLabels } from '../observability/labels.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Generation, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
@@ -193,6 +194,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const pool = matched.pool;
     rec.route = matched.routeId;
     rec.pool = pool.name;
+    const labels = requestLabels(pool.config, matched.routeId, req.headers);
+    if (labels) rec.labels = labels;
 
     const built = buildUpstreamHeaders({
       headers: req.headers,
@@ -268,6 +271,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         );
         headersAt = clock.now();
         status = up.status;
+        if (rec.labels) addResponseLabels(pool.config, up.headers, rec.labels);
         observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt });
         const resHeaders = sanitizeResponseHeaders(up.headers, { via });
         if (altSvc) resHeaders.set('alt-svc', altSvc);

@@ -1,20 +1,33 @@
 /**
  * The running process: listeners, admin listener, endpoint registry and the current generation.
- * `reload()` builds a new generation from the config file and swaps it in (the old one keeps serving its
- * in-flight requests); `drain()` stops accepting work and waits for in-flight requests.
+ *
+ * `reload()` re-reads the config file, checks it in full (config, certificates, ports), binds whatever new
+ * sockets it needs, then swaps in a new generation in one synchronous step (requests in flight finish on the
+ * old one) and retires replaced listeners; on any error nothing changes. Reloads run one at a time. Every
+ * attempt is counted (`reloadCounts()`) and written to the audit trail (`auditTrail()`, `/status`).
+ *
+ * `shutdown()` drains: readiness goes to 503 at once, new work is refused (TCP listening sockets closed, new
+ * requests answered 503), in-flight requests get `shutdown.drain_timeout_ms`, the rest is cut and logged.
  */
-import type { Config } from '../config/types.ts';
+import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
+import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
+import type { AdminConfig, Config } from '../config/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
-import { type RunningListener, startListener } from '../listener/listener.ts';
+import { CertificateError } from '../listener/certs.ts';
+import type { FetchHandler } from '../listener/listener.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { Logger } from '../observability/logger.ts';
-import { createProxyHandler } from '../proxy/handler.ts';
+import { Telemetry } from '../observability/telemetry.ts';
+import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
+import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
 import { buildGeneration, type Generation } from './generation.ts';
+import { type ListenerChange, ListenerSet } from './listeners.ts';
+import { FileWatcher } from './watch.ts';
 
 /** How the runtime is set up. */
 export interface RuntimeOptions {
@@ -34,28 +47,98 @@ export interface RuntimeOptions {
   overrides?: (config: Config) => Config;
 }
 
+/** What started a reload. */
+export type ReloadTrigger = AuditTrigger;
+
+/** Details of a reload request for the audit record. */
+export interface ReloadMeta {
+  /** The signal, for `trigger: "signal"`. */
+  signal?: string;
+  /** The changed files, for `trigger: "file"`. */
+  files?: string[];
+  /** The admin caller's address, for `trigger: "admin"`. */
+  client?: string;
+}
+
 /** Result of a reload attempt. */
-export type ReloadResult = { ok: true; generation: number } | { ok: false; errors: string[] };
+export type ReloadResult =
+  | { ok: true; generation: number; changes: ConfigChanges; listeners: ListenerChange[] }
+  | { ok: false; generation: number; errors: string[] };
+
+/** Reload attempts by result, since start. */
+export interface ReloadCounts {
+  /** Reloads that swapped in a new generation. */
+  ok: number;
+  /** Reloads that were refused (the running config stayed). */
+  error: number;
+}
+
+/** What needs a new admin server when it changes (the token is read per request, see `adminConfig`). */
+function adminKey(a: AdminConfig): string {
+  return a.enabled ? `${a.address}|${a.port}` : 'off';
+}
 
 /** The Spooky process. */
 export class Runtime implements AdminSource {
   private generation: Generation;
   private readonly registry: EndpointRegistry;
-  private listeners: RunningListener[] = [];
-  private admin: ReturnType<typeof startAdmin> | undefined;
+  private readonly listeners: ListenerSet;
+  private admin: Server<unknown> | undefined;
   private draining = false;
   private started = false;
   private healthReady = false;
   private readonly log: Logger;
+  private readonly audit = new AuditTrail();
+  private readonly counts: ReloadCounts = { ok: 0, error: 0 };
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  private readonly watcher: FileWatcher;
+  /** Metrics, dashboard statistics and `/config` (the proxy handler's observer). */
+  readonly telemetry: Telemetry;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
-    this.registry = new EndpointRegistry(opts.clock, (backend, tls) => createTransport(backend, tls), (endpoint, t) => {
-      const level = t.healthy ? 'info' : 'warn';
-      this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
-    });
+    this.telemetry = new Telemetry({ generation: () => this.generation, clock: opts.clock, reloadCounts: () => this.reloadCounts(), auditTrail: () => this.auditTrail() });
+    this.registry = new EndpointRegistry(
+      opts.clock,
+      (backend, tls) => createTransport(backend, tls),
+      (endpoint, t) => {
+        const level = t.healthy ? 'info' : 'warn';
+        this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
+        this.telemetry.healthChanged(endpoint, t);
+      },
+      (endpoint, probe) => this.telemetry.probed(endpoint, probe),
+    );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
+    const handler = createProxyHandler({
+      generation: () => this.generation,
+      clock: opts.clock,
+      log: this.log,
+      accessLog: () => this.accessLog(),
+      observer: this.telemetry,
+    });
+    const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
+    const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
+    this.listeners = new ListenerSet(serve, onError, this.log, opts.clock);
+    this.watcher = new FileWatcher((files) => void this.reload('file', { files }), this.log);
+  }
+
+  /** The admin settings with `token` read from the current generation, so a reload changes it in place. */
+  private adminConfig(a: AdminConfig): AdminConfig {
+    const generation = () => this.generation;
+    return {
+      enabled: a.enabled,
+      address: a.address,
+      port: a.port,
+      get token() {
+        return generation().config.admin.token;
+      },
+    };
+  }
+
+  private accessLog(): AccessLog | null {
+    const l = this.generation.config.log;
+    return l.access_log && l.level !== 'silent' ? this.opts.access : null;
   }
 
   /** The current generation. */
@@ -63,22 +146,16 @@ export class Runtime implements AdminSource {
     return this.generation;
   }
 
-  /** Binds listeners and the admin listener, then logs the `listening` readiness record. */
+  /**
+   * Checks the certificates, binds listeners and the admin listener, then logs the `listening` readiness
+   * record. Throws (with every certificate problem, or the address that cannot be bound) when it cannot start.
+   */
   async start(): Promise<void> {
-    const handler = createProxyHandler({
-      generation: () => this.generation,
-      clock: this.opts.clock,
-      log: this.log,
-      accessLog: () => {
-        const l = this.generation.config.log;
-        return l.access_log && l.level !== 'silent' ? this.opts.access : null;
-      },
-    });
-    const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
     const cfg = this.generation.config;
     try {
-      for (const l of cfg.listeners) this.listeners.push(startListener(l, handler, onError));
-      if (cfg.admin.enabled) this.admin = startAdmin(cfg.admin, this);
+      const warnings = await this.listeners.start(cfg.listeners);
+      for (const w of warnings) this.log.warn({ event: 'certificate_warning' }, w);
+      if (cfg.admin.enabled) this.admin = startAdmin(this.adminConfig(cfg.admin), this, this.telemetry);
     } catch (e) {
       this.stopNow();
       throw e;
@@ -87,10 +164,11 @@ export class Runtime implements AdminSource {
     void this.registry.firstHealthRound().then(() => {
       this.healthReady = true;
     });
+    this.syncWatcher(cfg);
     this.log.info(
       {
         event: 'listening',
-        listeners: this.listeners.map((l) => ({ address: l.address, port: l.port, protocols: ['h3', 'h2', 'http/1.1'] })),
+        listeners: this.listeners.list().map((l) => ({ address: l.address, port: l.port, protocols: ['h3', 'h2', 'http/1.1'] })),
         admin: this.admin ? { address: cfg.admin.address, port: this.admin.port } : null,
         generation: this.generation.id,
         pools: cfg.pools.map((p) => p.name),
@@ -104,54 +182,189 @@ export class Runtime implements AdminSource {
     return this.started && this.healthReady && !this.draining;
   }
 
-  /** Re-reads the config file and swaps in a new generation; on any error the running config stays. */
-  async reload(trigger: string): Promise<ReloadResult> {
+  /** Reload attempts by result since start (for metrics). */
+  reloadCounts(): ReloadCounts {
+    return { ...this.counts };
+  }
+
+  /** The last audit records, oldest first. */
+  auditTrail(): readonly AuditRecord[] {
+    return this.audit.list();
+  }
+
+  /**
+   * Re-reads the config file (and every certificate) and swaps in a new generation; on any error the running
+   * config and listeners stay, every error is logged (config errors as `file:line:col`) and the result says
+   * why. Reloads are serialised: a reload asked for while one runs starts when it ends.
+   */
+  reload(trigger: ReloadTrigger, meta: ReloadMeta = {}): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.doReload(trigger, meta));
+    this.reloadChain = run.catch(() => {});
+    return run;
+  }
+
+  private async doReload(trigger: ReloadTrigger, meta: ReloadMeta): Promise<ReloadResult> {
+    const t0 = this.opts.clock.now();
+    const prev = this.generation;
+    const fail = (errors: string[], configErrors = false): ReloadResult => {
+      this.counts.error++;
+      if (!configErrors) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
+      this.record({ action: 'reload', trigger, result: 'error', generation: prev.id, duration_ms: this.elapsed(t0), errors, ...meta }, 'reload refused; the running config stays');
+      return { ok: false, generation: prev.id, errors };
+    };
+    if (this.draining) return fail(['Spooky is shutting down; reload refused']);
+    let config: Config = prev.config;
     const path = this.opts.configPath;
-    let config: Config = this.generation.config;
     if (path) {
       const result = await loadConfigFile(path);
       for (const w of result.warnings) this.log.warn({ event: 'config_warning', trigger }, formatIssue(w));
       if (!result.ok) {
         const errors = result.errors.map(formatIssue);
         for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
-        this.log.error({ event: 'reload', result: 'error', trigger, errors: errors.length }, 'reload rejected; the running config stays');
-        return { ok: false, errors };
+        return fail(errors, true);
       }
-      config = this.opts.overrides ? this.opts.overrides(result.config) : result.config;
+      config = result.config;
     }
-    this.warnInsecure(config);
-    const next = buildGeneration(config, this.registry, this.generation.id + 1, this.opts.random);
+    if (this.opts.overrides) config = this.opts.overrides(config);
+
+    let prepared: Awaited<ReturnType<ListenerSet['prepare']>>;
+    try {
+      prepared = await this.listeners.prepare(config.listeners);
+    } catch (e) {
+      return fail(e instanceof CertificateError ? e.problems : [(e as Error).message]);
+    }
+    if (this.draining) {
+      this.listeners.rollback(prepared);
+      return fail(['Spooky is shutting down; reload refused']);
+    }
+    // Everything below is synchronous: no request runs between the bind, the swap and the release.
+    let newAdmin: Server<unknown> | undefined;
+    const adminChanged = adminKey(config.admin) !== adminKey(prev.config.admin);
+    let next: Generation;
+    try {
+      if (adminChanged && config.admin.enabled) newAdmin = startAdmin(this.adminConfig(config.admin), this, this.telemetry);
+      next = buildGeneration(config, this.registry, prev.id + 1, this.opts.random);
+    } catch (e) {
+      this.listeners.rollback(prepared);
+      void newAdmin?.stop(true);
+      return fail([`${(e as Error).message}`]);
+    }
     this.generation = next;
+    this.listeners.commit(prepared, config.shutdown.drain_timeout_ms);
+    if (adminChanged) {
+      void this.admin?.stop(false);
+      this.admin = newAdmin;
+    }
+
     this.log.level = config.log.level;
-    this.log.info({ event: 'reload', result: 'ok', trigger, generation: next.id }, 'config reloaded');
-    return { ok: true, generation: next.id };
+    if (config.log.format !== prev.config.log.format || config.log.file !== prev.config.log.file) {
+      this.log.warn({ event: 'config_warning', trigger }, 'log.format and log.file changes take effect at the next restart');
+    }
+    for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
+    this.warnInsecure(config);
+    this.syncWatcher(config);
+    const changes = diffConfigs(prev.config, config);
+    mergeListenerChanges(changes, prepared.changes);
+    this.counts.ok++;
+    this.record(
+      { action: 'reload', trigger, result: 'ok', generation: next.id, duration_ms: this.elapsed(t0), changes, listeners: prepared.changes, ...meta },
+      `config reloaded (generation ${next.id})`,
+    );
+    return { ok: true, generation: next.id, changes, listeners: prepared.changes };
   }
 
-  /** Stops accepting new requests and waits up to `timeoutMs` for in-flight ones; then closes everything. */
+  private elapsed(t0: number): number {
+    return Math.round((this.opts.clock.now() - t0) * 1000) / 1000;
+  }
+
+  private record(rec: Omit<AuditRecord, 'time'>, msg: string): void {
+    const full: AuditRecord = { time: new Date(this.opts.clock.wallNow()).toISOString(), ...rec };
+    this.audit.add(full);
+    const { time: _time, ...fields } = full;
+    this.log[rec.result === 'ok' ? 'info' : 'error']({ event: 'audit', ...fields }, msg);
+  }
+
+  private syncWatcher(config: Config): void {
+    const path = this.opts.configPath;
+    if (!config.reload.watch || !path || this.draining) {
+      this.watcher.update([], config.reload.debounce_ms);
+      return;
+    }
+    const files = [path, ...config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key]))];
+    this.watcher.update(files, config.reload.debounce_ms);
+  }
+
+  /** Answer to a request that arrives while draining: 503, logged with error `draining`. */
+  private refuse(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Response {
+    const requestId = nextRequestId();
+    let host = '';
+    let path = '';
+    try {
+      const url = new URL(req.url, 'https://invalid');
+      host = (req.headers.get('host') ?? '').replace(/:\d+$/, '');
+      path = url.pathname;
+    } catch {}
+    this.accessLog()?.write({
+      request_id: requestId,
+      client: server.requestIP(req)?.address ?? '',
+      protocol: transport === 'h3' ? 'h3' : tcpProtocol(req.headers),
+      method: req.method,
+      host,
+      path,
+      status: 503,
+      bytes_in: 0,
+      bytes_out: 0,
+      duration_ms: 0,
+      attempts: 0,
+      error: 'draining',
+    });
+    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', 'x-request-id': requestId };
+    if (transport === 'tcp') headers.connection = 'close';
+    return new Response('503 shutting down\n', { status: 503, headers });
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM/SIGINT): writes an audit record, then drains for the current config's
+   * `shutdown.drain_timeout_ms`. Resolves with the number of requests that had to be cut.
+   */
+  shutdown(signal: string): Promise<{ cut: number }> {
+    const timeoutMs = this.generation.config.shutdown.drain_timeout_ms;
+    this.record({ action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation.id, signal }, `${signal}: draining for up to ${timeoutMs} ms`);
+    return this.drain(timeoutMs);
+  }
+
+  /**
+   * Readiness goes to 503 at once; new TCP connections are refused and idle ones closed; requests that arrive
+   * meanwhile (on open connections, or over HTTP/3) get 503; in-flight requests get up to `timeoutMs`, then
+   * whatever is left is cut (each cut request gets an access-log line with status 499, and one `drain_cut`
+   * record counts them). Then everything is closed.
+   */
   async drain(timeoutMs: number): Promise<{ cut: number }> {
     this.draining = true;
-    const stops = this.listeners.flatMap((l) => [l.tcp.stop(false), l.udp.stop(false)]);
-    const deadline = this.opts.clock.now() + timeoutMs;
-    while (this.pending() > 0 && this.opts.clock.now() < deadline) await Bun.sleep(20);
-    const cut = this.pending();
+    const t0 = this.opts.clock.now();
+    this.watcher.close();
+    this.listeners.beginDrain();
+    const deadline = t0 + timeoutMs;
+    while (this.listeners.pending() > 0 && this.opts.clock.now() < deadline) {
+      this.listeners.closeIdle();
+      await Bun.sleep(10);
+    }
+    const cut = this.listeners.pending();
+    if (cut > 0) {
+      this.log.warn({ event: 'drain_cut', cut_requests: cut, drain_timeout_ms: timeoutMs }, `drain timeout: cutting ${cut} request(s) still in flight`);
+    }
+    this.listeners.stopAll();
+    // Cut requests write their access-log lines (status 499) as their abort reaches the handler.
+    if (cut > 0) await Bun.sleep(200);
+    this.log.info({ event: 'drained', ms: this.elapsed(t0), cut_requests: cut }, 'drained');
     this.stopNow();
-    await Promise.race([Promise.allSettled(stops), Bun.sleep(100)]);
     return { cut };
-  }
-
-  private pending(): number {
-    let n = 0;
-    for (const l of this.listeners) n += l.tcp.pendingRequests + l.udp.pendingRequests;
-    return n;
   }
 
   /** Closes listeners, admin and upstream connections at once. */
   stopNow(): void {
-    for (const l of this.listeners) {
-      void l.tcp.stop(true);
-      void l.udp.stop(true);
-    }
-    this.listeners = [];
+    this.watcher.close();
+    this.listeners.stopAll();
     void this.admin?.stop(true);
     this.admin = undefined;
     this.registry.close();
@@ -166,7 +379,20 @@ export class Runtime implements AdminSource {
       loaded_at: new Date(gen.loadedAt).toISOString(),
       ready: this.ready(),
       draining: this.draining,
-      listeners: this.listeners.map((l) => ({ address: l.address, port: l.port })),
+      reloads: this.reloadCounts(),
+      watching: this.watcher.files(),
+      listeners: this.listeners.list().map((l) => ({
+        id: listenerId(l.config),
+        address: l.address,
+        port: l.port,
+        certificates: l.certs.list.map((c) => ({
+          server_name: c.serverName ?? null,
+          cert: c.certPath,
+          subject: c.subject,
+          not_after: c.notAfter,
+          fingerprint256: c.fingerprint256,
+        })),
+      })),
       pools: [...gen.pools.values()].map((p) => ({
         name: p.name,
         strategy: p.config.load_balancing.type,
@@ -184,6 +410,7 @@ export class Runtime implements AdminSource {
           connections: m.endpoint.transport.stats(),
         })),
       })),
+      audit: this.audit.list(),
     };
   }
 
@@ -193,5 +420,16 @@ export class Runtime implements AdminSource {
         this.log.warn({ event: 'insecure_upstream_tls', pool: pool.name }, `pool ${pool.name}: upstream TLS certificate verification is OFF (verify_certificates: false); use only for development`);
       }
     }
+  }
+}
+
+/** Adds listener replacements the config diff cannot see (same paths, new file contents) to `changes`. */
+function mergeListenerChanges(changes: ConfigChanges, listeners: readonly ListenerChange[]): void {
+  const set = changes.listeners ?? emptyChangeSet();
+  for (const l of listeners) {
+    if (l.action !== 'replaced') continue;
+    const known = set.modified.find((m) => m.id === l.id);
+    if (!known) set.modified.push({ id: l.id, fields: [...(l.fields ?? [])] });
+    else for (const f of l.fields ?? []) if (!known.fields.includes(f)) known.fields.push(f);
   }
 }

@@ -14,6 +14,19 @@ import type { Transport } from './transport.ts';
 /** Called when an endpoint's health changes. */
 export type HealthListener = (endpoint: Endpoint, transition: HealthTransition) => void;
 
+/** One finished active probe (each probe of a round separately), for metrics. */
+export interface ProbeObservation {
+  /** True when the probe answered in time with an expected status. */
+  ok: boolean;
+  /** Milliseconds from sending the probe to its answer (or failure). */
+  duration_ms: number;
+  /** `path: status N` or `path: error_code`. */
+  detail: string;
+}
+
+/** Called after every active probe. */
+export type ProbeListener = (endpoint: Endpoint, probe: ProbeObservation) => void;
+
 /** Shared state of one backend address. */
 export class Endpoint {
   /** Registry key: pool, protocol and origin (and TLS policy). */
@@ -47,6 +60,7 @@ export class Endpoint {
     transport: Transport,
     private readonly clock: Clock,
     private readonly onHealth: HealthListener,
+    private readonly onProbe?: ProbeListener,
   ) {
     this.key = key;
     this.id = backend.id;
@@ -88,6 +102,16 @@ export class Endpoint {
     if (failed) this.failures++;
     const transition = this.health.outcome(failed, now);
     if (transition) this.onHealth(this, transition);
+  }
+
+  /** Monotonic milliseconds of the endpoint's clock (for probe durations). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Reports one finished probe to the probe listener (metrics); health is fed per round by {@link probeResult}. */
+  observeProbe(probe: ProbeObservation): void {
+    this.onProbe?.(this, probe);
   }
 
   /** Feeds one active probe result. */

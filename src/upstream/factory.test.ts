@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from 'bun:test';
 import { join } from 'node:path';
+import { type H2Server, makeSelfSignedCert, startH2Server } from '../../test/support/h2-server.ts';
 import type { BackendConfig, BackendProtocol, UpstreamTlsConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
-import { type H2Server, makeSelfSignedCert, startH2Server } from '../../test/support/h2-server.ts';
 import { createTransport, originFor } from './factory.ts';
 import { Http1Transport } from './http1.ts';
 import { Http2Transport } from './http2.ts';

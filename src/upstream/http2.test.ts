@@ -1,15 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { deadPort, type H2Server, makeSelfSignedCert, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
 import { SpookyError } from '../errors.ts';
-import {
-  deadPort,
-  type H2Server,
-  makeSelfSignedCert,
-  startH2Server,
-  startRawH2Server,
-  waitUntil,
-} from '../../test/support/h2-server.ts';
-import { Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
-import type { ExchangeOptions, UpstreamRequest, UpstreamResponse } from './transport.ts';
+import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
+import { type ExchangeOptions, SMALL_BODY_BYTES, type UpstreamRequest, type UpstreamResponse } from './transport.ts';
 
 const MB = 1024 * 1024;
 
@@ -31,9 +24,23 @@ function mkOpts(over: Partial<ExchangeOptions> = {}): ExchangeOptions & { ends: 
   return { connectTimeoutMs: 2000, responseHeaderTimeoutMs: 5000, onEnd: (e) => ends.push(e), ends, ...over };
 }
 
+/** The whole body as text, whether it came as bytes (small body), as a stream, or not at all. */
 async function text(res: UpstreamResponse): Promise<string> {
   if (!res.body) return '';
+  if (res.body instanceof Uint8Array) return new TextDecoder().decode(res.body);
   return await new Response(res.body).text();
+}
+
+/** The body as a stream; fails the test when it came as bytes (or not at all). */
+function streamOf(res: UpstreamResponse): ReadableStream<Uint8Array> {
+  expect(res.body).toBeInstanceOf(ReadableStream);
+  return res.body as ReadableStream<Uint8Array>;
+}
+
+/** True when `bytes` is the `/download` pattern (byte i is `i % 251`) from `offset` on. */
+function isPattern(bytes: Uint8Array, offset = 0): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== (offset + i) % 251) return false;
+  return true;
 }
 
 async function rejection(p: Promise<unknown>): Promise<SpookyError> {
@@ -108,7 +115,16 @@ describe('Http2Transport over h2c', () => {
     });
     const opts = mkOpts();
     const res = await t.request(
-      mkReq({ method: 'POST', target: '/echo?x=1', body, contentLength: payload.length, headers: [['host', 'h'], ['content-type', 'text/plain']] }),
+      mkReq({
+        method: 'POST',
+        target: '/echo?x=1',
+        body,
+        contentLength: payload.length,
+        headers: [
+          ['host', 'h'],
+          ['content-type', 'text/plain'],
+        ],
+      }),
       opts,
     );
     const echo = JSON.parse(await text(res));
@@ -121,6 +137,66 @@ describe('Http2Transport over h2c', () => {
     expect(opts.ends).toEqual([undefined]);
     t.close();
   }, 10_000);
+
+  test('a failing request body -> client_aborted, and the server sees the reset', async () => {
+    const t = h2c(server);
+    const before = await server.stats();
+    let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctl = c;
+        c.enqueue(new Uint8Array(1000));
+      },
+    });
+    const opts = mkOpts();
+    const p = t.request(mkReq({ method: 'POST', target: '/upload', body }), opts);
+    await waitUntil(async () => (await server.stats()).uploadReceived >= 1000, 3000, 'first body bytes');
+    ctl?.error(new Error('client went away'));
+    const err = await rejection(p);
+    expect(err.code).toBe('client_aborted');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/upload' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
+    t.close();
+  }, 10_000);
+
+  test('a header HTTP/2 refuses -> bad_request; the session stays usable', async () => {
+    const t = h2c(server);
+    await text(await t.request(mkReq(), mkOpts()));
+    const opts = mkOpts();
+    const err = await rejection(
+      t.request(
+        mkReq({
+          headers: [
+            ['host', 'h'],
+            ['bad name', 'x'],
+          ],
+        }),
+        opts,
+      ),
+    );
+    expect(err.code).toBe('bad_request');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['bad_request']);
+    expect((await t.request(mkReq(), mkOpts())).status).toBe(200);
+    expect(t.stats().connectionsOpened).toBe(1);
+    t.close();
+  });
+
+  test('a request body that is already locked -> bad_request and the stream is reset', async () => {
+    const t = h2c(server);
+    const body = new ReadableStream<Uint8Array>();
+    const lock = body.getReader();
+    const opts = mkOpts();
+    const err = await rejection(t.request(mkReq({ method: 'POST', target: '/upload', body }), opts));
+    expect(err.code).toBe('bad_request');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['bad_request']);
+    lock.releaseLock();
+    await waitUntil(() => t.stats().connectionsIdle === 1, 2000, 'the stream slot to be given back');
+    t.close();
+  });
 
   test('HEAD, 204 and 304 have a null body and end once', async () => {
     const t = h2c(server);
@@ -138,6 +214,14 @@ describe('Http2Transport over h2c', () => {
     }
     t.close();
   }, 10_000);
+
+  test('1xx informational responses are consumed; the final response is returned', async () => {
+    const t = h2c(server);
+    const res = await t.request(mkReq({ target: '/early-hints' }), mkOpts());
+    expect(res.status).toBe(200);
+    expect(await text(res)).toBe('final');
+    t.close();
+  });
 
   test('200 concurrent requests share ONE connection', async () => {
     const before = await server.stats();
@@ -166,21 +250,24 @@ describe('Http2Transport over h2c', () => {
     let expectedSum = 0;
     const rss0 = process.memoryUsage().rss;
     let rssPeak = rss0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(c) {
-        if (produced >= total) {
-          c.close();
-          return;
-        }
-        const n = Math.min(chunk, total - produced);
-        const b = new Uint8Array(n);
-        for (let i = 0; i < n; i++) b[i] = uploadByte(produced + i);
-        for (let i = 0; i < n; i++) expectedSum = (Math.imul(expectedSum, 31) + (b[i] as number)) >>> 0;
-        produced += n;
-        rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
-        c.enqueue(b);
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(c) {
+          if (produced >= total) {
+            c.close();
+            return;
+          }
+          const n = Math.min(chunk, total - produced);
+          const b = new Uint8Array(n);
+          for (let i = 0; i < n; i++) b[i] = uploadByte(produced + i);
+          for (let i = 0; i < n; i++) expectedSum = (Math.imul(expectedSum, 31) + (b[i] as number)) >>> 0;
+          produced += n;
+          rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+          c.enqueue(b);
+        },
       },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
     await server.command('stall');
     const p = t.request(mkReq({ method: 'POST', target: '/upload', body, contentLength: total }), mkOpts());
     // Wait until the producer stops because the connection pushes back.
@@ -215,7 +302,7 @@ describe('Http2Transport over h2c', () => {
     const opts = mkOpts();
     const res = await t.request(mkReq({ target: `/download?bytes=${total}` }), opts);
     expect(res.headers).toContainEqual(['content-length', String(total)]);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const reader = streamOf(res).getReader();
     let got = 0;
     let bad = 0;
     const take = (v: Uint8Array) => {
@@ -270,7 +357,11 @@ describe('Http2Transport over h2c', () => {
     const err = await rejection(t.request(mkReq({ target: '/hang' }), opts));
     expect(err.code).toBe('upstream_timeout');
     expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_timeout']);
-    await waitUntil(async () => (await server.stats()).resets.slice(before).some((r) => r.path === '/hang' && r.rstCode === 8), 3000, 'server to see the reset');
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before).some((r) => r.path === '/hang' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
     t.close();
   }, 10_000);
 
@@ -299,7 +390,7 @@ describe('Http2Transport over h2c', () => {
     const opts = mkOpts();
     const before = await server.stats();
     const res = await t.request(mkReq({ target: `/download?bytes=${10 * MB}`, signal: ac.signal }), opts);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const reader = streamOf(res).getReader();
     await reader.read();
     ac.abort();
     const err = await rejection(
@@ -322,7 +413,7 @@ describe('Http2Transport over h2c', () => {
     const opts = mkOpts();
     const before = await server.stats();
     const res = await t.request(mkReq({ target: `/download?bytes=${10 * MB}` }), opts);
-    await (res.body as ReadableStream<Uint8Array>).cancel();
+    await streamOf(res).cancel();
     expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
     await waitUntil(
       async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/download' && r.rstCode === 8),
@@ -411,14 +502,210 @@ describe('Http2Transport over h2c', () => {
   }, 10_000);
 });
 
+describe('Http2Transport: small-body fast path', () => {
+  let server: H2Server;
+  beforeAll(async () => {
+    server = await startH2Server({ mode: 'h2c' });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  test('a small declared body arrives as one Uint8Array, and onEnd has already run', async () => {
+    const t = h2c(server);
+    const opts = mkOpts();
+    const res = await t.request(mkReq({ target: '/download?bytes=1000' }), opts);
+    // Nothing awaited in between: the exchange is over before the head is handed over.
+    expect(opts.ends).toEqual([undefined]);
+    expect(res.status).toBe(200);
+    expect(res.headers).toContainEqual(['content-length', '1000']);
+    expect(res.body).toBeInstanceOf(Uint8Array);
+    const body = res.body as Uint8Array;
+    expect(body.byteLength).toBe(1000);
+    expect(isPattern(body)).toBe(true);
+    expect(t.stats().connectionsIdle).toBe(1); // the stream slot was given back
+    t.close();
+  });
+
+  test('exactly SMALL_BODY_BYTES over several DATA frames is joined into one Uint8Array', async () => {
+    const t = h2c(server);
+    const opts = mkOpts();
+    const res = await t.request(mkReq({ target: `/download?bytes=${SMALL_BODY_BYTES}` }), opts);
+    expect(opts.ends).toEqual([undefined]);
+    expect(res.body).toBeInstanceOf(Uint8Array);
+    const body = res.body as Uint8Array;
+    expect(body.byteLength).toBe(SMALL_BODY_BYTES);
+    expect(isPattern(body)).toBe(true);
+    t.close();
+  });
+
+  test('a body above the threshold, or of unknown length, is streamed', async () => {
+    const t = h2c(server);
+    const big = mkOpts();
+    const res = await t.request(mkReq({ target: `/download?bytes=${SMALL_BODY_BYTES + 1}` }), big);
+    const bytes = new Uint8Array(await new Response(streamOf(res)).arrayBuffer());
+    expect(bytes.byteLength).toBe(SMALL_BODY_BYTES + 1);
+    expect(isPattern(bytes)).toBe(true);
+    await waitUntil(() => big.ends.length === 1, 2000, 'onEnd');
+    expect(big.ends).toEqual([undefined]);
+
+    const unknown = mkOpts();
+    const res2 = await t.request(mkReq({ target: '/no-length?bytes=11' }), unknown);
+    expect(await new Response(streamOf(res2)).text()).toBe('a'.repeat(11));
+    await waitUntil(() => unknown.ends.length === 1, 2000, 'onEnd');
+    expect(unknown.ends).toEqual([undefined]);
+    t.close();
+  });
+
+  test('headers in time but a stalled small body: handed over as a stream at the header deadline, nothing lost', async () => {
+    const t = h2c(server);
+    const opts = mkOpts({ responseHeaderTimeoutMs: 200 });
+    const t0 = performance.now();
+    const res = await t.request(mkReq({ target: '/stall-body?bytes=1000&first=10&ms=700' }), opts);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(150);
+    expect(waited).toBeLessThan(650);
+    expect(res.status).toBe(200);
+    expect(opts.ends).toEqual([]); // the exchange goes on
+    const bytes = new Uint8Array(await new Response(streamOf(res)).arrayBuffer());
+    expect(bytes.byteLength).toBe(1000);
+    expect(isPattern(bytes)).toBe(true);
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(opts.ends).toEqual([undefined]);
+    t.close();
+  }, 10_000);
+
+  test('a stalled small body handed over as a stream can still be cancelled (the server sees the reset)', async () => {
+    const t = h2c(server);
+    const before = await server.stats();
+    const opts = mkOpts({ responseHeaderTimeoutMs: 150 });
+    const res = await t.request(mkReq({ target: '/stall-body?bytes=1000&first=10&ms=60000' }), opts);
+    const reader = streamOf(res).getReader();
+    const first = await reader.read();
+    expect(first.value?.byteLength).toBe(10);
+    await reader.cancel();
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    await waitUntil(
+      async () => (await server.stats()).resets.slice(before.resets.length).some((r) => r.path === '/stall-body' && r.rstCode === 8),
+      3000,
+      'server to see the reset',
+    );
+    t.close();
+  }, 10_000);
+
+  test('a body longer or shorter than its content-length -> upstream_protocol_error', async () => {
+    const t = h2c(server);
+    for (const target of ['/bad-length?declared=10&actual=20', '/bad-length?declared=20&actual=10']) {
+      const opts = mkOpts();
+      const err = await rejection(t.request(mkReq({ target }), opts));
+      expect(err.code).toBe('upstream_protocol_error');
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_protocol_error']);
+    }
+    // The session survives.
+    const ok = await t.request(mkReq({ target: '/download?bytes=5' }), mkOpts());
+    expect(ok.body).toBeInstanceOf(Uint8Array);
+    expect(t.stats().connectionsOpened).toBe(1);
+    t.close();
+  });
+
+  test('an abort right after sending is reported even when the response completes before the abort listener is attached', async () => {
+    const t = h2c(server);
+    await text(await t.request(mkReq({ target: '/download?bytes=10' }), mkOpts())); // warm: the session exists
+    const ac = new AbortController();
+    const opts = mkOpts();
+    const p = t.request(mkReq({ target: '/download?bytes=10', signal: ac.signal }), opts);
+    ac.abort();
+    expect((await rejection(p)).code).toBe('client_aborted');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+    t.close();
+  });
+
+  test(`an abort while waiting for a slow head is noticed within about ${ABORT_POLL_MS} ms, later at once`, async () => {
+    const t = h2c(server);
+    await text(await t.request(mkReq({ target: '/download?bytes=10' }), mkOpts())); // warm: the session exists
+    /** Sends a slow request, aborts it after `delayMs`, and returns how long the rejection took after the abort. */
+    const abortAfter = async (delayMs: number): Promise<number> => {
+      const ac = new AbortController();
+      const opts = mkOpts();
+      const p = t.request(mkReq({ target: '/slow?ms=3000', signal: ac.signal }), opts);
+      await Bun.sleep(delayMs);
+      const t0 = performance.now();
+      ac.abort();
+      const err = await rejection(p);
+      const took = performance.now() - t0;
+      expect(err.code).toBe('client_aborted');
+      expect(opts.ends.map((e) => e?.code)).toEqual(['client_aborted']);
+      return took;
+    };
+    // A young exchange: the signal is polled.
+    expect(await abortAfter(0)).toBeLessThan(2 * ABORT_POLL_MS + 100);
+    expect(await abortAfter(3 * ABORT_POLL_MS)).toBeLessThan(2 * ABORT_POLL_MS + 100);
+    // An old one has a real listener, which reacts at once.
+    expect(await abortAfter(ABORT_LISTEN_AFTER_MS + 4 * ABORT_POLL_MS)).toBeLessThan(50);
+    t.close();
+  }, 10_000);
+
+  test('a short exchange never adds an abort listener; a long one adds one and removes it at the end', async () => {
+    const t = h2c(server);
+    await text(await t.request(mkReq({ target: '/download?bytes=10' }), mkOpts()));
+    /** A signal that counts its 'abort' listener additions and removals. */
+    const spied = () => {
+      const signal = new AbortController().signal;
+      const counts = { added: 0, removed: 0 };
+      const add = signal.addEventListener.bind(signal) as (...args: unknown[]) => void;
+      const remove = signal.removeEventListener.bind(signal) as (...args: unknown[]) => void;
+      signal.addEventListener = ((type: string, ...rest: unknown[]) => {
+        if (type === 'abort') counts.added++;
+        add(type, ...rest);
+      }) as typeof signal.addEventListener;
+      signal.removeEventListener = ((type: string, ...rest: unknown[]) => {
+        if (type === 'abort') counts.removed++;
+        remove(type, ...rest);
+      }) as typeof signal.removeEventListener;
+      return { signal, counts };
+    };
+    const fast = spied();
+    const res = await t.request(mkReq({ target: '/download?bytes=10', signal: fast.signal }), mkOpts());
+    expect(res.body).toBeInstanceOf(Uint8Array);
+    await Bun.sleep(3 * ABORT_POLL_MS);
+    expect(fast.counts).toEqual({ added: 0, removed: 0 });
+
+    const slow = spied();
+    const opts = mkOpts();
+    const res2 = await t.request(mkReq({ target: `/slow?ms=${ABORT_LISTEN_AFTER_MS + 150}`, signal: slow.signal }), opts);
+    expect(await text(res2)).toBe('slow');
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(slow.counts).toEqual({ added: 1, removed: 1 });
+    t.close();
+  }, 10_000);
+
+  test('a POST whose small response completes while the request body is still open: the upload is cancelled', async () => {
+    const t = h2c(server);
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(100));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const opts = mkOpts();
+    const res = await t.request(mkReq({ method: 'POST', target: '/download?bytes=100', body }), opts);
+    expect(res.body).toBeInstanceOf(Uint8Array);
+    expect((res.body as Uint8Array).byteLength).toBe(100);
+    expect(opts.ends).toEqual([undefined]);
+    await waitUntil(() => cancelled, 2000, 'the request body to be cancelled');
+    t.close();
+  }, 10_000);
+});
+
 describe('Http2Transport: sessions and failures', () => {
   test('opens more sessions when the peer limits concurrent streams', async () => {
     const server = await startH2Server({ mode: 'h2c', maxConcurrentStreams: 10 });
     try {
       const t = h2c(server);
-      const all = await Promise.all(
-        Array.from({ length: 25 }, async () => text(await t.request(mkReq({ target: '/slow?ms=200' }), mkOpts()))),
-      );
+      const all = await Promise.all(Array.from({ length: 25 }, async () => text(await t.request(mkReq({ target: '/slow?ms=200' }), mkOpts()))));
       expect(all.every((b) => b === 'slow')).toBe(true);
       const st = await server.stats();
       expect(st.sessions).toBe(3);
@@ -434,9 +721,7 @@ describe('Http2Transport: sessions and failures', () => {
     const server = await startH2Server({ mode: 'h2c', maxConcurrentStreams: 5 });
     try {
       const t = h2c(server, { maxSessions: 1 });
-      const all = await Promise.all(
-        Array.from({ length: 12 }, async () => text(await t.request(mkReq({ target: '/slow?ms=100' }), mkOpts()))),
-      );
+      const all = await Promise.all(Array.from({ length: 12 }, async () => text(await t.request(mkReq({ target: '/slow?ms=100' }), mkOpts()))));
       expect(all.every((b) => b === 'slow')).toBe(true);
       const st = await server.stats();
       expect(st.sessions).toBe(1);
@@ -541,6 +826,78 @@ describe('Http2Transport: sessions and failures', () => {
     }
   }, 10_000);
 
+  test('h2c to a backend that only speaks HTTP/1.1 -> retryable upstream_connect_failed', async () => {
+    const h1 = Bun.serve({ hostname: '127.0.0.1', port: 0, development: false, fetch: () => new Response('h1') });
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: h1.port as number });
+      const err = await rejection(t.request(mkReq(), mkOpts({ connectTimeoutMs: 3000 })));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      t.close();
+    } finally {
+      await h1.stop(true);
+    }
+  }, 10_000);
+
+  test('a cancelled upload puts RST_STREAM(CANCEL) on the wire and never END_STREAM', async () => {
+    const raw = await startRawH2Server('record');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          ctl = c;
+          c.enqueue(new Uint8Array(3000));
+        },
+      });
+      const p = t.request(mkReq({ method: 'POST', target: '/upload', body }), mkOpts());
+      await waitUntil(() => raw.frames().some((f) => f.type === 'DATA' && f.length > 0), 3000, 'body bytes on the wire');
+      ctl?.error(new Error('client went away'));
+      expect((await rejection(p)).code).toBe('client_aborted');
+      await waitUntil(() => raw.frames().some((f) => f.type === 'RST_STREAM'), 3000, 'RST_STREAM');
+      const frames = raw.frames();
+      expect(frames.find((f) => f.type === 'RST_STREAM')?.code).toBe(8);
+      expect(frames.some((f) => f.endStream)).toBe(false);
+
+      // The same for an abort signal while the body is still being sent.
+      const ac = new AbortController();
+      const before = frames.length;
+      const p2 = t.request(
+        mkReq({ method: 'POST', target: '/upload', signal: ac.signal, body: new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(10)) }) }),
+        mkOpts(),
+      );
+      await waitUntil(
+        () =>
+          raw
+            .frames()
+            .slice(before)
+            .some((f) => f.type === 'DATA'),
+        3000,
+        'second body on the wire',
+      );
+      ac.abort();
+      expect((await rejection(p2)).code).toBe('client_aborted');
+      await waitUntil(
+        () =>
+          raw
+            .frames()
+            .slice(before)
+            .some((f) => f.type === 'RST_STREAM'),
+        3000,
+        'second RST_STREAM',
+      );
+      expect(
+        raw
+          .frames()
+          .slice(before)
+          .some((f) => f.endStream),
+      ).toBe(false);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
   test('CONNECT and a content-length without a body are refused as bad_request', async () => {
     const t = new Http2Transport({ host: '127.0.0.1', port: 1 });
     expect((await rejection(t.request(mkReq({ method: 'CONNECT', target: 'x:443' }), mkOpts()))).code).toBe('bad_request');
@@ -626,11 +983,33 @@ describe('Http2Transport over TLS', () => {
     t.close();
   });
 
+  test('a backend that switches between HTTP/1.1 and h2 is followed', async () => {
+    // Starts as HTTP/1.1-only, becomes h2 on the same port, then HTTP/1.1 again.
+    let backend = await startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath });
+    const port = backend.port;
+    const t = new Http2Transport({ host: '127.0.0.1', port, tls: { rejectUnauthorized: true, ca: cert.cert } }, { protocolRecheckMs: 0 });
+    try {
+      await text(await t.request(mkReq(), mkOpts()));
+      expect(t.protocol).toBe('http/1.1');
+      await backend.stop();
+      backend = await startH2Server({ mode: 'h2', certPath: cert.certPath, keyPath: cert.keyPath, port });
+      const res = await t.request(mkReq(), mkOpts());
+      expect(JSON.parse(await text(res)).scheme).toBe('https');
+      expect(t.protocol).toBe('h2');
+      await backend.stop();
+      backend = await startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath, port });
+      await waitUntil(() => t.stats().connectionsOpen === 0, 3000, 'client to notice the closed session');
+      const again = await t.request(mkReq(), mkOpts());
+      expect(JSON.parse(await text(again)).version).toBe('1.1');
+      expect(t.protocol).toBe('http/1.1');
+    } finally {
+      t.close();
+      await backend.stop();
+    }
+  }, 20_000);
+
   test('the HTTP/1.1 decision is re-checked after protocolRecheckMs', async () => {
-    const t = new Http2Transport(
-      { host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: false } },
-      { protocolRecheckMs: 0 },
-    );
+    const t = new Http2Transport({ host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: false } }, { protocolRecheckMs: 0 });
     await text(await t.request(mkReq(), mkOpts()));
     const before = await h1.stats();
     await text(await t.request(mkReq(), mkOpts()));

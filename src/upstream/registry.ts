@@ -8,7 +8,7 @@
 import type { BackendConfig, Config, UpstreamTlsConfig } from '../config/types.ts';
 import { HealthChecker } from '../health/checker.ts';
 import type { Clock } from '../lib/clock.ts';
-import { Endpoint, type HealthListener } from './endpoint.ts';
+import { Endpoint, type HealthListener, type ProbeListener } from './endpoint.ts';
 import type { Transport } from './transport.ts';
 
 /** Makes the transport (connection pool) for a backend. */
@@ -40,6 +40,8 @@ export class EndpointRegistry {
     private readonly clock: Clock,
     private readonly transportFor: TransportFactory,
     private readonly onHealth: HealthListener,
+    /** Told about every finished active probe (metrics). */
+    private readonly onProbe?: ProbeListener,
   ) {}
 
   /**
@@ -84,7 +86,7 @@ export class EndpointRegistry {
         transport = this.transportFor(backend, tls);
         this.transports.set(tk, transport);
       }
-      const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth);
+      const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       const entry: Entry = { endpoint, transportKey: tk };
       this.entries.set(key, entry);
       this.syncChecker(entry, backend, tls);

@@ -6,7 +6,8 @@
  *   test). Behaviour is chosen by path (see {@link H2ServerStats} and the route table in `serve()`), and a
  *   control HTTP server in the child reports counters and takes commands (stall/resume, GOAWAY).
  * - {@link startRawH2Server}: an in-process TCP server speaking just enough HTTP/2 frames to misbehave on purpose
- *   (REFUSED_STREAM, GOAWAY that excludes the stream, a reset after the response head, or silence).
+ *   (REFUSED_STREAM, GOAWAY that excludes the stream, a reset after the response head, silence), or to record
+ *   exactly which frames the client put on the wire.
  * - {@link makeSelfSignedCert}: a throwaway EC certificate for 127.0.0.1/localhost made with `openssl`.
  *
  * Readiness is a JSON line on the child's stdout, awaited with a deadline.
@@ -41,8 +42,9 @@ export interface H2ServerStats {
   openSessions: number;
   /** Requests seen. */
   requests: number;
-  /** Streams open now / most at once. */
+  /** Streams open now. */
   activeStreams: number;
+  /** Most streams open at once since start. */
   maxActiveStreams: number;
   /** Bytes of the current `/upload` read by the handler so far. */
   uploadReceived: number;
@@ -211,13 +213,35 @@ export type RawBehaviour =
   /** Response head 200, 5 bytes of body, then RST_STREAM(INTERNAL_ERROR). */
   | 'reset-after-head'
   /** Accepts TCP but never sends a byte (not even SETTINGS). */
-  | 'silent';
+  | 'silent'
+  /** Never answers; records every stream frame the client sends (see {@link RawH2Server.frames}). */
+  | 'record';
+
+/** A frame a {@link startRawH2Server} received on a stream. */
+export interface RawFrame {
+  /** Frame type name: DATA, HEADERS, RST_STREAM, WINDOW_UPDATE, ... (or the number). */
+  type: string;
+  /** Stream id. */
+  streamId: number;
+  /** Payload length. */
+  length: number;
+  /** END_STREAM flag (DATA and HEADERS). */
+  endStream: boolean;
+  /** Error code of RST_STREAM. */
+  code?: number;
+}
+
+const FRAME_NAMES: Record<number, string> = { 0: 'DATA', 1: 'HEADERS', 2: 'PRIORITY', 3: 'RST_STREAM', 8: 'WINDOW_UPDATE', 9: 'CONTINUATION' };
 
 /** A running raw server. */
 export interface RawH2Server {
+  /** Listening port on 127.0.0.1. */
   readonly port: number;
   /** Connections accepted. */
   readonly connections: () => number;
+  /** Stream frames received (kept for the `record` behaviour). */
+  readonly frames: () => RawFrame[];
+  /** Destroys every connection and stops listening. */
   close(): Promise<void>;
 }
 
@@ -241,6 +265,7 @@ function u32(n: number): Buffer {
 /** Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. */
 export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Server> {
   let conns = 0;
+  const frames: RawFrame[] = [];
   const sockets = new Set<net.Socket>();
   const srv = net.createServer((sock) => {
     conns++;
@@ -264,7 +289,17 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
         const type = buf[3] as number;
         const flags = buf[4] as number;
         const id = buf.readUInt32BE(5) & 0x7fffffff;
+        const payload = buf.subarray(9, 9 + len);
         buf = buf.subarray(9 + len);
+        if (behaviour === 'record' && id !== 0) {
+          frames.push({
+            type: FRAME_NAMES[type] ?? String(type),
+            streamId: id,
+            length: len,
+            endStream: (type === 0x0 || type === 0x1) && (flags & 0x1) !== 0,
+            ...(type === 0x3 ? { code: payload.readUInt32BE(0) } : {}),
+          });
+        }
         if (type === 0x4 && (flags & 0x1) === 0) sock.write(frame(0x4, 0x1, 0, new Uint8Array(0))); // SETTINGS ACK
         if (type === 0x6 && (flags & 0x1) === 0) sock.write(frame(0x6, 0x1, 0, new Uint8Array(8))); // PING ACK
         if (type !== 0x1) continue; // HEADERS starts a request
@@ -283,6 +318,7 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
   return {
     port: (srv.address() as net.AddressInfo).port,
     connections: () => conns,
+    frames: () => frames,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -303,10 +339,17 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
  * - `/download?bytes=N`: N bytes (byte i is `i % 251`), honouring `write()` backpressure; paused while stalled.
  * - `/status/NNN`: that status and no body.
  * - `/hang`: never answers (the stream stays open until the client resets it).
+ * - `/early-hints`: a 103 informational response, then 200 `final`.
  * - `/reset-before`: resets the stream (INTERNAL_ERROR) before any response.
  * - `/reset-after`: response head and 5 bytes, then resets the stream (INTERNAL_ERROR).
+ * - `/stall-body?bytes=N&first=K&ms=M`: head with `content-length: N` and the first K bytes (byte i is `i % 251`)
+ *   at once, the rest M ms later (default N=1000, K=10, M=500).
+ * - `/bad-length?declared=D&actual=A`: head with `content-length: D`, then A bytes (a lying backend).
+ * - `/no-length?bytes=N`: N bytes without a `content-length` (default 11).
  */
 async function serve(cfg: H2ServerOptions): Promise<void> {
+  // A handler bug must not take the test server down silently mid-test; report it on stderr instead.
+  process.on('uncaughtException', (err) => console.error('h2 test server:', err));
   const stats: H2ServerStats = {
     sessions: 0,
     openSessions: 0,
@@ -324,8 +367,7 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
   const stallWaiters: (() => void)[] = [];
   const unstalled = () => (stalled ? new Promise<void>((r) => stallWaiters.push(r)) : Promise.resolve());
   const sessions = new Set<http2.ServerHttp2Session>();
-  const tlsOpts =
-    cfg.mode === 'h2c' ? undefined : { cert: readFileSync(cfg.certPath as string), key: readFileSync(cfg.keyPath as string) };
+  const tlsOpts = cfg.mode === 'h2c' ? undefined : { cert: readFileSync(cfg.certPath as string), key: readFileSync(cfg.keyPath as string) };
 
   const onStream = (st: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => {
     st.on('error', () => {});
@@ -348,6 +390,8 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
         bodyBytes += c.length;
       });
       st.on('end', () => {
+        // Bun's server also ends the readable side when the client resets the stream.
+        if (st.destroyed || st.closed || st.rstCode) return;
         const headers: Record<string, string | string[] | undefined> = {};
         for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) headers[k] = v;
         st.respond({ ':status': 200, 'content-type': 'application/json', 'x-echo': '1', 'set-cookie': ['a=1', 'b=2'] });
@@ -377,6 +421,7 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
         }
       });
       st.on('end', () => {
+        if (st.destroyed || st.closed || st.rstCode) return;
         st.respond({ ':status': 200, 'content-type': 'application/json' });
         st.end(JSON.stringify({ bytes: stats.uploadReceived, sum }));
       });
@@ -397,15 +442,16 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
           for (let i = 0; i < n; i++) chunk[i] = (sent + i) % 251;
           sent += n;
           stats.downloadWritten = sent;
-          if (!st.write(chunk)) await new Promise<void>((r) => {
-            const done = () => {
-              st.off('drain', done);
-              st.off('close', done);
-              r();
-            };
-            st.on('drain', done);
-            st.on('close', done);
-          });
+          if (!st.write(chunk))
+            await new Promise<void>((r) => {
+              const done = () => {
+                st.off('drain', done);
+                st.off('close', done);
+                r();
+              };
+              st.on('drain', done);
+              st.on('close', done);
+            });
         }
         st.end();
       };
@@ -420,8 +466,43 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
       st.resume();
       return;
     }
+    if (path === '/early-hints') {
+      st.additionalHeaders({ ':status': 103, link: '</style.css>; rel=preload' });
+      setTimeout(() => {
+        if (st.closed || st.destroyed) return;
+        st.respond({ ':status': 200 });
+        st.end('final');
+      }, 20);
+      return;
+    }
     if (path === '/reset-before') {
       st.destroy(new Error('reset before head'));
+      return;
+    }
+    if (path === '/stall-body') {
+      const total = Number(url.searchParams.get('bytes') ?? 1000);
+      const first = Math.min(total, Number(url.searchParams.get('first') ?? 10));
+      const ms = Number(url.searchParams.get('ms') ?? 500);
+      const bytes = Buffer.allocUnsafe(total);
+      for (let i = 0; i < total; i++) bytes[i] = i % 251;
+      st.respond({ ':status': 200, 'content-length': String(total) });
+      st.write(bytes.subarray(0, first));
+      setTimeout(() => {
+        if (st.closed || st.destroyed) return;
+        st.end(bytes.subarray(first));
+      }, ms);
+      return;
+    }
+    if (path === '/bad-length') {
+      const declared = Number(url.searchParams.get('declared') ?? 10);
+      const actual = Number(url.searchParams.get('actual') ?? 20);
+      st.respond({ ':status': 200, 'content-length': String(declared) });
+      st.end(Buffer.alloc(actual, 0x61));
+      return;
+    }
+    if (path === '/no-length') {
+      st.respond({ ':status': 200 });
+      st.end(Buffer.alloc(Number(url.searchParams.get('bytes') ?? 11), 0x61));
       return;
     }
     if (path === '/reset-after') {
@@ -470,7 +551,16 @@ async function serve(cfg: H2ServerOptions): Promise<void> {
       req.on('end', () => {
         res.setHeader('content-type', 'application/json');
         res.setHeader('x-echo', '1');
-        res.end(JSON.stringify({ method: req.method, path: req.url, authority: req.headers.host, headers: req.headers, bodyBytes, version: req.httpVersion }));
+        res.end(
+          JSON.stringify({
+            method: req.method,
+            path: req.url,
+            authority: req.headers.host,
+            headers: req.headers,
+            bodyBytes,
+            version: req.httpVersion,
+          }),
+        );
       });
     });
     srv.on('connection', () => {

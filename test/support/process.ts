@@ -201,3 +201,67 @@ export function request(url: string, init: RequestInit & { protocol?: 'http3' | 
   const { protocol = 'http3', ...rest } = init;
   return fetch(url, { ...rest, protocol, tls: { rejectUnauthorized: false }, decompress: false } as RequestInit);
 }
+
+/** A running HTTP/3 load client (see h3-load-client.ts). */
+export interface LoadClient {
+  /** The client process (its `progress` lines are in `child.lines`). */
+  readonly child: Child;
+  /** Stops it (SIGTERM) and returns its summary. */
+  stop(): Promise<LoadSummary>;
+}
+
+/** What a load client reports when stopped. */
+export interface LoadSummary {
+  /** Requests finished (good or failed). */
+  requests: number;
+  /** Requests that errored, timed out or answered anything but 200. */
+  failures: number;
+  /** The first 10 failures, described. */
+  failure_samples: string[];
+  /** `node:quic` connections that closed while the client was running. */
+  dropped_sessions: number;
+  /** `node:quic` connections opened (including reconnects). */
+  sessions_opened: number;
+  /** Answers per `x-backend` header value. */
+  backends: Record<string, number>;
+  /** `node:quic` connections per server certificate fingerprint seen at the handshake. */
+  fingerprints: Record<string, number>;
+}
+
+/**
+ * Starts an HTTP/3 load client process against `port` and waits until each of its loops had a good answer.
+ * `args` are passed on (`--sessions N`, `--fetch-loops N`, `--path P`, `--reconnect`, ...).
+ */
+export async function startLoadClient(port: number, args: string[] = []): Promise<LoadClient> {
+  const child = spawnChild(['--experimental-http3-fetch', '--experimental-http2-fetch', 'test/support/h3-load-client.ts', '--port', String(port), ...args]);
+  try {
+    await child.waitFor((r) => r.event === 'ready', 15_000, 'load client ready');
+  } catch (e) {
+    child.proc.kill('SIGKILL');
+    throw e;
+  }
+  return {
+    child,
+    async stop() {
+      child.signal('SIGTERM');
+      try {
+        const summary = await child.waitFor((r) => r.event === 'summary', 15_000, 'load client summary');
+        await child.exited;
+        return summary as unknown as LoadSummary;
+      } finally {
+        child.proc.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+/** GET or POST on Spooky's admin listener; resolves the status and the parsed body (JSON or text). */
+export async function admin(spooky: SpookyProcess, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`http://127.0.0.1:${spooky.adminPort}${path}`, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body };
+}

@@ -1,0 +1,59 @@
+/**
+ * The effective (resolved) config as plain JSON for the admin `/config` endpoint, with secrets replaced by
+ * {@link REDACTED}: the admin token, and the values of headers and query parameters whose names look like
+ * credentials (health-check probe headers, and `equals`/`regex` values of route header and query conditions).
+ * URLs become their `href`, regular expressions their `/source/flags` text.
+ */
+import type { Config } from './types.ts';
+
+/** What a secret is replaced with. */
+export const REDACTED = '[redacted]';
+
+const SECRET_NAMES = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'api-key', 'apikey']);
+const SECRET_PARTS = /(token|secret|password|passwd|auth|session|api[-_]?key|credential|signature|private)/i;
+
+/** True when a header (or query parameter) name looks like it carries a credential. */
+export function isSecretName(name: string): boolean {
+  return SECRET_NAMES.has(name.toLowerCase()) || SECRET_PARTS.test(name);
+}
+
+function plain(value: unknown): unknown {
+  if (value instanceof URL) return value.href;
+  if (value instanceof RegExp) return `/${value.source}/${value.flags}`;
+  if (Array.isArray(value)) return value.map(plain);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = plain(v);
+    return out;
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return value;
+}
+
+function redactConditions(list: unknown): void {
+  if (!Array.isArray(list)) return;
+  for (const c of list as Record<string, unknown>[]) {
+    if (typeof c.name !== 'string' || !isSecretName(c.name)) continue;
+    if ('value' in c) c.value = REDACTED;
+    if ('regex' in c) c.regex = REDACTED;
+  }
+}
+
+/** The config as JSON-ready data with secrets redacted. Never changes `config`. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const out = plain(config) as Record<string, unknown> & { admin: Record<string, unknown>; pools: Record<string, unknown>[] };
+  if (out.admin.token !== undefined) out.admin.token = REDACTED;
+  for (const pool of out.pools) {
+    for (const route of (pool.routes ?? []) as Record<string, unknown>[]) {
+      redactConditions(route.headers);
+      redactConditions(route.query);
+    }
+    for (const backend of (pool.backends ?? []) as Record<string, unknown>[]) {
+      const hc = backend.health_check as { probes?: { headers?: Record<string, string> }[] } | undefined;
+      for (const probe of hc?.probes ?? []) {
+        for (const name of Object.keys(probe.headers ?? {})) if (isSecretName(name) && probe.headers) probe.headers[name] = REDACTED;
+      }
+    }
+  }
+  return out;
+}

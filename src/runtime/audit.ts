@@ -1,0 +1,58 @@
+/**
+ * The audit trail: one structured record per reload attempt and per operator action (shutdown), written to
+ * the log as `{"event":"audit",...}` and kept in memory (the last {@link AUDIT_LIMIT}) for `/status`.
+ */
+import type { ConfigChanges } from '../config/diff.ts';
+import type { ListenerChange } from './listeners.ts';
+
+/** How many audit records `/status` keeps. */
+export const AUDIT_LIMIT = 100;
+
+/** What started an action: a signal, a watched file change, an admin call, or start-up. */
+export type AuditTrigger = 'signal' | 'file' | 'admin';
+
+/** One audit record. */
+export interface AuditRecord {
+  /** When the action ended (ISO 8601). */
+  time: string;
+  /** What was done. */
+  action: 'reload' | 'shutdown';
+  /** What started it. */
+  trigger: AuditTrigger;
+  /** `ok`, or `error` when a reload was refused (the running config stays). */
+  result: 'ok' | 'error';
+  /** The generation running afterwards. */
+  generation: number;
+  /** Milliseconds the action took (for reloads: read, check, bind, swap). */
+  duration_ms?: number;
+  /** For a successful reload: what changed. */
+  changes?: ConfigChanges;
+  /** For a successful reload: listeners added, replaced (new certificates) or removed. */
+  listeners?: ListenerChange[];
+  /** For a refused reload: every error (`file:line:col: error: message` for config errors). */
+  errors?: string[];
+  /** The signal (for `trigger: "signal"`). */
+  signal?: string;
+  /** For `trigger: "file"`: the files whose change started the reload. */
+  files?: string[];
+  /** For `trigger: "admin"`: the caller's address. */
+  client?: string;
+}
+
+/** The last {@link AUDIT_LIMIT} audit records, oldest first. */
+export class AuditTrail {
+  private readonly records: AuditRecord[] = [];
+
+  constructor(private readonly limit = AUDIT_LIMIT) {}
+
+  /** Adds a record, dropping the oldest beyond the limit. */
+  add(record: AuditRecord): void {
+    this.records.push(record);
+    if (this.records.length > this.limit) this.records.splice(0, this.records.length - this.limit);
+  }
+
+  /** The records, oldest first. */
+  list(): readonly AuditRecord[] {
+    return this.records;
+  }
+}
