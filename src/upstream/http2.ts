@@ -457,6 +457,7 @@ export class Http2Transport implements Transport {
   }
 
   private wakeOne(): void {
+    if (this.slotWaiters.length === 0) return; // the common case: nobody waits
     for (;;) {
       const w = this.slotWaiters.shift();
       if (!w) return;
