@@ -12,6 +12,10 @@ export type ErrorCode =
   | 'body_too_large' // request body over the limit (413)
   | 'headers_too_large' // request headers over the limit (431)
   | 'rate_limited' // over a rate limit (429)
+  | 'uri_too_long' // request target over limits.max_uri_bytes (414)
+  | 'method_not_allowed' // method not in the route's allowed_methods (405)
+  | 'overloaded' // over limits.max_in_flight (503)
+  | 'too_many_concurrent' // the client is over limits.max_in_flight_per_client (429)
   | 'no_healthy_backend' // pool has no available backend (503)
   | 'upstream_connect_failed' // could not connect; nothing was sent (502, retryable)
   | 'upstream_reset' // connection broke after the request started (502)
@@ -32,6 +36,10 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   body_too_large: 413,
   headers_too_large: 431,
   rate_limited: 429,
+  uri_too_long: 414,
+  method_not_allowed: 405,
+  overloaded: 503,
+  too_many_concurrent: 429,
   no_healthy_backend: 503,
   upstream_connect_failed: 502,
   upstream_reset: 502,
@@ -49,6 +57,10 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
   body_too_large: 'downstream',
   headers_too_large: 'downstream',
   rate_limited: 'downstream',
+  uri_too_long: 'downstream',
+  method_not_allowed: 'downstream',
+  overloaded: 'internal',
+  too_many_concurrent: 'downstream',
   no_healthy_backend: 'internal',
   upstream_connect_failed: 'upstream',
   upstream_reset: 'upstream',
@@ -88,6 +100,10 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
   body_too_large: 'request body too large',
   headers_too_large: 'request header fields too large',
   rate_limited: 'too many requests',
+  uri_too_long: 'request target too long',
+  method_not_allowed: 'method not allowed',
+  overloaded: 'server busy',
+  too_many_concurrent: 'too many concurrent requests',
   no_healthy_backend: 'no healthy backend available',
   upstream_connect_failed: 'could not connect to a backend',
   upstream_reset: 'the backend connection broke',

@@ -385,8 +385,8 @@ describe('good configs', () => {
     ]);
     expect(config.admin).toEqual({ enabled: true, address: '127.0.0.1', port: 9901 });
     expect(config.trusted_proxies).toEqual([]);
-    expect(config.limits).toEqual({ max_request_body_bytes: 104857600, max_header_bytes: 16384 });
-    expect(config.timeouts).toEqual({ connect_ms: 5000, response_header_ms: 60000 });
+    expect(config.limits).toEqual({ max_request_body_bytes: 104857600, max_header_bytes: 16384, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 });
+    expect(config.timeouts).toEqual({ connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 });
     expect(config.log).toEqual({ level: 'info', format: 'json', access_log: true });
     expect(config.pools).toHaveLength(1);
     const pool = config.pools[0];
@@ -633,8 +633,8 @@ log:
 `);
     expect(config.admin).toEqual({ enabled: false, address: '127.0.0.1', port: 0, token: 's3cret' });
     expect(config.trusted_proxies).toEqual(['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
-    expect(config.limits).toEqual({ max_request_body_bytes: 1024, max_header_bytes: 2048 });
-    expect(config.timeouts).toEqual({ connect_ms: 100, response_header_ms: 200 });
+    expect(config.limits).toEqual({ max_request_body_bytes: 1024, max_header_bytes: 2048, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 });
+    expect(config.timeouts).toEqual({ connect_ms: 100, response_header_ms: 200, idle_ms: 0, request_ms: 0 });
     expect(config.pools[0]?.host_policy).toEqual({ mode: 'rewrite', host: 'internal:8080' });
     expect(config.log).toEqual({ level: 'debug', format: 'text', file: resolve(BASE, 'logs/spooky.log'), access_log: false });
   });
@@ -896,5 +896,87 @@ describe('value parsers', () => {
   ] as const)('status %p -> %p', (input, want) => {
     const r = parseStatusRange(input);
     expect(r.ok ? r.value : null).toEqual(want === null ? null : [...want]);
+  });
+});
+
+describe('timeouts and retries', () => {
+  test('without a retries section only connect failures are retried, as before', () => {
+    const { config } = ok(`${L}upstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`);
+    const pool = config.pools[0];
+    expect(pool?.retries).toEqual({
+      configured: false,
+      attempts: 3,
+      per_try_timeout_ms: 0,
+      on: ['connect_failure'],
+      statuses: [],
+      backoff: { base_ms: 0, cap_ms: 0 },
+      budget: null,
+      buffer_body_bytes: 0,
+    });
+    expect(pool?.timeouts).toEqual({ connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 });
+  });
+
+  test('an empty retries section gives the documented defaults', () => {
+    const { config } = ok(`${L}retries: {}\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`);
+    expect(config.pools[0]?.retries).toEqual({
+      configured: true,
+      attempts: 3,
+      per_try_timeout_ms: 0,
+      on: ['connect_failure', 'reset', 'timeout'],
+      statuses: [502, 503, 504],
+      backoff: { base_ms: 25, cap_ms: 250 },
+      budget: { ratio: 0.2, min_per_second: 10 },
+      buffer_body_bytes: 65536,
+    });
+  });
+
+  test('pool fields override top-level fields one by one', () => {
+    const { config } = ok(
+      `${L}timeouts: { connect_ms: 100, idle_ms: 2000 }\nretries: { attempts: 2, statuses: [503], backoff: { base_ms: 5 } }\nupstream:\n  api:\n    timeouts: { request_ms: 9000, idle_ms: 50 }\n    retries: { attempts: 4, backoff: { cap_ms: 40 }, budget: { ratio: 0.5 } }\n    backends: [{ id: a, address: "http://x" }]\n  other:\n    route: { path_prefix: /o }\n    backends: [{ id: b, address: "http://y" }]\n`,
+    );
+    const [api, other] = config.pools;
+    expect(api?.timeouts).toEqual({ connect_ms: 100, response_header_ms: 60000, idle_ms: 50, request_ms: 9000 });
+    expect(api?.retries.attempts).toBe(4);
+    expect(api?.retries.statuses).toEqual([503]);
+    expect(api?.retries.backoff).toEqual({ base_ms: 5, cap_ms: 40 });
+    expect(api?.retries.budget).toEqual({ ratio: 0.5, min_per_second: 10 });
+    expect(other?.timeouts).toEqual({ connect_ms: 100, response_header_ms: 60000, idle_ms: 2000, request_ms: 0 });
+    expect(other?.retries.attempts).toBe(2);
+  });
+
+  test.each([
+    ['retries: { attempts: 0 }', 'attempts'],
+    ['retries: { statuses: [404] }', 'statuses'],
+    ['retries: { on: [sometimes] }', 'on'],
+    ['timeouts: { idle_ms: -1 }', 'idle_ms'],
+  ])('%s is refused', (line, key) => {
+    const errors = errorsOf(`${L}${line}\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`);
+    expect(errors.some((i) => i.path.includes(key))).toBe(true);
+  });
+});
+
+describe('route limits', () => {
+  test('allowed_methods adds HEAD to GET; max_request_body_bytes is kept per route', () => {
+    const { config } = ok(`${L}upstream:\n  api:\n    route: { path_prefix: /api, allowed_methods: [get, POST], max_request_body_bytes: 10 }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    const route = config.pools[0]?.routes[0];
+    expect(route?.allowed_methods?.sort()).toEqual(['GET', 'HEAD', 'POST']);
+    expect(route?.max_request_body_bytes).toBe(10);
+  });
+});
+
+describe('rate limits', () => {
+  test('rules resolve with defaults and a unique id', () => {
+    const { config } = ok(
+      `${L}upstream:\n  api:\n    route:\n      path_prefix: /api\n      rate_limits:\n        - { key: client_ip, rate: 2.5 }\n        - { name: keys, key: "header:X-Api-Key", rate: 100, burst: 200, max_keys: 5000 }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(config.pools[0]?.routes[0]?.rate_limits).toEqual([
+      { id: 'api#0:0:client_ip:2.5/3', name: 'client_ip', key: { kind: 'client_ip' }, rate: 2.5, burst: 3, max_keys: 100000 },
+      { id: 'api#0:1:keys:100/200', name: 'keys', key: { kind: 'header', name: 'x-api-key' }, rate: 100, burst: 200, max_keys: 5000 },
+    ]);
+  });
+
+  test.each([['{ key: ip, rate: 1 }'], ['{ key: client_ip, rate: 0 }'], ['{ key: client_ip }'], ['{ key: "header:bad name", rate: 1 }']])('%s is refused', (rule) => {
+    const errors = errorsOf(`${L}upstream:\n  api:\n    route: { rate_limits: [${rule}] }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    expect(errors.some((e) => e.path.includes('rate_limits'))).toBe(true);
   });
 });

@@ -17,6 +17,7 @@ import {
   parseStatusRange,
 } from './parse.ts';
 import {
+  type CircuitBreakerFile,
   type ConditionFile,
   type ConfigFile,
   canonicalStrategy,
@@ -25,15 +26,19 @@ import {
   type ListenerFile,
   LOG_LEVEL_ALIASES,
   type LoadBalancingFile,
+  type OutlierDetectionFile,
   type PoolFile,
   type ProbeFile,
+  type RetriesFile,
   type RouteFile,
   STICKY_CID_NAMES,
+  type TimeoutsFile,
   type UpstreamTlsFile,
 } from './schema.ts';
 import type {
   BackendConfig,
   CertificateConfig,
+  CircuitBreakerConfig,
   Config,
   HeaderMatch,
   HealthCheckConfig,
@@ -43,8 +48,13 @@ import type {
   LoadBalancingConfig,
   LogConfig,
   LogLevel,
+  OutlierDetectionConfig,
   PoolConfig,
+  RateLimitConfig,
+  RateLimitKey,
+  RetryConfig,
   RouteConfig,
+  TimeoutsConfig,
   UpstreamTlsConfig,
 } from './types.ts';
 
@@ -52,8 +62,19 @@ import type {
 export const DEFAULTS = {
   listener: { protocol: 'http3', address: '0.0.0.0', port: 9889, idle_timeout_s: 30 },
   admin: { enabled: true, address: '127.0.0.1', port: 9901 },
-  limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384 },
-  timeouts: { connect_ms: 5000, response_header_ms: 60000 },
+  limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 },
+  timeouts: { connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 },
+  retries: {
+    attempts: 3,
+    per_try_timeout_ms: 0,
+    on: ['connect_failure', 'reset', 'timeout'],
+    statuses: [502, 503, 504],
+    backoff: { base_ms: 25, cap_ms: 250 },
+    budget: { ratio: 0.2, min_per_second: 10 },
+    buffer_body_bytes: 65536,
+  },
+  circuit_breaker: { consecutive_failures: 5, failure_rate: 0.5, window_ms: 10000, min_requests: 20, open_ms: 10000, half_open_max: 1 },
+  outlier_detection: { consecutive_failures: 5, base_ejection_ms: 30000, max_ejection_ms: 300000, max_ejected_percent: 50 },
   upstream_tls: { verify_certificates: true, strict_sni: true },
   load_balancing: { type: 'round-robin', virtual_nodes: 2000 },
   weight: 100,
@@ -92,10 +113,15 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     limits: {
       max_request_body_bytes: file.limits?.max_request_body_bytes ?? DEFAULTS.limits.max_request_body_bytes,
       max_header_bytes: file.limits?.max_header_bytes ?? DEFAULTS.limits.max_header_bytes,
+      max_uri_bytes: file.limits?.max_uri_bytes ?? DEFAULTS.limits.max_uri_bytes,
+      max_in_flight: file.limits?.max_in_flight ?? DEFAULTS.limits.max_in_flight,
+      max_in_flight_per_client: file.limits?.max_in_flight_per_client ?? DEFAULTS.limits.max_in_flight_per_client,
     },
     timeouts: {
       connect_ms: file.timeouts?.connect_ms ?? DEFAULTS.timeouts.connect_ms,
       response_header_ms: file.timeouts?.response_header_ms ?? DEFAULTS.timeouts.response_header_ms,
+      idle_ms: file.timeouts?.idle_ms ?? DEFAULTS.timeouts.idle_ms,
+      request_ms: file.timeouts?.request_ms ?? DEFAULTS.timeouts.request_ms,
     },
     pools: Object.entries(file.upstream).map(([name, pool]) => resolvePool(name, pool, file, abs)),
     log: resolveLog(file, abs),
@@ -128,7 +154,7 @@ function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: st
   const routes = pool.route === undefined ? [{}] : toList(pool.route);
   return {
     name,
-    routes: routes.map(resolveRoute),
+    routes: routes.map((r, i) => resolveRoute(r, `${name}#${i}`)),
     load_balancing: resolveLoadBalancing(pool.load_balancing ?? file.load_balancing),
     host_policy: resolveHostPolicy(pool.host_policy),
     tls: resolveTls(pool.tls, file.upstream_tls, abs),
@@ -152,6 +178,75 @@ function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: st
           },
         }
       : {}),
+    timeouts: resolveTimeouts(pool.timeouts, file.timeouts),
+    retries: resolveRetries(pool.retries, file.retries),
+    circuit_breaker: pool.circuit_breaker === undefined ? null : resolveBreaker(pool.circuit_breaker),
+    outlier_detection: pool.outlier_detection === undefined ? null : resolveOutlier(pool.outlier_detection),
+  };
+}
+
+function resolveBreaker(b: CircuitBreakerFile): CircuitBreakerConfig {
+  const d = DEFAULTS.circuit_breaker;
+  return {
+    consecutive_failures: b.consecutive_failures ?? d.consecutive_failures,
+    failure_rate: b.failure_rate ?? d.failure_rate,
+    window_ms: b.window_ms ?? d.window_ms,
+    min_requests: b.min_requests ?? d.min_requests,
+    open_ms: b.open_ms ?? d.open_ms,
+    half_open_max: b.half_open_max ?? d.half_open_max,
+  };
+}
+
+function resolveOutlier(o: OutlierDetectionFile): OutlierDetectionConfig {
+  const d = DEFAULTS.outlier_detection;
+  return {
+    consecutive_failures: o.consecutive_failures ?? d.consecutive_failures,
+    base_ejection_ms: o.base_ejection_ms ?? d.base_ejection_ms,
+    max_ejection_ms: o.max_ejection_ms ?? d.max_ejection_ms,
+    max_ejected_percent: o.max_ejected_percent ?? d.max_ejected_percent,
+  };
+}
+
+function resolveTimeouts(pool: TimeoutsFile | undefined, global: TimeoutsFile | undefined): TimeoutsConfig {
+  const d = DEFAULTS.timeouts;
+  return {
+    connect_ms: pool?.connect_ms ?? global?.connect_ms ?? d.connect_ms,
+    response_header_ms: pool?.response_header_ms ?? global?.response_header_ms ?? d.response_header_ms,
+    idle_ms: pool?.idle_ms ?? global?.idle_ms ?? d.idle_ms,
+    request_ms: pool?.request_ms ?? global?.request_ms ?? d.request_ms,
+  };
+}
+
+/** Without any `retries` section: the behaviour before retries were configurable (connect failures only, 3 attempts). */
+const UNCONFIGURED_RETRIES: RetryConfig = {
+  configured: false,
+  attempts: 3,
+  per_try_timeout_ms: 0,
+  on: ['connect_failure'],
+  statuses: [],
+  backoff: { base_ms: 0, cap_ms: 0 },
+  budget: null,
+  buffer_body_bytes: 0,
+};
+
+function resolveRetries(pool: RetriesFile | undefined, global: RetriesFile | undefined): RetryConfig {
+  if (pool === undefined && global === undefined) return UNCONFIGURED_RETRIES;
+  const d = DEFAULTS.retries;
+  return {
+    configured: true,
+    attempts: pool?.attempts ?? global?.attempts ?? d.attempts,
+    per_try_timeout_ms: pool?.per_try_timeout_ms ?? global?.per_try_timeout_ms ?? d.per_try_timeout_ms,
+    on: [...new Set(pool?.on ?? global?.on ?? d.on)],
+    statuses: [...new Set(pool?.statuses ?? global?.statuses ?? d.statuses)],
+    backoff: {
+      base_ms: pool?.backoff?.base_ms ?? global?.backoff?.base_ms ?? d.backoff.base_ms,
+      cap_ms: pool?.backoff?.cap_ms ?? global?.backoff?.cap_ms ?? d.backoff.cap_ms,
+    },
+    budget: {
+      ratio: pool?.budget?.ratio ?? global?.budget?.ratio ?? d.budget.ratio,
+      min_per_second: pool?.budget?.min_per_second ?? global?.budget?.min_per_second ?? d.budget.min_per_second,
+    },
+    buffer_body_bytes: pool?.buffer_body_bytes ?? global?.buffer_body_bytes ?? d.buffer_body_bytes,
   };
 }
 
@@ -162,7 +257,7 @@ function resolveCondition(name: string, c: ConditionFile): HeaderMatch {
   return { name, kind: 'equals', value: c.equals ?? '' };
 }
 
-function resolveRoute(r: RouteFile): RouteConfig {
+function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
   const exact = r.path ?? r.path_exact;
   const route: RouteConfig = {
     hosts: [...new Set(toList(r.host).map((h) => must(parseHostPattern(h))))],
@@ -173,6 +268,21 @@ function resolveRoute(r: RouteFile): RouteConfig {
   if (exact !== undefined) route.path_exact = exact;
   else if (r.path_prefix !== undefined) route.path_prefix = r.path_prefix;
   if (r.tags !== undefined) route.tags = Object.fromEntries(Object.entries(r.tags).map(([k, v]) => [k, String(v)]));
+  if (r.allowed_methods !== undefined) {
+    const methods = new Set(r.allowed_methods.map((m) => must(parseMethod(m))));
+    if (methods.has('GET')) methods.add('HEAD');
+    route.allowed_methods = [...methods];
+  }
+  if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
+  if (r.rate_limits !== undefined) {
+    route.rate_limits = r.rate_limits.map((rule, index): RateLimitConfig => {
+      const name = rule.name ?? rule.key;
+      const burst = rule.burst ?? Math.max(1, Math.ceil(rule.rate));
+      const key: RateLimitKey =
+        rule.key === 'client_ip' ? { kind: 'client_ip' } : rule.key === 'route' ? { kind: 'route' } : { kind: 'header', name: rule.key.slice(7).toLowerCase() };
+      return { id: `${routeId}:${index}:${name}:${rule.rate}/${burst}`, name, key, rate: rule.rate, burst, max_keys: rule.max_keys ?? 100000 };
+    });
+  }
   return route;
 }
 

@@ -224,6 +224,13 @@ export const LimitsSchema = z
   .strictObject({
     max_request_body_bytes: opt(positiveInt(), 'Largest request body in bytes; larger requests get 413. Default `104857600` (100 MiB).', 104857600),
     max_header_bytes: opt(positiveInt(), 'Largest request header section in bytes (names + values); larger gets 431. Default `16384`.', 16384),
+    max_uri_bytes: opt(positiveInt(), 'Longest request target (path and query) in bytes; longer gets 414. Default `8192`.', 8192),
+    max_in_flight: opt(z.number().int().min(0), 'Most requests in flight in this process; more get 503 at once, without touching a backend. `0`: no limit. Default `0`.', 0),
+    max_in_flight_per_client: opt(
+      z.number().int().min(0),
+      'Most requests in flight from one client IP (after `trusted_proxies`); more get 429 at once. `0`: no limit. Default `0`.',
+      0,
+    ),
   })
   .describe('Request size limits (bytes).');
 
@@ -236,8 +243,81 @@ export const TimeoutsSchema = z
       'Milliseconds from sending the request to receiving the response headers; the client gets 504 after. Default `60000`.',
       60000,
     ),
+    idle_ms: opt(
+      durationMs(0),
+      'Longest wait in milliseconds for the next response body chunk from the backend; when it passes, the response stream is cut (logged as `upstream_timeout`). `0` turns it off. Default `0`.',
+      0,
+    ),
+    request_ms: opt(
+      durationMs(0),
+      'Total time in milliseconds for a request, all attempts and the response body included: before the response headers the client gets 504, after them the response stream is cut. `0` turns it off. Default `0`.',
+      0,
+    ),
   })
   .describe('Timeouts towards backends.');
+
+/** Backoff between retries. */
+export const BackoffSchema = z
+  .strictObject({
+    base_ms: opt(durationMs(0), 'Upper bound in milliseconds of the random delay before the first retry; it doubles for each further retry (full jitter). `0`: no delay. Default `25`.', 25),
+    cap_ms: opt(durationMs(0), 'Largest upper bound in milliseconds of the delay before a retry. Default `250`.', 250),
+  })
+  .describe('Exponential backoff with full jitter between retries.');
+
+/** Circuit breaker of each backend of a pool. */
+export const CircuitBreakerSchema = z
+  .strictObject({
+    consecutive_failures: opt(z.number().int().min(0).max(1000), 'Consecutive failed requests (connect error, reset, timeout, 502/503/504) that open the circuit; `0` turns this rule off. Default `5`.', 5),
+    failure_rate: opt(z.number().min(0).max(1), 'Share of failed requests over `window_ms`, 0..1, that opens the circuit (once `min_requests` were seen); `0` turns this rule off. Default `0.5`.', 0.5),
+    window_ms: opt(durationMs(100), 'Window of the failure rate in milliseconds. Default `10000`.', 10000),
+    min_requests: opt(z.number().int().min(1).max(1_000_000), 'Fewest requests in the window before the failure rate counts. Default `20`.', 20),
+    open_ms: opt(durationMs(1), 'Milliseconds the circuit stays open (no traffic) before probe requests are let through. Default `10000`.', 10000),
+    half_open_max: opt(z.number().int().min(1).max(1000), 'Probe requests allowed at once while half-open; a success closes the circuit, a failure opens it again. Default `1`.', 1),
+  })
+  .describe('Circuit breaker per backend of the pool. Default: off.');
+
+/** Passive outlier detection of a pool. */
+export const OutlierDetectionSchema = z
+  .strictObject({
+    consecutive_failures: opt(z.number().int().min(1).max(1000), 'Consecutive gateway errors (connect error, reset, timeout, any 5xx) that eject a backend. Default `5`.', 5),
+    base_ejection_ms: opt(durationMs(1), 'First ejection in milliseconds; each further ejection doubles it. Default `30000`.', 30000),
+    max_ejection_ms: opt(durationMs(1), 'Longest ejection in milliseconds; a backend that stays in this long has its ejection count reset. Default `300000`.', 300000),
+    max_ejected_percent: opt(z.number().int().min(0).max(100), 'Largest share of the pool (percent, rounded down to whole backends) ejected at once. Default `50`.', 50),
+  })
+  .describe('Passive outlier detection of the pool. Default: off.');
+
+/** Retry budget. */
+export const RetryBudgetSchema = z
+  .strictObject({
+    ratio: opt(z.number().min(0).max(10), 'Retries allowed per request over a 10 s window, 0..10 (`0.2`: one retry per five requests). Default `0.2`.', 0.2),
+    min_per_second: opt(z.number().min(0).max(1e6), 'Retries per second always allowed, whatever the request count. Default `10`.', 10),
+  })
+  .describe('Retry budget of a pool: retries are at most `ratio` of requests plus `min_per_second`, so retries cannot multiply an outage.');
+
+/** Retry policy. */
+export const RetriesSchema = z
+  .strictObject({
+    attempts: opt(z.number().int().min(1).max(10), 'Most attempts per request, the first included, 1..10. Default `3`.', 3),
+    per_try_timeout_ms: opt(
+      durationMs(0),
+      'Milliseconds each attempt may wait for response headers (within `timeouts.response_header_ms`); `0`: only `response_header_ms`. Default `0`.',
+      0,
+    ),
+    on: opt(
+      z.array(z.enum(['connect_failure', 'reset', 'timeout'])),
+      'Failures that are retried: `connect_failure`, `reset` (the connection broke), `timeout` (no response headers in time). Default all three.',
+      ['connect_failure', 'reset', 'timeout'],
+    ),
+    statuses: opt(z.array(z.number().int().min(500).max(599)), 'Backend statuses (5xx) that are retried. Default `[502, 503, 504]`.', [502, 503, 504]),
+    backoff: BackoffSchema.optional().describe('Delay between retries. Default `{ base_ms: 25, cap_ms: 250 }`.'),
+    budget: RetryBudgetSchema.optional().describe('Retry budget per pool. Default `{ ratio: 0.2, min_per_second: 10 }`.'),
+    buffer_body_bytes: opt(
+      z.number().int().min(0).max(16 * 1024 * 1024),
+      'Request bodies with a declared length up to this many bytes are read before the first attempt, so they can be sent again; requests of other methods than GET, HEAD, OPTIONS, PUT, DELETE and TRACE are only retried (after something was sent) when their body was buffered. Default `65536`.',
+      65536,
+    ),
+  })
+  .describe('Retries on another backend. Without a `retries` section only connect failures are retried (3 attempts, any method).');
 
 /** TLS towards HTTPS backends. */
 export const UpstreamTlsSchema = z
@@ -303,6 +383,27 @@ const hostPattern = () => checked(parseHostPattern);
 const methodName = () => checked(parseMethod);
 
 /** The conditions that lead a request to a pool. */
+/** One rate-limit rule of a route. */
+export const RateLimitRuleSchema = z
+  .strictObject({
+    name: opt(
+      z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, `_`, `.`, `:` and `-` only'),
+      'Policy name, shown in the `RateLimit-Policy` and `RateLimit` headers. Default: the `key`.',
+    ),
+    key: req(
+      z.string().regex(/^(client_ip|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, '`client_ip`, `route` or `header:NAME`'),
+      'What a bucket is kept per: `client_ip` (after `trusted_proxies`), `header:NAME` (requests without the header share one bucket) or `route` (one bucket for the route). Required.',
+    ),
+    rate: req(z.number().positive().max(1_000_000), 'Requests per second allowed on average (tokens added per second; fractions allowed). Required.'),
+    burst: opt(z.number().int().min(1).max(1_000_000), 'Requests allowed at once (bucket size). Default: `rate` rounded up.'),
+    max_keys: opt(
+      z.number().int().min(1).max(10_000_000),
+      'Most keys (buckets) kept for this rule; at the cap the least recently used key is forgotten. Default `100000`.',
+      100000,
+    ),
+  })
+  .describe('A token bucket per key: `rate` per second, `burst` at once; over it the client gets 429.');
+
 export const RouteSchema = z
   .strictObject({
     host: opt(
@@ -328,6 +429,12 @@ export const RouteSchema = z
       z.record(nonEmpty(), equalsValue),
       'Static tags of this route, e.g. `{ api_version: v2 }`: not matched against anything, but a value source for custom metric labels (`route_tag:KEY` in the pool\'s `metrics`). Default none.',
     ),
+    allowed_methods: opt(
+      z.array(checked(parseMethod)).min(1),
+      'Methods this route accepts once it matched; others get 405 with an `Allow` header (HEAD is allowed with GET). Unlike `method`, not a match condition. Default: any.',
+    ),
+    max_request_body_bytes: opt(positiveInt(), 'Largest request body of this route in bytes (overrides `limits.max_request_body_bytes`). Default: the global limit.'),
+    rate_limits: opt(z.array(RateLimitRuleSchema).min(1), 'Rate-limit rules of this route; a request must pass every rule, in order. Default none.'),
   })
   .describe('Route conditions; every condition that is set must hold.');
 
@@ -480,6 +587,10 @@ export const PoolSchema = z
       "Default health policy for the backends of this pool; each backend's own `health_check` overrides it field by field.",
     ),
     backends: req(z.array(BackendSchema).min(1), 'The backends, in order. Required, at least one.'),
+    timeouts: TimeoutsSchema.optional().describe('Timeouts of this pool; unset fields come from the top-level `timeouts`.'),
+    retries: RetriesSchema.optional().describe('Retry policy of this pool; unset fields come from the top-level `retries`, then the defaults.'),
+    circuit_breaker: CircuitBreakerSchema.optional(),
+    outlier_detection: OutlierDetectionSchema.optional(),
     metrics: PoolMetricsSchema.optional().describe(
       'Custom metrics of this pool, labelled by a request header, a response header or a route tag (for example a tenant or an API version). Default none.',
     ),
@@ -564,6 +675,7 @@ export const ConfigFileSchema = z
     ),
     limits: LimitsSchema.optional(),
     timeouts: TimeoutsSchema.optional(),
+    retries: RetriesSchema.optional(),
     upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
     upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
@@ -596,3 +708,11 @@ export type UpstreamTlsFile = z.infer<typeof UpstreamTlsSchema>;
 export type LoadBalancingFile = z.infer<typeof LoadBalancingSchema>;
 /** One header/query condition as written. */
 export type ConditionFile = z.infer<typeof ConditionSchema>;
+/** One timeouts map as written. */
+export type TimeoutsFile = z.infer<typeof TimeoutsSchema>;
+/** One retries map as written. */
+export type RetriesFile = z.infer<typeof RetriesSchema>;
+/** One circuit_breaker map as written. */
+export type CircuitBreakerFile = z.infer<typeof CircuitBreakerSchema>;
+/** One outlier_detection map as written. */
+export type OutlierDetectionFile = z.infer<typeof OutlierDetectionSchema>;

@@ -124,6 +124,12 @@ export interface RouteConfig {
   query: QueryMatch[];
   /** Static tags of this route (`tags:` in YAML), a value source for custom metric labels (`route_tag:KEY`). Absent when none are set. */
   tags?: Record<string, string>;
+  /** Methods accepted once the route matched (others: 405); absent: any. HEAD is accepted when GET is. */
+  allowed_methods?: string[];
+  /** Body limit of this route in bytes, overriding `limits.max_request_body_bytes`; absent: the global one. */
+  max_request_body_bytes?: number;
+  /** Rate-limit rules, checked in order; absent when none. */
+  rate_limits?: RateLimitConfig[];
 }
 
 /** Where a consistent-hash key comes from. */
@@ -190,6 +196,42 @@ export interface PoolConfig {
   backends: BackendConfig[];
   /** Custom metrics of this pool, labelled by request/response header values or route tags. Absent when not configured. */
   metrics?: PoolMetricsConfig;
+  /** Timeouts of this pool (pool fields, else the top-level `timeouts`). */
+  timeouts: TimeoutsConfig;
+  /** Retry policy of this pool. */
+  retries: RetryConfig;
+  /** Circuit breaker of each backend; null when off (the default). */
+  circuit_breaker: CircuitBreakerConfig | null;
+  /** Passive outlier detection; null when off (the default). */
+  outlier_detection: OutlierDetectionConfig | null;
+}
+
+/** Circuit breaker of each backend of a pool. */
+export interface CircuitBreakerConfig {
+  /** Consecutive failures that open the circuit; 0: rule off. Default `5`. */
+  consecutive_failures: number;
+  /** Failure share (0..1) over `window_ms` that opens it; 0: rule off. Default `0.5`. */
+  failure_rate: number;
+  /** Failure-rate window in ms. Default `10000`. */
+  window_ms: number;
+  /** Fewest requests in the window before the rate counts. Default `20`. */
+  min_requests: number;
+  /** Milliseconds open before probing. Default `10000`. */
+  open_ms: number;
+  /** Concurrent probes while half-open. Default `1`. */
+  half_open_max: number;
+}
+
+/** Passive outlier detection of a pool. */
+export interface OutlierDetectionConfig {
+  /** Consecutive gateway errors that eject a backend. Default `5`. */
+  consecutive_failures: number;
+  /** First ejection in ms (doubles per further ejection). Default `30000`. */
+  base_ejection_ms: number;
+  /** Longest ejection in ms. Default `300000`. */
+  max_ejection_ms: number;
+  /** Largest share of the pool (percent) ejected at once. Default `50`. */
+  max_ejected_percent: number;
 }
 
 /** Where the value of a custom metric label comes from. */
@@ -214,12 +256,37 @@ export interface PoolMetricsConfig {
   max_values: number;
 }
 
+/** What a rate-limit bucket is kept per. */
+export type RateLimitKey = { kind: 'client_ip' } | { kind: 'route' } | { kind: 'header'; name: string };
+
+/** One rate-limit rule of a route. */
+export interface RateLimitConfig {
+  /** Limiter-wide id: pool, route index, name, rate and burst (a changed rule gets fresh buckets). */
+  id: string;
+  /** Policy name for the `RateLimit-Policy` / `RateLimit` headers. Default: the key as written. */
+  name: string;
+  /** Bucket key. */
+  key: RateLimitKey;
+  /** Tokens per second. */
+  rate: number;
+  /** Bucket size. Default: `rate` rounded up. */
+  burst: number;
+  /** Most keys kept for this rule (LRU). Default `100000`. */
+  max_keys: number;
+}
+
 /** Request limits. */
 export interface LimitsConfig {
   /** Largest request body in bytes; over it the client gets 413. Default `104857600` (100 MiB). */
   max_request_body_bytes: number;
   /** Largest request header section in bytes (names + values); over it the client gets 431. Default `16384`. */
   max_header_bytes: number;
+  /** Longest request target (path and query) in bytes; 414 over it. Default `8192`. */
+  max_uri_bytes: number;
+  /** Most requests in flight in the process; 503 over it. `0`: no limit. Default `0`. */
+  max_in_flight: number;
+  /** Most requests in flight per client IP; 429 over it. `0`: no limit. Default `0`. */
+  max_in_flight_per_client: number;
 }
 
 /** Timeouts towards backends. */
@@ -228,6 +295,33 @@ export interface TimeoutsConfig {
   connect_ms: number;
   /** Time from sending the request to the response headers, in milliseconds; 504 after. Default `60000`. */
   response_header_ms: number;
+  /** Longest wait for the next response body chunk in milliseconds; the stream is cut after. `0`: off. Default `0`. */
+  idle_ms: number;
+  /** Total request time in milliseconds (all attempts and the response body); 504 before the headers, a cut stream after. `0`: off. Default `0`. */
+  request_ms: number;
+}
+
+/** A failure kind that retries may be configured for. */
+export type RetryOn = 'connect_failure' | 'reset' | 'timeout';
+
+/** Retries on another backend (resolved per pool: pool fields, else top-level fields, else the defaults). */
+export interface RetryConfig {
+  /** False when neither the pool nor the top level has a `retries` section: then only connect failures are retried. */
+  configured: boolean;
+  /** Most attempts per request, the first included. Default `3`. */
+  attempts: number;
+  /** Milliseconds each attempt may wait for response headers; `0`: only `timeouts.response_header_ms`. Default `0`. */
+  per_try_timeout_ms: number;
+  /** Failure kinds that are retried. Default all three (`connect_failure` only when not configured). */
+  on: RetryOn[];
+  /** Backend statuses that are retried. Default `[502, 503, 504]` (none when not configured). */
+  statuses: number[];
+  /** Backoff: upper bound of the first delay and the cap, in ms. Default `25` / `250` (`0` when not configured). */
+  backoff: { base_ms: number; cap_ms: number };
+  /** Retry budget: ratio of requests and a floor per second. Default `0.2` / `10`; null when not configured. */
+  budget: { ratio: number; min_per_second: number } | null;
+  /** Request bodies with a declared length up to this many bytes are buffered so they can be replayed. Default `65536` (`0` when not configured). */
+  buffer_body_bytes: number;
 }
 
 /** Logging. */

@@ -19,6 +19,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Config, PoolMetricsConfig } from '../config/types.ts';
 import type { HealthTransition } from '../health/state.ts';
 import type { Clock } from '../lib/clock.ts';
+import { BREAKER_STATE_CODE } from '../resilience/breaker.ts';
 import type { Generation } from '../runtime/generation.ts';
 import type { Endpoint, ProbeObservation } from '../upstream/endpoint.ts';
 import type { RequestRecord } from './access-log.ts';
@@ -42,6 +43,10 @@ export const REJECTION_CODES: ReadonlySet<string> = new Set([
   'body_too_large',
   'headers_too_large',
   'rate_limited',
+  'uri_too_long',
+  'method_not_allowed',
+  'overloaded',
+  'too_many_concurrent',
   'no_healthy_backend',
 ]);
 
@@ -281,7 +286,7 @@ export class Metrics implements ProxyObserver {
     });
     new Counter({
       name: 'spooky_rejections_total',
-      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, headers_too_large 431, no_healthy_backend 503.',
+      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503.',
       labelNames: ['reason', 'status'],
       registers,
       collect() {
@@ -299,6 +304,32 @@ export class Metrics implements ProxyObserver {
         const now = self.source.clock.now();
         for (const pool of self.source.generation().pools.values()) {
           for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, m.endpoint.health.healthy(now) ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'spooky_backend_circuit_state',
+      help: 'Circuit breaker state by pool and backend: 0 closed (also when the pool has no breaker), 1 open, 2 half-open (current config).',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        const now = self.source.clock.now();
+        for (const pool of self.source.generation().pools.values()) {
+          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, BREAKER_STATE_CODE[m.endpoint.circuit(now)]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'spooky_backend_ejected',
+      help: '1 while outlier detection keeps the backend out, else 0, by pool and backend (current config).',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        const now = self.source.clock.now();
+        for (const pool of self.source.generation().pools.values()) {
+          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, m.endpoint.ejected(now) ? 1 : 0);
         }
       },
     });

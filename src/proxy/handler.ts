@@ -10,11 +10,18 @@ import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
 import { addResponseLabels, requestLabels } from '../observability/labels.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Generation, RouteTarget } from '../runtime/generation.ts';
+import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { routeInput } from '../router/router.ts';
+import type { PoolConfig } from '../config/types.ts';
+import { systemRandom } from '../lib/random.ts';
+import { backoffDelay } from '../resilience/backoff.ts';
+import { RetryBudget } from '../resilience/retry-budget.ts';
+import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
+import { applyRateLimits } from './rate-limit.ts';
+import { mayRetry } from './retry.ts';
 
 /** What the handler needs from the process. */
 export interface ProxyDeps {
@@ -28,6 +35,8 @@ export interface ProxyDeps {
   accessLog(): AccessLog | null;
   /** Request-path events for metrics and tracing. Default: none. */
   observer?: ProxyObserver;
+  /** Store of the rate-limit buckets. Default: in-process ({@link InMemoryRateLimiter}). */
+  rateLimiter?: RateLimiter;
 }
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
@@ -44,7 +53,6 @@ export function tcpProtocol(headers: Headers): 'h2' | 'h1.1' {
 }
 
 const VIA: Record<ClientProtocol, string> = { h3: '3 spooky', h2: '2 spooky', 'h1.1': '1.1 spooky' };
-const MAX_ATTEMPTS = 3;
 const processTag = Math.floor(Math.random() * 0x100000000)
   .toString(36)
   .padStart(7, '0');
@@ -56,11 +64,12 @@ export function nextRequestId(): string {
   return `${processTag}-${requestCounter.toString(36)}`;
 }
 
-function errorResponse(err: SpookyError, requestId: string, altSvc: string | undefined): Response {
+function errorResponse(err: SpookyError, requestId: string, altSvc: string | undefined, extra?: Record<string, string>): Response {
   const status = err.status === 499 ? 400 : err.status;
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId };
   if (altSvc) headers['alt-svc'] = altSvc;
-  if (err.code === 'no_healthy_backend') headers['retry-after'] = '1';
+  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent') headers['retry-after'] = '1';
+  if (extra) Object.assign(headers, extra);
   if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
   return new Response(`${status} ${PUBLIC_MESSAGE[err.code]}\n`, { status, headers });
 }
@@ -137,10 +146,97 @@ function countingBody(source: ReadableStream<Uint8Array>, onChunk: (n: number) =
   );
 }
 
+/** One stream over bytes already in memory (a buffered request body, sent again on each attempt). */
+function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.byteLength > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+/**
+ * Cuts a response body that stalls: no chunk for `idleMs` (0: no idle limit), or past the monotonic `deadline`
+ * (infinite: none). `onTimeout` gets the reason and returns the error the stream fails with; the upstream reader
+ * is cancelled so the transport ends the exchange.
+ */
+function timedBody(
+  source: ReadableStream<Uint8Array>,
+  idleMs: number,
+  deadline: number,
+  clock: Clock,
+  onTimeout: (reason: string) => SpookyError,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const untilDeadline = deadline - clock.now();
+        const wait = idleMs > 0 ? Math.min(idleMs, untilDeadline) : untilDeadline;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const expired = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
+        });
+        const result = await Promise.race([reader.read(), expired]);
+        clearTimeout(timer);
+        if (result === 'timeout') {
+          const reason = idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
+          const err = onTimeout(reason);
+          void reader.cancel(err).catch(() => {});
+          controller.error(err);
+          return;
+        }
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * The backend for the next attempt after `tried` (now excluded), when the pool has another one and the budget
+ * (unless `free`) allows a retry; else undefined. Called only once a retry was found allowed by the policy.
+ */
+function otherBackend(
+  pool: PoolRuntime,
+  hashKey: string | undefined,
+  exclude: Set<string>,
+  tried: PoolMember,
+  now: number,
+  budget: RetryBudget | undefined,
+  free: boolean,
+): PoolMember | undefined {
+  exclude.add(tried.id);
+  const candidate = pool.picker.pick({ hashKey, exclude, now });
+  if (!candidate) return undefined;
+  if (budget && !free && !budget.tryRetry(now)) return undefined;
+  return candidate;
+}
+
+const budgets = new WeakMap<PoolConfig, RetryBudget>();
+
+/** The retry budget of a pool (one per pool per config generation). */
+function budgetOf(pool: PoolConfig, policy: { ratio: number; min_per_second: number }): RetryBudget {
+  let b = budgets.get(pool);
+  if (!b) {
+    b = new RetryBudget({ ratio: policy.ratio, minPerSecond: policy.min_per_second });
+    budgets.set(pool, b);
+  }
+  return b;
+}
+
 /** Creates the fetch handler for the traffic listeners. */
 export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Server<unknown>, transport: 'h3' | 'tcp') => Promise<Response> {
   const { clock, log } = deps;
   const observer = deps.observer ?? NO_OBSERVER;
+  // Admission: requests in flight now, in all and per client IP (entries are removed at 0, so the map holds
+  // at most one entry per request in flight).
+  let inFlight = 0;
+  const perClient = new Map<string, number>();
+  const rateLimiter: RateLimiter = deps.rateLimiter ?? new InMemoryRateLimiter(100_000);
 
   return async function handle(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Promise<Response> {
     const started = clock.now();
@@ -167,9 +263,16 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       attempts: 0,
     };
     let logged = false;
+    let admitted: string | undefined;
     const finish = (status: number, error?: SpookyError): void => {
       if (logged) return;
       logged = true;
+      if (admitted !== undefined) {
+        inFlight--;
+        const n = (perClient.get(admitted) ?? 1) - 1;
+        if (n > 0) perClient.set(admitted, n);
+        else perClient.delete(admitted);
+      }
       rec.status = status;
       if (error) rec.error = error.code;
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
@@ -185,15 +288,44 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
+    if (target.target.length > cfg.limits.max_uri_bytes) return fail(new SpookyError('uri_too_long', `request target of ${target.target.length} bytes`));
 
     const clientIp = clientAddressFrom(peer, req.headers, gen.trusted);
     rec.client = clientIp;
+    const lim = cfg.limits;
+    if (lim.max_in_flight > 0 && inFlight >= lim.max_in_flight) return fail(new SpookyError('overloaded', `${inFlight} requests in flight`));
+    if (lim.max_in_flight_per_client > 0) {
+      const mine = perClient.get(clientIp) ?? 0;
+      if (mine >= lim.max_in_flight_per_client) return fail(new SpookyError('too_many_concurrent', `${mine} requests in flight from ${clientIp}`));
+      perClient.set(clientIp, mine + 1);
+      admitted = clientIp;
+      inFlight++;
+    } else if (lim.max_in_flight > 0) {
+      perClient.set('', (perClient.get('') ?? 0) + 1);
+      admitted = '';
+      inFlight++;
+    }
 
     const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, req.headers, target.rawQuery));
     if (!matched) return fail(new SpookyError('no_route', `no route for ${target.host}${target.path}`));
     const pool = matched.pool;
     rec.route = matched.routeId;
     rec.pool = pool.name;
+    const allowed = matched.route.allowed_methods;
+    if (allowed !== undefined && !allowed.includes(req.method)) {
+      const err = new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`);
+      finish(err.status, err);
+      return errorResponse(err, requestId, altSvc, { allow: allowed.join(', ') });
+    }
+    const rules = matched.route.rate_limits;
+    if (rules !== undefined) {
+      const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: req.headers }, clock.now());
+      if (refused) {
+        const err = new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`);
+        finish(err.status, err);
+        return errorResponse(err, requestId, altSvc, refused);
+      }
+    }
     const labels = requestLabels(pool.config, matched.routeId, req.headers);
     if (labels) rec.labels = labels;
 
@@ -211,12 +343,28 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     });
     if (!built.ok) return fail(new SpookyError(built.code, built.reason));
     if (built.headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${built.headerBytes} header bytes`));
-    const limit = cfg.limits.max_request_body_bytes;
+    const limit = matched.route.max_request_body_bytes ?? cfg.limits.max_request_body_bytes;
     if (built.contentLength !== undefined && built.contentLength > limit) {
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
     const meter = req.body && built.contentLength !== 0 ? new BodyMeter(req.body, limit) : undefined;
+    const timeouts = pool.config.timeouts;
+    const retries = pool.config.retries;
+    const deadline = timeouts.request_ms > 0 ? started + timeouts.request_ms : Number.POSITIVE_INFINITY;
+    // A body with a declared length that fits the buffer is read first so it can be sent again.
+    let buffered: Uint8Array | undefined;
+    if (meter && built.contentLength !== undefined && built.contentLength <= retries.buffer_body_bytes) {
+      try {
+        buffered = await new Response(meter.stream).bytes();
+      } catch (e) {
+        rec.bytes_in = meter.bytes;
+        const err = asSpookyError(e);
+        return fail(meter.tooLarge ? new SpookyError('body_too_large', 'request body over the limit') : req.signal.aborted ? new SpookyError('client_aborted', 'client went away while sending the body') : err);
+      }
+    }
+    const budget = retries.budget ? budgetOf(pool.config, retries.budget) : undefined;
+    budget?.request(started);
     const hashKey = pool.hashKey({
       clientIp,
       headers: req.headers,
@@ -228,9 +376,22 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
 
     let exclude: Set<string> | undefined;
     let lastError: SpookyError | undefined;
+    let next: PoolMember | undefined;
     for (;;) {
-      const member: PoolMember | undefined = pool.picker.pick({ hashKey, exclude, now: clock.now() });
+      const member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
+      next = undefined;
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
+      if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
+        const delay = Math.min(backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms }, systemRandom), deadline - clock.now());
+        if (delay > 0) await Bun.sleep(delay);
+      }
+      let headerTimeout = timeouts.response_header_ms;
+      if (retries.per_try_timeout_ms > 0 && retries.per_try_timeout_ms < headerTimeout) headerTimeout = retries.per_try_timeout_ms;
+      if (deadline !== Number.POSITIVE_INFINITY) {
+        const left = Math.floor(deadline - clock.now());
+        if (left <= 0) return fail(lastError ?? new SpookyError('upstream_timeout', `request over timeouts.request_ms (${timeouts.request_ms} ms)`));
+        if (left < headerTimeout) headerTimeout = left;
+      }
       rec.attempts++;
       rec.backend = member.id;
       const endpoint = member.endpoint;
@@ -243,6 +404,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let responded = false;
       let ended = false;
       let endError: SpookyError | undefined;
+      let bodyTimeout: SpookyError | undefined;
       // The exchange is over: charge the backend and, once the response was handed on, log the request.
       // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
@@ -254,7 +416,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       const onEnd = (error?: SpookyError): void => {
         if (ended) return;
         ended = true;
-        endError = error;
+        endError = bodyTimeout ?? error;
         if (responded) settle();
       };
       try {
@@ -263,16 +425,36 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             method: req.method,
             target: target.target,
             headers,
-            body: meter ? meter.stream : null,
+            body: buffered ? bytesStream(buffered) : meter ? meter.stream : null,
             contentLength: built.contentLength,
             signal: req.signal,
           },
-          { connectTimeoutMs: cfg.timeouts.connect_ms, responseHeaderTimeoutMs: cfg.timeouts.response_header_ms, onEnd },
+          { connectTimeoutMs: timeouts.connect_ms, responseHeaderTimeoutMs: headerTimeout, onEnd },
         );
         headersAt = clock.now();
         status = up.status;
-        if (rec.labels) addResponseLabels(pool.config, up.headers, rec.labels);
         observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt });
+        if (retries.statuses.length > 0 && retries.statuses.includes(status)) {
+          if (
+            rec.attempts < retries.attempts &&
+            !req.signal.aborted &&
+            clock.now() < deadline &&
+            mayRetry(retries, req.method, { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false }, undefined)
+          ) {
+            exclude ??= new Set();
+            next = otherBackend(pool, hashKey, exclude, member, clock.now(), budget, false);
+          }
+          if (next) {
+            // Drop this answer and try another backend; the backend is charged its status.
+            const wasEnded = ended;
+            ended = true;
+            if (up.body instanceof ReadableStream) void up.body.cancel().catch(() => {});
+            endpoint.end(startedAt, headersAt, wasEnded ? endError : undefined, status);
+            lastError = undefined;
+            continue;
+          }
+        }
+        if (rec.labels) addResponseLabels(pool.config, up.headers, rec.labels);
         const resHeaders = sanitizeResponseHeaders(up.headers, { via });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const declared = resHeaders.get('content-length');
@@ -280,6 +462,13 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
         else if (declared !== null) rec.bytes_out = Number(declared);
         else if (body) body = countingBody(body, (n) => (rec.bytes_out += n));
+        if (body instanceof ReadableStream && (timeouts.idle_ms > 0 || deadline !== Number.POSITIVE_INFINITY)) {
+          body = timedBody(body, timeouts.idle_ms, deadline, clock, (reason) => {
+            bodyTimeout = new SpookyError('upstream_timeout', reason);
+            log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
+            return bodyTimeout;
+          });
+        }
         responded = true;
         if (ended) settle();
         if (transport === 'h3') await nextBatch();
@@ -293,10 +482,16 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;
-        if (err.retryable && !meter?.touched && rec.attempts < MAX_ATTEMPTS && !req.signal.aborted) {
+        if (
+          rec.attempts < retries.attempts &&
+          !req.signal.aborted &&
+          clock.now() < deadline &&
+          mayRetry(retries, req.method, { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false }, err)
+        ) {
           exclude ??= new Set();
-          exclude.add(member.id);
-          continue;
+          // A connect failure put no load on a backend: it does not spend the retry budget.
+          next = otherBackend(pool, hashKey, exclude, member, clock.now(), budget, err.code === 'upstream_connect_failed' && err.retryable);
+          if (next) continue;
         }
         return fail(err);
       }

@@ -4,7 +4,7 @@
  */
 import { strategyByName } from '../balancer/index.ts';
 import type { Picker } from '../balancer/types.ts';
-import type { Config, HashKeySource, PoolConfig } from '../config/types.ts';
+import type { Config, HashKeySource, PoolConfig, RouteConfig } from '../config/types.ts';
 import { compileTrust } from '../lib/cidr.ts';
 import type { Random } from '../lib/random.ts';
 import { compileRouter, type Router } from '../router/router.ts';
@@ -47,6 +47,8 @@ export interface RouteTarget {
   readonly pool: PoolRuntime;
   /** `poolname#n`: the n-th route (0-based) of the pool. */
   readonly routeId: string;
+  /** The route that matched (its limits). */
+  readonly route: RouteConfig;
 }
 
 /** One immutable configuration generation. */
@@ -111,7 +113,7 @@ export function buildGeneration(config: Config, registry: EndpointRegistry, id: 
     const runtime: PoolRuntime = { name: pool.name, config: pool, members, picker, hashKey: hashKeyExtractor(lb.type, lb.key) };
     pools.set(pool.name, runtime);
     pool.routes.forEach((route, i) => {
-      routes.push({ route, target: { pool: runtime, routeId: `${pool.name}#${i}` }, order: order++ });
+      routes.push({ route, target: { pool: runtime, routeId: `${pool.name}#${i}`, route }, order: order++ });
     });
   }
   return {

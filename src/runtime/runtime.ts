@@ -107,6 +107,11 @@ export class Runtime implements AdminSource {
         this.telemetry.healthChanged(endpoint, t);
       },
       (endpoint, probe) => this.telemetry.probed(endpoint, probe),
+      (endpoint, change) => {
+        const base = { pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host };
+        if (change.kind === 'circuit') this.log[change.state === 'closed' ? 'info' : 'warn']({ event: 'circuit_change', ...base, state: change.state }, `circuit ${change.state}`);
+        else this.log.warn({ event: 'backend_ejected', ...base, ejection_ms: change.ms }, 'backend ejected by outlier detection');
+      },
     );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
@@ -402,6 +407,11 @@ export class Runtime implements AdminSource {
           protocol: m.endpoint.protocol,
           weight: m.weight,
           healthy: m.endpoint.health.healthy(now),
+          available: m.endpoint.available(),
+          circuit: m.endpoint.circuit(now),
+          ejected: m.endpoint.ejected(now),
+          ejections: m.endpoint.ejections,
+          circuit_opens: m.endpoint.breaker?.opens ?? 0,
           in_flight: m.endpoint.inFlight,
           requests: m.endpoint.requests,
           failures: m.endpoint.failures,

@@ -4,11 +4,13 @@
  * the pool-specific id and weight.
  */
 import type { Candidate } from '../balancer/types.ts';
-import type { BackendConfig, HealthCheckConfig } from '../config/types.ts';
+import type { BackendConfig, CircuitBreakerConfig, HealthCheckConfig } from '../config/types.ts';
 import type { SpookyError } from '../errors.ts';
 import { HealthState, type HealthTransition } from '../health/state.ts';
 import type { Clock } from '../lib/clock.ts';
+import { type BreakerStateName, CircuitBreaker } from '../resilience/breaker.ts';
 import { PeakEwma } from '../resilience/ewma.ts';
+import type { OutlierDetector } from '../resilience/outlier.ts';
 import type { Transport } from './transport.ts';
 
 /** Called when an endpoint's health changes. */
@@ -23,6 +25,12 @@ export interface ProbeObservation {
   /** `path: status N` or `path: error_code`. */
   detail: string;
 }
+
+/** A circuit-breaker or outlier-detection change of one backend, for logs. */
+export type ResilienceChange = { kind: 'circuit'; state: BreakerStateName } | { kind: 'ejected'; ms: number };
+
+/** Called when a backend's circuit changes state or outlier detection ejects it. */
+export type ResilienceListener = (endpoint: Endpoint, change: ResilienceChange) => void;
 
 /** Called after every active probe. */
 export type ProbeListener = (endpoint: Endpoint, probe: ProbeObservation) => void;
@@ -51,6 +59,15 @@ export class Endpoint {
   requests = 0;
   /** Requests that failed because of the backend. */
   failures = 0;
+  /** Circuit breaker, or null when the pool has none. */
+  breaker: CircuitBreaker | null = null;
+  private breakerPolicy: CircuitBreakerConfig | null = null;
+  /** The pool's outlier detector (shared by its endpoints), or null when off. */
+  outlier: OutlierDetector | null = null;
+  /** Times outlier detection ejected this backend. */
+  ejections = 0;
+  /** Told about circuit changes and ejections (set by the registry). */
+  onResilience?: ResilienceListener;
 
   constructor(
     key: string,
@@ -71,9 +88,41 @@ export class Endpoint {
     this.health = new HealthState(backend.health_check);
   }
 
-  /** True while the backend may take traffic. */
+  /** True while the backend may take traffic: healthy, its circuit lets a request through, and not ejected. */
   available(): boolean {
-    return this.health.available(this.clock.now());
+    const now = this.clock.now();
+    if (!this.health.available(now)) return false;
+    if (this.breaker !== null && !this.breaker.allows(now)) return false;
+    return this.outlier === null || !this.outlier.ejected(this.id, now);
+  }
+
+  /** Circuit state at `now` (`closed` when there is no breaker). */
+  circuit(now: number): BreakerStateName {
+    return this.breaker?.state(now) ?? 'closed';
+  }
+
+  /** True while outlier detection keeps this backend out. */
+  ejected(now: number): boolean {
+    return this.outlier?.ejected(this.id, now) === true;
+  }
+
+  /** Sets the circuit breaker policy on (re)load; an unchanged policy keeps the breaker and its state. */
+  setBreakerPolicy(policy: CircuitBreakerConfig | null): void {
+    if (policy === null) {
+      this.breaker = null;
+      this.breakerPolicy = null;
+      return;
+    }
+    if (this.breaker !== null && JSON.stringify(policy) === JSON.stringify(this.breakerPolicy)) return;
+    this.breakerPolicy = policy;
+    this.breaker = new CircuitBreaker({
+      consecutiveFailures: policy.consecutive_failures,
+      failureRate: policy.failure_rate,
+      windowMs: policy.window_ms,
+      minRequests: policy.min_requests,
+      openMs: policy.open_ms,
+      halfOpenMax: policy.half_open_max,
+    });
   }
 
   /** Updates the health policy on reload (state is kept). */
@@ -84,7 +133,9 @@ export class Endpoint {
   /** Marks the start of a request; returns the start time to pass to {@link end}. */
   begin(): number {
     this.inFlight++;
-    return this.clock.now();
+    const now = this.clock.now();
+    this.breaker?.onStart(now);
+    return now;
   }
 
   /**
@@ -96,10 +147,25 @@ export class Endpoint {
     this.inFlight--;
     const now = this.clock.now();
     if (headersAt !== undefined) this.latency.observe(headersAt - startedAt, headersAt);
-    if (error?.code === 'client_aborted') return;
-    const failed = (error !== undefined && error.source === 'upstream') || status === 502 || status === 503 || status === 504;
+    if (error?.code === 'client_aborted') {
+      this.breaker?.onCancel(now);
+      return;
+    }
+    const gatewayError = error !== undefined && error.source === 'upstream';
+    const failed = gatewayError || status === 502 || status === 503 || status === 504;
     this.requests++;
     if (failed) this.failures++;
+    if (this.breaker !== null) {
+      const state = this.breaker.onResult(failed, now);
+      if (state !== undefined) this.onResilience?.(this, { kind: 'circuit', state });
+    }
+    if (this.outlier !== null) {
+      const ms = this.outlier.record(this.id, gatewayError || status >= 500, now);
+      if (ms !== undefined) {
+        this.ejections++;
+        this.onResilience?.(this, { kind: 'ejected', ms });
+      }
+    }
     const transition = this.health.outcome(failed, now);
     if (transition) this.onHealth(this, transition);
   }

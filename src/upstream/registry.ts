@@ -5,10 +5,11 @@
  * an endpoint and start their health checks, kept ones get the new policy, removed ones stop probing, and a
  * transport no pool uses any more closes its connections once in-flight requests end.
  */
-import type { BackendConfig, Config, UpstreamTlsConfig } from '../config/types.ts';
+import type { BackendConfig, Config, OutlierDetectionConfig, UpstreamTlsConfig } from '../config/types.ts';
 import { HealthChecker } from '../health/checker.ts';
+import { OutlierDetector } from '../resilience/outlier.ts';
 import type { Clock } from '../lib/clock.ts';
-import { Endpoint, type HealthListener, type ProbeListener } from './endpoint.ts';
+import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
 import type { Transport } from './transport.ts';
 
 /** Makes the transport (connection pool) for a backend. */
@@ -35,6 +36,8 @@ export function endpointKey(pool: string, backend: BackendConfig, tls: UpstreamT
 export class EndpointRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly transports = new Map<string, Transport>();
+  /** Outlier detector of each pool that has one, with the policy it was made from. */
+  private readonly outliers = new Map<string, { detector: OutlierDetector; policy: string }>();
 
   constructor(
     private readonly clock: Clock,
@@ -42,6 +45,8 @@ export class EndpointRegistry {
     private readonly onHealth: HealthListener,
     /** Told about every finished active probe (metrics). */
     private readonly onProbe?: ProbeListener,
+    /** Told about circuit changes and ejections (logs). */
+    private readonly onResilience?: ResilienceListener,
   ) {}
 
   /**
@@ -98,7 +103,43 @@ export class EndpointRegistry {
       for (const [id, key] of ids) m.set(id, (this.entries.get(key) as Entry).endpoint);
       result.set(pool, m);
     }
+    for (const pool of config.pools) {
+      const endpoints = [...(result.get(pool.name)?.values() ?? [])];
+      const detector = this.outlierFor(pool.name, pool.outlier_detection, endpoints);
+      for (const e of endpoints) {
+        e.setBreakerPolicy(pool.circuit_breaker);
+        e.outlier = detector;
+        e.onResilience = this.onResilience;
+      }
+    }
+    for (const name of this.outliers.keys()) if (!result.has(name)) this.outliers.delete(name);
     return result;
+  }
+
+  /** The pool's outlier detector: kept (with its state) while the policy is unchanged, else made anew. */
+  private outlierFor(pool: string, policy: OutlierDetectionConfig | null, endpoints: Endpoint[]): OutlierDetector | null {
+    if (policy === null) {
+      this.outliers.delete(pool);
+      return null;
+    }
+    const ids = endpoints.map((e) => e.id);
+    const text = JSON.stringify(policy);
+    const existing = this.outliers.get(pool);
+    if (existing && existing.policy === text) {
+      existing.detector.setMembers(ids);
+      return existing.detector;
+    }
+    const detector = new OutlierDetector(
+      {
+        consecutiveFailures: policy.consecutive_failures,
+        baseEjectionMs: policy.base_ejection_ms,
+        maxEjectionMs: policy.max_ejection_ms,
+        maxEjectedPercent: policy.max_ejected_percent,
+      },
+      ids,
+    );
+    this.outliers.set(pool, { detector, policy: text });
+    return detector;
   }
 
   private syncChecker(entry: Entry, backend: BackendConfig, tls: UpstreamTlsConfig): void {

@@ -8,6 +8,10 @@
  *   /upload           (POST) counts the streamed request body, answers {"bytes":N}
  *   /slow?ms=N        answers after N ms
  *   /status/N         answers with status N
+ *   /hang             never answers
+ *   /stall            sends the headers and one chunk, then nothing more
+ *   /stats            {"requests":N}: requests served so far, other than /stats, /health and /admin/*
+ *   /admin/fail?status=N  (POST) from now on answers N to every other request; status 0 turns it off
  *   /interop/page     an HTML page with 20 images from /interop/res/N.svg that reports, once loaded, each
  *                     resource's nextHopProtocol and serving backend (Server-Timing) into <pre id="result">
  *   anything else     JSON echo: backend name, method, path, headers
@@ -25,6 +29,8 @@ const { values } = parseArgs({
 });
 const name = values.name as string;
 let healthy = true;
+let failStatus = 0;
+let served = 0;
 const CHUNK = new Uint8Array(64 * 1024).fill(120);
 
 const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4" fill="orange"/></svg>';
@@ -51,8 +57,34 @@ const server = Bun.serve({
   async fetch(req) {
     const url = new URL(req.url);
     const full = url.pathname;
-    const m = /\/(health|admin\/unhealthy|admin\/healthy|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(full);
+    const m = /\/(health|admin\/unhealthy|admin\/healthy|admin\/fail|stats|hang|stall|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(full);
     const p = m ? `/${m[1]}` : full;
+    if (p === '/stats') return Response.json({ backend: name, requests: served });
+    if (p === '/admin/fail') {
+      failStatus = Number(url.searchParams.get('status') ?? '0');
+      return new Response('ok');
+    }
+    if (p !== '/health' && !p.startsWith('/admin/')) {
+      served++;
+      if (failStatus > 0) {
+        if (req.body) await req.arrayBuffer();
+        return new Response(`failing with ${failStatus} from ${name}`, { status: failStatus, headers: { 'x-backend': name } });
+      }
+    }
+    if (p === '/hang') return new Promise<Response>(() => {});
+    if (p === '/stall') {
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('first chunk\n'));
+          },
+          pull() {
+            return new Promise<void>(() => {});
+          },
+        }),
+        { headers: { 'x-backend': name } },
+      );
+    }
     if (p === '/health') return new Response(healthy ? 'ok' : 'down', { status: healthy ? 200 : 503 });
     if (p === '/admin/unhealthy') {
       healthy = false;

@@ -1,0 +1,44 @@
+import { describe, expect, test } from 'bun:test';
+import type { RateLimitConfig } from '../config/types.ts';
+import { ManualClock } from '../lib/clock.ts';
+import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
+import { applyRateLimits, rateLimitKey } from './rate-limit.ts';
+
+const perIp: RateLimitConfig = { id: 'api#0:0:per_ip:1/2', name: 'per_ip', key: { kind: 'client_ip' }, rate: 1, burst: 2, max_keys: 100 };
+const perKey: RateLimitConfig = { id: 'api#0:1:key:10/10', name: 'key', key: { kind: 'header', name: 'x-api-key' }, rate: 10, burst: 10, max_keys: 100 };
+const route: RateLimitConfig = { id: 'api#0:2:route:100/1', name: 'route', key: { kind: 'route' }, rate: 100, burst: 1, max_keys: 100 };
+
+describe('rate limits', () => {
+  test.each<[string, RateLimitConfig, string, Record<string, string>, string]>([
+    ['client ip', perIp, '10.0.0.1', {}, '10.0.0.1'],
+    ['header value', perKey, '10.0.0.1', { 'x-api-key': 'k1' }, 'k1'],
+    ['missing header: the shared empty key', perKey, '10.0.0.1', {}, ''],
+    ['route: one key', route, '10.0.0.1', {}, ''],
+  ])('key by %s', (_name, rule, ip, headers, want) => {
+    expect(rateLimitKey(rule, { clientIp: ip, headers: new Headers(headers) })).toBe(want);
+  });
+
+  test('over the burst: 429 headers of the refusing rule, per the IETF draft', async () => {
+    const clock = new ManualClock(0);
+    const limiter = new InMemoryRateLimiter(100);
+    const input = { clientIp: '10.0.0.1', headers: new Headers() };
+    expect(await applyRateLimits(limiter, [perIp], input, clock.now())).toBeUndefined();
+    expect(await applyRateLimits(limiter, [perIp], input, clock.now())).toBeUndefined();
+    clock.advance(300);
+    expect(await applyRateLimits(limiter, [perIp], input, clock.now())).toEqual({
+      'retry-after': '1',
+      'ratelimit-policy': '"per_ip";q=2;w=2',
+      ratelimit: '"per_ip";r=0;t=1',
+    });
+    // Another client is not affected.
+    expect(await applyRateLimits(limiter, [perIp], { clientIp: '10.0.0.2', headers: new Headers() }, clock.now())).toBeUndefined();
+  });
+
+  test('several rules: the first that refuses answers', async () => {
+    const limiter = new InMemoryRateLimiter(100);
+    const input = { clientIp: '10.0.0.1', headers: new Headers() };
+    expect(await applyRateLimits(limiter, [perIp, route], input, 0)).toBeUndefined();
+    const refused = await applyRateLimits(limiter, [perIp, route], { clientIp: '10.0.0.9', headers: new Headers() }, 0);
+    expect(refused?.['ratelimit-policy']).toBe('"route";q=1;w=1');
+  });
+});

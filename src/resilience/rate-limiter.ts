@@ -1,0 +1,59 @@
+/**
+ * Rate limiting behind one interface, so a shared store (a later issue: Redis) can replace the in-process one.
+ * The in-process limiter keeps one token bucket per (rule, key), in a map bounded to `maxKeys` entries per
+ * rule: the least recently used key is dropped when a new one arrives at the cap. Dropping a key forgets its
+ * spent tokens (the client gets a fresh burst), so the bound trades a little leniency under a flood of distinct
+ * keys for memory that cannot grow without limit. Pure: time passed in.
+ */
+import { type TakeResult, TokenBucket, type TokenBucketPolicy } from './token-bucket.ts';
+
+/** One rate-limit rule as the limiter sees it. */
+export interface RateLimitRule extends TokenBucketPolicy {
+  /** Rule id, unique within the limiter. */
+  id: string;
+  /** Most keys kept for this rule; default: the limiter's `maxKeys`. */
+  maxKeys?: number;
+}
+
+/** Takes tokens for keys under rules. A shared implementation may answer asynchronously. */
+export interface RateLimiter {
+  /** Takes one token for `key` under `rule` at `now` (monotonic ms). */
+  take(rule: RateLimitRule, key: string, now: number): TakeResult | Promise<TakeResult>;
+}
+
+/** The in-process limiter: token buckets in a bounded LRU map per rule. */
+export class InMemoryRateLimiter implements RateLimiter {
+  private readonly rules = new Map<string, Map<string, TokenBucket>>();
+
+  /** A limiter keeping at most `maxKeys` keys per rule (>= 1). */
+  constructor(readonly maxKeys: number) {
+    if (!(Number.isInteger(maxKeys) && maxKeys >= 1)) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  }
+
+  /** Takes one token for `key` under `rule` at `now`. */
+  take(rule: RateLimitRule, key: string, now: number): TakeResult {
+    let buckets = this.rules.get(rule.id);
+    if (!buckets) {
+      buckets = new Map();
+      this.rules.set(rule.id, buckets);
+    }
+    let bucket = buckets.get(key);
+    if (bucket) {
+      // Move to the most recently used end (Map keeps insertion order).
+      buckets.delete(key);
+    } else {
+      bucket = new TokenBucket(rule, now);
+      if (buckets.size >= (rule.maxKeys ?? this.maxKeys)) {
+        const oldest = buckets.keys().next();
+        if (!oldest.done) buckets.delete(oldest.value);
+      }
+    }
+    buckets.set(key, bucket);
+    return bucket.take(now);
+  }
+
+  /** Keys held for `ruleId` now (for tests and /status). */
+  size(ruleId: string): number {
+    return this.rules.get(ruleId)?.size ?? 0;
+  }
+}

@@ -1,0 +1,99 @@
+import { describe, expect, test } from 'bun:test';
+import type { BackendConfig, CircuitBreakerConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
+import { ManualClock } from '../lib/clock.ts';
+import { OutlierDetector } from '../resilience/outlier.ts';
+import { Endpoint, type ResilienceChange } from './endpoint.ts';
+import type { Transport } from './transport.ts';
+
+const transport: Transport = {
+  request: () => Promise.reject(new Error('not used')),
+  stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
+  close: () => {},
+};
+const url = new URL('http://127.0.0.1:1');
+const backend: BackendConfig = {
+  id: 'a',
+  address: url.href,
+  url,
+  protocol: 'http1',
+  weight: 100,
+  health_check: { probes: [], failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 0 },
+};
+const breaker: CircuitBreakerConfig = { consecutive_failures: 2, failure_rate: 0, window_ms: 10_000, min_requests: 10, open_ms: 1000, half_open_max: 1 };
+
+function endpoint(clock: ManualClock, changes: ResilienceChange[]): Endpoint {
+  const e = new Endpoint('k', 'pool', backend, transport, clock, () => {});
+  e.onResilience = (_e, c) => changes.push(c);
+  return e;
+}
+
+function request(e: Endpoint, status: number, error?: SpookyError): void {
+  const started = e.begin();
+  e.end(started, error ? undefined : started, error, status);
+}
+
+describe('Endpoint availability: health, breaker and ejection together', () => {
+  test('the breaker opens, lets one probe through after open_ms, and closes on success', () => {
+    const clock = new ManualClock(0);
+    const changes: ResilienceChange[] = [];
+    const e = endpoint(clock, changes);
+    e.setBreakerPolicy(breaker);
+    request(e, 503);
+    expect(e.available()).toBe(true);
+    request(e, 0, new SpookyError('upstream_reset', 'reset'));
+    expect(e.available()).toBe(false);
+    expect(e.circuit(clock.now())).toBe('open');
+    clock.advance(1000);
+    expect(e.available()).toBe(true);
+    const started = e.begin();
+    expect(e.available()).toBe(false); // the one probe slot is taken
+    e.end(started, started, undefined, 200);
+    expect(e.circuit(clock.now())).toBe('closed');
+    expect(changes).toEqual([
+      { kind: 'circuit', state: 'open' },
+      { kind: 'circuit', state: 'closed' },
+    ]);
+  });
+
+  test('a client abort frees the probe slot and is not a failure', () => {
+    const clock = new ManualClock(0);
+    const e = endpoint(clock, []);
+    e.setBreakerPolicy({ ...breaker, consecutive_failures: 1 });
+    request(e, 502);
+    clock.advance(1000);
+    const started = e.begin();
+    e.end(started, undefined, new SpookyError('client_aborted', 'gone'), 0);
+    expect(e.circuit(clock.now())).toBe('half_open');
+    expect(e.available()).toBe(true);
+  });
+
+  test('an unchanged policy keeps the breaker state over a reload; a changed one starts afresh', () => {
+    const clock = new ManualClock(0);
+    const e = endpoint(clock, []);
+    e.setBreakerPolicy(breaker);
+    request(e, 503);
+    request(e, 503);
+    e.setBreakerPolicy({ ...breaker });
+    expect(e.circuit(clock.now())).toBe('open');
+    e.setBreakerPolicy({ ...breaker, open_ms: 5000 });
+    expect(e.circuit(clock.now())).toBe('closed');
+    e.setBreakerPolicy(null);
+    expect(e.breaker).toBeNull();
+  });
+
+  test('an ejected backend is unavailable until its ejection ends', () => {
+    const clock = new ManualClock(0);
+    const changes: ResilienceChange[] = [];
+    const e = endpoint(clock, changes);
+    e.outlier = new OutlierDetector({ consecutiveFailures: 2, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, ['a']);
+    request(e, 500);
+    request(e, 500);
+    expect(e.available()).toBe(false);
+    expect(e.ejected(clock.now())).toBe(true);
+    clock.advance(500);
+    expect(e.available()).toBe(true);
+    expect(e.ejections).toBe(1);
+    expect(changes).toEqual([{ kind: 'ejected', ms: 500 }]);
+  });
+});
