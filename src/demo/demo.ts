@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'bun';
-import selfsigned from 'selfsigned';
+import type selfsignedModule from 'selfsigned';
 
 /** Where Spooky keeps generated files: `$SPOOKY_DATA_DIR`, else `$XDG_DATA_HOME/spooky`, else `~/.local/share/spooky`. */
 export function dataDir(): string {
@@ -21,6 +21,8 @@ export async function ensureSelfSignedCertificate(dir = dataDir()): Promise<{ ce
   const key = join(dir, 'self-signed-key.pem');
   if (existsSync(cert) && existsSync(key)) return { cert, key, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Loaded only when a certificate must be made: the library and its ASN.1 stack add about 20 MB of RSS.
+  const { default: selfsigned } = (await import('selfsigned')) as { default: typeof selfsignedModule };
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
     keyType: 'ec',
     days: 825,
@@ -37,7 +39,7 @@ export async function ensureSelfSignedCertificate(dir = dataDir()): Promise<{ ce
         ],
       },
     ],
-  } as Parameters<typeof selfsigned.generate>[1]);
+  } as Parameters<typeof selfsignedModule.generate>[1]);
   writeFileSync(key, pems.private, { mode: 0o600 });
   writeFileSync(cert, pems.cert, { mode: 0o644 });
   return { cert, key, created: true };

@@ -340,14 +340,14 @@ ${extra}`;
   });
 
   test('with reload.watch, saving the config file reloads it (debounced: several writes, one reload)', async () => {
-    const watched = `${config(200)}reload: { watch: true, debounce_ms: 100 }\n`;
+    const watched = `${config(200)}reload: { watch: true, debounce_ms: 400 }\n`;
     writeFileSync(spooky.configPath, watched);
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true, changes: { settings: ['reload'] } });
     expect(((await admin(spooky, '/status')).body as { watching: string[] }).watching).toContain(spooky.configPath);
     const before = spooky.child.lines.filter((r) => r.event === 'audit').length;
     writeFileSync(spooky.configPath, watched.replace('weight: 200', 'weight: 250'));
     writeFileSync(spooky.configPath, watched.replace('weight: 200', 'weight: 300'));
-    const rec = await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file', 3000, 'reload by file watch');
+    const rec = await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file', 6000, 'reload by file watch');
     expect(rec).toMatchObject({ result: 'ok', files: [spooky.configPath], changes: { backends: { modified: [{ id: 'lb/a', fields: ['weight'] }] } } });
     expect((await status(spooky)).pools[0]?.backends.find((x) => x.id === 'a')?.weight).toBe(300);
     await eventually(() => spooky.child.lines.filter((r) => r.event === 'audit').length === before + 1, 1000, 'exactly one reload');
