@@ -11,6 +11,7 @@
  *
  * Pure code: no allocation on the IPv4 path of a trust check beyond the parse.
  */
+import { hexVal } from './http-syntax.ts';
 
 /** A parsed address: IPv4 as an unsigned 32-bit number, IPv6 as eight 16-bit groups. */
 export type ParsedIp = { readonly v: 4; readonly n: number } | { readonly v: 6; readonly g: readonly number[] };
@@ -54,13 +55,6 @@ function ipv4At(s: string, start: number, end: number): number {
   }
   if (digits === 0 || octet > 255 || parts !== 3) return -1;
   return acc * 256 + octet;
-}
-
-function hexVal(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
 }
 
 /**

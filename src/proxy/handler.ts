@@ -4,23 +4,23 @@
  * exactly one access-log record, written when the response body has been delivered, cancelled or failed.
  */
 import type { Server } from 'bun';
+import type { PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { systemRandom } from '../lib/random.ts';
 import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
 import { addResponseLabels, requestLabels } from '../observability/labels.ts';
 import type { Logger } from '../observability/logger.ts';
+import { backoffDelay } from '../resilience/backoff.ts';
+import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
+import { RetryBudget } from '../resilience/retry-budget.ts';
+import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
-import { parseRequestTarget } from './request-target.ts';
-import { routeInput } from '../router/router.ts';
-import type { PoolConfig } from '../config/types.ts';
-import { systemRandom } from '../lib/random.ts';
-import { backoffDelay } from '../resilience/backoff.ts';
-import { RetryBudget } from '../resilience/retry-budget.ts';
-import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
 import { applyRateLimits } from './rate-limit.ts';
+import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
 
 /** What the handler needs from the process. */
@@ -181,7 +181,8 @@ function timedBody(
         const result = await Promise.race([reader.read(), expired]);
         clearTimeout(timer);
         if (result === 'timeout') {
-          const reason = idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
+          const reason =
+            idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
           const err = onTimeout(reason);
           void reader.cancel(err).catch(() => {});
           controller.error(err);
@@ -288,7 +289,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
-    if (target.target.length > cfg.limits.max_uri_bytes) return fail(new SpookyError('uri_too_long', `request target of ${target.target.length} bytes`));
+    if (target.target.length > cfg.limits.max_uri_bytes)
+      return fail(new SpookyError('uri_too_long', `request target of ${target.target.length} bytes`));
 
     const clientIp = clientAddressFrom(peer, req.headers, gen.trusted);
     rec.client = clientIp;
@@ -360,7 +362,13 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       } catch (e) {
         rec.bytes_in = meter.bytes;
         const err = asSpookyError(e);
-        return fail(meter.tooLarge ? new SpookyError('body_too_large', 'request body over the limit') : req.signal.aborted ? new SpookyError('client_aborted', 'client went away while sending the body') : err);
+        return fail(
+          meter.tooLarge
+            ? new SpookyError('body_too_large', 'request body over the limit')
+            : req.signal.aborted
+              ? new SpookyError('client_aborted', 'client went away while sending the body')
+              : err,
+        );
       }
     }
     const budget = retries.budget ? budgetOf(pool.config, retries.budget) : undefined;
@@ -382,7 +390,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       next = undefined;
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
-        const delay = Math.min(backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms }, systemRandom), deadline - clock.now());
+        const delay = Math.min(
+          backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms }, systemRandom),
+          deadline - clock.now(),
+        );
         if (delay > 0) await Bun.sleep(delay);
       }
       let headerTimeout = timeouts.response_header_ms;
@@ -396,7 +407,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       rec.backend = member.id;
       const endpoint = member.endpoint;
       const headers =
-        pool.config.host_policy.mode === 'upstream' ? built.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h)) : built.headers;
+        pool.config.host_policy.mode === 'upstream'
+          ? built.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
+          : built.headers;
       const startedAt = endpoint.begin();
       const attempt = rec.attempts;
       let headersAt: number | undefined;
@@ -439,7 +452,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             rec.attempts < retries.attempts &&
             !req.signal.aborted &&
             clock.now() < deadline &&
-            mayRetry(retries, req.method, { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false }, undefined)
+            mayRetry(
+              retries,
+              req.method,
+              { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false },
+              undefined,
+            )
           ) {
             exclude ??= new Set();
             next = otherBackend(pool, hashKey, exclude, member, clock.now(), budget, false);

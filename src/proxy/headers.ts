@@ -40,6 +40,9 @@
 
 import type { HostPolicyConfig } from '../config/types.ts';
 import { canonicalIp, unmapIPv4 } from '../lib/cidr.ts';
+import { isToken, parseContentLength } from '../lib/http-syntax.ts';
+
+export { isToken, parseContentLength };
 
 /** The request headers as {@link buildUpstreamHeaders} reads them: a `Headers` (names lower case, repeated fields joined). */
 export type HeaderSource = { get(name: string): string | null } & Iterable<[string, string]>;
@@ -97,27 +100,11 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ]);
 
 // RFC 9110 tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~
-const TCHAR = new Uint8Array(128);
-for (let c = 0; c < 128; c++) {
-  const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-  TCHAR[c] = alnum || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)) ? 1 : 0;
-}
 // Characters allowed in a forwarded x-request-id.
 const RID = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
   const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
   RID[c] = alnum || '-_.:+/='.includes(String.fromCharCode(c)) ? 1 : 0;
-}
-
-/** Whether `s` is a non-empty RFC 9110 token (a valid field name). */
-export function isToken(s: string): boolean {
-  const n = s.length;
-  if (n === 0) return false;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TCHAR[c] === 0) return false;
-  }
-  return true;
 }
 
 /** Whether a field value contains CR, LF or NUL (native searches: fast on long values such as cookies). */
@@ -147,36 +134,6 @@ function connectionTokens(value: string, into: string[]): void {
       start = i + 1;
     }
   }
-}
-
-/**
- * Parses a (possibly combined) `content-length` value.
- * @returns the length, or -1 when it is invalid or its list elements differ.
- */
-export function parseContentLength(v: string): number {
-  let result = -1;
-  let start = 0;
-  const n = v.length;
-  for (let i = 0; i <= n; i++) {
-    if (i < n && v.charCodeAt(i) !== 44) continue;
-    // one element: v[start, i), trimmed of spaces and tabs
-    let a = start;
-    let b = i;
-    while (a < b && (v.charCodeAt(a) === 32 || v.charCodeAt(a) === 9)) a++;
-    while (b > a && (v.charCodeAt(b - 1) === 32 || v.charCodeAt(b - 1) === 9)) b--;
-    if (a === b || b - a > 16) return -1;
-    let x = 0;
-    for (let k = a; k < b; k++) {
-      const c = v.charCodeAt(k);
-      if (c < 48 || c > 57) return -1;
-      x = x * 10 + (c - 48);
-    }
-    if (x > Number.MAX_SAFE_INTEGER) return -1;
-    if (result >= 0 && x !== result) return -1;
-    result = x;
-    start = i + 1;
-  }
-  return result;
 }
 
 /** A `Forwarded` node for an address: IPv4 bare, IPv6 quoted and bracketed, unknown for anything else. */
@@ -288,7 +245,9 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   const requestId = trustedPeer && rid !== null && isSaneRequestId(rid) ? rid : input.requestId;
   out.push(['x-request-id', requestId]);
 
-  return contentLength === undefined ? { ok: true, headers: out, requestId, headerBytes } : { ok: true, headers: out, contentLength, requestId, headerBytes };
+  return contentLength === undefined
+    ? { ok: true, headers: out, requestId, headerBytes }
+    : { ok: true, headers: out, contentLength, requestId, headerBytes };
 }
 
 /** Strips an optional port from an `X-Forwarded-For` element: `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`. */

@@ -42,6 +42,7 @@
  */
 
 import { formatIPv6, parseIPv4, parseIPv6 } from '../lib/cidr.ts';
+import { hexVal } from '../lib/http-syntax.ts';
 
 /** The result of {@link parseRequestTarget}: the routing and forwarding view of a request, or why it is refused. */
 export type RequestTarget =
@@ -87,13 +88,6 @@ for (let c = 0; c < 128; c++) {
   CLASS[c] = k;
 }
 const HEX = '0123456789ABCDEF';
-
-function hexVal(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
 
 function pctByte(b: number): string {
   return `%${HEX[b >> 4]}${HEX[b & 15]}`;

@@ -4,6 +4,10 @@
  * decoder working on bytes. Pure code, no I/O; the transport in `http1.ts` drives it.
  */
 
+import { hexVal, isToken, parseContentLength as parseFieldLength, TCHAR } from '../lib/http-syntax.ts';
+
+export { isToken };
+
 /** Largest accepted response head (status line plus header section), in bytes. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -16,26 +20,9 @@ export const MAX_CHUNK_EXT_BYTES = 4096;
 /** `\r\n\r\n`, the end of a head section, for `Buffer.indexOf`. */
 export const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
-/** tchar lookup (RFC 9110 §5.6.2): 1 for characters allowed in a token. */
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  TCHAR[c.charCodeAt(0)] = 1;
-}
-
 /** Header-name bytes: 0 not a tchar, 1 tchar, 2 upper-case letter (needs lower-casing). */
 const NAME_CHAR = new Uint8Array(256);
 for (let c = 0; c < 128; c++) NAME_CHAR[c] = TCHAR[c]! === 0 ? 0 : c >= 0x41 && c <= 0x5a ? 2 : 1;
-
-/** True when `s` is a non-empty RFC 9110 token (header name, method). */
-export function isToken(s: string): boolean {
-  const n = s.length;
-  if (n === 0) return false;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) return false;
-  }
-  return true;
-}
 
 /**
  * Checks a header value for sending: no NUL, CR, LF or other control character except HTAB, nothing above
@@ -262,33 +249,9 @@ export function parseResponseHead(s: string): HeadResult {
   return { status, minor, headers, contentLength, chunked, keepAlive };
 }
 
-/**
- * Parses a content-length value: 1*DIGIT, or a comma-separated list of identical 1*DIGIT values
- * (RFC 9110 §8.6). Returns -1 when invalid or too large for exact arithmetic.
- */
+/** Parses a response `Content-Length` value (at most 15 digits per element; see {@link parseFieldLength}). */
 export function parseContentLength(v: string): number {
-  let result = -1;
-  let start = 0;
-  for (;;) {
-    let end = v.indexOf(',', start);
-    const last = end < 0;
-    if (last) end = v.length;
-    let s = start;
-    let e = end;
-    while (s < e && (v.charCodeAt(s) === SP || v.charCodeAt(s) === HTAB)) s++;
-    while (e > s && (v.charCodeAt(e - 1) === SP || v.charCodeAt(e - 1) === HTAB)) e--;
-    if (s === e || e - s > 15) return -1;
-    let n = 0;
-    for (let i = s; i < e; i++) {
-      const d = v.charCodeAt(i) - 0x30;
-      if (d < 0 || d > 9) return -1;
-      n = n * 10 + d;
-    }
-    if (result >= 0 && n !== result) return -1;
-    result = n;
-    if (last) return result;
-    start = end + 1;
-  }
+  return parseFieldLength(v, 15);
 }
 
 /** Receives decoded body bytes from {@link ChunkedDecoder}. */
@@ -316,12 +279,6 @@ const ST_FINAL_LF = 10;
 const ST_DONE = 11;
 
 /** Value of a hex digit, or -1. */
-function hexVal(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const l = c | 0x20;
-  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
-  return -1;
-}
 
 /**
  * Incremental decoder for the chunked transfer coding (RFC 9112 §7.1). Chunk extensions and trailer fields
