@@ -383,6 +383,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     });
 
     let exclude: Set<string> | undefined;
+    /** The backend for another attempt after `tried` failed with `err` (or a retryable status), if policy, budget and pool allow one. */
+    const retryTarget = (tried: PoolMember, err: SpookyError | undefined, free: boolean): PoolMember | undefined => {
+      const bodyState = { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false };
+      if (rec.attempts >= retries.attempts || req.signal.aborted || clock.now() >= deadline || !mayRetry(retries, req.method, bodyState, err))
+        return undefined;
+      exclude ??= new Set();
+      return otherBackend(pool, hashKey, exclude, tried, clock.now(), budget, free);
+    };
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
     for (;;) {
@@ -448,20 +456,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         status = up.status;
         observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt });
         if (retries.statuses.length > 0 && retries.statuses.includes(status)) {
-          if (
-            rec.attempts < retries.attempts &&
-            !req.signal.aborted &&
-            clock.now() < deadline &&
-            mayRetry(
-              retries,
-              req.method,
-              { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false },
-              undefined,
-            )
-          ) {
-            exclude ??= new Set();
-            next = otherBackend(pool, hashKey, exclude, member, clock.now(), budget, false);
-          }
+          next = retryTarget(member, undefined, false);
           if (next) {
             // Drop this answer and try another backend; the backend is charged its status.
             const wasEnded = ended;
@@ -500,17 +495,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;
-        if (
-          rec.attempts < retries.attempts &&
-          !req.signal.aborted &&
-          clock.now() < deadline &&
-          mayRetry(retries, req.method, { hasBody: meter !== undefined, buffered: buffered !== undefined, touched: meter?.touched ?? false }, err)
-        ) {
-          exclude ??= new Set();
-          // A connect failure put no load on a backend: it does not spend the retry budget.
-          next = otherBackend(pool, hashKey, exclude, member, clock.now(), budget, err.code === 'upstream_connect_failed' && err.retryable);
-          if (next) continue;
-        }
+        // A connect failure put no load on a backend: it does not spend the retry budget.
+        next = retryTarget(member, err, err.code === 'upstream_connect_failed' && err.retryable);
+        if (next) continue;
         return fail(err);
       }
     }
