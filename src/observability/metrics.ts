@@ -21,7 +21,7 @@ import type { HealthTransition } from '../health/state.ts';
 import type { Clock } from '../lib/clock.ts';
 import { BREAKER_STATE_CODE } from '../resilience/breaker.ts';
 import type { Generation } from '../runtime/generation.ts';
-import type { Endpoint, ProbeObservation } from '../upstream/endpoint.ts';
+import type { Endpoint, PoolMember, ProbeObservation } from '../upstream/endpoint.ts';
 import type { RequestRecord } from './access-log.ts';
 import type { AttemptRecord, ProxyObserver } from './events.ts';
 
@@ -193,6 +193,41 @@ export class Metrics implements ProxyObserver {
   ) {
     const registers = [this.registry];
     const self = this;
+    /** A gauge by pool and backend of the current config, read from each member when scraped. */
+    const backendGauge = (name: string, help: string, value: (m: PoolMember, now: number) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool', 'backend'],
+        registers,
+        collect() {
+          this.reset();
+          const now = self.source.clock.now();
+          for (const pool of self.source.generation().pools.values()) {
+            for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, value(m, now));
+          }
+        },
+      });
+    };
+    /** A counter copied from Spooky's own per-series numbers when scraped (prom-client re-hashes labels per update). */
+    const seriesCounter = <S extends { labels: Record<string, string> }>(
+      name: string,
+      help: string,
+      labelNames: string[],
+      series: () => Iterable<S>,
+      value: (s: S) => number,
+    ): void => {
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const x of series()) this.inc(x.labels, value(x));
+        },
+      });
+    };
     new Counter({
       name: 'spooky_requests_total',
       help: 'Requests finished, by route, pool, backend (of the last attempt), method, status class and client protocol. Route, pool and backend are empty when the request ended before that was known.',
@@ -212,26 +247,20 @@ export class Metrics implements ProxyObserver {
         }
       },
     });
-    new Counter({
-      name: 'spooky_request_body_bytes_total',
-      help: 'Request body bytes received from clients (forwarded to backends), by route, pool and backend.',
-      labelNames: ['route', 'pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.allRequestSeries()) this.inc(s.labels, s.bytesIn);
-      },
-    });
-    new Counter({
-      name: 'spooky_response_body_bytes_total',
-      help: 'Response body bytes sent to clients, by route, pool and backend.',
-      labelNames: ['route', 'pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.allRequestSeries()) this.inc(s.labels, s.bytesOut);
-      },
-    });
+    seriesCounter(
+      'spooky_request_body_bytes_total',
+      'Request body bytes received from clients (forwarded to backends), by route, pool and backend.',
+      ['route', 'pool', 'backend'],
+      () => self.allRequestSeries(),
+      (x) => x.bytesIn,
+    );
+    seriesCounter(
+      'spooky_response_body_bytes_total',
+      'Response body bytes sent to clients, by route, pool and backend.',
+      ['route', 'pool', 'backend'],
+      () => self.allRequestSeries(),
+      (x) => x.bytesOut,
+    );
     this.duration = new Histogram({
       name: 'spooky_request_duration_seconds',
       help: 'Seconds from the arrival of a request to the end of its response body (total time), by route, pool and backend.',
@@ -254,26 +283,20 @@ export class Metrics implements ProxyObserver {
         this.set(self.inFlight);
       },
     });
-    new Counter({
-      name: 'spooky_upstream_attempts_total',
-      help: 'Requests sent to a backend (attempts), by pool and backend.',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.allUpstreamSeries()) this.inc(s.labels, s.attempts);
-      },
-    });
-    new Counter({
-      name: 'spooky_upstream_retries_total',
-      help: 'Attempts after the first of a request (another backend tried after a connect failure), by pool and the backend retried to.',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.allUpstreamSeries()) this.inc(s.labels, s.retries);
-      },
-    });
+    seriesCounter(
+      'spooky_upstream_attempts_total',
+      'Requests sent to a backend (attempts), by pool and backend.',
+      ['pool', 'backend'],
+      () => self.allUpstreamSeries(),
+      (x) => x.attempts,
+    );
+    seriesCounter(
+      'spooky_upstream_retries_total',
+      'Attempts after the first of a request (another backend tried after a connect failure), by pool and the backend retried to.',
+      ['pool', 'backend'],
+      () => self.allUpstreamSeries(),
+      (x) => x.retries,
+    );
     new Counter({
       name: 'spooky_upstream_errors_total',
       help: 'Failed attempts by pool, backend and error code (upstream_connect_failed, upstream_reset, upstream_protocol_error, upstream_timeout, client_aborted, ...).',
@@ -294,57 +317,26 @@ export class Metrics implements ProxyObserver {
         for (const r of self.rejections.values()) this.inc({ reason: r.reason, status: r.status }, r.n);
       },
     });
-    new Gauge({
-      name: 'spooky_backend_healthy',
-      help: '1 when the backend may take traffic (healthy), 0 when it is out, by pool and backend (current config).',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        const now = self.source.clock.now();
-        for (const pool of self.source.generation().pools.values()) {
-          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, m.endpoint.health.healthy(now) ? 1 : 0);
-        }
-      },
-    });
-    new Gauge({
-      name: 'spooky_backend_circuit_state',
-      help: 'Circuit breaker state by pool and backend: 0 closed (also when the pool has no breaker), 1 open, 2 half-open (current config).',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        const now = self.source.clock.now();
-        for (const pool of self.source.generation().pools.values()) {
-          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, BREAKER_STATE_CODE[m.endpoint.circuit(now)]);
-        }
-      },
-    });
-    new Gauge({
-      name: 'spooky_backend_ejected',
-      help: '1 while outlier detection keeps the backend out, else 0, by pool and backend (current config).',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        const now = self.source.clock.now();
-        for (const pool of self.source.generation().pools.values()) {
-          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, m.endpoint.ejected(now) ? 1 : 0);
-        }
-      },
-    });
-    new Gauge({
-      name: 'spooky_backend_in_flight_requests',
-      help: 'Requests in flight to the backend now, by pool and backend (current config).',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of self.source.generation().pools.values()) {
-          for (const m of pool.members) this.set({ pool: pool.name, backend: m.id }, m.endpoint.inFlight);
-        }
-      },
-    });
+    backendGauge(
+      'spooky_backend_healthy',
+      '1 when the backend may take traffic (healthy), 0 when it is out, by pool and backend (current config).',
+      (m, now) => (m.endpoint.health.healthy(now) ? 1 : 0),
+    );
+    backendGauge(
+      'spooky_backend_circuit_state',
+      'Circuit breaker state by pool and backend: 0 closed (also when the pool has no breaker), 1 open, 2 half-open (current config).',
+      (m, now) => BREAKER_STATE_CODE[m.endpoint.circuit(now)],
+    );
+    backendGauge(
+      'spooky_backend_ejected',
+      '1 while outlier detection keeps the backend out, else 0, by pool and backend (current config).',
+      (m, now) => (m.endpoint.ejected(now) ? 1 : 0),
+    );
+    backendGauge(
+      'spooky_backend_in_flight_requests',
+      'Requests in flight to the backend now, by pool and backend (current config).',
+      (m) => m.endpoint.inFlight,
+    );
     this.healthChecks = new Counter({
       name: 'spooky_health_checks_total',
       help: 'Active health probes by pool, backend and result (success, failure).',
