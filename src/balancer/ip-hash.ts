@@ -13,7 +13,7 @@
  * Without a hash key (undefined or empty) the pick is weighted random.
  */
 
-import { hash32 } from '../lib/hash.ts';
+import { fmix32, hash32 } from '../lib/hash.ts';
 import { cumulativeWeights, hashKeyOf, searchCumulative, usable } from './common.ts';
 import { WeightedRandomPicker } from './random.ts';
 import type { Candidate, PickContext, Picker, Strategy, StrategyDeps } from './types.ts';
@@ -25,13 +25,7 @@ const TWO_POW_32 = 4294967296;
 
 /** Deterministic 32-bit remix for the next probe (golden-ratio offset, then the murmur3 finaliser). */
 function remix(h: number): number {
-  let x = (h + 0x9e3779b9) >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
+  return fmix32(h + 0x9e3779b9);
 }
 
 /** IP-hash picker. O(log n) while the client's backend is usable. */
