@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { waitUntil } from '../../test/support/wait.ts';
 import type { BackendConfig, HealthCheckConfig, HealthProbeConfig } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { Endpoint } from '../upstream/endpoint.ts';
@@ -29,21 +30,21 @@ function probe(over: Partial<HealthProbeConfig>): HealthProbeConfig {
 
 function setup(probes: HealthProbeConfig[], over: Partial<HealthCheckConfig> = {}) {
   const url = new URL(`http://127.0.0.1:${server.port}`);
-  const health: HealthCheckConfig = { probes, failure_threshold: 1, success_threshold: 1, cooldown_ms: 0, initial: 'healthy', passive_failure_threshold: 0, ...over };
+  const health: HealthCheckConfig = {
+    probes,
+    failure_threshold: 1,
+    success_threshold: 1,
+    cooldown_ms: 0,
+    initial: 'healthy',
+    passive_failure_threshold: 0,
+    ...over,
+  };
   const backend: BackendConfig = { id: 'b', address: url.href, url, protocol: 'http1', weight: 100, health_check: health };
   const transport = new Http1Transport({ host: '127.0.0.1', port: server.port as number });
   const transitions: boolean[] = [];
   const endpoint = new Endpoint('k', 'pool', backend, transport, systemClock, (_e, t) => transitions.push(t.healthy));
   const checker = new HealthChecker(endpoint, probes, () => transport);
   return { endpoint, checker, transitions, transport };
-}
-
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('deadline passed');
-    await Bun.sleep(10);
-  }
 }
 
 describe('HealthChecker against a real backend', () => {
@@ -62,11 +63,11 @@ describe('HealthChecker against a real backend', () => {
     status = { '/hc': 503 };
     const { endpoint, checker, transitions, transport } = setup([probe({ path: '/hc' })]);
     checker.start();
-    await until(() => transitions.includes(false));
+    await waitUntil(() => transitions.includes(false));
     expect(endpoint.available()).toBe(false);
     expect(endpoint.health.lastProbe?.detail).toBe('/hc: status 503');
     status = {};
-    await until(() => transitions.at(-1) === true);
+    await waitUntil(() => transitions.at(-1) === true);
     expect(endpoint.available()).toBe(true);
     checker.stop();
     transport.close();
@@ -76,7 +77,7 @@ describe('HealthChecker against a real backend', () => {
     status = { '/b': 500 };
     const { endpoint, checker, transitions, transport } = setup([probe({ path: '/a' }), probe({ path: '/b', interval: 60 })]);
     checker.start();
-    await until(() => transitions.includes(false));
+    await waitUntil(() => transitions.includes(false));
     expect(endpoint.health.lastProbe?.detail).toBe('/b: status 500');
     checker.stop();
     transport.close();
@@ -87,7 +88,7 @@ describe('HealthChecker against a real backend', () => {
     const dead = new Http1Transport({ host: '127.0.0.1', port: 1 });
     const deadChecker = new HealthChecker(endpoint, [probe({ path: '/hc', address: 'http://127.0.0.1:1' })], () => dead);
     deadChecker.start();
-    await until(() => transitions.includes(false));
+    await waitUntil(() => transitions.includes(false));
     expect(endpoint.health.lastProbe?.detail).toBe('/hc: upstream_connect_failed');
     deadChecker.stop();
     checker.stop();

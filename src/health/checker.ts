@@ -93,7 +93,10 @@ export class HealthChecker {
   private async probeOnce(probe: HealthProbeConfig): Promise<{ ok: boolean; detail: string }> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), probe.timeout_ms);
-    const headers: [string, string][] = [['host', probe.host ?? this.endpoint.authority], ['user-agent', 'spooky-health-check']];
+    const headers: [string, string][] = [
+      ['host', probe.host ?? this.endpoint.authority],
+      ['user-agent', 'spooky-health-check'],
+    ];
     for (const [k, v] of Object.entries(probe.headers)) headers.push([k.toLowerCase(), v]);
     try {
       const res = await this.transport(probe).request(

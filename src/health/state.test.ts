@@ -4,37 +4,102 @@ import { HealthState } from './state.ts';
 
 const probe = { path: '/health', method: 'GET', interval: 1000, timeout_ms: 500, expected_status: [200, 399] as [number, number], headers: {} };
 function policy(over: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
-  return { probes: [probe], failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5, ...over };
+  return {
+    probes: [probe],
+    failure_threshold: 3,
+    success_threshold: 2,
+    cooldown_ms: 5000,
+    initial: 'healthy',
+    passive_failure_threshold: 5,
+    ...over,
+  };
 }
 
 type Step = [kind: 'probe' | 'req', ok: boolean, at: number, availableAfter: boolean];
 
 describe('HealthState', () => {
   test.each<[string, HealthCheckConfig, Step[]]>([
-    ['probe failures below threshold keep it up', policy(), [['probe', false, 0, true], ['probe', false, 1000, true], ['probe', true, 2000, true], ['probe', false, 3000, true]]],
-    ['threshold consecutive failures take it down', policy(), [['probe', false, 0, true], ['probe', false, 1000, true], ['probe', false, 2000, false]]],
+    [
+      'probe failures below threshold keep it up',
+      policy(),
+      [
+        ['probe', false, 0, true],
+        ['probe', false, 1000, true],
+        ['probe', true, 2000, true],
+        ['probe', false, 3000, true],
+      ],
+    ],
+    [
+      'threshold consecutive failures take it down',
+      policy(),
+      [
+        ['probe', false, 0, true],
+        ['probe', false, 1000, true],
+        ['probe', false, 2000, false],
+      ],
+    ],
     [
       'successes during cooldown are ignored, then success_threshold brings it back',
       policy(),
-      [['probe', false, 0, true], ['probe', false, 1, true], ['probe', false, 2, false], ['probe', true, 1000, false], ['probe', true, 2000, false], ['probe', true, 5002, false], ['probe', true, 6000, true]],
+      [
+        ['probe', false, 0, true],
+        ['probe', false, 1, true],
+        ['probe', false, 2, false],
+        ['probe', true, 1000, false],
+        ['probe', true, 2000, false],
+        ['probe', true, 5002, false],
+        ['probe', true, 6000, true],
+      ],
     ],
     [
       'a failure after cooldown resets the success count',
       policy({ failure_threshold: 1 }),
-      [['probe', false, 0, false], ['probe', true, 6000, false], ['probe', false, 7000, false], ['probe', true, 8000, false], ['probe', true, 9000, true]],
+      [
+        ['probe', false, 0, false],
+        ['probe', true, 6000, false],
+        ['probe', false, 7000, false],
+        ['probe', true, 8000, false],
+        ['probe', true, 9000, true],
+      ],
     ],
     [
       'passive failures take it down; with probes only probes bring it back',
       policy({ passive_failure_threshold: 2 }),
-      [['req', false, 0, true], ['req', false, 1, false], ['req', true, 9000, false], ['probe', true, 9000, false], ['probe', true, 10000, true]],
+      [
+        ['req', false, 0, true],
+        ['req', false, 1, false],
+        ['req', true, 9000, false],
+        ['probe', true, 9000, false],
+        ['probe', true, 10000, true],
+      ],
     ],
     [
       'without probes passive trip lasts the cooldown',
       policy({ probes: [], passive_failure_threshold: 2 }),
-      [['req', false, 0, true], ['req', false, 10, false], ['req', true, 100, false], ['req', true, 5010, true]],
+      [
+        ['req', false, 0, true],
+        ['req', false, 10, false],
+        ['req', true, 100, false],
+        ['req', true, 5010, true],
+      ],
     ],
-    ['passive disabled with threshold 0', policy({ passive_failure_threshold: 0 }), [['req', false, 0, true], ['req', false, 1, true], ['req', false, 2, true]]],
-    ['initial unhealthy with probes needs successes', policy({ initial: 'unhealthy' }), [['probe', true, 0, false], ['probe', true, 1000, true]]],
+    [
+      'passive disabled with threshold 0',
+      policy({ passive_failure_threshold: 0 }),
+      [
+        ['req', false, 0, true],
+        ['req', false, 1, true],
+        ['req', false, 2, true],
+      ],
+    ],
+    [
+      'initial unhealthy with probes needs successes',
+      policy({ initial: 'unhealthy' }),
+      [
+        ['probe', true, 0, false],
+        ['probe', true, 1000, true],
+      ],
+    ],
   ])('%s', (_name, pol, steps) => {
     const h = new HealthState(pol);
     for (const [kind, ok, at, availableAfter] of steps) {

@@ -57,7 +57,10 @@ const server = Bun.serve({
   async fetch(req) {
     const url = new URL(req.url);
     const full = url.pathname;
-    const m = /\/(health|admin\/unhealthy|admin\/healthy|admin\/fail|stats|hang|stall|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(full);
+    const m =
+      /\/(health|admin\/unhealthy|admin\/healthy|admin\/fail|stats|hang|stall|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(
+        full,
+      );
     const p = m ? `/${m[1]}` : full;
     if (p === '/stats') return Response.json({ backend: name, requests: served });
     if (p === '/admin/fail') {
@@ -97,14 +100,17 @@ const server = Bun.serve({
     if (p === '/big') {
       let left = Number(url.searchParams.get('bytes') ?? '0');
       return new Response(
-        new ReadableStream<Uint8Array>({
-          pull(c) {
-            if (left <= 0) return c.close();
-            const n = Math.min(left, CHUNK.length);
-            left -= n;
-            c.enqueue(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+        new ReadableStream<Uint8Array>(
+          {
+            pull(c) {
+              if (left <= 0) return c.close();
+              const n = Math.min(left, CHUNK.length);
+              left -= n;
+              c.enqueue(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+            },
           },
-        }, { highWaterMark: 0 }),
+          { highWaterMark: 0 },
+        ),
         { headers: { 'x-backend': name } },
       );
     }
@@ -117,9 +123,12 @@ const server = Bun.serve({
       await Bun.sleep(Number(url.searchParams.get('ms') ?? '1000'));
       return new Response(`slow from ${name}`, { headers: { 'x-backend': name } });
     }
-    if (p === '/interop/page') return new Response(INTEROP_PAGE, { headers: { 'content-type': 'text/html; charset=utf-8', 'server-timing': `backend;desc="${name}"` } });
+    if (p === '/interop/page')
+      return new Response(INTEROP_PAGE, { headers: { 'content-type': 'text/html; charset=utf-8', 'server-timing': `backend;desc="${name}"` } });
     if (p.startsWith('/interop/res/')) {
-      return new Response(SVG, { headers: { 'content-type': 'image/svg+xml', 'cache-control': 'no-store', 'server-timing': `backend;desc="${name}"` } });
+      return new Response(SVG, {
+        headers: { 'content-type': 'image/svg+xml', 'cache-control': 'no-store', 'server-timing': `backend;desc="${name}"` },
+      });
     }
     if (p.startsWith('/status/')) {
       const status = Number(p.slice(8));

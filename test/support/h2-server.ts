@@ -19,6 +19,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
+import { waitUntil } from './wait.ts';
+
+export { waitUntil };
 
 /** How a child server listens. */
 export interface H2ServerOptions {
@@ -72,18 +75,6 @@ export interface H2Server {
   restart(): Promise<void>;
   /** Kills the child. */
   stop(): Promise<void>;
-}
-
-/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitUntil<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await fn();
-    if (last) return last as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
 }
 
 /** Reads stdout lines of `proc` until one parses as JSON with `event: "listening"`, with a deadline. */

@@ -97,7 +97,10 @@ async function quicGet(session: QuicSession): Promise<{ status: number; backend:
 }
 
 async function openSession(): Promise<QuicSession> {
-  const session = await quic.connect({ address: host, port }, { alpn: 'h3', rejectUnauthorized: false, verifyPeer: 'manual', servername: 'localhost', reuseEndpoint: false });
+  const session = await quic.connect(
+    { address: host, port },
+    { alpn: 'h3', rejectUnauthorized: false, verifyPeer: 'manual', servername: 'localhost', reuseEndpoint: false },
+  );
   await session.opened;
   sessionsOpened++;
   const fp = session.peerCertificate?.fingerprint256 ?? 'unknown';
@@ -164,7 +167,11 @@ async function fetchLoop(): Promise<void> {
   const first = { v: false };
   while (!stopping) {
     try {
-      const res = await fetch(`https://${host}:${port}${path}`, { protocol: values['fetch-protocol'], tls: { rejectUnauthorized: false }, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
+      const res = await fetch(`https://${host}:${port}${path}`, {
+        protocol: values['fetch-protocol'],
+        tls: { rejectUnauthorized: false },
+        signal: AbortSignal.timeout(timeoutMs),
+      } as RequestInit);
       await res.arrayBuffer();
       if (res.status === 200) ok(res.headers.get('x-backend') ?? '-', first);
       else {
@@ -180,9 +187,18 @@ async function fetchLoop(): Promise<void> {
 }
 
 function counts() {
-  return { requests, failures, failure_samples: failureSamples, dropped_sessions: droppedSessions, sessions_opened: sessionsOpened, backends, fingerprints };
+  return {
+    requests,
+    failures,
+    failure_samples: failureSamples,
+    dropped_sessions: droppedSessions,
+    sessions_opened: sessionsOpened,
+    backends,
+    fingerprints,
+  };
 }
-if (Number(values['progress-ms']) > 0) setInterval(() => console.log(JSON.stringify({ event: 'progress', ...counts() })), Number(values['progress-ms']));
+if (Number(values['progress-ms']) > 0)
+  setInterval(() => console.log(JSON.stringify({ event: 'progress', ...counts() })), Number(values['progress-ms']));
 
 const all = [...Array.from({ length: Number(values.sessions) }, sessionLoop), ...Array.from({ length: Number(values['fetch-loops']) }, fetchLoop)];
 function finish(code: number): void {

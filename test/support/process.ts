@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Subprocess } from 'bun';
 import { testCertificate } from './certs.ts';
+import { waitUntil } from './wait.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 const BUN = process.execPath;
@@ -63,7 +64,11 @@ export class Child {
     return new Promise((resolveP, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr: ${this.stderr.join('\n').slice(-2000)}; last lines: ${JSON.stringify(this.lines.slice(-5))}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; stderr: ${this.stderr.join('\n').slice(-2000)}; last lines: ${JSON.stringify(this.lines.slice(-5))}`,
+          ),
+        );
       }, timeoutMs);
       const done = (r: LogRecord) => {
         clearTimeout(timer);
@@ -188,12 +193,7 @@ export async function startSpooky(yaml: string, opts: { args?: string[]; env?: R
 
 /** Polls `check` until it returns true or the deadline passes (then throws with `what`). */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await Bun.sleep(everyMs);
-  }
+  await waitUntil(check, timeoutMs, what, everyMs);
 }
 
 /** Fetch over a chosen protocol, accepting the self-signed test certificate. */
@@ -233,7 +233,14 @@ export interface LoadSummary {
  * `args` are passed on (`--sessions N`, `--fetch-loops N`, `--path P`, `--reconnect`, ...).
  */
 export async function startLoadClient(port: number, args: string[] = []): Promise<LoadClient> {
-  const child = spawnChild(['--experimental-http3-fetch', '--experimental-http2-fetch', 'test/support/h3-load-client.ts', '--port', String(port), ...args]);
+  const child = spawnChild([
+    '--experimental-http3-fetch',
+    '--experimental-http2-fetch',
+    'test/support/h3-load-client.ts',
+    '--port',
+    String(port),
+    ...args,
+  ]);
   try {
     await child.waitFor((r) => r.event === 'ready', 15_000, 'load client ready');
   } catch (e) {

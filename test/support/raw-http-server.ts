@@ -5,6 +5,7 @@
  * one to `onRequest`. Also: {@link waitUntil} to poll for a condition with a deadline instead of sleeping.
  */
 import type { Socket, TCPSocketListener } from 'bun';
+import { waitUntil as poll } from './wait.ts';
 
 /** One parsed incoming request. */
 export interface RawRequest {
@@ -233,13 +234,9 @@ export function startRawServer(opts: RawServerOptions = {}): RawServer {
   };
 }
 
-/** Polls `cond` every few milliseconds until it is true; throws after `timeoutMs`. */
+/** Polls `cond` every 2 ms until it is true; throws after `timeoutMs` (see {@link poll}). */
 export async function waitUntil(cond: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(2);
-  }
+  await poll(cond, timeoutMs, what, 2);
 }
 
 /** A port on 127.0.0.1 with nothing listening (it was just bound and released). */
