@@ -18,8 +18,10 @@ import { RetryBudget } from '../resilience/retry-budget.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
+import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
+import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
 
@@ -99,8 +101,8 @@ class BodyMeter {
   tooLarge = false;
   readonly stream: ReadableStream<Uint8Array>;
 
-  constructor(source: ReadableStream<Uint8Array>, limit: number) {
-    const reader = source.getReader();
+  constructor(source: ReadableStream<Uint8Array>, limit: number, declared?: number) {
+    const reader: ChunkReader = declared === undefined ? source.getReader() : new DeclaredLengthReader(source.getReader(), declared);
     this.stream = new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
@@ -289,6 +291,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
+    if (transport === 'h3') {
+      const bad = h3MethodProblem(req.method, req.body !== null);
+      if (bad !== undefined) return fail(new SpookyError('bad_request', bad));
+    }
     if (target.target.length > cfg.limits.max_uri_bytes)
       return fail(new SpookyError('uri_too_long', `request target of ${target.target.length} bytes`));
 
@@ -350,7 +356,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
-    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(req.body, limit) : undefined;
+    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(req.body, limit, built.contentLength) : undefined;
     const timeouts = pool.config.timeouts;
     const retries = pool.config.retries;
     const deadline = timeouts.request_ms > 0 ? started + timeouts.request_ms : Number.POSITIVE_INFINITY;

@@ -55,6 +55,8 @@ export interface RawServerOptions {
   onConnection?: (conn: RawConnection) => void;
   /** When true, bytes are only counted, not parsed (for uploads nobody looks at). */
   countOnly?: boolean;
+  /** Called with every chunk of bytes received, before parsing (to record exactly what arrived). */
+  onData?: (conn: RawConnection, data: Buffer) => void;
 }
 
 /** A running raw server. */
@@ -210,6 +212,7 @@ export function startRawServer(opts: RawServerOptions = {}): RawServer {
       data(s, d) {
         const st = s.data;
         st.conn.bytesReceived += d.length;
+        opts.onData?.(st.conn, d);
         if (opts.countOnly) return;
         st.buf = st.buf.length === 0 ? d : Buffer.concat([st.buf, d]);
         parseRequests(st, opts.onRequest);
