@@ -219,13 +219,14 @@ const CASES: CorpusCase[] = [
   { name: 'header-value-20k', edit: add(['x-big', 'a'.repeat(20_000)]), seen: { status: 431, by: 'bun' }, reached: 'nothing' },
   { name: 'header-value-40k', edit: add(['x-big', 'a'.repeat(40_000)]), seen: { closed: 512 }, reached: 'nothing' },
   {
-    name: 'headers-100',
-    edit: add(...many(100)),
+    // 4 pseudo-headers + x-case + 123 = 128 fields: the most Bun answers
+    name: 'fields-128',
+    edit: add(...many(123)),
     seen: { status: 200, by: 'spooky' },
-    reached: plainGet('headers-100', (r) => expect(r.headers.get('x-h99')).toBe('v')),
+    reached: plainGet('fields-128', (r) => expect(r.headers.get('x-h122')).toBe('v')),
   },
-  { name: 'headers-150', edit: add(...many(150)), timeoutMs: 2000, seen: { timeout: true }, reached: 'nothing' },
-  { name: 'same-header-150-times', edit: add(...many(150, () => 'x-same')), timeoutMs: 2000, seen: { timeout: true }, reached: 'nothing' },
+  { name: 'fields-129', edit: add(...many(124)), timeoutMs: 2000, seen: { timeout: true }, reached: 'nothing' },
+  { name: 'same-field-129-times', edit: add(...many(124, () => 'x-same')), timeoutMs: 2000, seen: { timeout: true }, reached: 'nothing' },
   // bodies against content-length
   { name: 'body-longer-than-content-length', edit: post('3'), body: ['abcdef'], seen: message, reached: 'nothing' },
   {
@@ -290,7 +291,7 @@ upstream:
       if (c.timeoutMs) out.timeoutMs = c.timeoutMs;
       return out;
     });
-    for (const r of await runRawH3(spooky.port, cases, { timeoutMs: 10_000, afterPath: '/c/after' })) results.set(r.name, r);
+    for (const r of await runRawH3(spooky.port, cases, { timeoutMs: 10_000, afterPath: '/c/after', concurrency: 4 })) results.set(r.name, r);
   }, 120_000);
 
   afterAll(async () => {

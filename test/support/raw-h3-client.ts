@@ -19,9 +19,10 @@
  *
  * Its own process ({@link runRawH3}), because `node:quic` and fetch's HTTP/3 client interfere within one
  * process (see h3-load-client.ts), and a test file shares its process with the others:
- *   bun test/support/raw-h3-client.ts --port N [--host 127.0.0.1] [--timeout-ms 5000] [--after /path]  < cases.json
- * reads a JSON array of {@link RawH3Case}, sends them one after another (each on a fresh connection, so a
- * connection error of one case cannot affect the next), and prints one `{"event":"outcome",...}` line per case
+ *   bun test/support/raw-h3-client.ts --port N [--host 127.0.0.1] [--timeout-ms 5000] [--after /path]
+ *       [--concurrency 1]  < cases.json
+ * reads a JSON array of {@link RawH3Case}, sends them (`--concurrency` at a time; each on a fresh connection, so
+ * a connection error of one case cannot affect another), and prints one `{"event":"outcome",...}` line per case
  * ({@link RawH3Result}) and `{"event":"done"}`. With `--after`, each case is followed by a normal GET of that
  * path on another fresh connection, whose status is reported as `after`.
  */
@@ -226,7 +227,9 @@ export interface RunRawH3Options {
   timeoutMs?: number;
   /** Path of a normal GET sent after each case (its status is `after`). */
   afterPath?: string;
-  /** Deadline for the whole run. Default: cases × (2 × timeoutMs + 1 s) + 10 s. */
+  /** Cases sent at the same time (each on its own connections). Default 1. */
+  concurrency?: number;
+  /** Deadline for the whole run. Default: the sum over cases of (its deadline + the after-request's + 1 s), + 10 s. */
   totalMs?: number;
 }
 
@@ -236,6 +239,7 @@ export async function runRawH3(port: number, cases: RawH3Case[], opts: RunRawH3O
   const args = [process.execPath, resolve(import.meta.dir, 'raw-h3-client.ts'), '--port', String(port), '--timeout-ms', String(timeoutMs)];
   if (opts.host) args.push('--host', opts.host);
   if (opts.afterPath) args.push('--after', opts.afterPath);
+  if (opts.concurrency) args.push('--concurrency', String(opts.concurrency));
   const proc = Bun.spawn(args, { stdin: new Blob([JSON.stringify(cases)]), stdout: 'pipe', stderr: 'pipe' });
   const total = opts.totalMs ?? cases.reduce((n, c) => n + (c.timeoutMs ?? timeoutMs) + timeoutMs + 1000, 10_000);
   const killer = setTimeout(() => proc.kill('SIGKILL'), total);
@@ -261,6 +265,7 @@ if (import.meta.main) {
       port: { type: 'string' },
       'timeout-ms': { type: 'string', default: '5000' },
       after: { type: 'string' },
+      concurrency: { type: 'string', default: '1' },
     },
   });
   const host = values.host as string;
@@ -268,7 +273,7 @@ if (import.meta.main) {
   const timeoutMs = Number(values['timeout-ms']);
   const quic = (await import('node:quic' as string)) as QuicModule;
   const cases = JSON.parse(await Bun.stdin.text()) as RawH3Case[];
-  for (const c of cases) {
+  const runOne = async (c: RawH3Case): Promise<void> => {
     const outcome = await rawH3Request(quic, host, port, c, c.timeoutMs ?? timeoutMs);
     const result: RawH3Result = { name: c.name, outcome };
     if (values.after) {
@@ -289,7 +294,12 @@ if (import.meta.main) {
       result.after = a.kind === 'response' ? a.status : a.kind;
     }
     console.log(JSON.stringify({ event: 'outcome', ...result }));
-  }
+  };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < cases.length) await runOne(cases[next++] as RawH3Case);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Number(values.concurrency)) }, worker));
   console.log(JSON.stringify({ event: 'done' }));
   process.exit(0);
 }
