@@ -238,6 +238,11 @@ export class OtelTracing implements Tracing {
     return new SpanTrace(this.tracer, span, this.release);
   }
 
+  /** Exports every finished span now. */
+  flush(): Promise<void> {
+    return this.provider.forceFlush();
+  }
+
   /** Exports what is queued and stops; waits at most `timeoutMs`. */
   async shutdown(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
