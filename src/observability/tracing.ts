@@ -126,6 +126,7 @@ class SpanTrace implements RequestTrace {
       [ATTR_SERVER_ADDRESS]: rec.host,
       [ATTR_CLIENT_ADDRESS]: rec.client,
       'spooky.attempts': rec.attempts,
+      'spooky.request_id': rec.request_id,
     };
     if (rec.route !== undefined) attributes['spooky.route'] = rec.route;
     if (rec.pool !== undefined) attributes['spooky.pool'] = rec.pool;
