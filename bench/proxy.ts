@@ -173,7 +173,10 @@ upstream:
       `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)}`,
     );
   }
-  if (values.tracing) console.log(`\n(d) exported ${spans} traces (SERVER + CLIENT span pairs) over OTLP/HTTP; the rest were dropped by the full span queue`);
+  const d = results.at(-1);
+  if (values.tracing && d) {
+    console.log(`\n(d) the OTLP sink received ${spans} traces (SERVER + CLIENT span pairs) for about ${Math.round((d.rps * duration) / 1000)} measured requests plus the warm-up`);
+  }
 } finally {
   for (const p of procs) p.kill();
 }
