@@ -201,6 +201,22 @@ class RecordingExporter implements SpanExporter {
   }
 }
 
+test('an unreachable collector: the export fails, one trace_export_failed line is logged, requests go on', async () => {
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+  const tracing = new OtelTracing(config({ endpoint: 'http://127.0.0.1:1/v1/traces', export_timeout_ms: 2000 }), log);
+  for (let i = 0; i < 3; i++) {
+    const t = tracing.start(new Headers(), 'GET', 'h3');
+    expect(t.attemptStart([], attempt(1, 'a')).some(([n]) => n === 'traceparent')).toBe(true);
+    t.end(record());
+  }
+  await tracing.flush().catch(() => {});
+  await waitUntil(() => lines.some((l) => l.includes('"trace_export_failed"')), 10_000, 'export failure logged');
+  const rec = JSON.parse(lines.find((l) => l.includes('"trace_export_failed"')) ?? '{}') as Record<string, unknown>;
+  expect(rec).toMatchObject({ level: 40, endpoint: 'http://127.0.0.1:1/v1/traces', spans: 6 }); // 3 SERVER + 3 CLIENT spans (an attempt still open at the end is ended too)
+  await tracing.shutdown(2000);
+});
+
 describe('TracingController', () => {
   function controller() {
     const built: { cfg: TracingConfig; exporter: RecordingExporter; tracing: OtelTracing }[] = [];
