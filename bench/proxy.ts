@@ -6,7 +6,9 @@
  *   (a') the same server answering one event-loop turn later (what any proxy on Bun must do while it waits
  *        for its backend: Bun sends one QUIC packet per asynchronously completed response),
  *   (b) Spooky in front of an HTTP/1.1 backend,
- *   (c) Spooky in front of an h2c backend.
+ *   (c) Spooky in front of an h2c backend,
+ *   (d) with --tracing: a second Spooky with OpenTelemetry tracing on (sample ratio 1, default batch settings)
+ *       in front of the HTTP/1.1 backend, exporting to an OTLP/HTTP sink in this process that counts spans.
  * Prints requests/s, p50/p99 latency, the server process's CPU time per request (process CPU from /proc /
  * requests) and RSS, and the ratios to (a). Everything runs on this machine, so clients, proxy and backend share the cores.
  */
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '16' },
     duration: { type: 'string', default: '5000' },
+    tracing: { type: 'boolean', default: false },
   },
 });
 const clients = Number(values.clients);
@@ -136,6 +139,29 @@ upstream:
   results.push(await measureSpooky("(a') direct, answers async", `https://127.0.0.1:${directAsync.rec.port}/`, directAsync.proc.pid));
   results.push(await measureSpooky('(b) Spooky -> HTTP/1.1 backend', `https://127.0.0.1:${port}/h1/x`, spooky.proc.pid));
   results.push(await measureSpooky('(c) Spooky -> h2c backend', `https://127.0.0.1:${port}/h2c/x`, spooky.proc.pid));
+  let spans = 0;
+  if (values.tracing) {
+    const sink = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(req) {
+        const body = (await req.json()) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
+        for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans += ss.spans?.length ?? 0;
+        return Response.json({});
+      },
+    });
+    const traced = join(dir, 'spooky-traced.yaml');
+    writeFileSync(traced, `${readFileSync(config, 'utf8')}tracing: { enabled: true, sample_ratio: 1, endpoint: "http://127.0.0.1:${sink.port}/v1/traces" }\n`);
+    const spookyTraced = await spawnReady(['src/main.ts', 'run', '--config', traced, '--log-level', 'info'], (r) => r.event === 'listening');
+    procs.push(spookyTraced.proc);
+    const tracedPort = (spookyTraced.rec.listeners as { port: number }[])[0]?.port;
+    const r = await measureSpooky('(d) Spooky+tracing -> HTTP/1.1', `https://127.0.0.1:${tracedPort}/h1/x`, spookyTraced.proc.pid);
+    results.push(r);
+    spookyTraced.proc.kill('SIGTERM');
+    await spookyTraced.proc.exited;
+    void sink.stop(true);
+    spans = Math.round(spans / 2);
+  }
 
   const base = results[0] as Result;
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
@@ -146,6 +172,10 @@ upstream:
     console.log(
       `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)}`,
     );
+  }
+  const d = results.at(-1);
+  if (values.tracing && d) {
+    console.log(`\n(d) the OTLP sink received ${spans} traces (SERVER + CLIENT span pairs) for about ${Math.round((d.rps * duration) / 1000)} measured requests plus the warm-up`);
   }
 } finally {
   for (const p of procs) p.kill();

@@ -1,7 +1,8 @@
 /**
  * The effective (resolved) config as plain JSON for the admin `/config` endpoint, with secrets replaced by
  * {@link REDACTED}: the admin token, and the values of headers and query parameters whose names look like
- * credentials (health-check probe headers, and `equals`/`regex` values of route header and query conditions).
+ * credentials (health-check probe headers, and `equals`/`regex` values of route header and query conditions),
+ * and every value of `tracing.headers` (exporter headers are usually credentials).
  * URLs become their `href`, regular expressions their `/source/flags` text.
  */
 import type { Config } from './types.ts';
@@ -43,6 +44,8 @@ function redactConditions(list: unknown): void {
 export function redactConfig(config: Config): Record<string, unknown> {
   const out = plain(config) as Record<string, unknown> & { admin: Record<string, unknown>; pools: Record<string, unknown>[] };
   if (out.admin.token !== undefined) out.admin.token = REDACTED;
+  const exportHeaders = (out.tracing as { headers?: Record<string, unknown> } | undefined)?.headers;
+  for (const name of Object.keys(exportHeaders ?? {})) if (exportHeaders) exportHeaders[name] = REDACTED;
   for (const pool of out.pools) {
     for (const route of (pool.routes ?? []) as Record<string, unknown>[]) {
       redactConditions(route.headers);

@@ -55,6 +55,7 @@ import type {
   RetryConfig,
   RouteConfig,
   TimeoutsConfig,
+  TracingConfig,
   UpstreamTlsConfig,
 } from './types.ts';
 
@@ -83,6 +84,16 @@ export const DEFAULTS = {
   log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log' },
   reload: { watch: false, debounce_ms: 500 },
   shutdown: { drain_timeout_ms: 30000 },
+  tracing: {
+    enabled: false,
+    endpoint: 'http://127.0.0.1:4318/v1/traces',
+    sample_ratio: 1,
+    service_name: 'spooky',
+    export_timeout_ms: 10000,
+    batch_delay_ms: 5000,
+    max_batch_size: 512,
+    max_queue_size: 2048,
+  },
   custom_metrics: { max_values: 100 },
 } as const;
 
@@ -132,6 +143,23 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     shutdown: {
       drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
     },
+    tracing: resolveTracing(file.tracing),
+  };
+}
+
+function resolveTracing(t: ConfigFile['tracing']): TracingConfig {
+  const d = DEFAULTS.tracing;
+  return {
+    enabled: t?.enabled ?? d.enabled,
+    endpoint: t?.endpoint ?? d.endpoint,
+    sample_ratio: t?.sample_ratio ?? d.sample_ratio,
+    service_name: t?.service_name ?? d.service_name,
+    resource_attributes: { ...t?.resource_attributes },
+    headers: { ...t?.headers },
+    export_timeout_ms: t?.export_timeout_ms ?? d.export_timeout_ms,
+    batch_delay_ms: t?.batch_delay_ms ?? d.batch_delay_ms,
+    max_batch_size: t?.max_batch_size ?? d.max_batch_size,
+    max_queue_size: t?.max_queue_size ?? d.max_queue_size,
   };
 }
 

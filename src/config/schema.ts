@@ -658,6 +658,44 @@ export const ShutdownSchema = z
   })
   .describe('Graceful shutdown: how long to wait for in-flight requests.');
 
+/** OpenTelemetry tracing settings. */
+export const TracingSchema = z
+  .strictObject({
+    enabled: opt(
+      z.boolean(),
+      'Record a SERVER span per request and a CLIENT span per upstream attempt and export them over OTLP/HTTP. When off, only trace ids are kept (access log, `traceparent` to backends). Default `false`.',
+      false,
+    ),
+    endpoint: opt(
+      z.string().refine((s) => /^https?:\/\/[^/\s]/.test(s) && URL.canParse(s), 'must be an http:// or https:// URL'),
+      'OTLP/HTTP traces URL, the full path included. Default `http://127.0.0.1:4318/v1/traces`.',
+      'http://127.0.0.1:4318/v1/traces',
+    ),
+    sample_ratio: opt(
+      z.number().min(0).max(1),
+      'Share of new traces recorded, 0..1 (ParentBased: a request with a `traceparent` follows its sampled flag instead). Default `1`.',
+      1,
+    ),
+    service_name: opt(nonEmpty(), 'The `service.name` resource attribute. Default `spooky`.', 'spooky'),
+    resource_attributes: opt(
+      z.record(nonEmpty(), z.union([z.string(), z.number(), z.boolean()])),
+      'More resource attributes, for example `deployment.environment.name: prod`. Default none.',
+    ),
+    headers: opt(
+      z.record(checked(parseHeaderName), z.string().refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL')),
+      'HTTP headers sent with every export (for example an API key); redacted in the admin `/config`. Default none.',
+    ),
+    export_timeout_ms: opt(
+      durationMs(1),
+      'Milliseconds one export request may take; also the longest wait for the final flush at shutdown. Default `10000`.',
+      10000,
+    ),
+    batch_delay_ms: opt(durationMs(1), 'Milliseconds between batch exports. Default `5000`.', 5000),
+    max_batch_size: opt(positiveInt(), 'Most spans per export request. Default `512`.', 512),
+    max_queue_size: opt(positiveInt(), 'Most finished spans waiting for export; more are dropped. Default `2048`.', 2048),
+  })
+  .describe('OpenTelemetry tracing: spans over OTLP/HTTP, W3C trace context to backends.');
+
 // ---------------------------------------------------------------------------------------------------
 // The file
 // ---------------------------------------------------------------------------------------------------
@@ -682,6 +720,7 @@ export const ConfigFileSchema = z
     log: LogSchema.optional(),
     reload: ReloadSchema.optional(),
     shutdown: ShutdownSchema.optional(),
+    tracing: TracingSchema.optional(),
     performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
     resilience: rustOnly('resilience policies'),
     observability: rustOnly('observability endpoints; use `admin`'),

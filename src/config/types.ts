@@ -350,6 +350,30 @@ export interface ShutdownConfig {
   drain_timeout_ms: number;
 }
 
+/** OpenTelemetry tracing (see README "Tracing"). */
+export interface TracingConfig {
+  /** Record and export spans; when false only trace ids are kept. Default `false`. */
+  enabled: boolean;
+  /** OTLP/HTTP traces URL. Default `http://127.0.0.1:4318/v1/traces`. */
+  endpoint: string;
+  /** Share of new (root) traces sampled, 0..1; requests with a `traceparent` follow its sampled flag. Default `1`. */
+  sample_ratio: number;
+  /** `service.name` resource attribute. Default `spooky`. */
+  service_name: string;
+  /** More resource attributes. Default none. */
+  resource_attributes: Record<string, string | number | boolean>;
+  /** Headers sent with every export (secrets; redacted in `/config`). Default none. */
+  headers: Record<string, string>;
+  /** Milliseconds an export may take; also the longest final flush at shutdown. Default `10000`. */
+  export_timeout_ms: number;
+  /** Milliseconds between batch exports. Default `5000`. */
+  batch_delay_ms: number;
+  /** Most spans per export request. Default `512`. */
+  max_batch_size: number;
+  /** Most finished spans waiting for export (more are dropped). Default `2048`. */
+  max_queue_size: number;
+}
+
 /** The whole resolved configuration. */
 export interface Config {
   /** Schema version; only `1`. */
@@ -372,6 +396,8 @@ export interface Config {
   reload: ReloadConfig;
   /** Graceful shutdown. */
   shutdown: ShutdownConfig;
+  /** OpenTelemetry tracing. */
+  tracing: TracingConfig;
 }
 
 /** One problem found in a config file. */

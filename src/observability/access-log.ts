@@ -11,6 +11,8 @@ export type ClientProtocol = 'h3' | 'h2' | 'h1.1';
 export interface RequestRecord {
   /** Request id (also sent to the backend as `x-request-id`). */
   request_id: string;
+  /** W3C trace id (32 hex digits), also in the `traceparent` the backend gets; see README "Tracing". */
+  trace_id?: string;
   /** Client address (after trusted-proxy resolution). */
   client: string;
   /** Client protocol. */
@@ -65,7 +67,7 @@ function str(s: string): string {
 
 /** One JSON line for a record (same shape as Spooky's pino records: level, time, event first). */
 export function formatAccessJson(rec: RequestRecord, time: string): string {
-  let line = `{"level":"info","time":"${time}","event":"access","request_id":${str(rec.request_id)},"client":${str(rec.client)},"protocol":"${rec.protocol}","method":${str(rec.method)},"host":${str(rec.host)},"path":${str(rec.path)},"status":${rec.status},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms},"attempts":${rec.attempts}`;
+  let line = `{"level":"info","time":"${time}","event":"access","request_id":${str(rec.request_id)},${rec.trace_id !== undefined ? `"trace_id":"${rec.trace_id}",` : ''}"client":${str(rec.client)},"protocol":"${rec.protocol}","method":${str(rec.method)},"host":${str(rec.host)},"path":${str(rec.path)},"status":${rec.status},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms},"attempts":${rec.attempts}`;
   if (rec.route !== undefined) line += `,"route":${str(rec.route)}`;
   if (rec.pool !== undefined) line += `,"pool":${str(rec.pool)}`;
   if (rec.backend !== undefined) line += `,"backend":${str(rec.backend)}`;
@@ -75,11 +77,11 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
 
 /**
  * One text line: `time client protocol "METHOD host path" status bytes_in bytes_out duration_ms
- * pool/backend attempts request_id [error]`.
+ * pool/backend attempts request_id trace_id [error]` (`-` for a missing trace id).
  */
 export function formatAccessText(rec: RequestRecord, time: string): string {
   const target = `${rec.method} ${rec.host}${rec.path}`;
-  return `${time} ${rec.client} ${rec.protocol} ${JSON.stringify(target)} ${rec.status} ${rec.bytes_in} ${rec.bytes_out} ${rec.duration_ms}ms ${rec.pool ?? '-'}/${rec.backend ?? '-'} ${rec.attempts} ${rec.request_id}${rec.error ? ` ${rec.error}` : ''}\n`;
+  return `${time} ${rec.client} ${rec.protocol} ${JSON.stringify(target)} ${rec.status} ${rec.bytes_in} ${rec.bytes_out} ${rec.duration_ms}ms ${rec.pool ?? '-'}/${rec.backend ?? '-'} ${rec.attempts} ${rec.request_id} ${rec.trace_id ?? '-'}${rec.error ? ` ${rec.error}` : ''}\n`;
 }
 
 /** Writes access records to a sink in the configured format. */

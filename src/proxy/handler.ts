@@ -12,6 +12,7 @@ import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
 import { addResponseLabels, requestLabels } from '../observability/labels.ts';
 import type { Logger } from '../observability/logger.ts';
+import { PASS_THROUGH_TRACING, type Tracing } from '../observability/trace-context.ts';
 import { backoffDelay } from '../resilience/backoff.ts';
 import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
@@ -39,6 +40,8 @@ export interface ProxyDeps {
   observer?: ProxyObserver;
   /** Store of the rate-limit buckets. Default: in-process ({@link InMemoryRateLimiter}). */
   rateLimiter?: RateLimiter;
+  /** Spans and trace context. Default: trace ids only ({@link PASS_THROUGH_TRACING}). */
+  tracing?: Tracing;
 }
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
@@ -235,6 +238,7 @@ function budgetOf(pool: PoolConfig, policy: { ratio: number; min_per_second: num
 export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Server<unknown>, transport: 'h3' | 'tcp') => Promise<Response> {
   const { clock, log } = deps;
   const observer = deps.observer ?? NO_OBSERVER;
+  const tracing = deps.tracing ?? PASS_THROUGH_TRACING;
   // Admission: requests in flight now, in all and per client IP (entries are removed at 0, so the map holds
   // at most one entry per request in flight).
   let inFlight = 0;
@@ -252,8 +256,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(req.headers);
     const altSvc = transport === 'tcp' ? `h3=":${server.port}"; ma=86400` : undefined;
     const via = VIA[protocol];
+    const trace = tracing.start(req.headers, req.method, protocol);
     const rec: RequestRecord = {
       request_id: requestId,
+      trace_id: trace.traceId,
       client: peer,
       protocol,
       method: req.method,
@@ -281,6 +287,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);
       observer.requestEnd(rec);
+      trace.end(rec);
     };
     const fail = (err: SpookyError): Response => {
       finish(err.status, err);
@@ -420,12 +427,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       rec.attempts++;
       rec.backend = member.id;
       const endpoint = member.endpoint;
-      const headers =
+      const attempt = rec.attempts;
+      const headers = trace.attemptStart(
         pool.config.host_policy.mode === 'upstream'
           ? built.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
-          : built.headers;
+          : built.headers,
+        { pool: pool.name, backend: member.id, route: matched.routeId, attempt, url: endpoint.url, method: req.method },
+      );
       const startedAt = endpoint.begin();
-      const attempt = rec.attempts;
       let headersAt: number | undefined;
       let status = 0;
       let responded = false;
@@ -460,7 +469,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         );
         headersAt = clock.now();
         status = up.status;
-        observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt });
+        const done = { pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt };
+        observer.attemptEnd(done);
+        trace.attemptEnd(done);
         if (retries.statuses.length > 0 && retries.statuses.includes(status)) {
           next = retryTarget(member, undefined, false);
           if (next) {
@@ -497,7 +508,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
         endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
-        observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt });
+        const failed = { pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt };
+        observer.attemptEnd(failed);
+        trace.attemptEnd(failed);
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;

@@ -21,6 +21,8 @@ import type { FetchHandler } from '../listener/listener.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Telemetry } from '../observability/telemetry.ts';
+import { PASS_THROUGH_TRACING } from '../observability/trace-context.ts';
+import { TracingController } from '../observability/tracing.ts';
 import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
@@ -94,6 +96,8 @@ export class Runtime implements AdminSource {
   private readonly watcher: FileWatcher;
   /** Metrics, dashboard statistics and `/config` (the proxy handler's observer). */
   readonly telemetry: Telemetry;
+  /** OpenTelemetry spans, or trace ids only (`tracing` of the current config). */
+  readonly tracing: TracingController;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
@@ -115,12 +119,15 @@ export class Runtime implements AdminSource {
     );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
+    this.tracing = new TracingController(this.log);
+    this.tracing.update(opts.config.tracing);
     const handler = createProxyHandler({
       generation: () => this.generation,
       clock: opts.clock,
       log: this.log,
       accessLog: () => this.accessLog(),
       observer: this.telemetry,
+      tracing: this.tracing,
     });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
@@ -262,6 +269,7 @@ export class Runtime implements AdminSource {
     }
 
     this.log.level = config.log.level;
+    this.tracing.update(config.tracing);
     if (config.log.format !== prev.config.log.format || config.log.file !== prev.config.log.file) {
       this.log.warn({ event: 'config_warning', trigger }, 'log.format and log.file changes take effect at the next restart');
     }
@@ -311,6 +319,7 @@ export class Runtime implements AdminSource {
     } catch {}
     this.accessLog()?.write({
       request_id: requestId,
+      trace_id: PASS_THROUGH_TRACING.start(req.headers).traceId,
       client: server.requestIP(req)?.address ?? '',
       protocol: transport === 'h3' ? 'h3' : tcpProtocol(req.headers),
       method: req.method,
@@ -363,6 +372,7 @@ export class Runtime implements AdminSource {
     if (cut > 0) await Bun.sleep(200);
     this.log.info({ event: 'drained', ms: this.elapsed(t0), cut_requests: cut }, 'drained');
     this.stopNow();
+    await this.tracing.shutdown();
     return { cut };
   }
 
