@@ -11,6 +11,7 @@
  */
 import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
+import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
 import type { AdminConfig, Config } from '../config/types.ts';
@@ -94,10 +95,13 @@ export class Runtime implements AdminSource {
   private readonly watcher: FileWatcher;
   /** Metrics, dashboard statistics and `/config` (the proxy handler's observer). */
   readonly telemetry: Telemetry;
+  /** Alert rules and webhook delivery (the request path's observer, with the route rules while configured). */
+  private readonly alerts: Alerting;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
     this.telemetry = new Telemetry({ generation: () => this.generation, clock: opts.clock, reloadCounts: () => this.reloadCounts(), auditTrail: () => this.auditTrail() });
+    this.alerts = new Alerting({ base: this.telemetry, registry: this.telemetry.prom.registry, generation: () => this.generation, listeners: () => this.listeners.list(), ...(opts.configPath ? { configPath: opts.configPath } : {}), clock: opts.clock, random: opts.random, log: opts.log });
     this.registry = new EndpointRegistry(
       opts.clock,
       (backend, tls) => createTransport(backend, tls),
@@ -105,6 +109,7 @@ export class Runtime implements AdminSource {
         const level = t.healthy ? 'info' : 'warn';
         this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
         this.telemetry.healthChanged(endpoint, t);
+        this.alerts.healthChanged(endpoint, t);
       },
       (endpoint, probe) => this.telemetry.probed(endpoint, probe),
       (endpoint, change) => {
@@ -120,7 +125,7 @@ export class Runtime implements AdminSource {
       clock: opts.clock,
       log: this.log,
       accessLog: () => this.accessLog(),
-      observer: this.telemetry,
+      observer: this.alerts.observer,
     });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
@@ -166,6 +171,7 @@ export class Runtime implements AdminSource {
       throw e;
     }
     this.started = true;
+    this.alerts.apply(cfg);
     void this.registry.firstHealthRound().then(() => {
       this.healthReady = true;
     });
@@ -213,6 +219,7 @@ export class Runtime implements AdminSource {
     const prev = this.generation;
     const fail = (errors: string[], configErrors = false): ReloadResult => {
       this.counts.error++;
+      this.alerts.reloadFailed(trigger, errors, prev.id);
       if (!configErrors) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
       this.record({ action: 'reload', trigger, result: 'error', generation: prev.id, duration_ms: this.elapsed(t0), errors, ...meta }, 'reload refused; the running config stays');
       return { ok: false, generation: prev.id, errors };
@@ -268,6 +275,7 @@ export class Runtime implements AdminSource {
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);
     this.syncWatcher(config);
+    this.alerts.apply(config);
     const changes = diffConfigs(prev.config, config);
     mergeListenerChanges(changes, prepared.changes);
     this.counts.ok++;
@@ -369,6 +377,7 @@ export class Runtime implements AdminSource {
   /** Closes listeners, admin and upstream connections at once. */
   stopNow(): void {
     this.watcher.close();
+    this.alerts.stop();
     this.listeners.stopAll();
     void this.admin?.stop(true);
     this.admin = undefined;
