@@ -110,16 +110,28 @@ export class Alerting {
         hooks: {
           attempt: (webhook, result, detail, attempt, p) => {
             this.metrics.attempt(webhook, result);
-            if (result !== 'success') this.deps.log.info({ event: 'alert_delivery_attempt_failed', webhook, alert_id: p.id, kind: p.kind, attempt, result, detail }, `alert delivery to ${webhook} failed (attempt ${attempt}): ${detail}`);
+            if (result !== 'success')
+              this.deps.log.info(
+                { event: 'alert_delivery_attempt_failed', webhook, alert_id: p.id, kind: p.kind, attempt, result, detail },
+                `alert delivery to ${webhook} failed (attempt ${attempt}): ${detail}`,
+              );
           },
           done: (webhook, delivered, attempts, detail, p) => {
             this.metrics.delivery(webhook, delivered);
-            if (delivered) this.deps.log.debug({ event: 'alert_delivered', webhook, alert_id: p.id, kind: p.kind, attempts }, `alert delivered to ${webhook}`);
-            else this.deps.log.warn({ event: 'alert_delivery_failed', webhook, alert_id: p.id, kind: p.kind, key: p.key, attempts, detail }, `alert ${p.key} not delivered to ${webhook}: ${detail}`);
+            if (delivered)
+              this.deps.log.debug({ event: 'alert_delivered', webhook, alert_id: p.id, kind: p.kind, attempts }, `alert delivered to ${webhook}`);
+            else
+              this.deps.log.warn(
+                { event: 'alert_delivery_failed', webhook, alert_id: p.id, kind: p.kind, key: p.key, attempts, detail },
+                `alert ${p.key} not delivered to ${webhook}: ${detail}`,
+              );
           },
           dropped: (webhook, p) => {
             this.metrics.drop(webhook);
-            this.deps.log.warn({ event: 'alert_dropped', webhook, alert_id: p.id, kind: p.kind, key: p.key, queue_size: cfg.queue_size }, `alert ${p.key} dropped for ${webhook}: its queue is full`);
+            this.deps.log.warn(
+              { event: 'alert_dropped', webhook, alert_id: p.id, kind: p.kind, key: p.key, queue_size: cfg.queue_size },
+              `alert ${p.key} dropped for ${webhook}: its queue is full`,
+            );
           },
         },
       });
@@ -165,7 +177,14 @@ export class Alerting {
     if (!pool?.members.some((m) => m.endpoint === endpoint)) return; // a backend the running config no longer has
     if (rules.backend_unhealthy) {
       const member = pool.members.find((m) => m.endpoint === endpoint);
-      this.emit(backendSignal({ pool: pool.name, backend: member?.id ?? endpoint.id, address: endpoint.url.host }, t.healthy, t.reason, endpoint.health.lastProbe?.detail));
+      this.emit(
+        backendSignal(
+          { pool: pool.name, backend: member?.id ?? endpoint.id, address: endpoint.url.host },
+          t.healthy,
+          t.reason,
+          endpoint.health.lastProbe?.detail,
+        ),
+      );
     }
     if (rules.pool_unavailable) {
       const now = this.deps.clock.now();
@@ -218,8 +237,15 @@ export class Alerting {
     if (d.action === 'send') this.send(signal);
     else if (d.action === 'suppress') {
       this.metrics.suppress(signal.kind, d.reason);
-      this.deps.log.debug({ event: 'alert_suppressed', kind: signal.kind, status: signal.status, key: alertKey(signal), reason: d.reason }, `alert suppressed (${d.reason})`);
-    } else this.deps.log.debug({ event: 'alert_held', kind: signal.kind, status: signal.status, key: alertKey(signal) }, 'alert held until the minimum interval is over');
+      this.deps.log.debug(
+        { event: 'alert_suppressed', kind: signal.kind, status: signal.status, key: alertKey(signal), reason: d.reason },
+        `alert suppressed (${d.reason})`,
+      );
+    } else
+      this.deps.log.debug(
+        { event: 'alert_held', kind: signal.kind, status: signal.status, key: alertKey(signal) },
+        'alert held until the minimum interval is over',
+      );
   }
 
   private send(signal: AlertSignal): void {
@@ -241,7 +267,20 @@ export class Alerting {
     this.metrics.raised(payload.kind, payload.status);
     const webhooks = this.queue?.enqueue(payload) ?? 0;
     const level = payload.status === 'firing' ? 'warn' : 'info';
-    this.deps.log[level]({ event: 'alert', alert_id: payload.id, kind: payload.kind, status: payload.status, severity: payload.severity, key: payload.key, subject: payload.subject, values: payload.values, webhooks }, payload.message);
+    this.deps.log[level](
+      {
+        event: 'alert',
+        alert_id: payload.id,
+        kind: payload.kind,
+        status: payload.status,
+        severity: payload.severity,
+        key: payload.key,
+        subject: payload.subject,
+        values: payload.values,
+        webhooks,
+      },
+      payload.message,
+    );
   }
 
   private *queueLengths(): Generator<[string, number]> {

@@ -73,7 +73,11 @@ describe('DeliveryQueue', () => {
     expect(s.q.enqueue(payload(1))).toBe(1);
     await waitUntil(() => s.done.length === 1, 5000, 'one delivery');
     expect(s.done).toEqual([['w', true, 1, 'HTTP 204']]);
-    expect(s.posts[0]).toMatchObject({ url: 'http://127.0.0.1:1/hook', headers: { authorization: 'Bearer x' }, body: { id: 'id-1', kind: 'backend_unhealthy' } });
+    expect(s.posts[0]).toMatchObject({
+      url: 'http://127.0.0.1:1/hook',
+      headers: { authorization: 'Bearer x' },
+      body: { id: 'id-1', kind: 'backend_unhealthy' },
+    });
     expect(s.sleeps).toEqual([]);
   });
 
@@ -126,7 +130,9 @@ describe('DeliveryQueue', () => {
   });
 
   test('kinds and send_resolved choose the webhooks', () => {
-    const s = setup([200], { webhooks: [hook({ name: 'all' }), hook({ name: 'reloads', kinds: ['reload_failed'] }), hook({ name: 'firing', send_resolved: false })] });
+    const s = setup([200], {
+      webhooks: [hook({ name: 'all' }), hook({ name: 'reloads', kinds: ['reload_failed'] }), hook({ name: 'firing', send_resolved: false })],
+    });
     const names = (p: AlertPayload) => s.q.webhooks.filter((w) => w.accepts(p)).map((w) => w.cfg.name);
     expect(names(payload(1))).toEqual(['all', 'firing']);
     expect(names(payload(2, 'resolved'))).toEqual(['all']);

@@ -41,7 +41,7 @@ export class AlertMetrics {
     });
     this.dropped = new Counter({
       name: 'spooky_alerts_dropped_total',
-      help: "Alerts dropped for a webhook because its queue was full, by webhook.",
+      help: 'Alerts dropped for a webhook because its queue was full, by webhook.',
       labelNames: ['webhook'],
       registers,
     });

@@ -33,9 +33,30 @@ describe('RouteRule', () => {
 
   test.each<Row>([
     ['under min_requests never fires', [[500, 1, 9]], []],
-    ['over the threshold fires', [[500, 1, 2], [200, 1, 8]], ['firing']],
-    ['at the threshold does not fire', [[500, 1, 1], [200, 1, 9]], []],
-    ['no 5xx, no alert (4xx and 499 are not errors)', [[404, 1, 10], [499, 1, 10]], []],
+    [
+      'over the threshold fires',
+      [
+        [500, 1, 2],
+        [200, 1, 8],
+      ],
+      ['firing'],
+    ],
+    [
+      'at the threshold does not fire',
+      [
+        [500, 1, 1],
+        [200, 1, 9],
+      ],
+      [],
+    ],
+    [
+      'no 5xx, no alert (4xx and 499 are not errors)',
+      [
+        [404, 1, 10],
+        [499, 1, 10],
+      ],
+      [],
+    ],
   ])('error rate: %s', (_n, reqs, expected) => {
     const clock = new ManualClock();
     const rule = new RouteRule('route_error_rate', errorRule);
@@ -48,7 +69,12 @@ describe('RouteRule', () => {
     const rule = new RouteRule('route_error_rate', errorRule);
     for (let i = 0; i < 20; i++) rule.record('api#0', 'api', clock.now(), 500, 3);
     const [fired] = rule.evaluate(clock.now());
-    expect(fired).toMatchObject({ kind: 'route_error_rate', status: 'firing', subject: { pool: 'api', route: 'api#0' }, values: { requests: 20, errors: 20, error_rate: 1, threshold: 0.1 } });
+    expect(fired).toMatchObject({
+      kind: 'route_error_rate',
+      status: 'firing',
+      subject: { pool: 'api', route: 'api#0' },
+      values: { requests: 20, errors: 20, error_rate: 1, threshold: 0.1 },
+    });
     expect(fired?.message).toContain('100% of 20 requests answered 5xx');
     clock.advance(1000);
     expect(rule.evaluate(clock.now())).toEqual([]);
@@ -76,7 +102,12 @@ describe('RouteRule', () => {
 
 describe('certificateSignals', () => {
   const now = Date.parse('2026-11-25T00:00:00Z');
-  const cert = (days: number, server_name = '*') => ({ listener: '0.0.0.0:443', server_name, cert: '/c.pem', not_after: new Date(now + days * DAY).toISOString() });
+  const cert = (days: number, server_name = '*') => ({
+    listener: '0.0.0.0:443',
+    server_name,
+    cert: '/c.pem',
+    not_after: new Date(now + days * DAY).toISOString(),
+  });
 
   test.each([
     [20, 14, []],
@@ -103,7 +134,9 @@ describe('certificateSignals', () => {
 
 describe('signals', () => {
   test('backend, pool and reload signals carry subject, message and values', () => {
-    expect(backendSignal({ pool: 'p', backend: 'b', address: '127.0.0.1:1' }, false, 'probe_failures', '/health: upstream_connect_failed')).toMatchObject({
+    expect(
+      backendSignal({ pool: 'p', backend: 'b', address: '127.0.0.1:1' }, false, 'probe_failures', '/health: upstream_connect_failed'),
+    ).toMatchObject({
       kind: 'backend_unhealthy',
       status: 'firing',
       subject: { pool: 'p', backend: 'b', address: '127.0.0.1:1' },
@@ -113,7 +146,12 @@ describe('signals', () => {
     expect(poolSignal('p', 0, 2)).toMatchObject({ status: 'firing', message: 'pool p has no healthy backend (0 of 2)' });
     expect(poolSignal('p', 1, 2).status).toBe('resolved');
     const r = reloadFailedSignal('/etc/spooky.yaml', 'signal', ['a', 'b'], 3);
-    expect(r).toMatchObject({ kind: 'reload_failed', status: 'firing', subject: { config: '/etc/spooky.yaml' }, values: { error_count: 2, generation: 3 } });
+    expect(r).toMatchObject({
+      kind: 'reload_failed',
+      status: 'firing',
+      subject: { config: '/etc/spooky.yaml' },
+      values: { error_count: 2, generation: 3 },
+    });
     expect(r.message).toContain('(+1 more)');
   });
 });

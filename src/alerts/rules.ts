@@ -130,20 +130,37 @@ export function certificateSignals(certs: readonly CertificateInfo[], wallNow: n
         values,
       });
     } else if (firing.delete(id)) {
-      out.push({ kind: 'certificate_expiring', status: 'resolved', subject, message: `listener ${c.listener}: certificate ${c.cert} (${c.server_name}) now valid until ${c.not_after}`, values });
+      out.push({
+        kind: 'certificate_expiring',
+        status: 'resolved',
+        subject,
+        message: `listener ${c.listener}: certificate ${c.cert} (${c.server_name}) now valid until ${c.not_after}`,
+        values,
+      });
     }
   }
   for (const id of [...firing]) {
     if (seen.has(id)) continue;
     firing.delete(id);
     const [listener = '', server_name = ''] = id.split('|');
-    out.push({ kind: 'certificate_expiring', status: 'resolved', subject: { listener, server_name }, message: `listener ${listener}: certificate (${server_name}) no longer in use`, values: {} });
+    out.push({
+      kind: 'certificate_expiring',
+      status: 'resolved',
+      subject: { listener, server_name },
+      message: `listener ${listener}: certificate (${server_name}) no longer in use`,
+      values: {},
+    });
   }
   return out;
 }
 
 /** A backend health change as a signal. */
-export function backendSignal(b: { pool: string; backend: string; address: string }, healthy: boolean, reason: string, lastProbe: string | undefined): AlertSignal {
+export function backendSignal(
+  b: { pool: string; backend: string; address: string },
+  healthy: boolean,
+  reason: string,
+  lastProbe: string | undefined,
+): AlertSignal {
   return {
     kind: 'backend_unhealthy',
     status: healthy ? 'resolved' : 'firing',
@@ -161,7 +178,8 @@ export function poolSignal(pool: string, healthy: number, total: number): AlertS
     kind: 'pool_unavailable',
     status: healthy === 0 ? 'firing' : 'resolved',
     subject: { pool },
-    message: healthy === 0 ? `pool ${pool} has no healthy backend (0 of ${total})` : `pool ${pool} has a healthy backend again (${healthy} of ${total})`,
+    message:
+      healthy === 0 ? `pool ${pool} has no healthy backend (0 of ${total})` : `pool ${pool} has a healthy backend again (${healthy} of ${total})`,
     values: { healthy_backends: healthy, backends: total },
   };
 }

@@ -62,7 +62,8 @@ export class RouteWindow {
       if (e < oldest || e > epoch) continue;
       requests += this.counts[s] as number;
       errors += this.errors[s] as number;
-      if (hist && this.latency) for (let b = 0; b < LATENCY_BUCKETS; b++) hist[b] = (hist[b] as number) + (this.latency[s * LATENCY_BUCKETS + b] as number);
+      if (hist && this.latency)
+        for (let b = 0; b < LATENCY_BUCKETS; b++) hist[b] = (hist[b] as number) + (this.latency[s * LATENCY_BUCKETS + b] as number);
     }
     return { requests, errors, p99_ms: hist && requests > 0 ? quantileMs(hist, requests, 0.99) : null };
   }
