@@ -115,7 +115,7 @@ describe('certificateSignals', () => {
     [13.9, 14, ['firing']],
     [100, 400, ['firing']],
   ])('expires in %p days, rule %p days -> %p', (days, rule, expected) => {
-    expect(certificateSignals([cert(days)], now, rule, new Set()).map((s) => s.status)).toEqual(expected as string[]);
+    expect(certificateSignals([cert(days)], now, rule, new Set()).map((s): string => s.status)).toEqual(expected as string[]);
   });
 
   test('fires on every check while expiring (the gate drops the repeats), resolves when replaced or removed', () => {
