@@ -41,6 +41,8 @@ export interface AlertSignal {
   message: string;
   /** The numbers behind it (rates, counts, thresholds, dates). */
   values: Record<string, unknown>;
+  /** Wall-clock ms when it was observed (set when it reaches the gate, so a held alert keeps it). */
+  at?: number;
 }
 
 /** The webhook payload. */

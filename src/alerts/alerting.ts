@@ -233,6 +233,7 @@ export class Alerting {
   }
 
   private emit(signal: AlertSignal): void {
+    signal.at = this.deps.clock.wallNow();
     const d = this.gate.offer(signal, this.deps.clock.now());
     if (d.action === 'send') this.send(signal);
     else if (d.action === 'suppress') {
@@ -259,7 +260,7 @@ export class Alerting {
       subject: signal.subject,
       message: signal.message,
       values: signal.values,
-      time: new Date(this.deps.clock.wallNow()).toISOString(),
+      time: new Date(signal.at ?? this.deps.clock.wallNow()).toISOString(),
       instance: this.cfg?.instance ?? this.host,
       host: this.host,
       pid: process.pid,

@@ -1,7 +1,7 @@
 /**
  * Alert webhooks against a real receiver (test/support/alert-receiver.ts) and real Spooky and backend
  * processes: backend and pool health alerts (firing and resolved), delivery retried after the receiver failed
- * twice, the error-rate rule, reload_failed on a broken SIGHUP reload, duplicates inside the minimum interval
+ * twice, the error-rate and p99 latency rules, reload_failed on a broken SIGHUP reload, duplicates inside the minimum interval
  * suppressed, a certificate expiring within the configured days, and a hanging receiver that does not slow
  * proxied requests.
  */
@@ -60,6 +60,9 @@ upstream:
   err:
     route: { path_prefix: /e/ }
     backends: [{ id: b1, address: "${backend.address}" }]
+  slow:
+    route: { path_prefix: /slow/ }
+    backends: [{ id: b1, address: "${backend.address}" }]
   timing:
     route: { path_prefix: /t/ }
     backends: [{ id: b1, address: "${backend.address}" }]
@@ -75,6 +78,7 @@ alerts:
     - { name: hang, url: "${receiver.url}/hang", timeout_ms: 20000, kinds: [backend_unhealthy, pool_unavailable, route_error_rate] }
   rules:
     route_error_rate: { threshold: 0.5, window_ms: 3000, min_requests: 5 }
+    route_latency_p99: { threshold_ms: 150, window_ms: 3000, min_requests: 3 }
 ${pools}`),
     startSpooky(`
 alerts:
@@ -174,6 +178,19 @@ describe('alert webhooks', () => {
     });
     // no traffic: after the window the rule resolves
     await delivered('/a', (b) => b.kind === 'route_error_rate' && b.status === 'resolved', 'route_error_rate resolved', 15_000);
+  });
+
+  test('a route answering slowly fires route_latency_p99', async () => {
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const res = await request(`${spooky.url}/slow/slow?ms=300`);
+        await res.arrayBuffer();
+        expect(res.status).toBe(200);
+      }),
+    );
+    const fired = await delivered('/a', (b) => b.kind === 'route_latency_p99' && b.status === 'firing', 'route_latency_p99');
+    expect(fired).toMatchObject({ severity: 'warning', subject: { pool: 'slow', route: 'slow#0' }, values: { threshold_ms: 150, requests: 4 } });
+    expect((fired.values as { p99_ms: number }).p99_ms).toBeGreaterThanOrEqual(300);
   });
 
   test('a broken config on SIGHUP: reload_failed; /config redacts the webhook header', async () => {
