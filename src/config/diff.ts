@@ -130,7 +130,7 @@ function routesOf(c: Config): Map<string, string> {
 const POOL_FIELDS = ['routes', 'load_balancing', 'host_policy', 'tls', 'backends'] as const satisfies readonly (keyof PoolConfig)[];
 const BACKEND_FIELDS = ['address', 'protocol', 'weight', 'health_check'] as const satisfies readonly (keyof BackendConfig)[];
 const LISTENER_FIELDS = ['certificates', 'idle_timeout_s', 'protocol'] as const satisfies readonly (keyof ListenerConfig)[];
-const SETTINGS = ['admin', 'trusted_proxies', 'limits', 'timeouts', 'log', 'reload', 'shutdown', 'tracing'] as const satisfies readonly (keyof Config)[];
+const SETTINGS = ['admin', 'trusted_proxies', 'limits', 'timeouts', 'log', 'reload', 'shutdown', 'tracing', 'alerts'] as const satisfies readonly (keyof Config)[];
 
 /** The identity of a listener: its configured `address:port` (port 0 stays 0: "any free port"). */
 export function listenerId(l: Pick<ListenerConfig, 'address' | 'port'>): string {

@@ -58,5 +58,23 @@ export function redactConfig(config: Config): Record<string, unknown> {
       }
     }
   }
+  redactAlerts(out.alerts);
   return out;
+}
+
+/**
+ * Alert webhooks: every extra header value is redacted (they are there for credentials), and so is a URL's
+ * path and query (many webhook services put the secret there), keeping its origin.
+ */
+function redactAlerts(alerts: unknown): void {
+  const hooks = (alerts as { webhooks?: { url?: string; headers?: Record<string, string> }[] } | undefined)?.webhooks;
+  for (const hook of hooks ?? []) {
+    for (const name of Object.keys(hook.headers ?? {})) if (hook.headers) hook.headers[name] = REDACTED;
+    if (typeof hook.url === 'string') {
+      try {
+        const u = new URL(hook.url);
+        if (u.pathname !== '/' || u.search !== '') hook.url = `${u.origin}/${REDACTED}`;
+      } catch {}
+    }
+  }
 }

@@ -17,6 +17,8 @@ import {
   parseStatusRange,
 } from './parse.ts';
 import {
+  ALERT_KINDS,
+  type AlertsFile,
   type CircuitBreakerFile,
   type ConditionFile,
   type ConfigFile,
@@ -36,6 +38,7 @@ import {
   type UpstreamTlsFile,
 } from './schema.ts';
 import type {
+  AlertsConfig,
   BackendConfig,
   CertificateConfig,
   CircuitBreakerConfig,
@@ -143,6 +146,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     shutdown: {
       drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
     },
+    ...(file.alerts !== undefined ? { alerts: resolveAlerts(file.alerts) } : {}),
     tracing: resolveTracing(file.tracing),
   };
 }
@@ -404,5 +408,54 @@ function resolveLog(file: ConfigFile, abs: (p: string) => string): LogConfig {
     format,
     ...(path !== undefined ? { file: path } : {}),
     access_log: log.access_log ?? DEFAULTS.log.access_log,
+  };
+}
+
+/** Defaults of the `alerts` section (see `AlertsSchema`). */
+export const ALERT_DEFAULTS = {
+  webhook: { send_resolved: true, timeout_ms: 5000 },
+  retries: { attempts: 5, base_ms: 500, cap_ms: 30000 },
+  min_interval_ms: 60000,
+  queue_size: 1000,
+  certificate_expiring: { enabled: true, days: 14, check_interval_ms: 21600000 },
+  window: { window_ms: 60000, min_requests: 20 },
+  error_threshold: 0.05,
+  latency_threshold_ms: 1000,
+} as const;
+
+function resolveAlerts(a: AlertsFile): AlertsConfig {
+  const r = a.rules ?? {};
+  const cert = { ...ALERT_DEFAULTS.certificate_expiring, ...r.certificate_expiring };
+  const win = (w: { window_ms?: number | undefined; min_requests?: number | undefined }) => ({
+    window_ms: w.window_ms ?? ALERT_DEFAULTS.window.window_ms,
+    min_requests: w.min_requests ?? ALERT_DEFAULTS.window.min_requests,
+  });
+  return {
+    ...(a.instance !== undefined ? { instance: a.instance } : {}),
+    webhooks: (a.webhooks ?? []).map((w, i) => ({
+      name: w.name ?? `webhook${i}`,
+      url: w.url,
+      kinds: w.kinds ? [...new Set(w.kinds)] : [...ALERT_KINDS],
+      send_resolved: w.send_resolved ?? ALERT_DEFAULTS.webhook.send_resolved,
+      headers: Object.fromEntries(Object.entries(w.headers ?? {}).map(([k, v]) => [must(parseHeaderName(k)), v])),
+      timeout_ms: w.timeout_ms ?? ALERT_DEFAULTS.webhook.timeout_ms,
+    })),
+    retries: {
+      attempts: a.retries?.attempts ?? ALERT_DEFAULTS.retries.attempts,
+      base_ms: a.retries?.base_ms ?? ALERT_DEFAULTS.retries.base_ms,
+      cap_ms: a.retries?.cap_ms ?? ALERT_DEFAULTS.retries.cap_ms,
+    },
+    min_interval_ms: a.min_interval_ms ?? ALERT_DEFAULTS.min_interval_ms,
+    queue_size: a.queue_size ?? ALERT_DEFAULTS.queue_size,
+    rules: {
+      backend_unhealthy: r.backend_unhealthy ?? true,
+      pool_unavailable: r.pool_unavailable ?? true,
+      reload_failed: r.reload_failed ?? true,
+      ...(cert.enabled ? { certificate_expiring: { days: cert.days, check_interval_ms: cert.check_interval_ms } } : {}),
+      ...(r.route_error_rate ? { route_error_rate: { threshold: r.route_error_rate.threshold ?? ALERT_DEFAULTS.error_threshold, ...win(r.route_error_rate) } } : {}),
+      ...(r.route_latency_p99
+        ? { route_latency_p99: { threshold_ms: r.route_latency_p99.threshold_ms ?? ALERT_DEFAULTS.latency_threshold_ms, ...win(r.route_latency_p99) } }
+        : {}),
+    },
   };
 }

@@ -697,6 +697,113 @@ export const TracingSchema = z
   .describe('OpenTelemetry tracing: spans over OTLP/HTTP, W3C trace context to backends.');
 
 // ---------------------------------------------------------------------------------------------------
+// Alerts
+// ---------------------------------------------------------------------------------------------------
+
+/** Alert kinds, in documentation order (the `kind` of the webhook payload). */
+export const ALERT_KINDS = [
+  'backend_unhealthy',
+  'pool_unavailable',
+  'route_error_rate',
+  'route_latency_p99',
+  'certificate_expiring',
+  'reload_failed',
+] as const;
+
+/** An http:// or https:// URL without credentials (the alert webhook target). */
+const webhookUrl = () =>
+  z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a URL: ${JSON.stringify(value)}` });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `unsupported scheme "${url.protocol}//"; use http:// or https://` });
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'credentials in the URL are not allowed; use `headers` (e.g. authorization)' });
+  });
+
+/** One alert webhook. */
+export const AlertWebhookSchema = z
+  .strictObject({
+    name: opt(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1..64 of A-Z a-z 0-9 _ . : -'), 'Name in logs and in the `webhook` metric label. Default `webhook<index>` (0-based).'),
+    url: req(webhookUrl(), 'http:// or https:// URL the alerts are POSTed to as JSON. Required.'),
+    kinds: opt(z.array(z.enum(ALERT_KINDS)).min(1), `Alert kinds this webhook receives (${ALERT_KINDS.join(', ')}). Default: all.`),
+    send_resolved: opt(z.boolean(), 'Also send `resolved` notifications (a condition that ended). Default `true`.', true),
+    headers: opt(
+      z.record(checked(parseHeaderName), z.string().regex(/^[^\r\n\0]*$/, 'no CR, LF or NUL in a header value')),
+      'Extra request headers (e.g. `authorization`); their values are redacted in `/config`. Default none.',
+    ),
+    timeout_ms: opt(durationMs(1), 'Milliseconds one delivery attempt may take (connect to response headers). Default `5000`.', 5000),
+  })
+  .describe('An alert webhook: where alerts are POSTed.');
+
+/** A rule over a sliding window of a route's requests. */
+const windowFields = {
+  window_ms: opt(durationMs(100), 'Length of the sliding window in milliseconds (10 slots). Default `60000`.', 60000),
+  min_requests: opt(positiveInt(), 'Fewest requests in the window before the rule can fire. Default `20`.', 20),
+};
+
+/** Alert rules. */
+export const AlertRulesSchema = z
+  .strictObject({
+    backend_unhealthy: opt(z.boolean(), 'Alert when a backend becomes unhealthy (resolved when healthy again). Default `true`.', true),
+    pool_unavailable: opt(z.boolean(), 'Alert when a pool has no healthy backend (resolved when one is back). Default `true`.', true),
+    reload_failed: opt(z.boolean(), 'Alert when a config reload is refused. Default `true`.', true),
+    certificate_expiring: opt(
+      z.strictObject({
+        enabled: opt(z.boolean(), 'Check listener certificates. Default `true`.', true),
+        days: opt(z.number().int().min(1).max(3650), 'Alert when a listener certificate expires within this many days. Default `14`.', 14),
+        check_interval_ms: opt(durationMs(1000), 'Milliseconds between checks (also checked at start and on every reload). Default `21600000` (6 h).', 21600000),
+      }),
+      'Listener certificate expiry rule. Default on, 14 days.',
+    ),
+    route_error_rate: opt(
+      z.strictObject({
+        threshold: opt(z.number().gt(0).lt(1), 'Share of 5xx answers (0..1, exclusive) above which a route fires. Default `0.05`.', 0.05),
+        ...windowFields,
+      }),
+      "Alert when a route's share of 5xx answers is over `threshold` for the window. Default off.",
+    ),
+    route_latency_p99: opt(
+      z.strictObject({
+        threshold_ms: opt(z.number().gt(0), 'p99 of total request time (milliseconds) above which a route fires. Default `1000`.', 1000),
+        ...windowFields,
+      }),
+      "Alert when a route's p99 latency is over `threshold_ms` for the window. Default off.",
+    ),
+  })
+  .describe('Which conditions raise alerts.');
+
+/** Alert webhooks, delivery and rules. */
+export const AlertsSchema = z
+  .strictObject({
+    instance: opt(nonEmpty(), 'Name of this Spooky in every alert (`instance`). Default: the host name.'),
+    webhooks: opt(z.array(AlertWebhookSchema), 'Where alerts are POSTed. Default none (alerts are only logged and counted).'),
+    retries: opt(
+      z
+        .strictObject({
+          attempts: opt(z.number().int().min(1).max(20), 'Most delivery attempts per alert and webhook, the first included. Default `5`.', 5),
+          base_ms: opt(durationMs(0), 'Backoff base in milliseconds: the delay before retry n is uniform in [0, min(cap_ms, base_ms x 2^n)). Default `500`.', 500),
+          cap_ms: opt(durationMs(0), 'Largest backoff ceiling in milliseconds. Default `30000`.', 30000),
+        })
+        .superRefine((r, ctx) => {
+          if (r.base_ms !== undefined && r.cap_ms !== undefined && r.cap_ms < r.base_ms) ctx.addIssue({ code: 'custom', path: ['cap_ms'], message: '`cap_ms` must be at least `base_ms`' });
+        }),
+      'Delivery retries with exponential backoff and full jitter.',
+    ),
+    min_interval_ms: opt(
+      durationMs(0),
+      'Shortest time in milliseconds between two notifications of the same alert (kind + subject); changes in between are held and only the latest state is sent. Default `60000`.',
+      60000,
+    ),
+    queue_size: opt(positiveInt().max(100000), 'Most deliveries waiting per webhook; further alerts for it are dropped (counted and logged). Default `1000`.', 1000),
+    rules: opt(AlertRulesSchema, 'Which conditions raise alerts.'),
+  })
+  .describe('Alert webhooks: rules, deduplication and delivery.');
+
+// ---------------------------------------------------------------------------------------------------
 // The file
 // ---------------------------------------------------------------------------------------------------
 
@@ -721,6 +828,7 @@ export const ConfigFileSchema = z
     reload: ReloadSchema.optional(),
     shutdown: ShutdownSchema.optional(),
     tracing: TracingSchema.optional(),
+    alerts: AlertsSchema.optional(),
     performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
     resilience: rustOnly('resilience policies'),
     observability: rustOnly('observability endpoints; use `admin`'),
@@ -755,3 +863,5 @@ export type RetriesFile = z.infer<typeof RetriesSchema>;
 export type CircuitBreakerFile = z.infer<typeof CircuitBreakerSchema>;
 /** One outlier_detection map as written. */
 export type OutlierDetectionFile = z.infer<typeof OutlierDetectionSchema>;
+/** The `alerts` section as written. */
+export type AlertsFile = z.infer<typeof AlertsSchema>;

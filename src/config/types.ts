@@ -398,6 +398,67 @@ export interface Config {
   shutdown: ShutdownConfig;
   /** OpenTelemetry tracing. */
   tracing: TracingConfig;
+  /** Alert webhooks and rules. Default none (no alerts). */
+  alerts?: AlertsConfig;
+}
+
+/** Alert kinds (the `kind` of the webhook payload). */
+export type AlertKind = 'backend_unhealthy' | 'pool_unavailable' | 'route_error_rate' | 'route_latency_p99' | 'certificate_expiring' | 'reload_failed';
+
+/** One alert webhook. */
+export interface AlertWebhookConfig {
+  /** Name in logs and metric labels. Default `webhook<index>`. */
+  name: string;
+  /** http(s) URL the alerts are POSTed to. */
+  url: string;
+  /** Kinds this webhook receives. Default: all. */
+  kinds: AlertKind[];
+  /** Also send resolved notifications. Default `true`. */
+  send_resolved: boolean;
+  /** Extra request headers (redacted in `/config`). Default none. */
+  headers: Record<string, string>;
+  /** Milliseconds one delivery attempt may take. Default `5000`. */
+  timeout_ms: number;
+}
+
+/** A rule over a sliding window of a route's requests. */
+export interface AlertWindowRule {
+  /** Window length in milliseconds. Default `60000`. */
+  window_ms: number;
+  /** Fewest requests in the window before the rule can fire. Default `20`. */
+  min_requests: number;
+}
+
+/** Alert rules. */
+export interface AlertRulesConfig {
+  /** Backend health changes. Default `true`. */
+  backend_unhealthy: boolean;
+  /** Pools without a healthy backend. Default `true`. */
+  pool_unavailable: boolean;
+  /** Refused reloads. Default `true`. */
+  reload_failed: boolean;
+  /** Listener certificates expiring within `days`; checked every `check_interval_ms` ms, at start and on reload. Default on, 14 days, 6 h. */
+  certificate_expiring?: { days: number; check_interval_ms: number };
+  /** 5xx share of a route over `threshold` (0..1). Default off. */
+  route_error_rate?: AlertWindowRule & { threshold: number };
+  /** p99 total request time of a route over `threshold_ms`. Default off. */
+  route_latency_p99?: AlertWindowRule & { threshold_ms: number };
+}
+
+/** Alert webhooks, delivery and rules. */
+export interface AlertsConfig {
+  /** Name of this Spooky in every alert. Default: the host name. */
+  instance?: string;
+  /** Webhooks. Default none. */
+  webhooks: AlertWebhookConfig[];
+  /** Delivery retries: attempts (first included) and backoff in milliseconds. Default 5, 500, 30000. */
+  retries: { attempts: number; base_ms: number; cap_ms: number };
+  /** Shortest milliseconds between two notifications of one alert key. Default `60000`. */
+  min_interval_ms: number;
+  /** Most deliveries waiting per webhook. Default `1000`. */
+  queue_size: number;
+  /** Rules. */
+  rules: AlertRulesConfig;
 }
 
 /** One problem found in a config file. */

@@ -11,6 +11,7 @@
  */
 import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
+import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
 import type { AdminConfig, Config } from '../config/types.ts';
@@ -98,10 +99,13 @@ export class Runtime implements AdminSource {
   readonly telemetry: Telemetry;
   /** OpenTelemetry spans, or trace ids only (`tracing` of the current config). */
   readonly tracing: TracingController;
+  /** Alert rules and webhook delivery (the request path's observer, with the route rules while configured). */
+  private readonly alerts: Alerting;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
     this.telemetry = new Telemetry({ generation: () => this.generation, clock: opts.clock, reloadCounts: () => this.reloadCounts(), auditTrail: () => this.auditTrail() });
+    this.alerts = new Alerting({ base: this.telemetry, registry: this.telemetry.prom.registry, generation: () => this.generation, listeners: () => this.listeners.list(), ...(opts.configPath ? { configPath: opts.configPath } : {}), clock: opts.clock, random: opts.random, log: opts.log });
     this.registry = new EndpointRegistry(
       opts.clock,
       (backend, tls) => createTransport(backend, tls),
@@ -109,6 +113,7 @@ export class Runtime implements AdminSource {
         const level = t.healthy ? 'info' : 'warn';
         this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
         this.telemetry.healthChanged(endpoint, t);
+        this.alerts.healthChanged(endpoint, t);
       },
       (endpoint, probe) => this.telemetry.probed(endpoint, probe),
       (endpoint, change) => {
@@ -126,8 +131,8 @@ export class Runtime implements AdminSource {
       clock: opts.clock,
       log: this.log,
       accessLog: () => this.accessLog(),
-      observer: this.telemetry,
       tracing: this.tracing,
+      observer: this.alerts.observer,
     });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
@@ -173,6 +178,7 @@ export class Runtime implements AdminSource {
       throw e;
     }
     this.started = true;
+    this.alerts.apply(cfg);
     void this.registry.firstHealthRound().then(() => {
       this.healthReady = true;
     });
@@ -220,6 +226,7 @@ export class Runtime implements AdminSource {
     const prev = this.generation;
     const fail = (errors: string[], configErrors = false): ReloadResult => {
       this.counts.error++;
+      this.alerts.reloadFailed(trigger, errors, prev.id);
       if (!configErrors) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
       this.record({ action: 'reload', trigger, result: 'error', generation: prev.id, duration_ms: this.elapsed(t0), errors, ...meta }, 'reload refused; the running config stays');
       return { ok: false, generation: prev.id, errors };
@@ -276,6 +283,7 @@ export class Runtime implements AdminSource {
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);
     this.syncWatcher(config);
+    this.alerts.apply(config);
     const changes = diffConfigs(prev.config, config);
     mergeListenerChanges(changes, prepared.changes);
     this.counts.ok++;
@@ -379,6 +387,7 @@ export class Runtime implements AdminSource {
   /** Closes listeners, admin and upstream connections at once. */
   stopNow(): void {
     this.watcher.close();
+    this.alerts.stop();
     this.listeners.stopAll();
     void this.admin?.stop(true);
     this.admin = undefined;

@@ -1,0 +1,196 @@
+/**
+ * The alert rules as pure code: each turns what it observed into {@link AlertSignal}s, and only on a change
+ * (a condition that starts or ends), so the gate sees transitions, not samples. Time is passed in.
+ */
+import type { AlertKind, AlertRulesConfig } from '../config/types.ts';
+import type { AlertSignal } from './alert.ts';
+import { RouteWindow, type WindowFigures } from './windows.ts';
+
+const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
+
+/** A route rule: fires while the measured value is over the threshold with at least `min_requests` requests in the window. */
+export class RouteRule {
+  private readonly windows = new Map<string, RouteWindow>();
+  private readonly pools = new Map<string, string>();
+  /** Routes firing now. */
+  readonly firing: Set<string>;
+
+  /**
+   * `kind` picks the measure: `route_error_rate` (5xx share against `threshold`) or `route_latency_p99` (p99 ms
+   * against `threshold_ms`). `firing` carries the firing routes over from the rule this one replaces on reload.
+   */
+  constructor(
+    readonly kind: Extract<AlertKind, 'route_error_rate' | 'route_latency_p99'>,
+    readonly cfg: NonNullable<AlertRulesConfig['route_error_rate'] | AlertRulesConfig['route_latency_p99']>,
+    firing: Iterable<string> = [],
+  ) {
+    this.firing = new Set(firing);
+  }
+
+  /** Counts one finished request of `route` (of `pool`). */
+  record(route: string, pool: string, now: number, status: number, durationMs: number): void {
+    let w = this.windows.get(route);
+    if (!w) {
+      w = new RouteWindow(this.cfg.window_ms, this.kind === 'route_latency_p99');
+      this.windows.set(route, w);
+      this.pools.set(route, pool);
+    }
+    w.add(now, status, durationMs);
+  }
+
+  /** The routes whose state changed at `now`. */
+  evaluate(now: number): AlertSignal[] {
+    const out: AlertSignal[] = [];
+    for (const [route, w] of this.windows) {
+      const f = w.figures(now);
+      const over = f.requests >= this.cfg.min_requests && this.measure(f) > this.threshold();
+      const was = this.firing.has(route);
+      if (over === was) continue;
+      if (over) this.firing.add(route);
+      else this.firing.delete(route);
+      out.push(this.signal(route, this.pools.get(route) ?? '', f, over));
+    }
+    return out;
+  }
+
+  private threshold(): number {
+    return 'threshold' in this.cfg ? this.cfg.threshold : this.cfg.threshold_ms;
+  }
+
+  private measure(f: WindowFigures): number {
+    if (this.kind === 'route_error_rate') return f.requests > 0 ? f.errors / f.requests : 0;
+    return f.p99_ms ?? 0;
+  }
+
+  private signal(route: string, pool: string, f: WindowFigures, firing: boolean): AlertSignal {
+    const secs = Math.round(this.cfg.window_ms / 100) / 10;
+    const base = { requests: f.requests, window_ms: this.cfg.window_ms, min_requests: this.cfg.min_requests };
+    if (this.kind === 'route_error_rate') {
+      const rate = f.requests > 0 ? f.errors / f.requests : 0;
+      const threshold = this.threshold();
+      return {
+        kind: this.kind,
+        status: firing ? 'firing' : 'resolved',
+        subject: { pool, route },
+        message: firing
+          ? `route ${route}: ${pct(rate)} of ${f.requests} requests answered 5xx over the last ${secs} s (threshold ${pct(threshold)})`
+          : `route ${route}: error rate back to ${pct(rate)} of ${f.requests} requests over the last ${secs} s (threshold ${pct(threshold)})`,
+        values: { ...base, errors: f.errors, error_rate: Math.round(rate * 10000) / 10000, threshold },
+      };
+    }
+    const threshold = this.threshold();
+    return {
+      kind: this.kind,
+      status: firing ? 'firing' : 'resolved',
+      subject: { pool, route },
+      message: firing
+        ? `route ${route}: p99 latency ${f.p99_ms} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`
+        : `route ${route}: p99 latency back to ${f.p99_ms ?? 0} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`,
+      values: { ...base, p99_ms: f.p99_ms, threshold_ms: threshold },
+    };
+  }
+}
+
+/** One listener certificate, as the expiry rule sees it. */
+export interface CertificateInfo {
+  /** Listener `address:port` as configured. */
+  listener: string;
+  /** SNI name; `*` for the default certificate. */
+  server_name: string;
+  /** Certificate file. */
+  cert: string;
+  /** End of validity (ISO 8601). */
+  not_after: string;
+}
+
+/**
+ * Certificate expiry: fires for each certificate expiring within `days` of `wallNow` (ms since the epoch);
+ * resolves a firing one that now lasts longer (replaced) or is no longer configured. `firing` holds the keys
+ * (`listener|server_name`) that fire and is updated.
+ */
+export function certificateSignals(certs: readonly CertificateInfo[], wallNow: number, days: number, firing: Set<string>): AlertSignal[] {
+  const out: AlertSignal[] = [];
+  const seen = new Set<string>();
+  for (const c of certs) {
+    const id = `${c.listener}|${c.server_name}`;
+    seen.add(id);
+    const end = Date.parse(c.not_after);
+    if (!Number.isFinite(end)) continue;
+    const daysLeft = Math.floor(((end - wallNow) / 86_400_000) * 10) / 10;
+    const expiring = end - wallNow < days * 86_400_000;
+    const values = { not_after: c.not_after, days_left: daysLeft, days, cert: c.cert };
+    const subject = { listener: c.listener, server_name: c.server_name };
+    if (expiring) {
+      firing.add(id);
+      out.push({
+        kind: 'certificate_expiring',
+        status: 'firing',
+        subject,
+        message: `listener ${c.listener}: certificate ${c.cert} (${c.server_name}) expires on ${c.not_after}, in ${daysLeft} day(s)`,
+        values,
+      });
+    } else if (firing.delete(id)) {
+      out.push({
+        kind: 'certificate_expiring',
+        status: 'resolved',
+        subject,
+        message: `listener ${c.listener}: certificate ${c.cert} (${c.server_name}) now valid until ${c.not_after}`,
+        values,
+      });
+    }
+  }
+  for (const id of [...firing]) {
+    if (seen.has(id)) continue;
+    firing.delete(id);
+    const [listener = '', server_name = ''] = id.split('|');
+    out.push({
+      kind: 'certificate_expiring',
+      status: 'resolved',
+      subject: { listener, server_name },
+      message: `listener ${listener}: certificate (${server_name}) no longer in use`,
+      values: {},
+    });
+  }
+  return out;
+}
+
+/** A backend health change as a signal. */
+export function backendSignal(
+  b: { pool: string; backend: string; address: string },
+  healthy: boolean,
+  reason: string,
+  lastProbe: string | undefined,
+): AlertSignal {
+  return {
+    kind: 'backend_unhealthy',
+    status: healthy ? 'resolved' : 'firing',
+    subject: { pool: b.pool, backend: b.backend, address: b.address },
+    message: healthy
+      ? `backend ${b.backend} of pool ${b.pool} (${b.address}) is healthy again (${reason})`
+      : `backend ${b.backend} of pool ${b.pool} (${b.address}) is unhealthy (${reason}${lastProbe ? `: ${lastProbe}` : ''})`,
+    values: { reason, ...(lastProbe !== undefined ? { last_probe: lastProbe } : {}) },
+  };
+}
+
+/** A pool's availability as a signal: firing with no healthy backend, resolved with one. */
+export function poolSignal(pool: string, healthy: number, total: number): AlertSignal {
+  return {
+    kind: 'pool_unavailable',
+    status: healthy === 0 ? 'firing' : 'resolved',
+    subject: { pool },
+    message:
+      healthy === 0 ? `pool ${pool} has no healthy backend (0 of ${total})` : `pool ${pool} has a healthy backend again (${healthy} of ${total})`,
+    values: { healthy_backends: healthy, backends: total },
+  };
+}
+
+/** A refused reload as a signal (an event). */
+export function reloadFailedSignal(config: string, trigger: string, errors: readonly string[], generation: number): AlertSignal {
+  return {
+    kind: 'reload_failed',
+    status: 'firing',
+    subject: { config },
+    message: `config reload (${trigger}) refused; generation ${generation} keeps running: ${errors[0] ?? 'unknown error'}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}`,
+    values: { trigger, generation, errors: errors.slice(0, 20), error_count: errors.length },
+  };
+}
