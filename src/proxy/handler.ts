@@ -17,7 +17,9 @@ import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limite
 import { RetryBudget } from '../resilience/retry-budget.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
+import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
+import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -68,7 +70,8 @@ function errorResponse(err: SpookyError, requestId: string, altSvc: string | und
   const status = err.status === 499 ? 400 : err.status;
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId };
   if (altSvc) headers['alt-svc'] = altSvc;
-  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent') headers['retry-after'] = '1';
+  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent' || err.code === 'queue_full' || err.code === 'queue_timeout')
+    headers['retry-after'] = '1';
   if (extra) Object.assign(headers, extra);
   if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
   return new Response(`${status} ${PUBLIC_MESSAGE[err.code]}\n`, { status, headers });
@@ -394,8 +397,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
     for (;;) {
-      const member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
+      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
       next = undefined;
+      if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity()) member = preferFreeBackend(pool, member, exclude, clock.now());
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
         const delay = Math.min(
@@ -410,6 +414,15 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         const left = Math.floor(deadline - clock.now());
         if (left <= 0) return fail(lastError ?? new SpookyError('upstream_timeout', `request over timeouts.request_ms (${timeouts.request_ms} ms)`));
         if (left < headerTimeout) headerTimeout = left;
+      }
+      let gate: BackendGate | null = null;
+      if (pool.limited === true && member.endpoint.gate !== null) {
+        gate = member.endpoint.gate;
+        const refused = await admitToBackend(gate, req.signal);
+        if (refused) {
+          rec.backend = member.id;
+          return fail(refused);
+        }
       }
       rec.attempts++;
       rec.backend = member.id;
@@ -431,6 +444,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
       const settle = (): void => {
         endpoint.end(startedAt, headersAt, endError, status);
+        gate?.release();
         if (meter) rec.bytes_in = meter.bytes;
         finish(endError?.code === 'client_aborted' ? 499 : status, endError);
       };
@@ -463,6 +477,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             ended = true;
             if (up.body instanceof ReadableStream) void up.body.cancel().catch(() => {});
             endpoint.end(startedAt, headersAt, wasEnded ? endError : undefined, status);
+            gate?.release();
             lastError = undefined;
             continue;
           }
@@ -491,6 +506,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
         endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
+        gate?.release();
         observer.attemptEnd({ pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt });
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');

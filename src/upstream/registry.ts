@@ -9,6 +9,7 @@ import type { BackendConfig, Config, OutlierDetectionConfig, UpstreamTlsConfig }
 import { HealthChecker } from '../health/checker.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import type { Clock } from '../lib/clock.ts';
+import { BackendGate } from './backend-gate.ts';
 import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
 import type { Transport } from './transport.ts';
 
@@ -24,7 +25,9 @@ interface Entry {
 /** Key of a connection pool: protocol, origin and TLS policy. */
 export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
   const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}` : '';
-  return `${backend.protocol}|${backend.url.host}${tlsPart}`;
+  // A connection limit is part of the pool's identity: backends with different limits get their own pools.
+  const maxConn = backend.limits?.max_connections ?? 0;
+  return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
 }
 
 /** Key of an endpoint: its pool and its transport key. */
@@ -83,6 +86,7 @@ export class EndpointRegistry {
       const existing = this.entries.get(key);
       if (existing) {
         existing.endpoint.setHealthPolicy(backend.health_check);
+        this.syncGate(existing.endpoint, backend);
         this.syncChecker(existing, backend, tls);
         continue;
       }
@@ -94,6 +98,7 @@ export class EndpointRegistry {
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       const entry: Entry = { endpoint, transportKey: tk };
       this.entries.set(key, entry);
+      this.syncGate(endpoint, backend);
       this.syncChecker(entry, backend, tls);
     }
 
@@ -140,6 +145,18 @@ export class EndpointRegistry {
     );
     this.outliers.set(pool, { detector, policy: text });
     return detector;
+  }
+
+  /** Gives the endpoint a concurrency gate when the backend has `max_concurrent_requests` (kept, with its queue, across reloads). */
+  private syncGate(endpoint: Endpoint, backend: BackendConfig): void {
+    const l = backend.limits;
+    if (l === undefined || l.max_concurrent_requests <= 0) {
+      endpoint.gate = null;
+      return;
+    }
+    const policy = { maxActive: l.max_concurrent_requests, maxQueued: l.max_queued_requests, queueTimeoutMs: l.queue_timeout_ms };
+    if (endpoint.gate) endpoint.gate.setPolicy(policy);
+    else endpoint.gate = new BackendGate(policy, this.clock);
   }
 
   private syncChecker(entry: Entry, backend: BackendConfig, tls: UpstreamTlsConfig): void {
