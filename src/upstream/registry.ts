@@ -41,6 +41,8 @@ export class EndpointRegistry {
   private readonly transports = new Map<string, Transport>();
   /** Outlier detector of each pool that has one, with the policy it was made from. */
   private readonly outliers = new Map<string, { detector: OutlierDetector; policy: string }>();
+  /** False until the first sync: backends of the first config start warm (no slow start at process start). */
+  private synced = false;
 
   constructor(
     private readonly clock: Clock,
@@ -96,6 +98,7 @@ export class EndpointRegistry {
         this.transports.set(tk, transport);
       }
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
+      if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
       const entry: Entry = { endpoint, transportKey: tk };
       this.entries.set(key, entry);
       this.syncGate(endpoint, backend);
@@ -118,6 +121,7 @@ export class EndpointRegistry {
       }
     }
     for (const name of this.outliers.keys()) if (!result.has(name)) this.outliers.delete(name);
+    this.synced = true;
     return result;
   }
 
