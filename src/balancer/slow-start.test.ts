@@ -8,7 +8,7 @@ import type { StrategyName } from '../config/types.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { seededRandom } from '../lib/random.ts';
 import { strategyByName } from './index.ts';
-import { FakeCandidate, RampingCandidate } from './testing.ts';
+import { type FakeCandidate, RampingCandidate } from './testing.ts';
 import type { Picker } from './types.ts';
 
 const WINDOW = 10_000;

@@ -423,6 +423,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           rec.backend = member.id;
           return fail(refused);
         }
+        // The wait in the queue counts against timeouts.request_ms.
+        if (deadline !== Number.POSITIVE_INFINITY) headerTimeout = Math.max(1, Math.min(headerTimeout, Math.floor(deadline - clock.now())));
       }
       rec.attempts++;
       rec.backend = member.id;

@@ -30,7 +30,14 @@ function fail(e: Endpoint): void {
 
 /** Ways a backend goes out and comes back by itself after `backMs`. */
 const OUTAGES: [string, (e: Endpoint) => void, number][] = [
-  ['passive health (two failures, 5 s cooldown)', (e) => [1, 2].forEach(() => fail(e)), 5_000],
+  [
+    'passive health (two failures, 5 s cooldown)',
+    (e) => {
+      fail(e);
+      fail(e);
+    },
+    5_000,
+  ],
   [
     'circuit breaker (opens, closes after a good probe)',
     (e) => {
