@@ -48,8 +48,8 @@ export class Endpoint {
   readonly protocol: BackendConfig['protocol'];
   /** `host:port` of the backend, for the `upstream` host policy and logs. */
   readonly authority: string;
-  /** Connection pool and protocol client. */
-  readonly transport: Transport;
+  /** Connection pool and protocol client (replaced by the registry when a reload changes `max_connections`). */
+  transport: Transport;
   /** Health state machine. */
   readonly health: HealthState;
   /** Peak-EWMA of response-header latency. */

@@ -30,9 +30,9 @@ export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig): st
   return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
 }
 
-/** Key of an endpoint: its pool and its transport key. */
+/** Key of an endpoint: its pool and its transport key (without the connection limit, so a new limit keeps the endpoint's state). */
 export function endpointKey(pool: string, backend: BackendConfig, tls: UpstreamTlsConfig): string {
-  return `${pool}|${transportKey(backend, tls)}`;
+  return `${pool}|${transportKey({ ...backend, limits: undefined }, tls)}`;
 }
 
 /** All endpoints of the running process. */
@@ -89,14 +89,15 @@ export class EndpointRegistry {
       if (existing) {
         existing.endpoint.setHealthPolicy(backend.health_check);
         this.syncGate(existing.endpoint, backend);
+        if (existing.transportKey !== tk) {
+          // A new max_connections: a connection pool of that size (the old one closes once its requests end).
+          existing.endpoint.transport = this.transportOf(tk, backend, tls);
+          existing.transportKey = tk;
+        }
         this.syncChecker(existing, backend, tls);
         continue;
       }
-      let transport = this.transports.get(tk);
-      if (!transport) {
-        transport = this.transportFor(backend, tls);
-        this.transports.set(tk, transport);
-      }
+      const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
       const entry: Entry = { endpoint, transportKey: tk };
@@ -149,6 +150,16 @@ export class EndpointRegistry {
     );
     this.outliers.set(pool, { detector, policy: text });
     return detector;
+  }
+
+  /** The shared transport of key `tk`, made on first use. */
+  private transportOf(tk: string, backend: BackendConfig, tls: UpstreamTlsConfig): Transport {
+    let transport = this.transports.get(tk);
+    if (!transport) {
+      transport = this.transportFor(backend, tls);
+      this.transports.set(tk, transport);
+    }
+    return transport;
   }
 
   /** Gives the endpoint a concurrency gate when the backend has `max_concurrent_requests` (kept, with its queue, across reloads). */
