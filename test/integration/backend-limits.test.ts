@@ -99,6 +99,9 @@ upstream:
 
     const fifth = await timed(`${spooky.url}/lim/slow?ms=1500&i=4`, t0);
     const done = await Promise.all(first);
+    console.log(
+      `limits: 5th request refused after ${fifth.at.toFixed(0)} ms; the others finished at ${done.map((d) => d.at.toFixed(0)).join(', ')} ms`,
+    );
     expect(fifth.status).toBe(503);
     expect(fifth.retryAfter).toBe('1');
     // Refused at once: before even the first two (1.5 s each) finished.
@@ -129,6 +132,7 @@ upstream:
     expect(waited.status).toBe(503);
     expect(waited.retryAfter).toBe('1');
     const rec = await spooky.child.waitFor((r) => r.event === 'access' && r.error === 'queue_timeout', 5000, 'queue_timeout access line');
+    console.log(`limits: queue_timeout after ${rec.duration_ms} ms (queue_timeout_ms 400)`);
     expect(rec.duration_ms as number).toBeGreaterThanOrEqual(390);
 
     // A queued request whose client aborts is out of the queue at once (and logged as 499).
@@ -153,6 +157,7 @@ upstream:
       }),
     );
     expect(results.filter(([s, b]) => s === 200 && b === 'ok')).toHaveLength(50);
+    console.log(`limits: 50 concurrent requests used ${raw.connections.length} backend connections (max_connections 2)`);
     expect(raw.connections.length).toBeGreaterThan(0);
     expect(raw.connections.length).toBeLessThanOrEqual(2);
     expect(raw.connections.reduce((n, conn) => n + conn.requests.length, 0)).toBe(50);
