@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'overloaded' // over limits.max_in_flight (503)
   | 'too_many_concurrent' // the client is over limits.max_in_flight_per_client (429)
   | 'no_healthy_backend' // pool has no available backend (503)
+  | 'queue_full' // the chosen backend is at its request limit and its queue is full (503)
+  | 'queue_timeout' // waited in the backend's queue longer than its queue timeout (503)
   | 'upstream_connect_failed' // could not connect; nothing was sent (502, retryable)
   | 'upstream_reset' // connection broke after the request started (502)
   | 'upstream_protocol_error' // the backend spoke invalid HTTP (502)
@@ -41,6 +43,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   overloaded: 503,
   too_many_concurrent: 429,
   no_healthy_backend: 503,
+  queue_full: 503,
+  queue_timeout: 503,
   upstream_connect_failed: 502,
   upstream_reset: 502,
   upstream_protocol_error: 502,
@@ -62,6 +66,8 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
   overloaded: 'internal',
   too_many_concurrent: 'downstream',
   no_healthy_backend: 'internal',
+  queue_full: 'internal',
+  queue_timeout: 'internal',
   upstream_connect_failed: 'upstream',
   upstream_reset: 'upstream',
   upstream_protocol_error: 'upstream',
@@ -105,6 +111,8 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
   overloaded: 'server busy',
   too_many_concurrent: 'too many concurrent requests',
   no_healthy_backend: 'no healthy backend available',
+  queue_full: 'backend busy',
+  queue_timeout: 'backend busy',
   upstream_connect_failed: 'could not connect to a backend',
   upstream_reset: 'the backend connection broke',
   upstream_protocol_error: 'the backend sent an invalid response',

@@ -21,6 +21,21 @@ export function weightOf(c: Candidate): number {
   return Number.isFinite(w) && w > 0 ? w : 1;
 }
 
+/** Smallest weight {@link weightAt} returns, so a backend ramping up from 0 can still be the only choice. */
+const MIN_DYNAMIC_WEIGHT = 1e-9;
+
+/** True when some candidate has a time-varying weight ({@link Candidate.currentWeight}, slow start). */
+export function hasDynamicWeights(candidates: readonly Candidate[]): boolean {
+  return candidates.some((c) => typeof c.currentWeight === 'function');
+}
+
+/** The weight of `c` at `now`: its {@link Candidate.currentWeight} when it has one (kept finite and > 0), else {@link weightOf}. */
+export function weightAt(c: Candidate, now: number): number {
+  if (c.currentWeight === undefined) return weightOf(c);
+  const w = c.currentWeight(now);
+  return Number.isFinite(w) && w > MIN_DYNAMIC_WEIGHT ? w : MIN_DYNAMIC_WEIGHT;
+}
+
 /**
  * The hash key of `ctx`, or undefined when it is missing. An empty string counts as missing: hashing it would
  * pin every such request to one backend.

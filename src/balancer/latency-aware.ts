@@ -14,13 +14,14 @@
  */
 
 import type { Random } from '../lib/random.ts';
-import { usable, weightOf } from './common.ts';
+import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy, StrategyDeps } from './types.ts';
 
 /** Power-of-two-choices picker over peak-EWMA latency. O(1) while everything is up; O(n) otherwise. */
 export class PeakEwmaP2CPicker<C extends Candidate> implements Picker<C> {
   private readonly candidates: readonly C[];
   private readonly weights: Float64Array;
+  private readonly dynamic: boolean;
   /** Output of {@link distinctPair} (fields rather than a tuple, so a pick allocates nothing). */
   private pairA = 0;
   private pairB = 0;
@@ -32,6 +33,7 @@ export class PeakEwmaP2CPicker<C extends Candidate> implements Picker<C> {
   ) {
     this.candidates = candidates.slice();
     this.weights = Float64Array.from(this.candidates, weightOf);
+    this.dynamic = hasDynamicWeights(this.candidates);
   }
 
   /** The cheaper of two random usable candidates, the only usable one, or undefined when none is usable. */
@@ -101,8 +103,10 @@ export class PeakEwmaP2CPicker<C extends Candidate> implements Picker<C> {
     let lb = cb.latency(now);
     if (!(la > 0)) la = 0;
     if (!(lb > 0)) lb = 0;
-    const loadA = (Math.max(0, ca.inFlight()) + 1) / (this.weights[a] as number);
-    const loadB = (Math.max(0, cb.inFlight()) + 1) / (this.weights[b] as number);
+    const wa = this.dynamic ? weightAt(ca, now) : (this.weights[a] as number);
+    const wb = this.dynamic ? weightAt(cb, now) : (this.weights[b] as number);
+    const loadA = (Math.max(0, ca.inFlight()) + 1) / wa;
+    const loadB = (Math.max(0, cb.inFlight()) + 1) / wb;
     if (la === 0 && lb === 0) return loadB < loadA ? cb : ca;
     if (la === 0) return loadA <= loadB ? ca : cb; // cold a, costed at b's latency; wins ties
     if (lb === 0) return loadB <= loadA ? cb : ca;

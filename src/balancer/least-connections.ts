@@ -9,21 +9,23 @@
  */
 
 import type { Random } from '../lib/random.ts';
-import { usable, weightOf } from './common.ts';
+import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy, StrategyDeps } from './types.ts';
 
 /** Weighted least-connections picker. O(n) per pick; no allocation. */
 export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
   private readonly candidates: readonly C[];
   private readonly weights: Float64Array;
+  private readonly dynamic: boolean;
 
-  /** Builds a picker over `candidates`, breaking ties with `random`. */
+  /** Builds a picker over `candidates`, breaking ties with `random`; slow-starting candidates count with their weight at the pick. */
   constructor(
     candidates: readonly C[],
     private readonly random: Random,
   ) {
     this.candidates = candidates.slice();
     this.weights = Float64Array.from(this.candidates, weightOf);
+    this.dynamic = hasDynamicWeights(this.candidates);
   }
 
   /** The usable candidate minimising (inFlight + 1) / weight, or undefined when none is usable. */
@@ -38,7 +40,7 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
       const c = cs[i] as C;
       if (!usable(c, ctx.exclude)) continue;
       const load = Math.max(0, c.inFlight()) + 1;
-      const w = ws[i] as number;
+      const w = this.dynamic ? weightAt(c, ctx.now) : (ws[i] as number);
       if (best === undefined) {
         best = c;
         bestLoad = load;

@@ -2,22 +2,30 @@
  * Round-robin: plain rotation over the available, non-excluded candidates, ignoring weight. An unusable
  * candidate is skipped and the rotation goes on from the one after the candidate returned (so while one is
  * down, its successor takes its turns too, as in nginx and Caddy).
+ *
+ * Slow start: when candidates have a time-varying weight, each counts as weight 1 scaled by its ramp
+ * (`currentWeight / weight`), and the pick is a smooth weighted round-robin over those shares; with every ramp
+ * over, that is the same rotation in list order.
  */
-import { usable } from './common.ts';
+import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy } from './types.ts';
 
 /** Round-robin picker. O(1) while everything is up; O(n) worst case when candidates are down or excluded. */
 export class RoundRobinPicker<C extends Candidate> implements Picker<C> {
   private readonly candidates: readonly C[];
   private next = 0;
+  /** Smooth weighted round-robin state when some candidate slow-starts; null otherwise. */
+  private readonly current: Float64Array | null;
 
   /** Builds a picker over `candidates`; the rotation starts at the first. */
   constructor(candidates: readonly C[]) {
     this.candidates = candidates.slice();
+    this.current = hasDynamicWeights(this.candidates) ? new Float64Array(this.candidates.length) : null;
   }
 
   /** The next usable candidate in rotation order, or undefined when none is usable. */
   pick(ctx: PickContext): C | undefined {
+    if (this.current !== null) return this.pickRamped(ctx, this.current);
     const cs = this.candidates;
     const n = cs.length;
     for (let k = 0; k < n; k++) {
@@ -29,6 +37,25 @@ export class RoundRobinPicker<C extends Candidate> implements Picker<C> {
       }
     }
     return undefined;
+  }
+
+  /** Smooth weighted round-robin over each usable candidate's ramp share (1 when not ramping). */
+  private pickRamped(ctx: PickContext, cur: Float64Array): C | undefined {
+    const cs = this.candidates;
+    let best = -1;
+    let total = 0;
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i] as C;
+      if (!usable(c, ctx.exclude)) continue;
+      const w = weightAt(c, ctx.now) / weightOf(c);
+      const v = (cur[i] as number) + w;
+      cur[i] = v;
+      total += w;
+      if (best < 0 || v > (cur[best] as number)) best = i;
+    }
+    if (best < 0) return undefined;
+    cur[best] = (cur[best] as number) - total;
+    return cs[best] as C;
   }
 }
 

@@ -82,3 +82,27 @@ export function relativeShareErrors(candidates: readonly Candidate[], counts: Re
   }
   return out;
 }
+
+/** A {@link FakeCandidate} that slow-starts: its weight at `now` ramps from `minFraction` up over `windowMs` after `joinedAt`. */
+export class RampingCandidate extends FakeCandidate {
+  /** When it (re)joined (monotonic ms). */
+  joinedAt = 0;
+
+  /** A candidate `id` of `weight` ramping over `windowMs` from `minFraction`. */
+  constructor(
+    id: string,
+    weight: number,
+    readonly windowMs: number,
+    readonly minFraction = 0.1,
+  ) {
+    super(id, weight);
+  }
+
+  /** The weight at `now`: linear ramp from `minFraction` of the weight to all of it. */
+  currentWeight(now: number): number {
+    const elapsed = now - this.joinedAt;
+    if (elapsed >= this.windowMs) return this.weight;
+    const f = Math.max(0, elapsed) / this.windowMs;
+    return this.weight * (this.minFraction + (1 - this.minFraction) * f);
+  }
+}

@@ -16,6 +16,11 @@ export interface Candidate {
   inFlight(): number;
   /** Peak-EWMA latency estimate in milliseconds at `now`; 0 when nothing is known. */
   latency(now: number): number;
+  /**
+   * The weight at `now` when it varies over time (slow start ramps it up after the backend (re)joined); absent
+   * when the weight is fixed. Strategies that honour it read it per pick; see `common.ts` `weightAt`.
+   */
+  currentWeight?(now: number): number;
 }
 
 /** Per-request input to a pick. */

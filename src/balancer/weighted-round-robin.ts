@@ -7,8 +7,10 @@
  * Unusable (down or excluded) candidates take no part in a pick and keep their current weight, as nginx skips
  * down or already-tried peers. nginx's "effective weight" that shrinks on failures is not modelled: failures
  * act through availability instead.
+ *
+ * Slow start: candidates with a time-varying weight (`currentWeight`) take part with their weight at the pick.
  */
-import { usable, weightOf } from './common.ts';
+import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy } from './types.ts';
 
 /** Smooth weighted round-robin picker. O(n) per pick. */
@@ -16,12 +18,14 @@ export class SmoothWeightedRoundRobinPicker<C extends Candidate> implements Pick
   private readonly candidates: readonly C[];
   private readonly weights: Float64Array;
   private readonly current: Float64Array;
+  private readonly dynamic: boolean;
 
   /** Builds a picker over `candidates`, all current weights at 0. */
   constructor(candidates: readonly C[]) {
     this.candidates = candidates.slice();
     this.weights = Float64Array.from(this.candidates, weightOf);
     this.current = new Float64Array(this.candidates.length);
+    this.dynamic = hasDynamicWeights(this.candidates);
   }
 
   /** The usable candidate with the largest current weight, or undefined when none is usable. */
@@ -29,11 +33,12 @@ export class SmoothWeightedRoundRobinPicker<C extends Candidate> implements Pick
     const cs = this.candidates;
     const cur = this.current;
     const ws = this.weights;
+    const dynamic = this.dynamic;
     let best = -1;
     let total = 0;
     for (let i = 0; i < cs.length; i++) {
       if (!usable(cs[i] as C, ctx.exclude)) continue;
-      const w = ws[i] as number;
+      const w = dynamic ? weightAt(cs[i] as C, ctx.now) : (ws[i] as number);
       const v = (cur[i] as number) + w;
       cur[i] = v;
       total += w;

@@ -157,6 +157,8 @@ function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void 
     return;
   }
   const canonical = canonicalStrategy(type);
+  if ((canonical === 'ip-hash' || canonical === 'consistent-hash') && lb.slow_start !== undefined)
+    sink.warn([...path, 'slow_start'], 'key', `\`slow_start\` is not applied by \`${canonical}\` (it would move sticky keys); it is ignored`);
   if (canonical === undefined || canonical === 'consistent-hash') return;
   for (const k of ['key', 'virtual_nodes']) {
     if (lb[k] !== undefined) sink.warn([...path, k], 'key', `\`${k}\` is only used by consistent-hash; it is ignored for \`${canonical}\``);

@@ -19,6 +19,7 @@ import {
 import {
   ALERT_KINDS,
   type AlertsFile,
+  type BackendLimitsFile,
   type CircuitBreakerFile,
   type ConditionFile,
   type ConfigFile,
@@ -40,6 +41,7 @@ import {
 import type {
   AlertsConfig,
   BackendConfig,
+  BackendLimitsConfig,
   CertificateConfig,
   CircuitBreakerConfig,
   Config,
@@ -79,6 +81,8 @@ export const DEFAULTS = {
   },
   circuit_breaker: { consecutive_failures: 5, failure_rate: 0.5, window_ms: 10000, min_requests: 20, open_ms: 10000, half_open_max: 1 },
   outlier_detection: { consecutive_failures: 5, base_ejection_ms: 30000, max_ejection_ms: 300000, max_ejected_percent: 50 },
+  backend_limits: { max_connections: 0, max_concurrent_requests: 0, max_queued_requests: 100, queue_timeout_ms: 1000 },
+  slow_start: { window_ms: 30000, aggression: 1, min_weight_percent: 10 },
   upstream_tls: { verify_certificates: true, strict_sni: true },
   load_balancing: { type: 'round-robin', virtual_nodes: 2000 },
   weight: 100,
@@ -200,6 +204,8 @@ function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: st
         weight: b.weight ?? DEFAULTS.weight,
         health_check: resolveHealth(pool.health_check, b.health_check),
       };
+      const limits = resolveBackendLimits(pool.backend_limits, b.limits);
+      if (limits !== undefined) backend.limits = limits;
       return backend;
     }),
     ...(pool.metrics !== undefined
@@ -212,30 +218,48 @@ function resolvePool(name: string, pool: PoolFile, file: ConfigFile, abs: (p: st
       : {}),
     timeouts: resolveTimeouts(pool.timeouts, file.timeouts),
     retries: resolveRetries(pool.retries, file.retries),
-    circuit_breaker: pool.circuit_breaker === undefined ? null : resolveBreaker(pool.circuit_breaker),
-    outlier_detection: pool.outlier_detection === undefined ? null : resolveOutlier(pool.outlier_detection),
+    circuit_breaker: resolveBreaker(pool.circuit_breaker, file.circuit_breaker),
+    outlier_detection: resolveOutlier(pool.outlier_detection, file.outlier_detection),
   };
 }
 
-function resolveBreaker(b: CircuitBreakerFile): CircuitBreakerConfig {
+/** The pool's breaker over the top-level one, field by field; null when neither is set or the result says `enabled: false`. */
+function resolveBreaker(b: CircuitBreakerFile | undefined, g: CircuitBreakerFile | undefined): CircuitBreakerConfig | null {
+  if (b === undefined && g === undefined) return null;
+  if ((b?.enabled ?? g?.enabled ?? true) === false) return null;
   const d = DEFAULTS.circuit_breaker;
   return {
-    consecutive_failures: b.consecutive_failures ?? d.consecutive_failures,
-    failure_rate: b.failure_rate ?? d.failure_rate,
-    window_ms: b.window_ms ?? d.window_ms,
-    min_requests: b.min_requests ?? d.min_requests,
-    open_ms: b.open_ms ?? d.open_ms,
-    half_open_max: b.half_open_max ?? d.half_open_max,
+    consecutive_failures: b?.consecutive_failures ?? g?.consecutive_failures ?? d.consecutive_failures,
+    failure_rate: b?.failure_rate ?? g?.failure_rate ?? d.failure_rate,
+    window_ms: b?.window_ms ?? g?.window_ms ?? d.window_ms,
+    min_requests: b?.min_requests ?? g?.min_requests ?? d.min_requests,
+    open_ms: b?.open_ms ?? g?.open_ms ?? d.open_ms,
+    half_open_max: b?.half_open_max ?? g?.half_open_max ?? d.half_open_max,
   };
 }
 
-function resolveOutlier(o: OutlierDetectionFile): OutlierDetectionConfig {
+/** The pool's outlier detection over the top-level one, field by field; null when neither is set or `enabled: false`. */
+function resolveOutlier(o: OutlierDetectionFile | undefined, g: OutlierDetectionFile | undefined): OutlierDetectionConfig | null {
+  if (o === undefined && g === undefined) return null;
+  if ((o?.enabled ?? g?.enabled ?? true) === false) return null;
   const d = DEFAULTS.outlier_detection;
   return {
-    consecutive_failures: o.consecutive_failures ?? d.consecutive_failures,
-    base_ejection_ms: o.base_ejection_ms ?? d.base_ejection_ms,
-    max_ejection_ms: o.max_ejection_ms ?? d.max_ejection_ms,
-    max_ejected_percent: o.max_ejected_percent ?? d.max_ejected_percent,
+    consecutive_failures: o?.consecutive_failures ?? g?.consecutive_failures ?? d.consecutive_failures,
+    base_ejection_ms: o?.base_ejection_ms ?? g?.base_ejection_ms ?? d.base_ejection_ms,
+    max_ejection_ms: o?.max_ejection_ms ?? g?.max_ejection_ms ?? d.max_ejection_ms,
+    max_ejected_percent: o?.max_ejected_percent ?? g?.max_ejected_percent ?? d.max_ejected_percent,
+  };
+}
+
+/** A backend's `limits` over its pool's `backend_limits`, field by field; undefined when neither is set. */
+function resolveBackendLimits(pool: BackendLimitsFile | undefined, own: BackendLimitsFile | undefined): BackendLimitsConfig | undefined {
+  if (pool === undefined && own === undefined) return undefined;
+  const d = DEFAULTS.backend_limits;
+  return {
+    max_connections: own?.max_connections ?? pool?.max_connections ?? d.max_connections,
+    max_concurrent_requests: own?.max_concurrent_requests ?? pool?.max_concurrent_requests ?? d.max_concurrent_requests,
+    max_queued_requests: own?.max_queued_requests ?? pool?.max_queued_requests ?? d.max_queued_requests,
+    queue_timeout_ms: own?.queue_timeout_ms ?? pool?.queue_timeout_ms ?? d.queue_timeout_ms,
   };
 }
 
@@ -327,6 +351,15 @@ function resolveLoadBalancing(lb: LoadBalancingFile | undefined): LoadBalancingC
     type,
     key: sticky || lb?.key === undefined ? { kind: 'client_ip' } : must(parseHashKey(lb.key)),
     virtual_nodes: lb?.virtual_nodes ?? DEFAULTS.load_balancing.virtual_nodes,
+    ...(lb?.slow_start !== undefined && type !== 'ip-hash' && type !== 'consistent-hash'
+      ? {
+          slow_start: {
+            window_ms: lb.slow_start.window_ms ?? DEFAULTS.slow_start.window_ms,
+            aggression: lb.slow_start.aggression ?? DEFAULTS.slow_start.aggression,
+            min_fraction: (lb.slow_start.min_weight_percent ?? DEFAULTS.slow_start.min_weight_percent) / 100,
+          },
+        }
+      : {}),
   };
 }
 

@@ -273,8 +273,9 @@ export const CircuitBreakerSchema = z
     min_requests: opt(z.number().int().min(1).max(1_000_000), 'Fewest requests in the window before the failure rate counts. Default `20`.', 20),
     open_ms: opt(durationMs(1), 'Milliseconds the circuit stays open (no traffic) before probe requests are let through. Default `10000`.', 10000),
     half_open_max: opt(z.number().int().min(1).max(1000), 'Probe requests allowed at once while half-open; a success closes the circuit, a failure opens it again. Default `1`.', 1),
+    enabled: opt(z.boolean(), 'Set `false` in a pool to turn off a breaker the top level switched on. Default `true`.', true),
   })
-  .describe('Circuit breaker per backend of the pool. Default: off.');
+  .describe('Circuit breaker per backend of the pool; a pool\'s fields override the top-level `circuit_breaker` field by field. Default: off.');
 
 /** Passive outlier detection of a pool. */
 export const OutlierDetectionSchema = z
@@ -283,8 +284,44 @@ export const OutlierDetectionSchema = z
     base_ejection_ms: opt(durationMs(1), 'First ejection in milliseconds; each further ejection doubles it. Default `30000`.', 30000),
     max_ejection_ms: opt(durationMs(1), 'Longest ejection in milliseconds; a backend that stays in this long has its ejection count reset. Default `300000`.', 300000),
     max_ejected_percent: opt(z.number().int().min(0).max(100), 'Largest share of the pool (percent, rounded down to whole backends) ejected at once. Default `50`.', 50),
+    enabled: opt(z.boolean(), 'Set `false` in a pool to turn off outlier detection the top level switched on. Default `true`.', true),
   })
-  .describe('Passive outlier detection of the pool. Default: off.');
+  .describe('Passive outlier detection of the pool; a pool\'s fields override the top-level `outlier_detection` field by field. Default: off.');
+
+/** Per-backend connection, concurrency and queue limits. */
+export const BackendLimitsSchema = z
+  .strictObject({
+    max_connections: opt(
+      z.number().int().min(0).max(100000),
+      'Most TCP connections to the backend (HTTP/1.1: keep-alive pool; HTTP/2: sessions); more requests wait for a free connection (within `timeouts.connect_ms`). `0`: the transport default (HTTP/1.1 no limit, HTTP/2 8 sessions). Default `0`.',
+      0,
+    ),
+    max_concurrent_requests: opt(
+      z.number().int().min(0).max(1000000),
+      'Most requests in flight to the backend at once; more wait in its queue. `0`: no limit. Default `0`.',
+      0,
+    ),
+    max_queued_requests: opt(
+      z.number().int().min(0).max(1000000),
+      'Most requests waiting for a slot of the backend (FIFO); more get 503 `queue_full` at once. Default `100`.',
+      100,
+    ),
+    queue_timeout_ms: opt(durationMs(1), 'Longest wait in the queue in milliseconds; then 503 `queue_timeout`. Default `1000`.', 1000),
+  })
+  .describe('Per-backend limits: connections, concurrent requests and a bounded queue.');
+
+/** Slow start of a pool's balancer. */
+export const SlowStartSchema = z
+  .strictObject({
+    window_ms: opt(durationMs(1), 'How long a backend that (re)joins takes to reach its full weight, in milliseconds. Default `30000`.', 30000),
+    aggression: opt(
+      z.number().min(0.01).max(100),
+      'Shape of the ramp: the share grows with (elapsed / window)^(1 / aggression); `1` is linear, larger values ramp faster at first. Default `1`.',
+      1,
+    ),
+    min_weight_percent: opt(z.number().min(0).max(100), 'Share of its weight (percent) a backend gets right after (re)joining. Default `10`.', 10),
+  })
+  .describe('Slow start (as Envoy\'s slow_start_config): ramps a (re)joining backend\'s weight up over a window. Default: off.');
 
 /** Retry budget. */
 export const RetryBudgetSchema = z
@@ -357,6 +394,9 @@ export const LoadBalancingSchema = z
       z.number().int().min(1).max(10000),
       'For `consistent-hash`: ring points per backend at weight 100 (scaled by weight), 1..10000. Default `2000` (keeps every backend within about 5% of its weighted share).',
       2000,
+    ),
+    slow_start: SlowStartSchema.optional().describe(
+      'Ramp the share of a backend that joins (added by a reload) or rejoins (healthy again, circuit closed, ejection over) over a window. Used by round-robin, weighted-round-robin, random, least-connections and latency-aware; ignored (warning) by ip-hash and consistent-hash. Default: off.',
     ),
   })
   .describe('Load-balancing policy of a pool.');
@@ -514,6 +554,7 @@ export const BackendSchema = z
     health_check: HealthCheckSchema.optional().describe(
       "Health policy of this backend; overrides the pool's `health_check` field by field. Absent on both: no active probes.",
     ),
+    limits: BackendLimitsSchema.optional().describe("Limits of this backend; override the pool's `backend_limits` field by field."),
   })
   .describe('A backend server.');
 
@@ -591,6 +632,9 @@ export const PoolSchema = z
     retries: RetriesSchema.optional().describe('Retry policy of this pool; unset fields come from the top-level `retries`, then the defaults.'),
     circuit_breaker: CircuitBreakerSchema.optional(),
     outlier_detection: OutlierDetectionSchema.optional(),
+    backend_limits: BackendLimitsSchema.optional().describe(
+      "Default limits of this pool's backends (connections, concurrent requests, queue); each backend's `limits` overrides them field by field. Default: none.",
+    ),
     metrics: PoolMetricsSchema.optional().describe(
       'Custom metrics of this pool, labelled by a request header, a response header or a route tag (for example a tenant or an API version). Default none.',
     ),
@@ -821,6 +865,8 @@ export const ConfigFileSchema = z
     limits: LimitsSchema.optional(),
     timeouts: TimeoutsSchema.optional(),
     retries: RetriesSchema.optional(),
+    circuit_breaker: CircuitBreakerSchema.optional().describe('Default circuit breaker of every pool; pools override it field by field. Default: off.'),
+    outlier_detection: OutlierDetectionSchema.optional().describe('Default outlier detection of every pool; pools override it field by field. Default: off.'),
     upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
     upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
@@ -865,3 +911,7 @@ export type CircuitBreakerFile = z.infer<typeof CircuitBreakerSchema>;
 export type OutlierDetectionFile = z.infer<typeof OutlierDetectionSchema>;
 /** The `alerts` section as written. */
 export type AlertsFile = z.infer<typeof AlertsSchema>;
+/** One backend_limits / limits map as written. */
+export type BackendLimitsFile = z.infer<typeof BackendLimitsSchema>;
+/** One slow_start map as written. */
+export type SlowStartFile = z.infer<typeof SlowStartSchema>;

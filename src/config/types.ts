@@ -96,6 +96,30 @@ export interface BackendConfig {
   weight: number;
   /** Health policy. */
   health_check: HealthCheckConfig;
+  /** Connection, concurrency and queue limits (backend `limits` over pool `backend_limits`); absent when neither is set. */
+  limits?: BackendLimitsConfig;
+}
+
+/** Per-backend limits. */
+export interface BackendLimitsConfig {
+  /** Most TCP connections (HTTP/1.1 pool size, HTTP/2 sessions); `0`: the transport default. Default `0`. */
+  max_connections: number;
+  /** Most requests in flight at once; `0`: no limit. Default `0`. */
+  max_concurrent_requests: number;
+  /** Most requests waiting for a slot; more get 503 `queue_full`. Default `100`. */
+  max_queued_requests: number;
+  /** Longest wait in the queue in milliseconds; then 503 `queue_timeout`. Default `1000`. */
+  queue_timeout_ms: number;
+}
+
+/** Slow start: the weight of a (re)joining backend ramps up over a window (Envoy's slow_start_config). */
+export interface SlowStartConfig {
+  /** Milliseconds to reach full weight. Default `30000`. */
+  window_ms: number;
+  /** Ramp shape: share = min + (1 - min) * (elapsed / window)^(1 / aggression). Default `1` (linear). */
+  aggression: number;
+  /** Share of the weight right after (re)joining, 0..1 (from `min_weight_percent`). Default `0.1`. */
+  min_fraction: number;
 }
 
 /** A header condition of a route. */
@@ -160,6 +184,8 @@ export interface LoadBalancingConfig {
   key: HashKeySource;
   /** Consistent hash: ring points per backend at weight 100 (scaled by weight). Default `2000`. */
   virtual_nodes: number;
+  /** Slow start of (re)joining backends; absent when off (the default). Not used by the hash strategies. */
+  slow_start?: SlowStartConfig;
 }
 
 /** How the Host header reaches the backend. */

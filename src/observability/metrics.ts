@@ -48,6 +48,8 @@ export const REJECTION_CODES: ReadonlySet<string> = new Set([
   'overloaded',
   'too_many_concurrent',
   'no_healthy_backend',
+  'queue_full',
+  'queue_timeout',
 ]);
 
 /** Buckets (seconds) of the request and upstream latency histograms: 1 ms .. 60 s. */
@@ -309,7 +311,7 @@ export class Metrics implements ProxyObserver {
     });
     new Counter({
       name: 'spooky_rejections_total',
-      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503.',
+      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503, queue_full 503, queue_timeout 503.',
       labelNames: ['reason', 'status'],
       registers,
       collect() {
@@ -336,6 +338,16 @@ export class Metrics implements ProxyObserver {
       'spooky_backend_in_flight_requests',
       'Requests in flight to the backend now, by pool and backend (current config).',
       (m) => m.endpoint.inFlight,
+    );
+    backendGauge(
+      'spooky_backend_queued_requests',
+      'Requests waiting for a slot of the backend (max_concurrent_requests) now, by pool and backend (current config).',
+      (m) => m.endpoint.gate?.limiter.queued ?? 0,
+    );
+    backendGauge(
+      'spooky_backend_effective_weight',
+      'Balancing weight of the backend now: its weight, less while slow start ramps it up, by pool and backend (current config).',
+      (m, now) => (m.currentWeight ? m.currentWeight(now) : m.weight),
     );
     this.healthChecks = new Counter({
       name: 'spooky_health_checks_total',

@@ -18,7 +18,9 @@ import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limite
 import { RetryBudget } from '../resilience/retry-budget.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
+import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
+import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
@@ -73,7 +75,8 @@ function errorResponse(err: SpookyError, requestId: string, altSvc: string | und
   const status = err.status === 499 ? 400 : err.status;
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId };
   if (altSvc) headers['alt-svc'] = altSvc;
-  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent') headers['retry-after'] = '1';
+  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent' || err.code === 'queue_full' || err.code === 'queue_timeout')
+    headers['retry-after'] = '1';
   if (extra) Object.assign(headers, extra);
   if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
   return new Response(`${status} ${PUBLIC_MESSAGE[err.code]}\n`, { status, headers });
@@ -407,8 +410,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
     for (;;) {
-      const member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
+      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
       next = undefined;
+      if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity()) member = preferFreeBackend(pool, member, exclude, clock.now());
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
         const delay = Math.min(
@@ -423,6 +427,17 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         const left = Math.floor(deadline - clock.now());
         if (left <= 0) return fail(lastError ?? new SpookyError('upstream_timeout', `request over timeouts.request_ms (${timeouts.request_ms} ms)`));
         if (left < headerTimeout) headerTimeout = left;
+      }
+      let gate: BackendGate | null = null;
+      if (pool.limited === true && member.endpoint.gate !== null) {
+        gate = member.endpoint.gate;
+        const refused = await admitToBackend(gate, req.signal);
+        if (refused) {
+          rec.backend = member.id;
+          return fail(refused);
+        }
+        // The wait in the queue counts against timeouts.request_ms.
+        if (deadline !== Number.POSITIVE_INFINITY) headerTimeout = Math.max(1, Math.min(headerTimeout, Math.floor(deadline - clock.now())));
       }
       rec.attempts++;
       rec.backend = member.id;
@@ -446,6 +461,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
       const settle = (): void => {
         endpoint.end(startedAt, headersAt, endError, status);
+        gate?.release();
         if (meter) rec.bytes_in = meter.bytes;
         finish(endError?.code === 'client_aborted' ? 499 : status, endError);
       };
@@ -480,6 +496,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             ended = true;
             if (up.body instanceof ReadableStream) void up.body.cancel().catch(() => {});
             endpoint.end(startedAt, headersAt, wasEnded ? endError : undefined, status);
+            gate?.release();
             lastError = undefined;
             continue;
           }
@@ -508,6 +525,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
         endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
+        gate?.release();
         const failed = { pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt };
         observer.attemptEnd(failed);
         trace.attemptEnd(failed);

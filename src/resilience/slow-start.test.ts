@@ -18,4 +18,14 @@ describe('slowStartWeight', () => {
     clock.advance(since);
     expect(slowStartWeight(weight, joinedAt, clock.now(), windowMs, minFraction)).toBeCloseTo(expected, 9);
   });
+
+  test.each<[string, number, number, number]>([
+    // name, aggression, ms since joining (window 1000, weight 100, min 0), expected weight
+    ['aggression 1 is linear', 1, 250, 25],
+    ['aggression 2 ramps faster at first (square root)', 2, 250, 50],
+    ['aggression 0.5 ramps slower at first (square)', 0.5, 500, 25],
+    ['any aggression reaches full weight at the end', 4, 1000, 100],
+  ])('%s', (_name, aggression, since, expected) => {
+    expect(slowStartWeight(100, 0, since, 1000, 0, aggression)).toBeCloseTo(expected, 9);
+  });
 });

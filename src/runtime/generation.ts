@@ -10,6 +10,7 @@ import type { Random } from '../lib/random.ts';
 import { compileRouter, type Router } from '../router/router.ts';
 import { PoolMember } from '../upstream/endpoint.ts';
 import type { EndpointRegistry } from '../upstream/registry.ts';
+import { SlowStartMember } from '../upstream/slow-start-member.ts';
 
 /** What a hash key is computed from. */
 export interface HashKeyInput {
@@ -37,6 +38,8 @@ export interface PoolRuntime {
   readonly members: readonly PoolMember[];
   /** The balancer. */
   readonly picker: Picker<PoolMember>;
+  /** True when some backend has `max_concurrent_requests` (the handler then admits through its gate). */
+  readonly limited?: boolean;
   /** Hash key for ip-hash / consistent-hash; undefined for other strategies or when the key is missing. */
   hashKey(input: HashKeyInput): string | undefined;
 }
@@ -107,10 +110,15 @@ export function buildGeneration(config: Config, registry: EndpointRegistry, id: 
   let order = 0;
   for (const pool of config.pools) {
     const eps = endpoints.get(pool.name) as Map<string, import('../upstream/endpoint.ts').Endpoint>;
-    const members = pool.backends.map((b) => new PoolMember(b.id, b.weight, eps.get(b.id) as import('../upstream/endpoint.ts').Endpoint));
     const lb = pool.load_balancing;
+    const ramp = lb.slow_start;
+    const members = pool.backends.map((b) => {
+      const ep = eps.get(b.id) as import('../upstream/endpoint.ts').Endpoint;
+      return ramp ? new SlowStartMember(b.id, b.weight, ep, ramp) : new PoolMember(b.id, b.weight, ep);
+    });
     const picker = strategyByName(lb.type).build(members, { random, virtualNodes: lb.virtual_nodes });
-    const runtime: PoolRuntime = { name: pool.name, config: pool, members, picker, hashKey: hashKeyExtractor(lb.type, lb.key) };
+    const limited = pool.backends.some((b) => (b.limits?.max_concurrent_requests ?? 0) > 0);
+    const runtime: PoolRuntime = { name: pool.name, config: pool, members, picker, limited, hashKey: hashKeyExtractor(lb.type, lb.key) };
     pools.set(pool.name, runtime);
     pool.routes.forEach((route, i) => {
       routes.push({ route, target: { pool: runtime, routeId: `${pool.name}#${i}`, route }, order: order++ });

@@ -11,6 +11,7 @@ import type { Clock } from '../lib/clock.ts';
 import { type BreakerStateName, CircuitBreaker } from '../resilience/breaker.ts';
 import { PeakEwma } from '../resilience/ewma.ts';
 import type { OutlierDetector } from '../resilience/outlier.ts';
+import type { BackendGate } from './backend-gate.ts';
 import type { Transport } from './transport.ts';
 
 /** Called when an endpoint's health changes. */
@@ -47,8 +48,8 @@ export class Endpoint {
   readonly protocol: BackendConfig['protocol'];
   /** `host:port` of the backend, for the `upstream` host policy and logs. */
   readonly authority: string;
-  /** Connection pool and protocol client. */
-  readonly transport: Transport;
+  /** Connection pool and protocol client (replaced by the registry when a reload changes `max_connections`). */
+  transport: Transport;
   /** Health state machine. */
   readonly health: HealthState;
   /** Peak-EWMA of response-header latency. */
@@ -68,6 +69,12 @@ export class Endpoint {
   ejections = 0;
   /** Told about circuit changes and ejections (set by the registry). */
   onResilience?: ResilienceListener;
+  /** Concurrency slots and queue when the backend has `max_concurrent_requests`; null otherwise (set by the registry). */
+  gate: BackendGate | null = null;
+  /** Monotonic ms when the backend last (re)joined: created, or available again after being out (for slow start). */
+  joinedAt: number;
+  /** True while the backend was seen out (unhealthy, circuit not letting requests through, ejected). */
+  private out = false;
 
   constructor(
     key: string,
@@ -86,14 +93,23 @@ export class Endpoint {
     this.authority = backend.url.host;
     this.transport = transport;
     this.health = new HealthState(backend.health_check);
+    this.joinedAt = clock.now();
   }
 
-  /** True while the backend may take traffic: healthy, its circuit lets a request through, and not ejected. */
+  /**
+   * True while the backend may take traffic: healthy, its circuit lets a request through, and not ejected.
+   * The first time it answers true after being out, the backend counts as rejoined ({@link joinedAt}).
+   */
   available(): boolean {
     const now = this.clock.now();
-    if (!this.health.available(now)) return false;
-    if (this.breaker !== null && !this.breaker.allows(now)) return false;
-    return this.outlier === null || !this.outlier.ejected(this.id, now);
+    const ok =
+      this.health.available(now) && (this.breaker === null || this.breaker.allows(now)) && (this.outlier === null || !this.outlier.ejected(this.id, now));
+    if (!ok) this.out = true;
+    else if (this.out) {
+      this.out = false;
+      this.joinedAt = now;
+    }
+    return ok;
   }
 
   /** Circuit state at `now` (`closed` when there is no breaker). */
@@ -157,16 +173,19 @@ export class Endpoint {
     if (failed) this.failures++;
     if (this.breaker !== null) {
       const state = this.breaker.onResult(failed, now);
+      if (state === 'open') this.out = true;
       if (state !== undefined) this.onResilience?.(this, { kind: 'circuit', state });
     }
     if (this.outlier !== null) {
       const ms = this.outlier.record(this.id, gatewayError || status >= 500, now);
       if (ms !== undefined) {
+        this.out = true;
         this.ejections++;
         this.onResilience?.(this, { kind: 'ejected', ms });
       }
     }
     const transition = this.health.outcome(failed, now);
+    if (transition && !transition.healthy) this.out = true;
     if (transition) this.onHealth(this, transition);
   }
 
@@ -183,6 +202,7 @@ export class Endpoint {
   /** Feeds one active probe result. */
   probeResult(ok: boolean, detail: string): void {
     const transition = this.health.probe(ok, this.clock.now(), detail);
+    if (transition && !transition.healthy) this.out = true;
     if (transition) this.onHealth(this, transition);
   }
 }
@@ -206,6 +226,15 @@ export class PoolMember implements Candidate {
   /** Requests in flight to this endpoint. */
   inFlight(): number {
     return this.endpoint.inFlight;
+  }
+
+  /** The weight at `now` while slow start ramps it (only on `SlowStartMember`s of pools with slow start). */
+  currentWeight?(now: number): number;
+
+  /** False while the backend is at its concurrency limit (or others are queued for it). */
+  hasCapacity(): boolean {
+    const g = this.endpoint.gate;
+    return g === null || g.hasCapacity();
   }
 
   /** Peak-EWMA latency in milliseconds at `now`. */

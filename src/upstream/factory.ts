@@ -71,11 +71,14 @@ export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): Upstr
  */
 export function createTransport(backend: BackendConfig, tls: UpstreamTlsConfig, opts: TransportFactoryOptions = {}): Transport {
   const origin = originFor(backend, tls);
+  const maxConn = backend.limits?.max_connections ?? 0;
+  const http1 = maxConn > 0 ? { ...opts.http1, maxConnections: maxConn } : opts.http1;
+  const http2 = maxConn > 0 ? { ...opts.http2, maxSessions: maxConn } : opts.http2;
   switch (backend.protocol) {
     case 'http1':
-      return new Http1Transport(origin, opts.http1);
+      return new Http1Transport(origin, http1);
     case 'h2c':
     case 'h2':
-      return new Http2Transport(origin, { ...opts.http2, ...(opts.http1 ? { http1: opts.http1 } : {}) });
+      return new Http2Transport(origin, { ...http2, ...(http1 ? { http1 } : {}) });
   }
 }

@@ -9,6 +9,7 @@ import type { BackendConfig, Config, OutlierDetectionConfig, UpstreamTlsConfig }
 import { HealthChecker } from '../health/checker.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import type { Clock } from '../lib/clock.ts';
+import { BackendGate } from './backend-gate.ts';
 import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
 import type { Transport } from './transport.ts';
 
@@ -24,12 +25,14 @@ interface Entry {
 /** Key of a connection pool: protocol, origin and TLS policy. */
 export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
   const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}` : '';
-  return `${backend.protocol}|${backend.url.host}${tlsPart}`;
+  // A connection limit is part of the pool's identity: backends with different limits get their own pools.
+  const maxConn = backend.limits?.max_connections ?? 0;
+  return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
 }
 
-/** Key of an endpoint: its pool and its transport key. */
+/** Key of an endpoint: its pool and its transport key (without the connection limit, so a new limit keeps the endpoint's state). */
 export function endpointKey(pool: string, backend: BackendConfig, tls: UpstreamTlsConfig): string {
-  return `${pool}|${transportKey(backend, tls)}`;
+  return `${pool}|${transportKey({ ...backend, limits: undefined }, tls)}`;
 }
 
 /** All endpoints of the running process. */
@@ -38,6 +41,8 @@ export class EndpointRegistry {
   private readonly transports = new Map<string, Transport>();
   /** Outlier detector of each pool that has one, with the policy it was made from. */
   private readonly outliers = new Map<string, { detector: OutlierDetector; policy: string }>();
+  /** False until the first sync: backends of the first config start warm (no slow start at process start). */
+  private synced = false;
 
   constructor(
     private readonly clock: Clock,
@@ -83,17 +88,21 @@ export class EndpointRegistry {
       const existing = this.entries.get(key);
       if (existing) {
         existing.endpoint.setHealthPolicy(backend.health_check);
+        this.syncGate(existing.endpoint, backend);
+        if (existing.transportKey !== tk) {
+          // A new max_connections: a connection pool of that size (the old one closes once its requests end).
+          existing.endpoint.transport = this.transportOf(tk, backend, tls);
+          existing.transportKey = tk;
+        }
         this.syncChecker(existing, backend, tls);
         continue;
       }
-      let transport = this.transports.get(tk);
-      if (!transport) {
-        transport = this.transportFor(backend, tls);
-        this.transports.set(tk, transport);
-      }
+      const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
+      if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
       const entry: Entry = { endpoint, transportKey: tk };
       this.entries.set(key, entry);
+      this.syncGate(endpoint, backend);
       this.syncChecker(entry, backend, tls);
     }
 
@@ -113,6 +122,7 @@ export class EndpointRegistry {
       }
     }
     for (const name of this.outliers.keys()) if (!result.has(name)) this.outliers.delete(name);
+    this.synced = true;
     return result;
   }
 
@@ -140,6 +150,28 @@ export class EndpointRegistry {
     );
     this.outliers.set(pool, { detector, policy: text });
     return detector;
+  }
+
+  /** The shared transport of key `tk`, made on first use. */
+  private transportOf(tk: string, backend: BackendConfig, tls: UpstreamTlsConfig): Transport {
+    let transport = this.transports.get(tk);
+    if (!transport) {
+      transport = this.transportFor(backend, tls);
+      this.transports.set(tk, transport);
+    }
+    return transport;
+  }
+
+  /** Gives the endpoint a concurrency gate when the backend has `max_concurrent_requests` (kept, with its queue, across reloads). */
+  private syncGate(endpoint: Endpoint, backend: BackendConfig): void {
+    const l = backend.limits;
+    if (l === undefined || l.max_concurrent_requests <= 0) {
+      endpoint.gate = null;
+      return;
+    }
+    const policy = { maxActive: l.max_concurrent_requests, maxQueued: l.max_queued_requests, queueTimeoutMs: l.queue_timeout_ms };
+    if (endpoint.gate) endpoint.gate.setPolicy(policy);
+    else endpoint.gate = new BackendGate(policy, this.clock);
   }
 
   private syncChecker(entry: Entry, backend: BackendConfig, tls: UpstreamTlsConfig): void {

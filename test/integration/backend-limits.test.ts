@@ -1,0 +1,204 @@
+/**
+ * Per-backend limits and slow start with real processes: a slow backend behind `max_concurrent_requests` and a
+ * queue, a queue timeout, a client leaving the queue, `max_connections` counted on a raw server's accepted
+ * sockets, and a restarted backend's smaller share during its slow-start window. Every wait is bounded.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { parseExposition, sample } from '../support/prom.ts';
+import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
+
+type BackendStatus = {
+  id: string;
+  available: boolean;
+  in_flight: number;
+  queued?: number;
+  max_concurrent_requests?: number;
+  effective_weight: number;
+};
+
+async function backendStatus(spooky: SpookyProcess, pool: string, id: string): Promise<BackendStatus> {
+  const { body } = await admin(spooky, '/status');
+  const pools = (body as { pools: { name: string; backends: BackendStatus[] }[] }).pools;
+  const b = pools.find((p) => p.name === pool)?.backends.find((x) => x.id === id);
+  if (!b) throw new Error(`no backend ${pool}/${id} in /status`);
+  return b;
+}
+
+async function served(b: Backend): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${b.port}/stats`);
+  return ((await res.json()) as { requests: number }).requests;
+}
+
+/** A finished request: status, Retry-After, body, and when it finished (ms since the test's start mark). */
+type Done = { status: number; retryAfter: string | null; body: string; at: number };
+
+async function timed(url: string, t0: number, init: RequestInit & { protocol?: 'http3' | 'http2' | 'http1.1' } = {}): Promise<Done> {
+  const res = await request(url, init);
+  const body = await res.text();
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body, at: performance.now() - t0 };
+}
+
+describe('per-backend limits and slow start', () => {
+  let slow: Backend;
+  let other: Backend;
+  let c: Backend;
+  let d: Backend;
+  let raw: RawServer;
+  let spooky: SpookyProcess;
+
+  beforeAll(async () => {
+    [slow, other, c, d] = await Promise.all([startBackend('slow'), startBackend('other'), startBackend('c'), startBackend('d')]);
+    raw = startRawServer({
+      onRequest(conn) {
+        setTimeout(() => conn.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok'), 20);
+      },
+    });
+    spooky = await startSpooky(`
+upstream:
+  lim:
+    route: { path_prefix: /lim }
+    backend_limits: { max_concurrent_requests: 2, max_queued_requests: 2, queue_timeout_ms: 20000 }
+    backends: [{ id: slow, address: "${slow.address}" }]
+  qt:
+    route: { path_prefix: /qt }
+    backends: [{ id: other, address: "${other.address}", limits: { max_concurrent_requests: 1, max_queued_requests: 5, queue_timeout_ms: 400 } }]
+  conn:
+    route: { path_prefix: /conn }
+    backend_limits: { max_connections: 2 }
+    backends: [{ id: raw, address: "http://127.0.0.1:${raw.port}" }]
+  ss:
+    route: { path_prefix: /ss }
+    load_balancing: { type: weighted-round-robin, slow_start: { window_ms: 30000, min_weight_percent: 10 } }
+    health_check: { interval: 200, timeout_ms: 2000, failure_threshold: 2, success_threshold: 1, cooldown_ms: 0 }
+    backends: [{ id: c, address: "${c.address}" }, { id: d, address: "${d.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    raw?.stop();
+    await Promise.all([slow?.stop(), other?.stop(), c?.stop(), d?.stop()]);
+  });
+
+  test('max 2 concurrent + queue 2: the 5th concurrent request gets 503 + Retry-After at once; the queued ones complete', async () => {
+    const before = await served(slow);
+    const t0 = performance.now();
+    const first = [0, 1, 2, 3].map((i) => timed(`${spooky.url}/lim/slow?ms=1500&i=${i}`, t0));
+    await eventually(
+      async () => {
+        const s = await backendStatus(spooky, 'lim', 'slow');
+        return s.in_flight === 2 && s.queued === 2;
+      },
+      10_000,
+      '2 in flight and 2 queued in /status',
+      20,
+    );
+    const m = parseExposition((await admin(spooky, '/metrics')).body as string);
+    expect(sample(m, 'spooky_backend_queued_requests', { pool: 'lim', backend: 'slow' })).toBe(2);
+    expect(sample(m, 'spooky_backend_in_flight_requests', { pool: 'lim', backend: 'slow' })).toBe(2);
+
+    const fifth = await timed(`${spooky.url}/lim/slow?ms=1500&i=4`, t0);
+    const done = await Promise.all(first);
+    console.log(
+      `limits: 5th request refused after ${fifth.at.toFixed(0)} ms; the others finished at ${done.map((d) => d.at.toFixed(0)).join(', ')} ms`,
+    );
+    expect(fifth.status).toBe(503);
+    expect(fifth.retryAfter).toBe('1');
+    // Refused at once: before even the first two (1.5 s each) finished.
+    expect(fifth.at).toBeLessThan(Math.min(...done.map((d) => d.at)));
+    expect(done.map((d) => d.status)).toEqual([200, 200, 200, 200]);
+    // The queued two waited for a slot: they finished a whole backend delay after the first two.
+    const ends = done.map((d) => d.at).sort((a, b) => a - b);
+    expect((ends[2] as number) - (ends[0] as number)).toBeGreaterThan(1000);
+    expect((await served(slow)) - before).toBe(4); // the refused one never reached the backend
+
+    const rec = await spooky.child.waitFor(
+      (r) => r.event === 'access' && r.path === '/lim/slow' && r.error === 'queue_full',
+      5000,
+      'queue_full access line',
+    );
+    expect(rec.status).toBe(503);
+    expect(rec.backend).toBe('slow');
+    const after = parseExposition((await admin(spooky, '/metrics')).body as string);
+    expect(sample(after, 'spooky_rejections_total', { reason: 'queue_full', status: '503' })).toBe(1);
+  }, 30_000);
+
+  test('waiting longer than queue_timeout_ms gives 503 queue_timeout; a client that goes away leaves the queue', async () => {
+    const t0 = performance.now();
+    const busy = timed(`${spooky.url}/qt/slow?ms=3000`, t0);
+    await eventually(async () => (await backendStatus(spooky, 'qt', 'other')).in_flight === 1, 10_000, 'one in flight', 20);
+
+    const waited = await timed(`${spooky.url}/qt/anything`, t0);
+    expect(waited.status).toBe(503);
+    expect(waited.retryAfter).toBe('1');
+    const rec = await spooky.child.waitFor((r) => r.event === 'access' && r.error === 'queue_timeout', 5000, 'queue_timeout access line');
+    console.log(`limits: queue_timeout after ${rec.duration_ms} ms (queue_timeout_ms 400)`);
+    expect(rec.duration_ms as number).toBeGreaterThanOrEqual(390);
+
+    // A queued request whose client aborts is out of the queue at once (and logged as 499).
+    const ac = new AbortController();
+    const gone = request(`${spooky.url}/qt/leaving`, { signal: ac.signal, protocol: 'http1.1' }).catch(() => undefined);
+    await eventually(async () => (await backendStatus(spooky, 'qt', 'other')).queued === 1, 5000, 'one queued', 20);
+    ac.abort();
+    await gone;
+    await eventually(async () => (await backendStatus(spooky, 'qt', 'other')).queued === 0, 5000, 'queue empty after the abort', 20);
+    const abortLine = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/qt/leaving', 5000, 'access line of the aborted request');
+    expect(abortLine.status).toBe(499);
+    expect(abortLine.error).toBe('client_aborted');
+
+    expect((await busy).status).toBe(200);
+  }, 30_000);
+
+  test('max_connections 2: 50 concurrent requests all succeed over at most 2 TCP connections', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const res = await request(`${spooky.url}/conn/r${i}`);
+        return [res.status, await res.text()] as const;
+      }),
+    );
+    expect(results.filter(([s, b]) => s === 200 && b === 'ok')).toHaveLength(50);
+    console.log(`limits: 50 concurrent requests used ${raw.connections.length} backend connections (max_connections 2)`);
+    expect(raw.connections.length).toBeGreaterThan(0);
+    expect(raw.connections.length).toBeLessThanOrEqual(2);
+    expect(raw.connections.reduce((n, conn) => n + conn.requests.length, 0)).toBe(50);
+  }, 30_000);
+
+  test('a backend brought back gets a visibly smaller share during its slow-start window', async () => {
+    // Both start warm (backends of the first config are at full weight): an even split.
+    const even = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      const res = await request(`${spooky.url}/ss/even-${i}`);
+      const id = res.headers.get('x-backend') ?? '?';
+      even.set(id, (even.get(id) ?? 0) + 1);
+      await res.arrayBuffer();
+    }
+    const evenD = (even.get('d') ?? 0) / 20;
+    if (evenD < 0.35) console.log('health events:', JSON.stringify(spooky.child.lines.filter((r) => r.event === 'health_change')));
+    expect(evenD).toBeGreaterThanOrEqual(0.35);
+
+    const port = d.port;
+    await d.stop();
+    await eventually(async () => !(await backendStatus(spooky, 'ss', 'd')).available, 10_000, 'd out after it died', 50);
+    d = await startBackend('d', { port });
+    await eventually(async () => (await backendStatus(spooky, 'ss', 'd')).available, 10_000, 'd back after the restart', 50);
+
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const res = await request(`${spooky.url}/ss/ramp-${i}`);
+      expect(res.status).toBe(200);
+      const id = res.headers.get('x-backend') ?? '?';
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+      await res.arrayBuffer();
+    }
+    const dShare = (counts.get('d') ?? 0) / 60;
+    console.log(`slow start: d got ${counts.get('d') ?? 0} of 60 requests right after coming back (before: ${even.get('d') ?? 0} of 20)`);
+    expect(dShare).toBeGreaterThan(0);
+    expect(dShare).toBeLessThan(0.3);
+    const s = await backendStatus(spooky, 'ss', 'd');
+    expect(s.effective_weight).toBeLessThan(50);
+    expect(s.effective_weight).toBeGreaterThanOrEqual(10);
+    const m = parseExposition((await admin(spooky, '/metrics')).body as string);
+    expect(sample(m, 'spooky_backend_effective_weight', { pool: 'ss', backend: 'c' })).toBe(100);
+    expect(sample(m, 'spooky_backend_effective_weight', { pool: 'ss', backend: 'd' }) as number).toBeLessThan(50);
+  }, 40_000);
+});
