@@ -4,6 +4,7 @@
  * file's folder and parses addresses. Runs only on a file that passed every check, so a parser failure
  * here is a bug and throws.
  */
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   type Parsed,
@@ -83,6 +84,7 @@ export const DEFAULTS = {
   log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log' },
   reload: { watch: false, debounce_ms: 500 },
   shutdown: { drain_timeout_ms: 30000 },
+  workers: 1,
   custom_metrics: { max_values: 100 },
 } as const;
 
@@ -132,6 +134,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     shutdown: {
       drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
     },
+    workers: file.workers === 'auto' ? availableParallelism() : (file.workers ?? DEFAULTS.workers),
   };
 }
 

@@ -372,6 +372,8 @@ export interface Config {
   reload: ReloadConfig;
   /** Graceful shutdown. */
   shutdown: ShutdownConfig;
+  /** Worker processes sharing the traffic ports (`auto` resolved to the available parallelism); read at start only. Default `1`. */
+  workers: number;
 }
 
 /** One problem found in a config file. */
