@@ -29,7 +29,12 @@ export const INITIAL_RESTART_STATE: RestartState = { quickCrashes: 0 };
 /**
  * A worker started at `startedAt` died at `now`: the delay before starting it again and the slot's next state.
  */
-export function nextRestart(state: RestartState, startedAt: number, now: number, policy: RestartPolicy = DEFAULT_RESTART_POLICY): { delayMs: number; state: RestartState } {
+export function nextRestart(
+  state: RestartState,
+  startedAt: number,
+  now: number,
+  policy: RestartPolicy = DEFAULT_RESTART_POLICY,
+): { delayMs: number; state: RestartState } {
   const quick = now - startedAt < policy.stableMs ? state.quickCrashes : 0;
   const delayMs = quick === 0 ? 0 : Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(quick - 1, 30));
   return { delayMs, state: { quickCrashes: quick + 1 } };

@@ -93,7 +93,11 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
   if (o.pidFile) {
     try {
       const previous = writePidFile(o.pidFile);
-      if (previous) log.warn({ event: 'pid_file', path: o.pidFile, previous_pid: previous }, `pid file ${o.pidFile} named process ${previous}, which is still running; overwritten`);
+      if (previous)
+        log.warn(
+          { event: 'pid_file', path: o.pidFile, previous_pid: previous },
+          `pid file ${o.pidFile} named process ${previous}, which is still running; overwritten`,
+        );
     } catch (e) {
       log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot write pid file ${o.pidFile}`);
       process.stderr.write(`spooky: cannot write pid file ${o.pidFile}: ${(e as Error).message}\n`);

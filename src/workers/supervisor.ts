@@ -29,7 +29,16 @@ import type { AdminObservability } from '../observability/telemetry.ts';
 import type { ReloadMeta, ReloadTrigger } from '../runtime/runtime.ts';
 import { FileWatcher } from '../runtime/watch.ts';
 import { aggregateMetrics, type MetricJson } from './aggregate.ts';
-import { type FromWorker, isMessage, PORTS_ENV, type SharedPorts, type ToWorker, WORKER_ENV, type WorkerListener, type WorkerOp } from './protocol.ts';
+import {
+  type FromWorker,
+  isMessage,
+  PORTS_ENV,
+  type SharedPorts,
+  type ToWorker,
+  WORKER_ENV,
+  type WorkerListener,
+  type WorkerOp,
+} from './protocol.ts';
 import { INITIAL_RESTART_STATE, nextRestart, type RestartState } from './restart-policy.ts';
 
 /** How the supervisor is set up. */
@@ -110,7 +119,10 @@ export class Supervisor implements AdminSource, AdminObservability {
   private admin: Server<unknown> | undefined;
   private started = false;
   private draining = false;
-  private readonly pending = new Map<number, { slot: Slot; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly pending = new Map<
+    number,
+    { slot: Slot; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >();
   private nextId = 1;
   private readonly counts = { ok: 0, error: 0 };
   private reloadChain: Promise<unknown> = Promise.resolve();
@@ -125,7 +137,11 @@ export class Supervisor implements AdminSource, AdminObservability {
     this.current = opts.config;
     this.loadedAt = opts.clock.wallNow();
     const self = this;
-    this.restartsCounter = new Counter({ name: 'spooky_worker_restarts_total', help: 'Worker processes restarted after they died.', registers: [this.registry] });
+    this.restartsCounter = new Counter({
+      name: 'spooky_worker_restarts_total',
+      help: 'Worker processes restarted after they died.',
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'spooky_workers',
       help: 'Worker processes running and listening.',
@@ -227,7 +243,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     slot.startedMono = t0;
     slot.listening = false;
     return listening.then(() => {
-      this.log.info({ event: 'worker_started', worker: slot.index, pid: proc.pid, restarts: slot.restarts, ms: Math.round(this.opts.clock.now() - t0) }, `worker ${slot.index} listening (pid ${proc.pid})`);
+      this.log.info(
+        { event: 'worker_started', worker: slot.index, pid: proc.pid, restarts: slot.restarts, ms: Math.round(this.opts.clock.now() - t0) },
+        `worker ${slot.index} listening (pid ${proc.pid})`,
+      );
     });
   }
 
@@ -275,13 +294,24 @@ export class Supervisor implements AdminSource, AdminObservability {
     slot.restarts++;
     this.restartsCounter.inc();
     this.log.warn(
-      { event: 'worker_exit', worker: slot.index, pid: proc.pid, code, signal, uptime_ms: Math.round(now - slot.startedMono), restart_in_ms: next.delayMs, restarts: slot.restarts },
+      {
+        event: 'worker_exit',
+        worker: slot.index,
+        pid: proc.pid,
+        code,
+        signal,
+        uptime_ms: Math.round(now - slot.startedMono),
+        restart_in_ms: next.delayMs,
+        restarts: slot.restarts,
+      },
       `worker ${slot.index} (pid ${proc.pid}) exited with ${how}; restarting in ${next.delayMs} ms`,
     );
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.draining) return;
-      this.spawn(slot).catch((e) => this.log.error({ event: 'worker_start_failed', worker: slot.index, err: (e as Error).message }, `worker ${slot.index} failed to start`));
+      this.spawn(slot).catch((e) =>
+        this.log.error({ event: 'worker_start_failed', worker: slot.index, err: (e as Error).message }, `worker ${slot.index} failed to start`),
+      );
     }, next.delayMs);
   }
 
@@ -312,7 +342,14 @@ export class Supervisor implements AdminSource, AdminObservability {
 
   /** Asks every running worker; answers that fail or time out are left out. */
   private async gather<T>(op: WorkerOp): Promise<{ slot: Slot; value: T }[]> {
-    const answers = await Promise.all(this.live().map((slot) => this.request<T>(slot, op).then((value) => ({ slot, value }), () => undefined)));
+    const answers = await Promise.all(
+      this.live().map((slot) =>
+        this.request<T>(slot, op).then(
+          (value) => ({ slot, value }),
+          () => undefined,
+        ),
+      ),
+    );
     return answers.filter((a): a is { slot: Slot; value: T } => a !== undefined);
   }
 
@@ -353,7 +390,7 @@ export class Supervisor implements AdminSource, AdminObservability {
     const answers = await this.gather<Record<string, unknown> & { requests_total: number; generation: number; ready: boolean }>({ op: 'status' });
     const byIndex = new Map(answers.map((a) => [a.slot.index, a.value]));
     const first = answers[0]?.value;
-    const { pid: _pid, requests_total: _requests, ...detail } = first ?? {};
+    const { pid: _pid, requests_total: _requests, ...detail } = first ?? ({} as Record<string, unknown>);
     return {
       ...(first ? { ...detail, pools: mergePools(answers.map((a) => a.value.pools as PoolStatus[])) } : {}),
       generation: this.generation,
@@ -413,7 +450,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     const refuse = (errors: string[], logEach: boolean): SupervisorReloadResult => {
       this.counts.error++;
       if (logEach) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
-      this.log.error({ event: 'audit', action: 'reload', trigger, result: 'error', generation: this.generation, duration_ms: ms(), errors, ...meta }, 'reload refused; the running config stays');
+      this.log.error(
+        { event: 'audit', action: 'reload', trigger, result: 'error', generation: this.generation, duration_ms: ms(), errors, ...meta },
+        'reload refused; the running config stays',
+      );
       return { ok: false, generation: this.generation, errors };
     };
     if (this.draining) return refuse(['Spooky is shutting down; reload refused'], true);
@@ -438,7 +478,11 @@ export class Supervisor implements AdminSource, AdminObservability {
     this.ports = Object.fromEntries((first.listeners_bound ?? []).map((l) => [l.id, l.port]));
     this.listeners = first.listeners_bound ?? this.listeners;
     const rest = await Promise.all(
-      others.map((s) => this.request<WorkerReloadResult>(s, op(this.ports), RELOAD_TIMEOUT_MS).catch((e) => ({ ok: false, generation: 0, errors: [(e as Error).message] }) as WorkerReloadResult)),
+      others.map((s) =>
+        this.request<WorkerReloadResult>(s, op(this.ports), RELOAD_TIMEOUT_MS).catch(
+          (e) => ({ ok: false, generation: 0, errors: [(e as Error).message] }) as WorkerReloadResult,
+        ),
+      ),
     );
     const workers = [leader, ...others].map((s, i) => {
       const r = i === 0 ? first : (rest[i - 1] as WorkerReloadResult);
@@ -451,7 +495,18 @@ export class Supervisor implements AdminSource, AdminObservability {
     this.syncWatcher();
     if (ok) this.counts.ok++;
     else this.counts.error++;
-    const record = { event: 'audit', action: 'reload', trigger, result: ok ? 'ok' : 'error', generation: this.generation, duration_ms: ms(), changes: first.changes, listeners: first.listeners, workers, ...meta };
+    const record = {
+      event: 'audit',
+      action: 'reload',
+      trigger,
+      result: ok ? 'ok' : 'error',
+      generation: this.generation,
+      duration_ms: ms(),
+      changes: first.changes,
+      listeners: first.listeners,
+      workers,
+      ...meta,
+    };
     if (ok) this.log.info(record, `config reloaded in ${workers.length} workers (generation ${this.generation})`);
     else this.log.error(record, 'config reloaded in some workers only; see workers[].errors');
     return { ok, generation: this.generation, changes: first.changes, listeners: first.listeners, workers };
@@ -465,7 +520,10 @@ export class Supervisor implements AdminSource, AdminObservability {
   async shutdown(signal: string): Promise<void> {
     this.draining = true;
     this.watcher.close();
-    this.log.info({ event: 'audit', action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation, signal }, `${signal}: draining ${this.opts.count} workers`);
+    this.log.info(
+      { event: 'audit', action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation, signal },
+      `${signal}: draining ${this.opts.count} workers`,
+    );
     for (const s of this.slots) {
       if (s.restartTimer) clearTimeout(s.restartTimer);
       try {

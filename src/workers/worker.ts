@@ -15,7 +15,17 @@ import { systemRandom } from '../lib/random.ts';
 import { CertificateError } from '../listener/certs.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
 import { Runtime } from '../runtime/runtime.ts';
-import { type FromWorker, isMessage, PORTS_ENV, parseSharedPorts, type SharedPorts, type ToWorker, WORKER_ENV, type WorkerListener, type WorkerOp } from './protocol.ts';
+import {
+  type FromWorker,
+  isMessage,
+  PORTS_ENV,
+  parseSharedPorts,
+  type SharedPorts,
+  type ToWorker,
+  WORKER_ENV,
+  type WorkerListener,
+  type WorkerOp,
+} from './protocol.ts';
 
 /** The index of this process when it is a worker, else undefined. */
 export function workerIndex(): number | undefined {
