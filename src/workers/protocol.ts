@@ -58,7 +58,7 @@ export function parseSharedPorts(text: string | undefined): SharedPorts {
   if (!text) return {};
   try {
     const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null) return {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
     const out: SharedPorts = {};
     for (const [k, p] of Object.entries(v)) if (Number.isInteger(p) && (p as number) > 0 && (p as number) <= 65535) out[k] = p as number;
     return out;
