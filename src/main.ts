@@ -232,6 +232,7 @@ async function main(): Promise<void> {
   switch (command) {
     case undefined:
       if (values.config) return runConfigured(values.config, values, workersFlag);
+      if ((workersFlag ?? 1) > 1) usage('--workers needs --config FILE (the built-in demo runs one process)');
       return runDemo(values);
     case 'run': {
       if (!values.config) usage('run needs --config FILE');

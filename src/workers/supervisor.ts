@@ -490,6 +490,7 @@ export class Supervisor implements AdminSource, AdminObservability {
     });
     const ok = workers.every((w) => w.ok);
     this.current = config;
+    this.log.level = config.log.level;
     this.generation++;
     this.loadedAt = this.opts.clock.wallNow();
     this.syncWatcher();
