@@ -6,7 +6,8 @@
  * are gone.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   admin,
@@ -236,6 +237,33 @@ upstream:
 
   function readBase(): string {
     // the config as started (startSpooky prepends the listen block to `base()`)
-    return require('node:fs').readFileSync(join(spooky.dir, 'spooky.yaml'), 'utf8').split('  extra:')[0].split('  broken:')[0];
+    const text = readFileSync(join(spooky.dir, 'spooky.yaml'), 'utf8');
+    return (text.split('  extra:')[0] ?? '').split('  broken:')[0] ?? '';
   }
+});
+
+describe('workers on the command line', () => {
+  const run = (args: string[]) => {
+    const r = Bun.spawnSync([process.execPath, 'src/main.ts', ...args], { cwd: join(import.meta.dir, '../..') });
+    return { code: r.exitCode ?? -1, stderr: r.stderr.toString() };
+  };
+
+  test('--workers with a bad value or without --config is a usage error (exit 2)', () => {
+    expect(run(['run', '--config', 'examples/single-pool.yaml', '--workers', '0'])).toMatchObject({ code: 2 });
+    expect(run(['run', '--config', 'examples/single-pool.yaml', '--workers', 'many']).stderr).toContain('--workers must be 1..64 or auto');
+    expect(run(['--workers', '2']).stderr).toContain('--workers needs --config');
+  });
+
+  test('a worker that cannot start makes the supervisor exit 3 with the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spooky-workers-'));
+    const path = join(dir, 'spooky.yaml');
+    writeFileSync(
+      path,
+      'listen: { address: 127.0.0.1, port: 0, tls: { cert: missing.pem, key: missing-key.pem } }\nadmin: { port: 0 }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:9" }]\n',
+    );
+    const r = run(['run', '--config', path, '--workers', '2']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('missing.pem');
+    expect(r.stderr).toContain('worker 0 exited with code 3 before it listened');
+  });
 });
