@@ -168,12 +168,16 @@ async function throughput(dir: string, cert: string, key: string, backendPort: n
       `${String(r.workers).padStart(7)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${r.cpuUs.toFixed(1).padStart(18)}  ${r.split}`,
     );
   }
-  const mean = (w: number, f: (r: (typeof rows)[number]) => number) => {
-    const xs = rows.filter((r) => r.workers === w).map(f);
-    return xs.reduce((a, x) => a + x, 0) / xs.length;
+  const median = (w: number, f: (r: (typeof rows)[number]) => number) => {
+    const xs = rows
+      .filter((r) => r.workers === w)
+      .map(f)
+      .sort((x, y) => x - y);
+    const mid = Math.floor(xs.length / 2);
+    return xs.length % 2 ? (xs[mid] as number) : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
   };
   console.log(
-    `2 vs 1 workers (means): req/s x${(mean(2, (r) => r.rps) / mean(1, (r) => r.rps)).toFixed(2)}, CPU/request x${(mean(2, (r) => r.cpuUs) / mean(1, (r) => r.cpuUs)).toFixed(2)}`,
+    `2 vs 1 workers (medians): req/s ${median(2, (r) => r.rps).toFixed(0)} vs ${median(1, (r) => r.rps).toFixed(0)} = x${(median(2, (r) => r.rps) / median(1, (r) => r.rps)).toFixed(2)}; CPU/request ${median(2, (r) => r.cpuUs).toFixed(1)} vs ${median(1, (r) => r.cpuUs).toFixed(1)} us = x${(median(2, (r) => r.cpuUs) / median(1, (r) => r.cpuUs)).toFixed(2)}`,
   );
 }
 
