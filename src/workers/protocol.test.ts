@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'bun:test';
+import { availableParallelism } from 'node:os';
+import { loadConfigText } from '../config/load.ts';
 import { isMessage, parseSharedPorts } from './protocol.ts';
 import { parseWorkersOption, workerCommand } from './run.ts';
 
@@ -55,5 +57,27 @@ describe('worker start-up inputs', () => {
       '-c',
       'x.yaml',
     ]);
+  });
+});
+
+describe('the workers key', () => {
+  const yaml = (w: string) =>
+    `${w}listen: { port: 0, tls: { cert: c.pem, key: k.pem } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:9" }]\n`;
+
+  test.each([
+    ['', 1],
+    ['workers: 1\n', 1],
+    ['workers: 4\n', 4],
+    ['workers: 64\n', 64],
+    ['workers: auto\n', availableParallelism()],
+  ])('%p resolves to %p', (line, want) => {
+    const r = loadConfigText(yaml(line), 'w.yaml', '/');
+    expect(r.ok && r.config.workers).toBe(want);
+  });
+
+  test.each(['workers: 0\n', 'workers: 65\n', 'workers: 1.5\n', 'workers: many\n'])('%p is an error at its line', (line) => {
+    const r = loadConfigText(yaml(line), 'w.yaml', '/');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors[0]).toMatchObject({ line: 1, path: 'workers' });
   });
 });

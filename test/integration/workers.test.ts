@@ -6,7 +6,7 @@
  * are gone.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -55,6 +55,7 @@ describe('workers: 2', () => {
   let b: Backend;
   let spooky: SpookyProcess;
   let clients: LoadClient[] = [];
+  const pidFile = join(tmpdir(), `spooky-workers-${process.pid}.pid`);
   const base = () => `workers: 2
 log: { level: info, access_log: false }
 upstream:
@@ -65,7 +66,7 @@ upstream:
 
   beforeAll(async () => {
     [a, b] = await Promise.all([startBackend('a'), startBackend('b')]);
-    spooky = await startSpooky(base());
+    spooky = await startSpooky(base(), { args: ['--pid-file', pidFile] });
   });
 
   afterAll(async () => {
@@ -79,6 +80,8 @@ upstream:
     expect(ws.map((w) => w.worker)).toEqual([0, 1]);
     expect(ws.every((w) => w.listening && w.ready && w.pid !== null && w.pid !== spooky.child.proc.pid)).toBe(true);
     expect(new Set(ws.map((w) => w.pid)).size).toBe(2);
+    // the pid file names the supervisor (`spooky reload --pid-file` signals it)
+    expect(Number(readFileSync(pidFile, 'utf8').trim())).toBe(spooky.child.proc.pid);
     expect((await admin(spooky, '/readyz')).status).toBe(200);
     expect(await metric(spooky, 'spooky_workers')).toBe(2);
     expect(await metric(spooky, 'spooky_worker_restarts_total')).toBe(0);
@@ -176,13 +179,14 @@ upstream:
     expect(res.status).toBe(200);
   });
 
-  test('SIGHUP with a new route takes effect in both workers', async () => {
+  test('a reload (spooky reload: SIGHUP to the supervisor) with a new route takes effect in both workers', async () => {
     expect((await request(`${spooky.url}/extra/x`)).status).toBe(404);
     writeFileSync(
       spooky.configPath,
       `${readBase()}  extra:\n    route: { path_prefix: /extra }\n    backends: [{ id: b, address: "${b.address}" }]\n`,
     );
-    spooky.child.signal('SIGHUP');
+    const cli = Bun.spawnSync([process.execPath, 'src/main.ts', 'reload', '--pid-file', pidFile], { cwd: join(import.meta.dir, '../..') });
+    expect(cli.exitCode).toBe(0);
     const rec = await spooky.child.waitFor(
       (r) => r.event === 'audit' && r.worker === undefined && r.action === 'reload',
       15_000,
@@ -232,6 +236,7 @@ upstream:
     const code = await spooky.stop();
     expect(code).toBe(0);
     await eventually(() => pids.every((p) => !alive(p)), 10_000, 'workers gone');
+    expect(existsSync(pidFile)).toBe(false);
     expect(spooky.child.lines.filter((l) => l.event === 'worker_exit' && l.code === 0)).toHaveLength(2);
   });
 
