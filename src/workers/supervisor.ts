@@ -8,7 +8,7 @@
  * - Admin listener: only here. `/healthz`, `/readyz` (every worker ready), `/metrics` (the workers' metrics
  *   aggregated, see `aggregate.ts`, plus `spooky_workers` and `spooky_worker_restarts_total`), `/status` (the
  *   workers with pid, start time, restarts and request count, and the pools with counts summed over the
- *   workers), `/stats` (the dashboard: worker 0's share of the traffic), `/config`, `POST /reload`.
+ *   workers), `/stats` (the dashboard: the workers' documents merged), `/config`, `POST /reload`.
  * - Reload (SIGHUP, `spooky reload`, `POST /reload`, watched files): the config is validated here first (a
  *   broken one is refused once, with every error); then the first running worker reloads (so it binds any new
  *   port), then the others, in-process. Workers are never replaced on reload.
@@ -25,10 +25,12 @@ import { redactConfig } from '../config/redact.ts';
 import type { AdminConfig, Config } from '../config/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { StatsSnapshot } from '../observability/live-stats.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
 import type { ReloadMeta, ReloadTrigger } from '../runtime/runtime.ts';
 import { FileWatcher } from '../runtime/watch.ts';
 import { aggregateMetrics, type MetricJson } from './aggregate.ts';
+import { mergeStats } from './merge-stats.ts';
 import {
   type FromWorker,
   isMessage,
@@ -426,10 +428,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     return { contentType: merged.contentType, body: await merged.metrics() };
   }
 
-  /** The dashboard document: the first running worker's (its share of the traffic), marked as such. */
+  /** The dashboard document: the running workers' documents merged (see `merge-stats.ts`). */
   async stats(): Promise<unknown> {
-    const [a] = await this.gather<Record<string, unknown>>({ op: 'stats' });
-    return { ...(a?.value ?? {}), worker: a?.slot.index ?? null, workers: this.opts.count };
+    const answers = await this.gather<StatsSnapshot>({ op: 'stats' });
+    return { ...(mergeStats(answers.map((a) => a.value)) ?? {}), workers: answers.length };
   }
 
   /** The effective config as the supervisor validated it (secrets redacted). */

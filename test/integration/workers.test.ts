@@ -126,6 +126,15 @@ upstream:
     // the aggregated counter is the sum over the workers (read after the per-worker counts, so at least as big)
     const total = await metric(spooky, 'spooky_requests_total{route="api#0",pool="api",backend="a",method="GET",status_class="2xx",protocol="h3"}');
     expect(total).toBeGreaterThanOrEqual(perWorker[0]! + perWorker[1]!);
+    // the dashboard document adds both workers' traffic up
+    await eventually(
+      async () => {
+        const stats = (await admin(spooky, '/stats')).body as { workers: number; total: { series: { rps: number[] } }; pools: { name: string }[] };
+        return stats.workers === 2 && stats.pools[0]?.name === 'api' && stats.total.series.rps.some((r) => r > 0);
+      },
+      10_000,
+      'merged /stats with traffic',
+    );
   });
 
   test('a worker killed with SIGKILL is restarted, counted and logged; traffic goes on', async () => {
