@@ -5,6 +5,7 @@
  * Exit codes: 0 success; 1 invalid configuration; 2 usage error; 3 could not start (bind, certificates);
  * a drain that had to cut requests still exits 0 (the cut requests are logged).
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import { configJsonSchema, formatIssue, loadConfigFile, loadConfigText } from './config/load.ts';
@@ -16,6 +17,8 @@ import { createLogging, type Logger } from './observability/logger.ts';
 import { CertificateError } from './listener/certs.ts';
 import { signalPidFile, writePidFile } from './runtime/pidfile.ts';
 import { Runtime } from './runtime/runtime.ts';
+import { parseWorkersOption, runSupervisor } from './workers/run.ts';
+import { runWorker, workerIndex } from './workers/worker.ts';
 
 /** Exit codes of the CLI. */
 export const EXIT = { ok: 0, configInvalid: 1, usage: 2, startFailed: 3 } as const;
@@ -37,6 +40,7 @@ Options for run:
   -l, --log-level L      trace | debug | info | warn | error | silent
       --admin-port N     override the admin listener port (0 = any free port)
       --pid-file FILE    write the process id to FILE once listening; removed on exit
+      --workers N|auto   worker processes sharing the port (overrides the workers key; needs --config)
 
 Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit (a second one exits at once).
 Exit codes: 0 ok, 1 invalid config (reload: could not signal), 2 usage error, 3 could not start.
@@ -58,6 +62,7 @@ function parseCli() {
         'log-level': { type: 'string', short: 'l' },
         'admin-port': { type: 'string' },
         'pid-file': { type: 'string' },
+        workers: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -195,6 +200,17 @@ Admin: http://127.0.0.1:${config.admin.port}/status   Stop: Ctrl-C
   await run(config, result.warnings.map(formatIssue), undefined, (c) => applyOverrides(c, values), values['pid-file'], banner);
 }
 
+/** Runs a config file: as a worker (started by a supervisor), as the supervisor of N > 1 workers, or alone. */
+async function runConfigured(path: string, values: ReturnType<typeof parseCli>['values'], workersFlag: number | undefined): Promise<void> {
+  const { config, warnings } = await loadOrExit(path);
+  const overrides = (c: Config) => applyOverrides(c, values);
+  const index = workerIndex();
+  if (index !== undefined) return runWorker({ config: overrides(config), configPath: path, overrides, index, startFailedCode: EXIT.startFailed });
+  const count = workersFlag ?? config.workers;
+  if (count > 1) return runSupervisor({ config: overrides(config), warnings, configPath: path, overrides, count, pidFile: values['pid-file'], exit: EXIT });
+  return run(overrides(config), warnings, path, overrides, values['pid-file']);
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseCli();
   if (values.help) {
@@ -211,17 +227,16 @@ async function main(): Promise<void> {
   intOption('port', values.port);
   intOption('admin-port', values['admin-port']);
   if (values['log-level'] !== undefined && !LEVELS.has(values['log-level'])) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
+  const workersFlag = parseWorkersOption(values.workers, availableParallelism());
+  if (typeof workersFlag === 'object') usage(workersFlag.error);
   switch (command) {
     case undefined:
-      if (values.config) {
-        const { config, warnings } = await loadOrExit(values.config);
-        return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values), values['pid-file']);
-      }
+      if (values.config) return runConfigured(values.config, values, workersFlag);
+      if ((workersFlag ?? 1) > 1) usage('--workers needs --config FILE (the built-in demo runs one process)');
       return runDemo(values);
     case 'run': {
       if (!values.config) usage('run needs --config FILE');
-      const { config, warnings } = await loadOrExit(values.config);
-      return run(applyOverrides(config, values), warnings, values.config, (c) => applyOverrides(c, values), values['pid-file']);
+      return runConfigured(values.config, values, workersFlag);
     }
     case 'reload': {
       if (!values['pid-file']) usage('reload needs --pid-file FILE (the one given to spooky run)');

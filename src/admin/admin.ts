@@ -16,7 +16,7 @@ import { DASHBOARD_HTML } from './dashboard.ts';
 /** What the admin endpoints read from the running process. */
 export interface AdminSource {
   /** True when listeners are bound, config loaded and first health checks done, and not draining. */
-  ready(): boolean;
+  ready(): boolean | Promise<boolean>;
   /** The /status document. */
   status(): unknown;
   /** Re-reads the config file (trigger `admin`); resolves with the result (`ok`, and `errors` when refused). */
@@ -74,18 +74,18 @@ export function startAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObs
             return new Response(m.body, { headers: { 'content-type': m.contentType } });
           }
           case '/stats':
-            return new Response(JSON.stringify(obs.stats()), { headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+            return new Response(JSON.stringify(await obs.stats()), { headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
           case '/config':
-            return json(obs.config());
+            return json(await obs.config());
         }
       }
       switch (path) {
         case '/healthz':
           return new Response('ok\n');
         case '/readyz':
-          return source.ready() ? new Response('ready\n') : new Response('not ready\n', { status: 503 });
+          return (await source.ready()) ? new Response('ready\n') : new Response('not ready\n', { status: 503 });
         case '/status':
-          return json(source.status());
+          return json(await source.status());
         case '/reload':
           return reload(req, server);
         default:

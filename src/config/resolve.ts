@@ -4,6 +4,7 @@
  * file's folder and parses addresses. Runs only on a file that passed every check, so a parser failure
  * here is a bug and throws.
  */
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   type Parsed,
@@ -101,6 +102,7 @@ export const DEFAULTS = {
     max_batch_size: 512,
     max_queue_size: 2048,
   },
+  workers: 1,
   custom_metrics: { max_values: 100 },
 } as const;
 
@@ -150,6 +152,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
     shutdown: {
       drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
     },
+    workers: file.workers === 'auto' ? availableParallelism() : (file.workers ?? DEFAULTS.workers),
     ...(file.alerts !== undefined ? { alerts: resolveAlerts(file.alerts) } : {}),
     tracing: resolveTracing(file.tracing),
   };

@@ -875,6 +875,11 @@ export const ConfigFileSchema = z
     shutdown: ShutdownSchema.optional(),
     tracing: TracingSchema.optional(),
     alerts: AlertsSchema.optional(),
+    workers: opt(
+      z.union([z.number().int().min(1).max(64), z.literal('auto')]),
+      'Worker processes sharing the traffic ports (`SO_REUSEPORT`), 1..64, or `auto` (one per available CPU). With more than 1 the started process supervises the workers (admin listener, reloads, restarts). Read at start only. Default `1`.',
+      1,
+    ),
     performance: rustOnly('performance tuning; use `timeouts` and `limits`'),
     resilience: rustOnly('resilience policies'),
     observability: rustOnly('observability endpoints; use `admin`'),

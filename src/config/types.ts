@@ -426,6 +426,8 @@ export interface Config {
   tracing: TracingConfig;
   /** Alert webhooks and rules. Default none (no alerts). */
   alerts?: AlertsConfig;
+  /** Worker processes sharing the traffic ports (`auto` resolved to the available parallelism); read at start only. Default `1`. */
+  workers: number;
 }
 
 /** Alert kinds (the `kind` of the webhook payload). */

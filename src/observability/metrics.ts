@@ -15,7 +15,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 import type { Config, PoolMetricsConfig } from '../config/types.ts';
 import type { HealthTransition } from '../health/state.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -470,6 +470,12 @@ export class Metrics implements ProxyObserver {
   /** Requests in flight (started and not finished). */
   requestsInFlight(): number {
     return this.inFlight;
+  }
+
+  /** The metrics as prom-client JSON (for a supervisor that aggregates workers with `AggregatorRegistry`). */
+  async json(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    this.syncCustom();
+    return this.registry.getMetricsAsJSON();
   }
 
   /** The exposition text and its content type. */

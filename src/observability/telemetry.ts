@@ -18,9 +18,9 @@ export interface AdminObservability {
   /** Prometheus exposition text and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** The dashboard's JSON document. */
-  stats(): StatsSnapshot;
+  stats(): StatsSnapshot | Promise<unknown>;
   /** The effective config with secrets redacted. */
-  config(): Record<string, unknown>;
+  config(): Record<string, unknown> | Promise<unknown>;
 }
 
 /** Options of {@link Telemetry}. */

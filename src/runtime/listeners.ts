@@ -77,6 +77,8 @@ export class ListenerSet {
     private readonly onError: (err: Error) => void,
     private readonly log: Logger,
     private readonly clock: Clock,
+    /** Workers: the port another worker already bound for this listener (bound with `SO_REUSEPORT`, no reservation). */
+    private readonly sharedPort?: (cfg: ListenerConfig) => number | undefined,
   ) {}
 
   /** The running listeners (not the ones being retired). */
@@ -134,6 +136,11 @@ export class ListenerSet {
     try {
       for (const p of plan) {
         if (p.old) continue;
+        const shared = this.sharedPort?.(p.cfg);
+        if (shared !== undefined) {
+          p.port = shared;
+          continue;
+        }
         const r = await reservePort(p.cfg.address, p.cfg.port);
         reservations.push(r);
         p.port = r.port;

@@ -14,7 +14,7 @@ import { type AdminSource, startAdmin } from '../admin/admin.ts';
 import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
-import type { AdminConfig, Config } from '../config/types.ts';
+import type { AdminConfig, Config, ListenerConfig } from '../config/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
 import { CertificateError } from '../listener/certs.ts';
@@ -48,6 +48,10 @@ export interface RuntimeOptions {
   random: Random;
   /** Applied to every config read on reload (command-line overrides such as --port). */
   overrides?: (config: Config) => Config;
+  /** Workers: the port another worker already bound for a listener (see `ListenerSet`). Default: none. */
+  sharedPort?: (listener: ListenerConfig) => number | undefined;
+  /** The `event` of the readiness record. Default `listening` (workers log `worker_listening`). */
+  readyEvent?: string;
 }
 
 /** What started a reload. */
@@ -136,7 +140,7 @@ export class Runtime implements AdminSource {
     });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
-    this.listeners = new ListenerSet(serve, onError, this.log, opts.clock);
+    this.listeners = new ListenerSet(serve, onError, this.log, opts.clock, opts.sharedPort);
     this.watcher = new FileWatcher((files) => void this.reload('file', { files }), this.log);
   }
 
@@ -185,7 +189,7 @@ export class Runtime implements AdminSource {
     this.syncWatcher(cfg);
     this.log.info(
       {
-        event: 'listening',
+        event: this.opts.readyEvent ?? 'listening',
         listeners: this.listeners.list().map((l) => ({ address: l.address, port: l.port, protocols: ['h3', 'h2', 'http/1.1'] })),
         admin: this.admin ? { address: cfg.admin.address, port: this.admin.port } : null,
         generation: this.generation.id,

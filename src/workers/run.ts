@@ -1,0 +1,110 @@
+/**
+ * `spooky run` with more than one worker: the supervisor's process glue (logging, signals, pid file, exit
+ * codes), and how the worker command line is derived from this process's.
+ */
+import type { Config } from '../config/types.ts';
+import { systemClock } from '../lib/clock.ts';
+import { createLogging } from '../observability/logger.ts';
+import { writePidFile } from '../runtime/pidfile.ts';
+import { Supervisor, WorkerStartError } from './supervisor.ts';
+
+/** Largest `workers` / `--workers` value. */
+export const MAX_WORKERS = 64;
+
+/** Parses `--workers N|auto`; undefined when absent, an error message when invalid. */
+export function parseWorkersOption(value: string | undefined, parallelism: number): number | undefined | { error: string } {
+  if (value === undefined) return undefined;
+  if (value === 'auto') return Math.max(1, Math.min(MAX_WORKERS, parallelism));
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) return { error: `--workers must be 1..${MAX_WORKERS} or auto, got "${value}"` };
+  return n;
+}
+
+/**
+ * The command that starts a worker: this runtime with its flags and this program with its arguments (a
+ * compiled `spooky` binary is its own program: its embedded entry is not passed again).
+ */
+export function workerCommand(execPath: string, execArgv: readonly string[], argv: readonly string[]): string[] {
+  const compiled = (argv[1] ?? '').startsWith('/$bunfs/');
+  return compiled ? [execPath, ...argv.slice(2)] : [execPath, ...execArgv, ...argv.slice(1)];
+}
+
+/** What the supervisor process is started with. */
+export interface SupervisorRunOptions {
+  config: Config;
+  warnings: string[];
+  configPath: string;
+  overrides: (c: Config) => Config;
+  count: number;
+  pidFile: string | undefined;
+  /** Exit codes. */
+  exit: { ok: number; startFailed: number };
+}
+
+/** Runs this process as the supervisor of `count` workers. */
+export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
+  const { log } = createLogging(o.config.log);
+  for (const w of o.warnings) log.warn({ event: 'config_warning' }, w);
+  const supervisor = new Supervisor({
+    config: o.config,
+    configPath: o.configPath,
+    overrides: o.overrides,
+    count: o.count,
+    command: workerCommand(process.execPath, process.execArgv, process.argv),
+    log,
+    clock: systemClock,
+  });
+  const exit = (code: number) => {
+    const timer = setTimeout(() => process.exit(code), 500);
+    log.flush(() => {
+      clearTimeout(timer);
+      process.exit(code);
+    });
+  };
+  const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
+  process.on('SIGHUP', early);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ event: 'shutdown', signal }, 'second signal: workers exit now, cutting whatever is in flight');
+      void supervisor.exitNow().then(() => exit(o.exit.ok));
+      return;
+    }
+    stopping = true;
+    void supervisor.shutdown(signal).then(() => {
+      log.info({ event: 'stopped' }, 'every worker has exited');
+      exit(o.exit.ok);
+    });
+  };
+  // Ctrl-C during start-up must not leave workers behind.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await supervisor.start();
+  } catch (e) {
+    const code = e instanceof WorkerStartError ? e.exitCode : o.exit.startFailed;
+    log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
+    log.flush();
+    process.stderr.write(`spooky: cannot start: ${(e as Error).message}\n`);
+    process.exit(code === 0 ? o.exit.startFailed : code);
+  }
+  process.off('SIGHUP', early);
+  process.on('SIGHUP', () => void supervisor.reload('signal', { signal: 'SIGHUP' }));
+  if (o.pidFile) {
+    try {
+      const previous = writePidFile(o.pidFile);
+      if (previous)
+        log.warn(
+          { event: 'pid_file', path: o.pidFile, previous_pid: previous },
+          `pid file ${o.pidFile} named process ${previous}, which is still running; overwritten`,
+        );
+    } catch (e) {
+      log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot write pid file ${o.pidFile}`);
+      process.stderr.write(`spooky: cannot write pid file ${o.pidFile}: ${(e as Error).message}\n`);
+      await supervisor.exitNow();
+      exit(o.exit.startFailed);
+    }
+  }
+  process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
+}
