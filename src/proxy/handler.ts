@@ -18,6 +18,7 @@ import { RetryBudget } from '../resilience/retry-budget.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
+import type { BodySampler } from './body-sampling.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -31,8 +32,10 @@ export interface ProxyDeps {
   clock: Clock;
   /** Error log. */
   log: Logger;
-  /** The access log, or null when it is off (read per request, so a reload can switch it). */
-  accessLog(): AccessLog | null;
+  /** The access log, or null when it is off (read per request, so a reload can switch it and its sampling). */
+  accessLog(): Pick<AccessLog, 'write'> | null;
+  /** Body sampling of routes with `body_sampling`. Default: none. */
+  bodySampler?: BodySampler;
   /** Request-path events for metrics and tracing. Default: none. */
   observer?: ProxyObserver;
   /** Store of the rate-limit buckets. Default: in-process ({@link InMemoryRateLimiter}). */
@@ -350,7 +353,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
-    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(req.body, limit) : undefined;
+    const sample = matched.route.body_sampling
+      ? deps.bodySampler?.begin(matched.route.body_sampling, { requestId, route: matched.routeId, headers: req.headers, body: built.contentLength !== 0 ? req.body : null })
+      : undefined;
+    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit) : undefined;
     const timeouts = pool.config.timeouts;
     const retries = pool.config.retries;
     const deadline = timeouts.request_ms > 0 ? started + timeouts.request_ms : Number.POSITIVE_INFINITY;
@@ -482,6 +488,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             return bodyTimeout;
           });
         }
+        if (sample) body = sample.response(up.status, resHeaders, body);
         responded = true;
         if (ended) settle();
         if (transport === 'h3') await nextBatch();
