@@ -59,7 +59,8 @@ export function teeBody(source: ReadableStream<Uint8Array>, observer: TeeObserve
 export class BodyCapture implements TeeObserver {
   /** Body bytes seen so far. */
   bytes = 0;
-  private buf: Uint8Array | undefined;
+  /** Copies of the kept parts (memory grows with what is kept, never to `max` up front). */
+  private readonly parts: Uint8Array[] = [];
   private kept = 0;
   private done: ((capture: BodyCapture, outcome: TeeOutcome) => void) | undefined;
 
@@ -77,9 +78,8 @@ export class BodyCapture implements TeeObserver {
     this.bytes += bytes.byteLength;
     const room = this.max - this.kept;
     if (room <= 0 || bytes.byteLength === 0) return;
-    this.buf ??= new Uint8Array(this.max);
     const n = Math.min(room, bytes.byteLength);
-    this.buf.set(n === bytes.byteLength ? bytes : bytes.subarray(0, n), this.kept);
+    this.parts.push(bytes.slice(0, n));
     this.kept += n;
   }
 
@@ -92,7 +92,14 @@ export class BodyCapture implements TeeObserver {
 
   /** The bytes kept (at most `max`). */
   captured(): Uint8Array {
-    return this.buf ? this.buf.subarray(0, this.kept) : new Uint8Array(0);
+    if (this.parts.length === 1) return this.parts[0] as Uint8Array;
+    const out = new Uint8Array(this.kept);
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    return out;
   }
 
   /** True when more bytes were seen than kept. */
