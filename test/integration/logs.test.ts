@@ -89,6 +89,12 @@ upstream:
     let sent = 0;
     let done = 0;
     const statuses = new Map<number, number>();
+    // logrotate's steps, taken while the other loops have requests in flight: rename, then signal.
+    const rotate = () => {
+      renameSync(main, `${main}.1`);
+      renameSync(access, `${access}.1`);
+      child?.signal('SIGUSR1');
+    };
     const loop = async () => {
       while (sent < total) {
         sent++;
@@ -96,15 +102,10 @@ upstream:
         await res.arrayBuffer();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         done++;
+        if (done === total / 3) rotate();
       }
     };
-    const loops = Array.from({ length: 8 }, loop);
-    // Rotate while the loops keep sending (logrotate: rename, then signal).
-    await waitUntil(() => done >= total / 3, 60_000, 'a third of the requests');
-    renameSync(main, `${main}.1`);
-    renameSync(access, `${access}.1`);
-    child.signal('SIGUSR1');
-    await Promise.all(loops);
+    await Promise.all(Array.from({ length: 8 }, loop));
     expect(Object.fromEntries(statuses)).toEqual({ 200: total });
 
     const accessIds = () => [...records(`${access}.1`), ...records(access)].filter((r) => r.event === 'access').map((r) => r.request_id);
