@@ -109,6 +109,25 @@ describe('body sampling', () => {
     expect(records[1]).toMatchObject({ direction: 'response', complete: false, bytes_seen: 6, body: 'abcd', truncated: true });
   });
 
+  test('close() writes the request record of a body never read to its end, once', async () => {
+    const { records, sampler } = setup();
+    const sample = sampler.begin(CFG, req(stream('never read')));
+    sample?.close();
+    expect(records).toEqual([expect.objectContaining({ direction: 'request', bytes_seen: 0, body: '', complete: false })]);
+    // Read anyway afterwards: the body still flows, no second record.
+    expect(await new Response(sample?.requestBody).text()).toBe('never read');
+    sample?.close();
+    expect(records).toHaveLength(1);
+  });
+
+  test('close() after the request body ended adds nothing', async () => {
+    const { records, sampler } = setup();
+    const sample = sampler.begin(CFG, req(stream('abc')));
+    await new Response(sample?.requestBody).text();
+    sample?.close();
+    expect(records.map((r) => [r.direction, r.complete])).toEqual([['request', true]]);
+  });
+
   test('a log output that throws loses the sample, not the body', async () => {
     const sampler = new BodySampler(
       {

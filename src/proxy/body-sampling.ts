@@ -6,9 +6,10 @@
  * proxied stream keeps its backpressure and cancellation.
  *
  * A request record is written when the request body has been read to the end, failed or was cancelled (at
- * once for a request without a body); a request body that is never read (no backend could be reached) gives
- * no request record. A response record is written when the response body is over (at once when the backend
- * sent no body or a small body Spooky already holds).
+ * once for a request without a body), or at the latest when the request is over ({@link BodySample.close}:
+ * a body that was never read to its end, for example because no backend could be reached, is logged with
+ * what was seen and `complete: false`). A response record is written when the response body is over (at
+ * once when the backend sent no body or a small body Spooky already holds).
  */
 import type { BodySamplingConfig } from '../config/types.ts';
 import { type Random, systemRandom } from '../lib/random.ts';
@@ -53,6 +54,7 @@ export class BodySampler {
 export class BodySample {
   /** The request body to forward instead of the original (watched when request bodies are sampled). */
   readonly requestBody: ReadableStream<Uint8Array> | null;
+  private readonly requestCapture: BodyCapture | undefined;
 
   constructor(
     private readonly cfg: BodySamplingConfig,
@@ -63,12 +65,18 @@ export class BodySample {
     else {
       const headers = redactHeaders(req.headers, cfg.redact_headers);
       const capture = new BodyCapture(cfg.max_bytes, (c, outcome) => this.write('request', headers, c, outcome));
+      this.requestCapture = capture;
       if (req.body) this.requestBody = teeBody(req.body, capture);
       else {
         this.requestBody = null;
         capture.end('end');
       }
     }
+  }
+
+  /** The request is over: writes the request record now if its body was not read to the end (`complete: false`). */
+  close(): void {
+    this.requestCapture?.end('cancel');
   }
 
   /** The response body to send instead of `body` (watched when response bodies are sampled). */

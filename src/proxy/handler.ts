@@ -18,7 +18,7 @@ import { RetryBudget } from '../resilience/retry-budget.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
-import type { BodySampler } from './body-sampling.ts';
+import type { BodySample, BodySampler } from './body-sampling.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -268,6 +268,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     };
     let logged = false;
     let admitted: string | undefined;
+    let sample: BodySample | undefined;
     const finish = (status: number, error?: SpookyError): void => {
       if (logged) return;
       logged = true;
@@ -282,6 +283,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);
       observer.requestEnd(rec);
+      sample?.close();
     };
     const fail = (err: SpookyError): Response => {
       finish(err.status, err);
@@ -353,7 +355,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
-    const sample = matched.route.body_sampling
+    sample = matched.route.body_sampling
       ? deps.bodySampler?.begin(matched.route.body_sampling, { requestId, route: matched.routeId, headers: req.headers, body: built.contentLength !== 0 ? req.body : null })
       : undefined;
     const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit) : undefined;

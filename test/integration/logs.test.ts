@@ -141,6 +141,11 @@ upstream:
       path_prefix: /sampled/
       body_sampling: { ratio: 1, max_bytes: 64, redact_headers: [authorization, cookie, set-cookie, x-api-key] }
     backends: [{ id: s, address: "${backend.address}" }]
+  dead:
+    route:
+      path_prefix: /dead/
+      body_sampling: { ratio: 1 }
+    backends: [{ id: d, address: "http://127.0.0.1:1" }]
   plain:
     route:
       path_prefix: /plain/
@@ -208,6 +213,14 @@ upstream:
     );
     expect(cut).toMatchObject({ complete: false, truncated: false, bytes_seen: 12 });
   }, 30_000);
+
+  test('a request whose backend cannot be reached still gets its request sample, marked incomplete', async () => {
+    const res = await request(`${spooky.url}/dead/x`, { method: 'POST', body: 'never forwarded', headers: { authorization: 'Bearer t0ken' } });
+    expect(res.status).toBe(502);
+    const id = res.headers.get('x-request-id') as string;
+    const rec = await spooky.child.waitFor((r) => r.event === 'body_sample' && r.request_id === id, 10_000, 'the request sample');
+    expect(rec).toMatchObject({ direction: 'request', route: 'dead#0', complete: false, headers: { authorization: '[redacted]' } });
+  });
 
   test('a 10 MB upload with sampling on streams through: the cap holds and the peak RSS stays low', async () => {
     const MB = 1_000_000;
