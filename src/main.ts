@@ -42,7 +42,8 @@ Options for run:
       --pid-file FILE    write the process id to FILE once listening; removed on exit
       --workers N|auto   worker processes sharing the port (overrides the workers key; needs --config)
 
-Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit (a second one exits at once).
+Signals: SIGHUP reloads the config file; SIGUSR1 reopens the log file(s) (log rotation);
+SIGTERM/SIGINT drain and exit (a second one exits at once).
 Exit codes: 0 ok, 1 invalid config (reload: could not signal), 2 usage error, 3 could not start.
 `;
 
@@ -145,9 +146,11 @@ async function run(
   pidFile: string | undefined,
   banner?: string,
 ): Promise<void> {
-  const { log, access } = createLogging(config.log);
+  const { log, access, samples, files } = createLogging(config.log);
+  // logrotate: rename the file(s), then SIGUSR1 (whose default action would end the process).
+  process.on('SIGUSR1', () => files.reopen());
   for (const w of warnings) log.warn({ event: 'config_warning' }, w);
-  const runtime = new Runtime({ config, configPath, log, access, clock: systemClock, random: systemRandom, overrides });
+  const runtime = new Runtime({ config, configPath, log, access, samples, logFiles: files, clock: systemClock, random: systemRandom, overrides });
   // SIGHUP would end the process by default: until the listeners are up, a reload request is ignored.
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
   process.on('SIGHUP', early);

@@ -89,7 +89,8 @@ export const DEFAULTS = {
   weight: 100,
   probe: { path: '/health', method: 'GET', interval: 5000, timeout_ms: 1000, expected_status: [200, 399] },
   health: { failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5 },
-  log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log' },
+  log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log', access_sampling: { ratio: 1, always_log_errors: true } },
+  body_sampling: { max_bytes: 4096, redact_headers: ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'] },
   reload: { watch: false, debounce_ms: 500 },
   shutdown: { drain_timeout_ms: 30000 },
   tracing: {
@@ -333,6 +334,17 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
     route.allowed_methods = [...methods];
   }
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
+  if (r.body_sampling !== undefined) {
+    const b = r.body_sampling;
+    const directions = b.directions ?? ['request', 'response'];
+    route.body_sampling = {
+      ratio: b.ratio,
+      request: directions.includes('request'),
+      response: directions.includes('response'),
+      max_bytes: b.max_bytes ?? DEFAULTS.body_sampling.max_bytes,
+      redact_headers: [...new Set((b.redact_headers ?? DEFAULTS.body_sampling.redact_headers).map((h) => h.toLowerCase()))],
+    };
+  }
   if (r.rate_limits !== undefined) {
     route.rate_limits = r.rate_limits.map((rule, index): RateLimitConfig => {
       const name = rule.name ?? rule.key;
@@ -444,6 +456,15 @@ function resolveLog(file: ConfigFile, abs: (p: string) => string): LogConfig {
     format,
     ...(path !== undefined ? { file: path } : {}),
     access_log: log.access_log ?? DEFAULTS.log.access_log,
+    ...(log.access_file !== undefined ? { access_file: abs(log.access_file) } : {}),
+    ...(log.access_sampling !== undefined
+      ? {
+          access_sampling: {
+            ratio: log.access_sampling.ratio ?? DEFAULTS.log.access_sampling.ratio,
+            always_log_errors: log.access_sampling.always_log_errors ?? DEFAULTS.log.access_sampling.always_log_errors,
+          },
+        }
+      : {}),
   };
 }
 

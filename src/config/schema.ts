@@ -422,6 +422,24 @@ export const ConditionSchema = z
 const hostPattern = () => checked(parseHostPattern);
 const methodName = () => checked(parseMethod);
 
+/** Body sampling of a route (see `src/observability/body-sample.ts`). */
+export const BodySamplingSchema = z
+  .strictObject({
+    ratio: req(z.number().min(0).max(1), 'Share of requests, 0..1, whose bodies are sampled (one decision per request covers both directions). Required.'),
+    directions: opt(
+      z.array(z.enum(['request', 'response'])).min(1),
+      'Which bodies of a sampled request are logged: `request`, `response` or both. Default `[request, response]`.',
+      ['request', 'response'],
+    ),
+    max_bytes: opt(z.number().int().min(0).max(1048576), 'Most body bytes copied into one sample record, 0..1048576 (the rest is only counted). Default `4096`.', 4096),
+    redact_headers: opt(
+      z.array(checked(parseHeaderName)),
+      'Header names (case-insensitive) whose values are written as `"[redacted]"`; replaces the default list. Default `[authorization, cookie, set-cookie, proxy-authorization]`.',
+      ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'],
+    ),
+  })
+  .describe('Body sampling of this route: request and response bodies of a share of requests, capped and with headers redacted, as `body_sample` log records. Default: off.');
+
 /** The conditions that lead a request to a pool. */
 /** One rate-limit rule of a route. */
 export const RateLimitRuleSchema = z
@@ -475,6 +493,7 @@ export const RouteSchema = z
     ),
     max_request_body_bytes: opt(positiveInt(), 'Largest request body of this route in bytes (overrides `limits.max_request_body_bytes`). Default: the global limit.'),
     rate_limits: opt(z.array(RateLimitRuleSchema).min(1), 'Rate-limit rules of this route; a request must pass every rule, in order. Default none.'),
+    body_sampling: BodySamplingSchema.optional(),
   })
   .describe('Route conditions; every condition that is set must hold.');
 
@@ -654,6 +673,18 @@ export const LogFileSchema = z
   })
   .describe('Log file (Rust Spooky shape).');
 
+/** Access-log sampling. */
+export const AccessSamplingSchema = z
+  .strictObject({
+    ratio: opt(z.number().min(0).max(1), 'Share of access records written, 0..1. Default `1` (all).', 1),
+    always_log_errors: opt(
+      z.boolean(),
+      'Write every record of a failed request (status >= 500, or any Spooky error code such as `no_route` or `client_aborted`) whatever `ratio` says. Default `true`.',
+      true,
+    ),
+  })
+  .describe('Access-log sampling: write only a share of the access records. Default: every record.');
+
 /** Logging settings. */
 export const LogSchema = z
   .strictObject({
@@ -668,6 +699,11 @@ export const LogSchema = z
       "Log file: a path, or `{ enabled, path }` (Rust shape). Relative to the config file's folder. Default: stdout.",
     ),
     access_log: opt(z.boolean(), 'Write one access-log line per request. Default `true`.', true),
+    access_file: opt(
+      nonEmpty(),
+      "Separate file for access records and body samples (like nginx `access_log`); relative to the config file's folder. Default: the same output as the other records (`file` or stdout).",
+    ),
+    access_sampling: AccessSamplingSchema.optional(),
   })
   .describe('Logging: level, format, destination and access log.');
 

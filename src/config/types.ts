@@ -154,6 +154,22 @@ export interface RouteConfig {
   max_request_body_bytes?: number;
   /** Rate-limit rules, checked in order; absent when none. */
   rate_limits?: RateLimitConfig[];
+  /** Body sampling of this route; absent: off. */
+  body_sampling?: BodySamplingConfig;
+}
+
+/** Body sampling of a route: a share of requests get their bodies logged as `body_sample` records. */
+export interface BodySamplingConfig {
+  /** Share of requests sampled, 0..1 (one decision per request covers both directions). */
+  ratio: number;
+  /** Whether the request body of a sampled request is logged. Default `true`. */
+  request: boolean;
+  /** Whether the response body of a sampled request is logged. Default `true`. */
+  response: boolean;
+  /** Most body bytes copied into one record. Default `4096`. */
+  max_bytes: number;
+  /** Lower-case header names whose values are written as `"[redacted]"`. Default `authorization`, `cookie`, `set-cookie`, `proxy-authorization`. */
+  redact_headers: string[];
 }
 
 /** Where a consistent-hash key comes from. */
@@ -360,6 +376,18 @@ export interface LogConfig {
   file?: string;
   /** Write one access-log line per request. Default `true`. */
   access_log: boolean;
+  /** Separate file for access records and body samples; default: the same output as `file`. */
+  access_file?: string;
+  /** Access-log sampling; absent: every record is written. */
+  access_sampling?: AccessSamplingConfig;
+}
+
+/** Access-log sampling. */
+export interface AccessSamplingConfig {
+  /** Share of access records written, 0..1. Default `1`. */
+  ratio: number;
+  /** Write every record of a failed request (status >= 500 or a Spooky error code) whatever `ratio` says. Default `true`. */
+  always_log_errors: boolean;
 }
 
 /** Hot reload (SIGHUP, `spooky reload`, `POST /reload` on the admin listener, and optional file watching). */

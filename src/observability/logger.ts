@@ -5,6 +5,8 @@
 import pino, { type Logger } from 'pino';
 import type { LogConfig } from '../config/types.ts';
 import { AccessLog } from './access-log.ts';
+import { BodySampleLog } from './body-sample.ts';
+import { LogFiles } from './log-files.ts';
 
 export type { Logger } from 'pino';
 
@@ -30,10 +32,14 @@ export interface Logging {
   log: Logger;
   /** Access records (whether to write them is decided per config generation: `log.access_log`). */
   access: AccessLog;
+  /** Body sample records (same output as the access records). */
+  samples: BodySampleLog;
+  /** The log files, reopened on SIGUSR1. */
+  files: LogFiles;
 }
 
 /** Creates the process logger and access log from the `log` config. */
-export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>): Logging {
+export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file' | 'access_file'>): Logging {
   const options: pino.LoggerOptions = {
     level: cfg.level,
     base: undefined,
@@ -41,7 +47,17 @@ export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>)
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   const sink = pino.destination({ dest: cfg.file ?? 1, sync: false, mkdir: true });
-  const access = new AccessLog(sink, cfg.format);
+  const accessSink = cfg.access_file !== undefined && cfg.access_file !== cfg.file ? pino.destination({ dest: cfg.access_file, sync: false, mkdir: true }) : sink;
+  const access = new AccessLog(accessSink, cfg.format);
+  const samples = new BodySampleLog(accessSink, cfg.format === 'text' ? jsonLineToText : undefined);
+  const files = new LogFiles([
+    { path: cfg.file, dest: sink },
+    { path: cfg.access_file ?? cfg.file, dest: accessSink },
+  ]);
+  const logging = (log: Logger): Logging => {
+    files.attach(log);
+    return { log, access, samples, files };
+  };
   if (cfg.format === 'text') {
     const textStream = {
       write(chunk: string) {
@@ -50,7 +66,7 @@ export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file'>)
         sink.write(out);
       },
     };
-    return { log: pino({ ...options, timestamp: pino.stdTimeFunctions.epochTime }, textStream), access };
+    return logging(pino({ ...options, timestamp: pino.stdTimeFunctions.epochTime }, textStream));
   }
-  return { log: pino(options, sink), access };
+  return logging(pino(options, sink));
 }

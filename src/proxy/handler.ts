@@ -21,6 +21,7 @@ import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation
 import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
+import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
@@ -36,8 +37,10 @@ export interface ProxyDeps {
   clock: Clock;
   /** Error log. */
   log: Logger;
-  /** The access log, or null when it is off (read per request, so a reload can switch it). */
-  accessLog(): AccessLog | null;
+  /** The access log, or null when it is off (read per request, so a reload can switch it and its sampling). */
+  accessLog(): Pick<AccessLog, 'write'> | null;
+  /** Body sampling of routes with `body_sampling`. Default: none. */
+  bodySampler?: BodySampler;
   /** Request-path events for metrics and tracing. Default: none. */
   observer?: ProxyObserver;
   /** Store of the rate-limit buckets. Default: in-process ({@link InMemoryRateLimiter}). */
@@ -276,6 +279,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     };
     let logged = false;
     let admitted: string | undefined;
+    let sample: BodySample | undefined;
     const finish = (status: number, error?: SpookyError): void => {
       if (logged) return;
       logged = true;
@@ -291,6 +295,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       access?.write(rec);
       observer.requestEnd(rec);
       trace.end(rec);
+      sample?.close();
     };
     const fail = (err: SpookyError): Response => {
       finish(err.status, err);
@@ -366,7 +371,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
-    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(req.body, limit, built.contentLength) : undefined;
+    sample = matched.route.body_sampling
+      ? deps.bodySampler?.begin(matched.route.body_sampling, { requestId, traceId: rec.trace_id, route: matched.routeId, headers: req.headers, body: built.contentLength !== 0 ? req.body : null })
+      : undefined;
+    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit, built.contentLength) : undefined;
     const timeouts = pool.config.timeouts;
     const retries = pool.config.retries;
     const deadline = timeouts.request_ms > 0 ? started + timeouts.request_ms : Number.POSITIVE_INFINITY;
@@ -516,6 +524,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             return bodyTimeout;
           });
         }
+        if (sample) body = sample.response(up.status, resHeaders, body);
         responded = true;
         if (ended) settle();
         if (transport === 'h3') await nextBatch();

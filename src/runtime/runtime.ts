@@ -20,8 +20,13 @@ import type { Random } from '../lib/random.ts';
 import { CertificateError } from '../listener/certs.ts';
 import type { FetchHandler } from '../listener/listener.ts';
 import type { AccessLog } from '../observability/access-log.ts';
+import { type AccessSamplingStats, type AccessWriter, accessWriterFor } from '../observability/access-sampling.ts';
+import type { BodySampleLog } from '../observability/body-sample.ts';
+import type { LogFiles } from '../observability/log-files.ts';
+import { registerLogMetrics } from '../observability/log-metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Telemetry } from '../observability/telemetry.ts';
+import { BodySampler } from '../proxy/body-sampling.ts';
 import { PASS_THROUGH_TRACING } from '../observability/trace-context.ts';
 import { TracingController } from '../observability/tracing.ts';
 import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
@@ -42,6 +47,10 @@ export interface RuntimeOptions {
   log: Logger;
   /** Access-log writer. */
   access: AccessLog;
+  /** Body sample writer (route `body_sampling`). Default: none (no body samples). */
+  samples?: BodySampleLog;
+  /** The log files (for the reopen counters). */
+  logFiles?: LogFiles;
   /** Time source. */
   clock: Clock;
   /** Random source for balancers. */
@@ -99,6 +108,7 @@ export class Runtime implements AdminSource {
   private readonly counts: ReloadCounts = { ok: 0, error: 0 };
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly watcher: FileWatcher;
+  private readonly accessSampling: AccessSamplingStats = { sampledOut: 0 };
   /** Metrics, dashboard statistics and `/config` (the proxy handler's observer). */
   readonly telemetry: Telemetry;
   /** OpenTelemetry spans, or trace ids only (`tracing` of the current config). */
@@ -137,7 +147,9 @@ export class Runtime implements AdminSource {
       accessLog: () => this.accessLog(),
       tracing: this.tracing,
       observer: this.alerts.observer,
+      ...(opts.samples ? { bodySampler: new BodySampler(opts.samples, opts.random, () => this.generation.config.log.level !== 'silent') } : {}),
     });
+    registerLogMetrics(this.telemetry.prom.registry, { sampling: this.accessSampling, bodySamples: opts.samples?.written, reopens: opts.logFiles?.reopens });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
     this.listeners = new ListenerSet(serve, onError, this.log, opts.clock, opts.sharedPort);
@@ -157,9 +169,9 @@ export class Runtime implements AdminSource {
     };
   }
 
-  private accessLog(): AccessLog | null {
+  private accessLog(): AccessWriter | null {
     const l = this.generation.config.log;
-    return l.access_log && l.level !== 'silent' ? this.opts.access : null;
+    return l.access_log && l.level !== 'silent' ? accessWriterFor(this.opts.access, l.access_sampling, this.opts.random, this.accessSampling) : null;
   }
 
   /** The current generation. */
@@ -281,8 +293,8 @@ export class Runtime implements AdminSource {
 
     this.log.level = config.log.level;
     this.tracing.update(config.tracing);
-    if (config.log.format !== prev.config.log.format || config.log.file !== prev.config.log.file) {
-      this.log.warn({ event: 'config_warning', trigger }, 'log.format and log.file changes take effect at the next restart');
+    if (config.log.format !== prev.config.log.format || config.log.file !== prev.config.log.file || config.log.access_file !== prev.config.log.access_file) {
+      this.log.warn({ event: 'config_warning', trigger }, 'log.format, log.file and log.access_file changes take effect at the next restart');
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);

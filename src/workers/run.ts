@@ -43,7 +43,7 @@ export interface SupervisorRunOptions {
 
 /** Runs this process as the supervisor of `count` workers. */
 export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
-  const { log } = createLogging(o.config.log);
+  const { log, files } = createLogging(o.config.log);
   for (const w of o.warnings) log.warn({ event: 'config_warning' }, w);
   const supervisor = new Supervisor({
     config: o.config,
@@ -76,6 +76,12 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
       exit(o.exit.ok);
     });
   };
+  // logrotate: rename the file(s), then SIGUSR1 (whose default action would end the process): the supervisor
+  // reopens its own log files and every worker reopens its own.
+  process.on('SIGUSR1', () => {
+    files.reopen();
+    supervisor.signalWorkers('SIGUSR1');
+  });
   // Ctrl-C during start-up must not leave workers behind.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

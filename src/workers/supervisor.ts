@@ -520,6 +520,11 @@ export class Supervisor implements AdminSource, AdminObservability {
    * stops restarting, and resolves when every worker has exited (stragglers are killed 5 s after the drain
    * timeout).
    */
+  /** Sends `signal` to every running worker (SIGUSR1: each reopens its log files). */
+  signalWorkers(signal: 'SIGUSR1'): void {
+    for (const s of this.slots) s.proc?.kill(signal);
+  }
+
   async shutdown(signal: string): Promise<void> {
     this.draining = true;
     this.watcher.close();

@@ -75,14 +75,17 @@ function requestsTotal(json: { name: string; values: { value: number }[] }[]): n
 
 /** Runs this process as worker `opts.index`; resolves once it listens (and has told the supervisor). */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
-  const { log: root, access } = createLogging(opts.config.log);
+  const { log: root, access, samples, files } = createLogging(opts.config.log);
   const log: Logger = root.child({ worker: opts.index });
+  files.attach(log);
   let shared: SharedPorts = parseSharedPorts(process.env[PORTS_ENV]);
   const runtime = new Runtime({
     config: workerSettings(opts.config),
     configPath: opts.configPath,
     log,
     access,
+    samples,
+    logFiles: files,
     clock: systemClock,
     random: systemRandom,
     overrides: (c) => workerSettings(opts.overrides(c)),
@@ -108,6 +111,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   process.on('SIGHUP', () => log.info({ event: 'signal_ignored', signal: 'SIGHUP' }, 'SIGHUP goes to the supervisor, which reloads every worker'));
   process.on('SIGINT', () => log.debug({ event: 'signal_ignored', signal: 'SIGINT' }, 'SIGINT is handled by the supervisor'));
   process.on('SIGTERM', () => (stopping ? exit(0) : drain('SIGTERM')));
+  process.on('SIGUSR1', () => files.reopen());
   process.on('disconnect', () => drain('supervisor_gone'));
 
   const answer = async (req: WorkerOp): Promise<unknown> => {

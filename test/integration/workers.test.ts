@@ -241,6 +241,20 @@ upstream:
     writeFileSync(spooky.configPath, good);
   });
 
+  test('SIGUSR1 (log rotation) reaches every worker; the supervisor survives it and traffic goes on', async () => {
+    const before = spooky.child.lines.filter((l) => l.event === 'log_reopen').length;
+    spooky.child.proc.kill('SIGUSR1');
+    // the supervisor's own reopen plus one per worker (all log to stdout here, so each logs a no-op reopen)
+    await eventually(() => spooky.child.lines.filter((l) => l.event === 'log_reopen').length >= before + 3, 10_000, 'three log_reopen records');
+    const reopened = spooky.child.lines.filter((l) => l.event === 'log_reopen').slice(before);
+    expect(new Set(reopened.map((l) => l.worker ?? 'supervisor'))).toEqual(new Set(['supervisor', 0, 1]));
+    expect(spooky.child.proc.exitCode).toBeNull();
+    expect(await metric(spooky, 'spooky_worker_restarts_total')).toBe(1);
+    const res = await request(`${spooky.url}/api/after-usr1`);
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+  });
+
   test('SIGTERM: every worker drains, the supervisor exits 0', async () => {
     const pids = (await workers(spooky)).map((w) => w.pid!);
     const code = await spooky.stop();

@@ -1,0 +1,105 @@
+/**
+ * The log files and their reopening for log rotation (logrotate's rename-then-signal pattern): on SIGUSR1
+ * every file destination is reopened at its configured path, so after a rename the next lines go to a new
+ * file there. SonicBoom (pino's destination) finishes the write in progress into the old file first and
+ * sends everything buffered after it to the new one, so no line is lost or written twice. A destination on
+ * stdout is left alone. Open and write errors of a destination are logged instead of crashing the process.
+ */
+import type { Logger } from 'pino';
+
+/** What reopening needs from a log destination (pino's SonicBoom). */
+export interface ReopenableDestination {
+  /** Reopens the file at its path. */
+  reopen(): void;
+  /** Error and readiness events of the file. */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+}
+
+/** One log destination and the file it writes (undefined for stdout). */
+export interface LogDestination {
+  /** File path, or undefined for stdout. */
+  path: string | undefined;
+  /** The destination. */
+  dest: ReopenableDestination;
+}
+
+/** Reopen attempts by result. */
+export interface ReopenCounts {
+  /** Files reopened. */
+  success: number;
+  /** Files that could not be reopened (their lines keep going to the old file). */
+  failure: number;
+}
+
+/** The process's log files, reopened together. */
+export class LogFiles {
+  /** Reopen results since start. */
+  readonly reopens: ReopenCounts = { success: 0, failure: 0 };
+  private readonly files: { path: string; dest: ReopenableDestination; reopening: boolean }[] = [];
+  private log: Logger | undefined;
+
+  constructor(
+    destinations: readonly LogDestination[],
+    /** Where problems go when the log itself cannot take them. */
+    private readonly stderr: (line: string) => void = (line) => process.stderr.write(line),
+  ) {
+    const seen = new Set<ReopenableDestination>();
+    for (const { path, dest } of destinations) {
+      if (seen.has(dest)) continue;
+      seen.add(dest);
+      const entry = path === undefined ? undefined : { path, dest, reopening: false };
+      // Without a listener an error event would be thrown (pino re-emits anything but EPIPE).
+      dest.on('error', (err) => this.failed(entry, err));
+      if (!entry) continue;
+      dest.on('ready', () => this.opened(entry));
+      this.files.push(entry);
+    }
+  }
+
+  /** The logger that reports reopen results (set once it exists). */
+  attach(log: Logger): void {
+    this.log = log;
+  }
+
+  /** The file paths that a reopen covers. */
+  paths(): string[] {
+    return this.files.map((f) => f.path);
+  }
+
+  /** Reopens every file (asynchronous; the result is logged). Returns the paths being reopened; none for stdout. */
+  reopen(): string[] {
+    const started: string[] = [];
+    for (const f of this.files) {
+      try {
+        f.reopening = true;
+        f.dest.reopen();
+        started.push(f.path);
+      } catch (e) {
+        this.failed(f, e as Error);
+      }
+    }
+    if (started.length === 0) this.log?.info({ event: 'log_reopen', files: [] }, 'SIGUSR1: no log file to reopen (logging to stdout)');
+    return started;
+  }
+
+  private opened(f: { path: string; reopening: boolean }): void {
+    if (!f.reopening) return;
+    f.reopening = false;
+    this.reopens.success++;
+    this.log?.info({ event: 'log_reopen', file: f.path }, `log file reopened: ${f.path}`);
+  }
+
+  private failed(f: { path: string; reopening: boolean } | undefined, err: Error): void {
+    const reopening = f?.reopening === true;
+    if (f) f.reopening = false;
+    if (reopening) this.reopens.failure++;
+    const what = reopening
+      ? `cannot reopen log file ${f?.path}; lines keep going to the file open before`
+      : `log output error${f ? ` (${f.path})` : ''}`;
+    this.stderr(`spooky: ${what}: ${err.message}\n`);
+    try {
+      this.log?.error({ event: reopening ? 'log_reopen_failed' : 'log_error', file: f?.path, err: err.message }, what);
+    } catch {}
+  }
+}
