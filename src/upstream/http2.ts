@@ -48,9 +48,11 @@ import http2, {
   type IncomingHttpStatusHeader,
   type OutgoingHttpHeaders,
 } from 'node:http2';
-import net, { isIP } from 'node:net';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
+import { CoalescingSocket } from './coalescing-socket.ts';
 import { type Http1PoolOptions, Http1Transport } from './http1.ts';
 import {
   type ExchangeEnd,
@@ -485,7 +487,7 @@ export class Http2Transport implements Transport {
     const tlsOpts = this.origin.tls;
     return new Promise<Route>((resolve, reject) => {
       let settled = false;
-      let socket: net.Socket | undefined;
+      let socket: Duplex | undefined;
       let h2: ClientHttp2Session | undefined;
       const fail = (err: SpookyError) => {
         if (settled) return;
@@ -498,7 +500,7 @@ export class Http2Transport implements Transport {
       const connectTimer = timer(timeoutMs, () => fail(connectFailed(`connect to ${this.defaultAuthority} timed out after ${timeoutMs} ms`)));
       const onSocketError = (err: unknown) => fail(connectFailed(`connect to ${this.defaultAuthority} failed: ${describe(err)}`, err));
 
-      const startSession = (sock: net.Socket) => {
+      const startSession = (sock: Duplex) => {
         this.opened++;
         const session = http2.connect(this.authorityUrl, {
           createConnection: () => sock,
@@ -531,14 +533,17 @@ export class Http2Transport implements Transport {
       };
 
       if (!tlsOpts) {
-        socket = net.connect({ host, port });
-        socket.on('error', noop);
-        socket.once('error', onSocketError);
-        socket.once('connect', () => {
-          if (settled) return;
-          (socket as net.Socket).setNoDelay(true);
-          startSession(socket as net.Socket);
-        });
+        // Cleartext: a socket that coalesces the frames of one event-loop turn into one write (see its module).
+        CoalescingSocket.connect(host, port).then((sock) => {
+          if (settled) {
+            sock.destroy();
+            return;
+          }
+          socket = sock;
+          sock.on('error', noop);
+          sock.once('error', onSocketError);
+          startSession(sock);
+        }, onSocketError);
         return;
       }
       const options: tls.ConnectionOptions = {
