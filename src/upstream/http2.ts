@@ -10,7 +10,9 @@
  *
  * The transport opens the TCP (and TLS) socket itself and hands it to `http2.connect` through
  * `createConnection`, so one connect timeout covers TCP, TLS and the peer's first SETTINGS frame, and every
- * failure before that point is a retryable `upstream_connect_failed`.
+ * failure before that point is a retryable `upstream_connect_failed`. For h2c that socket is a
+ * {@link CoalescingSocket}, so the frames of every stream opened in one event-loop turn leave in one write (Bun
+ * would otherwise write and flush once per stream); TLS sockets are `node:tls` ones, written per stream.
  *
  * HTTP/1.1 fallback (HTTPS only). The TLS handshake offers ALPN `h2, http/1.1`. When the backend picks anything but
  * `h2` (including no ALPN at all), the probe socket is closed and requests go to an {@link Http1Transport} for the
