@@ -10,7 +10,9 @@
  *
  * The transport opens the TCP (and TLS) socket itself and hands it to `http2.connect` through
  * `createConnection`, so one connect timeout covers TCP, TLS and the peer's first SETTINGS frame, and every
- * failure before that point is a retryable `upstream_connect_failed`.
+ * failure before that point is a retryable `upstream_connect_failed`. For h2c that socket is a
+ * {@link CoalescingSocket}, so the frames of every stream opened in one event-loop turn leave in one write (Bun
+ * would otherwise write and flush once per stream); TLS sockets are `node:tls` ones, written per stream.
  *
  * HTTP/1.1 fallback (HTTPS only). The TLS handshake offers ALPN `h2, http/1.1`. When the backend picks anything but
  * `h2` (including no ALPN at all), the probe socket is closed and requests go to an {@link Http1Transport} for the
@@ -48,9 +50,11 @@ import http2, {
   type IncomingHttpStatusHeader,
   type OutgoingHttpHeaders,
 } from 'node:http2';
-import net, { isIP } from 'node:net';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
+import { CoalescingSocket } from './coalescing-socket.ts';
 import { type Http1PoolOptions, Http1Transport } from './http1.ts';
 import {
   type ExchangeEnd,
@@ -485,7 +489,7 @@ export class Http2Transport implements Transport {
     const tlsOpts = this.origin.tls;
     return new Promise<Route>((resolve, reject) => {
       let settled = false;
-      let socket: net.Socket | undefined;
+      let socket: Duplex | undefined;
       let h2: ClientHttp2Session | undefined;
       const fail = (err: SpookyError) => {
         if (settled) return;
@@ -498,7 +502,7 @@ export class Http2Transport implements Transport {
       const connectTimer = timer(timeoutMs, () => fail(connectFailed(`connect to ${this.defaultAuthority} timed out after ${timeoutMs} ms`)));
       const onSocketError = (err: unknown) => fail(connectFailed(`connect to ${this.defaultAuthority} failed: ${describe(err)}`, err));
 
-      const startSession = (sock: net.Socket) => {
+      const startSession = (sock: Duplex) => {
         this.opened++;
         const session = http2.connect(this.authorityUrl, {
           createConnection: () => sock,
@@ -531,14 +535,17 @@ export class Http2Transport implements Transport {
       };
 
       if (!tlsOpts) {
-        socket = net.connect({ host, port });
-        socket.on('error', noop);
-        socket.once('error', onSocketError);
-        socket.once('connect', () => {
-          if (settled) return;
-          (socket as net.Socket).setNoDelay(true);
-          startSession(socket as net.Socket);
-        });
+        // Cleartext: a socket that coalesces the frames of one event-loop turn into one write (see its module).
+        CoalescingSocket.connect(host, port).then((sock) => {
+          if (settled) {
+            sock.destroy();
+            return;
+          }
+          socket = sock;
+          sock.on('error', noop);
+          sock.once('error', onSocketError);
+          startSession(sock);
+        }, onSocketError);
         return;
       }
       const options: tls.ConnectionOptions = {
