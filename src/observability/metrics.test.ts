@@ -105,6 +105,12 @@ describe('Metrics', () => {
     metrics.requestEnd(rec({ route: 'b#0', pool: 'b', backend: 'b1', method: 'PROPFIND', protocol: 'h1.1', status: 207 }));
     metrics.requestStart(); // still in flight
 
+    // The JSON form (what workers send their supervisor over IPC) must survive a structured clone and carry
+    // the latency histograms with all their labels.
+    const json = structuredClone(await metrics.json());
+    const hist = json.find((m) => m.name === 'spooky_request_duration_seconds');
+    expect(hist?.values.find((v) => v.metricName === 'spooky_request_duration_seconds_count' && v.labels.route === 'a#0' && v.labels.backend === 'a1')?.value).toBe(3);
+
     const s = await scrape(metrics);
     const req = (l: Record<string, string>) => sample(s, 'spooky_requests_total', l);
     expect(req({ ...route, method: 'GET', status_class: '2xx', protocol: 'h3' })).toBe(3);

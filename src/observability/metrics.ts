@@ -183,13 +183,11 @@ class SeriesHistogram<L extends string> extends Histogram<L> {
     const data = await this.getForPromString();
     return {
       ...data,
-      collect: noop,
       values: data.values.map((v) => ({ value: v.value, metricName: v.metricName, labels: { ...v.labels, ...v.sharedLabels } })),
     } as unknown as Awaited<ReturnType<Histogram<L>['get']>>;
   }
 }
 
-function noop(): void {}
 
 /** Custom-metric state of one pool. */
 interface CustomPool {
