@@ -109,7 +109,11 @@ describe('Metrics', () => {
     // the latency histograms with all their labels.
     const json = structuredClone(await metrics.json());
     const hist = json.find((m) => m.name === 'spooky_request_duration_seconds');
-    expect(hist?.values.find((v) => v.metricName === 'spooky_request_duration_seconds_count' && v.labels.route === 'a#0' && v.labels.backend === 'a1')?.value).toBe(3);
+    expect(
+      (hist?.values as { metricName?: string; labels: Record<string, string | number>; value: number }[] | undefined)?.find(
+        (v) => v.metricName === 'spooky_request_duration_seconds_count' && v.labels.route === 'a#0' && v.labels.backend === 'a1',
+      )?.value,
+    ).toBe(3);
 
     const s = await scrape(metrics);
     const req = (l: Record<string, string>) => sample(s, 'spooky_requests_total', l);
