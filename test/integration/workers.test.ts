@@ -91,33 +91,10 @@ upstream:
   });
 
   test('HTTP/3 requests from several client processes are served by both workers', async () => {
+    const sessions = ['--sessions', '6', '--path', '/api/x', '--reconnect', '--timeout-ms', '3000', '--pause-ms', '5', '--progress-ms', '500'];
     clients = await Promise.all([
-      startLoadClient(spooky.port, [
-        '--sessions',
-        '6',
-        '--path',
-        '/api/x',
-        '--reconnect',
-        '--timeout-ms',
-        '3000',
-        '--pause-ms',
-        '5',
-        '--progress-ms',
-        '500',
-      ]),
-      startLoadClient(spooky.port, [
-        '--sessions',
-        '6',
-        '--path',
-        '/api/x',
-        '--reconnect',
-        '--timeout-ms',
-        '3000',
-        '--pause-ms',
-        '5',
-        '--progress-ms',
-        '500',
-      ]),
+      startLoadClient(spooky.port, sessions),
+      startLoadClient(spooky.port, sessions),
       startLoadClient(spooky.port, ['--fetch-loops', '2', '--path', '/api/x', '--timeout-ms', '3000', '--pause-ms', '5', '--progress-ms', '500']),
     ]);
     await eventually(async () => (await workers(spooky)).every((w) => (w.requests_total ?? 0) > 20), 20_000, 'both workers serving requests');
