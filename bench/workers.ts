@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
+import { makeCertificate } from '../test/support/certs.ts';
 import { cpuSeconds, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
@@ -226,7 +226,7 @@ async function restart(dir: string, cert: string, key: string, backendPort: numb
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-workers-'));
-const { cert, key } = await ensureSelfSignedCertificate(dir);
+const { cert, key } = await makeCertificate(dir, 'localhost');
 const backend = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
 try {
   if (mode === 'restart') await restart(dir, cert, key, backend.rec.port as number);
