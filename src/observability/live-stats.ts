@@ -150,6 +150,7 @@ export class LiveStats implements ProxyObserver {
   private readonly windows = new Map<string, Map<string, Window>>();
   private readonly events: StatsEvent[] = [];
 
+  /** Empty windows; `clock` dates every request. */
   constructor(private readonly clock: Clock) {}
 
   /** A request arrived (nothing to do: in-flight comes from the metrics). */

@@ -31,11 +31,17 @@ export function workerCommand(execPath: string, execArgv: readonly string[], arg
 
 /** What the supervisor process is started with. */
 export interface SupervisorRunOptions {
+  /** The validated config with the command-line overrides applied. */
   config: Config;
+  /** Config warnings to log once logging is set up. */
   warnings: string[];
+  /** The config file (re-read on every reload). */
   configPath: string;
+  /** The command-line overrides, applied to every config read on reload. */
   overrides: (c: Config) => Config;
+  /** Number of worker processes (2..64). */
   count: number;
+  /** Where to write the supervisor's pid once every worker listens; undefined for none. */
   pidFile: string | undefined;
   /** Exit codes. */
   exit: { ok: number; startFailed: number };
