@@ -289,6 +289,7 @@ describe('round trips against Bun.serve', () => {
       const t = transport(local());
       const total = 50 * 1024 * 1024;
       const { stream, produced } = producer(total);
+      Bun.gc(true); // measure this test's growth, not garbage left by earlier test files in this process
       const rssBefore = process.memoryUsage().rss;
       let maxRss = rssBefore;
       const timer = setInterval(() => {
