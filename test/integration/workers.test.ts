@@ -208,7 +208,8 @@ upstream:
     const errors = (res.body as { errors: string[] }).errors;
     expect(errors.length).toBeGreaterThan(0);
     expect(errors[0]).toMatch(/spooky\.yaml:\d+:\d+: error: .*ftp/);
-    // logged once by the supervisor; no worker was asked
+    // logged once by the supervisor; no worker was asked (the log line may reach the pipe after the answer)
+    await eventually(() => spooky.child.lines.filter((l) => l.event === 'config_error').length >= errors.length, 5000, 'config_error records');
     const logged = spooky.child.lines.filter((l) => l.event === 'config_error');
     expect(logged).toHaveLength(errors.length);
     expect(logged.every((l) => l.worker === undefined)).toBe(true);
