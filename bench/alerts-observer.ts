@@ -9,46 +9,15 @@ import { Alerting } from '../src/alerts/alerting.ts';
 import type { Config } from '../src/config/types.ts';
 import { systemClock } from '../src/lib/clock.ts';
 import { systemRandom } from '../src/lib/random.ts';
-import type { RequestRecord } from '../src/observability/access-log.ts';
 import type { ProxyObserver } from '../src/observability/events.ts';
 import { createLogging } from '../src/observability/logger.ts';
 import { Telemetry } from '../src/observability/telemetry.ts';
-import type { Generation } from '../src/runtime/generation.ts';
+import { bestOfObservers, EMPTY_GENERATION } from './support.ts';
 
-const gen = { id: 1, loadedAt: Date.now(), config: { listeners: [], pools: [] }, pools: new Map() } as unknown as Generation;
+const gen = EMPTY_GENERATION;
 const N = Number(process.argv[2] ?? 1_000_000);
 const REPS = Number(process.argv[3] ?? 5);
-const backends = ['a', 'b', 'c'];
-const routes = ['web#0', 'web#1'];
 const { log } = createLogging({ level: 'silent', format: 'json' });
-
-function runOnce(o: ProxyObserver, n: number): number {
-  const c0 = process.cpuUsage();
-  for (let i = 0; i < n; i++) {
-    o.requestStart();
-    const backend = backends[i % 3] as string;
-    o.attemptEnd({ pool: 'web', backend, attempt: 1, status: 200, upstream_ms: 0.3 + (i % 13) * 0.7 });
-    const rec: RequestRecord = {
-      request_id: 'x-1',
-      client: '127.0.0.1',
-      protocol: i % 2 ? 'h3' : 'h2',
-      method: 'GET',
-      host: 'h',
-      path: '/',
-      status: i % 50 ? 200 : 502,
-      bytes_in: 0,
-      bytes_out: 164,
-      duration_ms: 0.5 + (i % 17) * 0.9,
-      attempts: 1,
-      route: routes[i % 2] as string,
-      pool: 'web',
-      backend,
-    };
-    o.requestEnd(rec);
-  }
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / n;
-}
 
 function alerting(config: Partial<Config>): ProxyObserver {
   const base = new Telemetry({ generation: () => gen, clock: systemClock, processMetrics: false });
@@ -81,9 +50,7 @@ const variants: [string, ProxyObserver][] = [
     alerting({ alerts: { webhooks: [], retries: { attempts: 1, base_ms: 0, cap_ms: 0 }, min_interval_ms: 0, queue_size: 1, rules } }),
   ],
 ];
-const best: Record<string, number> = {};
-for (const [, o] of variants) runOnce(o, 200_000); // warm up
-for (let r = 0; r < REPS; r++) for (const [name, o] of variants) best[name] = Math.min(best[name] ?? Infinity, runOnce(o, N));
+const best = bestOfObservers(variants, N, REPS, (i) => (i % 50 ? 200 : 502));
 const base = best.telemetry as number;
 console.log(
   `CPU per request (min of ${REPS} x ${N}): telemetry alone ${base.toFixed(3)} µs; alerts off ${(best['alerts off'] as number).toFixed(3)} µs (${((best['alerts off'] as number) - base).toFixed(3)}); route rules on ${(best['route rules on'] as number).toFixed(3)} µs (+${((best['route rules on'] as number) - base).toFixed(3)})`,

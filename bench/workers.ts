@@ -15,12 +15,11 @@
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
+import { makeCertificate } from '../test/support/certs.ts';
+import { cpuSeconds, runH3Load, spawnReady } from './support.ts';
 
-const ROOT = resolve(import.meta.dir, '..');
-const BUN = process.execPath;
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -32,47 +31,6 @@ const { values, positionals } = parseArgs({
   },
 });
 const mode = positionals[0] ?? 'throughput';
-const TICK = 100; // USER_HZ
-
-type Rec = Record<string, unknown>;
-
-async function spawnReady(args: string[], pred: (rec: Rec) => boolean): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
-  const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    const lines = buf.split('\n');
-    buf = lines.pop() ?? '';
-    for (const line of lines) {
-      try {
-        const rec = JSON.parse(line) as Rec;
-        if (pred(rec)) {
-          void (async () => {
-            for (;;) if ((await reader.read()).done) break;
-          })();
-          return { proc, rec };
-        }
-      } catch {}
-    }
-  }
-  proc.kill();
-  throw new Error(`not ready: ${args.join(' ')}`);
-}
-
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICK;
-  } catch {
-    return 0;
-  }
-}
 
 interface WorkerInfo {
   worker: number;
@@ -119,37 +77,17 @@ async function throughput(dir: string, cert: string, key: string, backendPort: n
       const s = await startSpooky(dir, cert, key, backendPort, workers);
       try {
         const cpu0 = s.pids.reduce((a, p) => a + cpuSeconds(p), 0);
-        const procs = Array.from({ length: clients }, () =>
-          Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', `https://127.0.0.1:${s.port}/x`, String(concurrency), String(duration)], {
-            cwd: ROOT,
-            stdout: 'pipe',
-            stderr: 'inherit',
-          }),
-        );
-        const outs = await Promise.all(
-          procs.map(
-            async (p) =>
-              JSON.parse(await new Response(p.stdout as ReadableStream).text()) as {
-                requests: number;
-                errors: number;
-                elapsedMs: number;
-                p50: number;
-                p99: number;
-              },
-          ),
-        );
+        const load = await runH3Load(`https://127.0.0.1:${s.port}/x`, clients, concurrency, duration);
         const cpu = s.pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
-        const requests = outs.reduce((a, o) => a + o.requests, 0);
-        const elapsed = Math.max(...outs.map((o) => o.elapsedMs));
         const split = workers > 1 ? (await statusWorkers(s.adminPort)).map((w) => w.requests_total ?? 0).join('/') : '-';
         rows.push({
           workers,
-          rps: (requests / elapsed) * 1000,
-          p50: outs.reduce((a, o) => a + o.p50 * o.requests, 0) / Math.max(1, requests),
-          p99: Math.max(...outs.map((o) => o.p99)),
-          errors: outs.reduce((a, o) => a + o.errors, 0),
+          rps: load.rps,
+          p50: load.p50,
+          p99: load.p99,
+          errors: load.errors,
           // warm-up requests (500 ms per client) also use CPU: charge them by the same rate
-          cpuUs: (cpu / (requests * (1 + 500 / duration))) * 1e6,
+          cpuUs: (cpu / (load.requests * (1 + 500 / duration))) * 1e6,
           split,
         });
       } finally {
@@ -288,7 +226,7 @@ async function restart(dir: string, cert: string, key: string, backendPort: numb
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-workers-'));
-const { cert, key } = await ensureSelfSignedCertificate(dir);
+const { cert, key } = await makeCertificate(dir, 'localhost');
 const backend = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
 try {
   if (mode === 'restart') await restart(dir, cert, key, backend.rec.port as number);

@@ -14,8 +14,8 @@ import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
 import { createLogging, type Logger } from './observability/logger.ts';
-import { CertificateError } from './listener/certs.ts';
-import { signalPidFile, writePidFile } from './runtime/pidfile.ts';
+import { signalPidFile } from './runtime/pidfile.ts';
+import { exitAfterFlush, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
 import { parseWorkersOption, runSupervisor } from './workers/run.ts';
 import { runWorker, workerIndex } from './workers/worker.ts';
@@ -110,15 +110,6 @@ async function loadOrExit(path: string): Promise<{ config: Config; warnings: str
   return { config: result.config, warnings };
 }
 
-/** Exits once the log is written out (at most 500 ms later). */
-function exitAfterFlush(log: Logger, code: number): void {
-  const timer = setTimeout(() => process.exit(code), 500);
-  log.flush(() => {
-    clearTimeout(timer);
-    process.exit(code);
-  });
-}
-
 function installSignals(runtime: Runtime, log: Logger): void {
   let stopping = false;
   const stop = (signal: string) => {
@@ -157,28 +148,16 @@ async function run(
   try {
     await runtime.start();
   } catch (e) {
-    const problems = e instanceof CertificateError ? e.problems : [(e as Error).message];
-    for (const p of problems) log.fatal({ event: 'start_failed', err: p }, `cannot start: ${p}`);
-    log.flush();
-    for (const p of problems) process.stderr.write(`spooky: cannot start: ${p}\n`);
+    reportStartFailed(log, startProblems(e), 'spooky: ');
     process.exit(EXIT.startFailed);
   }
   process.off('SIGHUP', early);
   installSignals(runtime, log);
-  if (pidFile) {
-    try {
-      const previous = writePidFile(pidFile);
-      if (previous) log.warn({ event: 'pid_file', path: pidFile, previous_pid: previous }, `pid file ${pidFile} named process ${previous}, which is still running; overwritten`);
-    } catch (e) {
-      log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot write pid file ${pidFile}`);
-      log.flush();
-      process.stderr.write(`spooky: cannot write pid file ${pidFile}: ${(e as Error).message}\n`);
-      runtime.stopNow();
-      process.exit(EXIT.startFailed);
-    }
+  if (pidFile && !writePidFileOrReport(pidFile, log)) {
+    runtime.stopNow();
+    process.exit(EXIT.startFailed);
   }
-  process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
-  process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
+  logUncaughtErrors(log);
   if (banner) process.stderr.write(banner);
 }
 

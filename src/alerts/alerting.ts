@@ -81,6 +81,7 @@ export class Alerting {
   private certTimer: ReturnType<typeof setInterval> | undefined;
   private timerKey = '';
 
+  /** Alerting over `deps`; no alert is raised until {@link Alerting.apply} gets a config with `alerts`. */
   constructor(private readonly deps: AlertingDeps) {
     this.observer = new SwitchableObserver(deps.base);
     this.metrics = new AlertMetrics(deps.registry, () => this.queueLengths());

@@ -70,6 +70,7 @@ export class WebhookQueue {
   private running = false;
   private closed = false;
 
+  /** An empty queue of at most `capacity` alerts for one webhook, retried as `retries` says. */
   constructor(
     /** The webhook. */
     readonly cfg: AlertWebhookConfig,
@@ -156,6 +157,7 @@ export class DeliveryQueue {
   /** The webhook queues, in config order. */
   readonly webhooks: WebhookQueue[];
 
+  /** One {@link WebhookQueue} per configured webhook. */
   constructor(cfg: Pick<AlertsConfig, 'webhooks' | 'retries' | 'queue_size'>, deps: DeliveryDeps) {
     this.webhooks = cfg.webhooks.map((w) => new WebhookQueue(w, cfg.retries, cfg.queue_size, deps));
   }

@@ -65,24 +65,20 @@ export class RouteRule {
   private signal(route: string, pool: string, f: WindowFigures, firing: boolean): AlertSignal {
     const secs = Math.round(this.cfg.window_ms / 100) / 10;
     const base = { requests: f.requests, window_ms: this.cfg.window_ms, min_requests: this.cfg.min_requests };
+    const threshold = this.threshold();
+    const head = { kind: this.kind, status: firing ? 'firing' : 'resolved', subject: { pool, route } } as const;
     if (this.kind === 'route_error_rate') {
       const rate = f.requests > 0 ? f.errors / f.requests : 0;
-      const threshold = this.threshold();
       return {
-        kind: this.kind,
-        status: firing ? 'firing' : 'resolved',
-        subject: { pool, route },
+        ...head,
         message: firing
           ? `route ${route}: ${pct(rate)} of ${f.requests} requests answered 5xx over the last ${secs} s (threshold ${pct(threshold)})`
           : `route ${route}: error rate back to ${pct(rate)} of ${f.requests} requests over the last ${secs} s (threshold ${pct(threshold)})`,
         values: { ...base, errors: f.errors, error_rate: Math.round(rate * 10000) / 10000, threshold },
       };
     }
-    const threshold = this.threshold();
     return {
-      kind: this.kind,
-      status: firing ? 'firing' : 'resolved',
-      subject: { pool, route },
+      ...head,
       message: firing
         ? `route ${route}: p99 latency ${f.p99_ms} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`
         : `route ${route}: p99 latency back to ${f.p99_ms ?? 0} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`,

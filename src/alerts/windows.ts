@@ -3,7 +3,7 @@
  * latency histogram (the dashboard's logarithmic buckets, 25% apart), in 10 slots of `windowMs / 10`. Pure:
  * time passed in. Adding a request is a few array writes; figures are computed when the rules are evaluated.
  */
-import { bucketUpperMs, LATENCY_BUCKETS, latencyBucket } from '../observability/live-stats.ts';
+import { histogramQuantileMs, LATENCY_BUCKETS, latencyBucket } from '../observability/live-stats.ts';
 
 /** Slots per window: the window slides in steps of a tenth. */
 export const WINDOW_SLOTS = 10;
@@ -65,17 +65,6 @@ export class RouteWindow {
       if (hist && this.latency)
         for (let b = 0; b < LATENCY_BUCKETS; b++) hist[b] = (hist[b] as number) + (this.latency[s * LATENCY_BUCKETS + b] as number);
     }
-    return { requests, errors, p99_ms: hist && requests > 0 ? quantileMs(hist, requests, 0.99) : null };
+    return { requests, errors, p99_ms: hist && requests > 0 ? histogramQuantileMs(hist, requests, 0.99) : null };
   }
-}
-
-/** The `q` quantile of a bucket histogram holding `n` values: its bucket's upper bound in ms. */
-function quantileMs(hist: Float64Array, n: number, q: number): number {
-  const rank = Math.ceil(q * n);
-  let seen = 0;
-  for (let b = 0; b < LATENCY_BUCKETS; b++) {
-    seen += hist[b] as number;
-    if (seen >= rank) return Math.round(bucketUpperMs(b) * 1000) / 1000;
-  }
-  return Math.round(bucketUpperMs(LATENCY_BUCKETS - 1) * 1000) / 1000;
 }

@@ -1,6 +1,6 @@
 /**
  * Small helpers shared by the strategies: the usable test (available and not excluded), weight normalisation,
- * hash-key presence and a binary search over cumulative weights. Nothing here allocates per pick.
+ * hash-key presence, one step of smooth weighted round-robin and a binary search over cumulative weights. Nothing here allocates per pick.
  */
 import type { Candidate, PickContext } from './types.ts';
 
@@ -34,6 +34,28 @@ export function weightAt(c: Candidate, now: number): number {
   if (c.currentWeight === undefined) return weightOf(c);
   const w = c.currentWeight(now);
   return Number.isFinite(w) && w > MIN_DYNAMIC_WEIGHT ? w : MIN_DYNAMIC_WEIGHT;
+}
+
+/**
+ * One pick of smooth weighted round-robin (nginx): every usable candidate's current weight `cur[i]` grows by
+ * `weight(c, i, ctx.now)`, the largest wins (the first in list order on a tie) and drops by the sum of the
+ * usable weights. Unusable (down or excluded) candidates keep their current weight. Returns the winner's
+ * index, or -1 when none is usable.
+ */
+export function smoothWeightedPick<C extends Candidate>(cs: readonly C[], cur: Float64Array, ctx: PickContext, weight: (c: C, i: number, now: number) => number): number {
+  let best = -1;
+  let total = 0;
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i] as C;
+    if (!usable(c, ctx.exclude)) continue;
+    const w = weight(c, i, ctx.now);
+    const v = (cur[i] as number) + w;
+    cur[i] = v;
+    total += w;
+    if (best < 0 || v > (cur[best] as number)) best = i;
+  }
+  if (best >= 0) cur[best] = (cur[best] as number) - total;
+  return best;
 }
 
 /**

@@ -7,7 +7,7 @@
  * (`currentWeight / weight`), and the pick is a smooth weighted round-robin over those shares; with every ramp
  * over, that is the same rotation in list order.
  */
-import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
+import { hasDynamicWeights, smoothWeightedPick, usable, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy } from './types.ts';
 
 /** Round-robin picker. O(1) while everything is up; O(n) worst case when candidates are down or excluded. */
@@ -41,22 +41,14 @@ export class RoundRobinPicker<C extends Candidate> implements Picker<C> {
 
   /** Smooth weighted round-robin over each usable candidate's ramp share (1 when not ramping). */
   private pickRamped(ctx: PickContext, cur: Float64Array): C | undefined {
-    const cs = this.candidates;
-    let best = -1;
-    let total = 0;
-    for (let i = 0; i < cs.length; i++) {
-      const c = cs[i] as C;
-      if (!usable(c, ctx.exclude)) continue;
-      const w = weightAt(c, ctx.now) / weightOf(c);
-      const v = (cur[i] as number) + w;
-      cur[i] = v;
-      total += w;
-      if (best < 0 || v > (cur[best] as number)) best = i;
-    }
-    if (best < 0) return undefined;
-    cur[best] = (cur[best] as number) - total;
-    return cs[best] as C;
+    const best = smoothWeightedPick(this.candidates, cur, ctx, rampShare);
+    return best < 0 ? undefined : (this.candidates[best] as C);
   }
+}
+
+/** A candidate's share in a ramped rotation: its weight now over its full weight. */
+function rampShare(c: Candidate, _i: number, now: number): number {
+  return weightAt(c, now) / weightOf(c);
 }
 
 /** The `round-robin` strategy: rotation over available candidates, weight ignored. */

@@ -10,43 +10,28 @@
  *
  * Slow start: candidates with a time-varying weight (`currentWeight`) take part with their weight at the pick.
  */
-import { hasDynamicWeights, usable, weightAt, weightOf } from './common.ts';
+import { hasDynamicWeights, smoothWeightedPick, weightAt, weightOf } from './common.ts';
 import type { Candidate, PickContext, Picker, Strategy } from './types.ts';
 
 /** Smooth weighted round-robin picker. O(n) per pick. */
 export class SmoothWeightedRoundRobinPicker<C extends Candidate> implements Picker<C> {
   private readonly candidates: readonly C[];
-  private readonly weights: Float64Array;
   private readonly current: Float64Array;
-  private readonly dynamic: boolean;
+  /** The weight a candidate takes part with: its configured one, or its weight at the pick when some slow-starts. */
+  private readonly weight: (c: C, i: number, now: number) => number;
 
   /** Builds a picker over `candidates`, all current weights at 0. */
   constructor(candidates: readonly C[]) {
     this.candidates = candidates.slice();
-    this.weights = Float64Array.from(this.candidates, weightOf);
     this.current = new Float64Array(this.candidates.length);
-    this.dynamic = hasDynamicWeights(this.candidates);
+    const weights = Float64Array.from(this.candidates, weightOf);
+    this.weight = hasDynamicWeights(this.candidates) ? (c, _i, now) => weightAt(c, now) : (_c, i) => weights[i] as number;
   }
 
   /** The usable candidate with the largest current weight, or undefined when none is usable. */
   pick(ctx: PickContext): C | undefined {
-    const cs = this.candidates;
-    const cur = this.current;
-    const ws = this.weights;
-    const dynamic = this.dynamic;
-    let best = -1;
-    let total = 0;
-    for (let i = 0; i < cs.length; i++) {
-      if (!usable(cs[i] as C, ctx.exclude)) continue;
-      const w = dynamic ? weightAt(cs[i] as C, ctx.now) : (ws[i] as number);
-      const v = (cur[i] as number) + w;
-      cur[i] = v;
-      total += w;
-      if (best < 0 || v > (cur[best] as number)) best = i;
-    }
-    if (best < 0) return undefined;
-    cur[best] = (cur[best] as number) - total;
-    return cs[best] as C;
+    const best = smoothWeightedPick(this.candidates, this.current, ctx, this.weight);
+    return best < 0 ? undefined : (this.candidates[best] as C);
   }
 }
 

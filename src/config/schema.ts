@@ -462,6 +462,7 @@ export const RateLimitRuleSchema = z
   })
   .describe('A token bucket per key: `rate` per second, `burst` at once; over it the client gets 429.');
 
+/** One route as written: match conditions plus per-route settings (body limit, methods, rate limits, body sampling). */
 export const RouteSchema = z
   .strictObject({
     host: opt(

@@ -160,7 +160,7 @@ export interface RouteConfig {
 
 /** Body sampling of a route: a share of requests get their bodies logged as `body_sample` records. */
 export interface BodySamplingConfig {
-  /** Share of requests sampled, 0..1 (one decision per request covers both directions). */
+  /** Share of requests sampled, 0..1 (one decision per request covers both directions). Required, no default. */
   ratio: number;
   /** Whether the request body of a sampled request is logged. Default `true`. */
   request: boolean;
@@ -309,7 +309,7 @@ export interface RateLimitConfig {
   name: string;
   /** Bucket key. */
   key: RateLimitKey;
-  /** Tokens per second. */
+  /** Tokens per second (> 0). Required, no default. */
   rate: number;
   /** Bucket size. Default: `rate` rounded up. */
   burst: number;

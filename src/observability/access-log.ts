@@ -50,6 +50,7 @@ export interface RequestRecord {
 
 /** Where lines go (pino's SonicBoom destination in production). */
 export interface LineSink {
+  /** Writes one line (newline included). */
   write(line: string): unknown;
 }
 
@@ -88,6 +89,7 @@ export function formatAccessText(rec: RequestRecord, time: string): string {
 export class AccessLog {
   private readonly format: (rec: RequestRecord, time: string) => string;
 
+  /** An access log writing `format` lines to `sink`. */
   constructor(
     private readonly sink: LineSink,
     format: 'json' | 'text',

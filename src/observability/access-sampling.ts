@@ -34,6 +34,7 @@ export interface AccessSamplingStats {
 
 /** An access writer that writes a share of the records to `inner`, counting the ones it drops. */
 export class SampledAccessLog implements AccessWriter {
+  /** Writes to `inner` the share of records `cfg` keeps (one `random` draw each), counting the others in `stats`. */
   constructor(
     private readonly inner: AccessWriter,
     private readonly cfg: AccessSamplingConfig,

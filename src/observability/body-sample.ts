@@ -75,6 +75,7 @@ export class BodySampleLog {
   /** Records written, by direction. */
   readonly written: Record<BodyDirection, number> = { request: 0, response: 0 };
 
+  /** Writes `body_sample` records to `sink`. */
   constructor(
     private readonly sink: LineSink,
     /** Turns a JSON line into the configured text format (`log.format: text`); absent for JSON. */

@@ -150,6 +150,7 @@ export class LiveStats implements ProxyObserver {
   private readonly windows = new Map<string, Map<string, Window>>();
   private readonly events: StatsEvent[] = [];
 
+  /** Empty windows; `clock` dates every request. */
   constructor(private readonly clock: Clock) {}
 
   /** A request arrived (nothing to do: in-flight comes from the metrics). */
@@ -263,7 +264,11 @@ function gather(ws: readonly Window[], from: number, to: number, hist: Float64Ar
   return { n, errors };
 }
 
-function quantile(hist: Float64Array, n: number, q: number): number {
+/**
+ * The `q` quantile (0 to 1) of a latency histogram (LATENCY_BUCKETS counts) holding `n` values: the upper bound
+ * in ms of the bucket it falls into, rounded to 3 decimals.
+ */
+export function histogramQuantileMs(hist: Float64Array, n: number, q: number): number {
   const rank = Math.ceil(q * n);
   let seen = 0;
   for (let b = 0; b < LATENCY_BUCKETS; b++) {
@@ -277,7 +282,7 @@ function figures(ws: readonly Window[], newest: number, seconds: number): Figure
   const hist = new Float64Array(LATENCY_BUCKETS);
   const { n, errors } = gather(ws, newest - seconds + 1, newest, hist);
   if (n === 0) return { rps: 0, error_rate: null, p50_ms: null, p99_ms: null };
-  return { rps: n / seconds, error_rate: errors / n, p50_ms: quantile(hist, n, 0.5), p99_ms: quantile(hist, n, 0.99) };
+  return { rps: n / seconds, error_rate: errors / n, p50_ms: histogramQuantileMs(hist, n, 0.5), p99_ms: histogramQuantileMs(hist, n, 0.99) };
 }
 
 function series(ws: readonly Window[], newest: number): Series {
@@ -287,8 +292,8 @@ function series(ws: readonly Window[], newest: number): Series {
     const { n, errors } = gather(ws, sec, sec, hist);
     out.rps.push(n);
     out.error_rate.push(n ? errors / n : null);
-    out.p50_ms.push(n ? quantile(hist, n, 0.5) : null);
-    out.p99_ms.push(n ? quantile(hist, n, 0.99) : null);
+    out.p50_ms.push(n ? histogramQuantileMs(hist, n, 0.5) : null);
+    out.p99_ms.push(n ? histogramQuantileMs(hist, n, 0.99) : null);
   }
   return out;
 }

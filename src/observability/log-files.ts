@@ -13,6 +13,7 @@ export interface ReopenableDestination {
   reopen(): void;
   /** Error and readiness events of the file. */
   on(event: 'error', listener: (err: Error) => void): unknown;
+  /** Called once the (re)opened file is ready. */
   on(event: 'ready', listener: () => void): unknown;
 }
 
@@ -39,6 +40,7 @@ export class LogFiles {
   private readonly files: { path: string; dest: ReopenableDestination; reopening: boolean }[] = [];
   private log: Logger | undefined;
 
+  /** Reopens `destinations` on request (each destination once, however many paths share it). */
   constructor(
     destinations: readonly LogDestination[],
     /** Where problems go when the log itself cannot take them. */

@@ -8,6 +8,7 @@ import { AccessLog } from './access-log.ts';
 import { BodySampleLog } from './body-sample.ts';
 import { LogFiles } from './log-files.ts';
 
+/** pino's logger, the type every module logs through. */
 export type { Logger } from 'pino';
 
 /** Turns one pino JSON line into `time LEVEL event msg key=value ...`. */

@@ -21,6 +21,7 @@ export class SwitchableObserver implements ProxyObserver {
   /** A request finished: the base observer, then the attached listener if any. */
   requestEnd: (rec: RequestRecord) => void;
 
+  /** An observer that forwards to `base` only, until something is attached. */
   constructor(private readonly base: ProxyObserver) {
     this.requestStart = base.requestStart.bind(base);
     this.attemptEnd = base.attemptEnd.bind(base);

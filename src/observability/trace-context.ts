@@ -55,6 +55,7 @@ export class IdSource {
   private readonly pool = new Uint8Array(4096);
   private at = this.pool.length;
 
+  /** Ids from `fill` (default `crypto.getRandomValues`), drawn in blocks. */
   constructor(private readonly fill: ByteSource = (b) => crypto.getRandomValues(b)) {}
 
   private hex(n: number): string {
@@ -171,6 +172,7 @@ class FreshTrace implements RequestTrace {
  * (replacing an invalid one, and dropping `tracestate`, which means nothing without a valid `traceparent`).
  */
 export class PassThroughTracing implements Tracing {
+  /** Pass-through tracing; fresh trace ids come from `ids`. */
   constructor(private readonly ids: IdSource = new IdSource()) {}
 
   /** The trace of one request. */

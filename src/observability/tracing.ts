@@ -197,6 +197,7 @@ export class OtelTracing implements Tracing {
   /** Called when {@link active} drops to 0 (set once this tracing is retired). */
   onIdle: (() => void) | undefined;
 
+  /** A tracer provider with a batch exporter for `config`; export failures are logged to `log`. */
   constructor(
     readonly config: TracingConfig,
     log: Logger,
@@ -268,6 +269,7 @@ export class TracingController implements Tracing {
   private current: Tracing = PASS_THROUGH_TRACING;
   private otel: OtelTracing | undefined;
 
+  /** Tracing off until {@link TracingController.update} gets an enabled config. */
   constructor(
     private readonly log: Logger,
     /** Builds the tracing for an enabled config (injected in tests). */

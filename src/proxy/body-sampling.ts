@@ -38,6 +38,7 @@ export interface SampledRequest {
 
 /** Decides which requests are sampled. */
 export class BodySampler {
+  /** A sampler writing to `sink`, drawing from `random`. */
   constructor(
     private readonly sink: BodySampleSink,
     private readonly random: Random = systemRandom,
@@ -58,6 +59,7 @@ export class BodySample {
   readonly requestBody: ReadableStream<Uint8Array> | null;
   private readonly requestCapture: BodyCapture | undefined;
 
+  /** The sample of request `req` under `cfg`; its request body is wrapped at once when `cfg` samples requests. */
   constructor(
     private readonly cfg: BodySamplingConfig,
     private readonly req: SampledRequest,

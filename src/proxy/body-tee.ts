@@ -64,6 +64,7 @@ export class BodyCapture implements TeeObserver {
   private kept = 0;
   private done: ((capture: BodyCapture, outcome: TeeOutcome) => void) | undefined;
 
+  /** A capture keeping at most `max` bytes. */
   constructor(
     /** Most bytes kept. */
     readonly max: number,

@@ -17,7 +17,9 @@ export type ChunkRead = { done: true; value?: Uint8Array | undefined } | { done:
 
 /** The part of a `ReadableStreamDefaultReader` that {@link DeclaredLengthReader} uses. */
 export interface ChunkReader {
+  /** The next chunk, or the end. */
   read(): Promise<ChunkRead>;
+  /** Stops reading; the source is told `reason`. */
   cancel(reason?: unknown): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export class DeclaredLengthReader implements ChunkReader {
   /** Bytes read from the source so far. */
   private received = 0;
 
+  /** Reads `source`, holding it to `declared` bytes. */
   constructor(
     private readonly source: ChunkReader,
     private readonly declared: number,

@@ -1,25 +1,13 @@
 import { describe, expect, test } from 'bun:test';
-import type { BackendConfig, CircuitBreakerConfig } from '../config/types.ts';
+import type { CircuitBreakerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { Endpoint, type ResilienceChange } from './endpoint.ts';
-import type { Transport } from './transport.ts';
+import { testBackend, unusedTransport } from '../../test/support/endpoint-fixtures.ts';
 
-const transport: Transport = {
-  request: () => Promise.reject(new Error('not used')),
-  stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
-  close: () => {},
-};
-const url = new URL('http://127.0.0.1:1');
-const backend: BackendConfig = {
-  id: 'a',
-  address: url.href,
-  url,
-  protocol: 'http1',
-  weight: 100,
-  health_check: { probes: [], failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 0 },
-};
+const transport = unusedTransport();
+const backend = testBackend(0);
 const breaker: CircuitBreakerConfig = { consecutive_failures: 2, failure_rate: 0, window_ms: 10_000, min_requests: 10, open_ms: 1000, half_open_max: 1 };
 
 function endpoint(clock: ManualClock, changes: ResilienceChange[]): Endpoint {

@@ -76,6 +76,7 @@ export class Endpoint {
   /** True while the backend was seen out (unhealthy, circuit not letting requests through, ejected). */
   private out = false;
 
+  /** The state of `backend` in `pool`, keyed by `key`, sending over `transport`; health changes go to `onHealth`. */
   constructor(
     key: string,
     /** Pool this endpoint belongs to. */
@@ -209,6 +210,7 @@ export class Endpoint {
 
 /** An endpoint as a member of one pool: adds the pool's backend id and weight. */
 export class PoolMember implements Candidate {
+  /** A balancer candidate for `endpoint` under `id` and `weight`. */
   constructor(
     /** Backend id within the pool. */
     readonly id: string,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from 'bun:test';
 import { join } from 'node:path';
-import { type H2Server, makeSelfSignedCert, startH2Server } from '../../test/support/h2-server.ts';
+import { makeTempCertificate, type TestCertificate } from '../../test/support/certs.ts';
+import { type H2Server, startH2Server } from '../../test/support/h2-server.ts';
 import type { BackendConfig, BackendProtocol, UpstreamTlsConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { createTransport, originFor } from './factory.ts';
@@ -57,11 +58,11 @@ describe('originFor', () => {
     expect(o.tls === undefined).toBe(protocol !== 'h2');
   });
 
-  test('verify_certificates maps to rejectUnauthorized; ca_file is read; a missing one is config_invalid', () => {
-    const cert = makeSelfSignedCert();
-    const o = originFor(backend('h2', 'https://127.0.0.1:1'), { verify_certificates: false, strict_sni: true, ca_file: cert.certPath });
+  test('verify_certificates maps to rejectUnauthorized; ca_file is read; a missing one is config_invalid', async () => {
+    const cert = await makeTempCertificate();
+    const o = originFor(backend('h2', 'https://127.0.0.1:1'), { verify_certificates: false, strict_sni: true, ca_file: cert.cert });
     expect(o.tls?.rejectUnauthorized).toBe(false);
-    expect(o.tls?.ca).toBe(cert.cert);
+    expect(o.tls?.ca).toBe(cert.certPem);
     let err: unknown;
     try {
       originFor(backend('h2', 'https://127.0.0.1:1'), { ...TLS, ca_file: join(cert.dir, 'missing.pem') });
@@ -74,16 +75,17 @@ describe('originFor', () => {
 });
 
 describe('createTransport against real backends', () => {
-  const cert = makeSelfSignedCert();
+  let cert: TestCertificate;
   let h2c: H2Server;
   let h2: H2Server;
   let h1tls: H2Server;
   let plain: ReturnType<typeof Bun.serve>;
   beforeAll(async () => {
+    cert = await makeTempCertificate();
     [h2c, h2, h1tls] = await Promise.all([
       startH2Server({ mode: 'h2c' }),
-      startH2Server({ mode: 'h2', certPath: cert.certPath, keyPath: cert.keyPath }),
-      startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath }),
+      startH2Server({ mode: 'h2', certPath: cert.cert, keyPath: cert.key }),
+      startH2Server({ mode: 'h1-tls', certPath: cert.cert, keyPath: cert.key }),
     ]);
     plain = Bun.serve({ hostname: '127.0.0.1', port: 0, development: false, fetch: (r) => new Response(`h1 ${r.headers.get('host')}`) });
   });
@@ -108,7 +110,7 @@ describe('createTransport against real backends', () => {
   });
 
   test('h2 with ca_file and verification -> h2 over TLS', async () => {
-    const t = createTransport(backend('h2', `https://127.0.0.1:${h2.port}`), { ...TLS, ca_file: cert.certPath });
+    const t = createTransport(backend('h2', `https://127.0.0.1:${h2.port}`), { ...TLS, ca_file: cert.cert });
     const { status, body } = await roundtrip(t);
     expect(status).toBe(200);
     expect(JSON.parse(body)).toMatchObject({ scheme: 'https' });
@@ -141,7 +143,7 @@ describe('createTransport against real backends', () => {
   });
 
   test('h2 to an HTTPS backend that only speaks HTTP/1.1 -> falls back', async () => {
-    const t = createTransport(backend('h2', `https://127.0.0.1:${h1tls.port}`), { ...TLS, ca_file: cert.certPath });
+    const t = createTransport(backend('h2', `https://127.0.0.1:${h1tls.port}`), { ...TLS, ca_file: cert.cert });
     for (let i = 0; i < 2; i++) {
       const { status, body } = await roundtrip(t);
       expect(status).toBe(200);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { deadPort, type H2Server, makeSelfSignedCert, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
+import { makeTempCertificate, type TestCertificate } from '../../test/support/certs.ts';
+import { deadPort, type H2Server, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
 import { SpookyError } from '../errors.ts';
 import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
 import { type ExchangeOptions, SMALL_BODY_BYTES, type UpstreamRequest, type UpstreamResponse } from './transport.ts';
@@ -907,13 +908,14 @@ describe('Http2Transport: sessions and failures', () => {
 });
 
 describe('Http2Transport over TLS', () => {
-  const cert = makeSelfSignedCert();
+  let cert: TestCertificate;
   let h2: H2Server;
   let h1: H2Server;
   beforeAll(async () => {
+    cert = await makeTempCertificate();
     [h2, h1] = await Promise.all([
-      startH2Server({ mode: 'h2', certPath: cert.certPath, keyPath: cert.keyPath }),
-      startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath }),
+      startH2Server({ mode: 'h2', certPath: cert.cert, keyPath: cert.key }),
+      startH2Server({ mode: 'h1-tls', certPath: cert.cert, keyPath: cert.key }),
     ]);
   });
   afterAll(async () => {
@@ -929,7 +931,7 @@ describe('Http2Transport over TLS', () => {
   });
 
   test('verification on with the CA -> h2 works', async () => {
-    const t = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    const t = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.certPem } });
     const res = await t.request(mkReq({ headers: [['host', 'secure.test']] }), mkOpts());
     const echo = JSON.parse(await text(res));
     expect(echo.scheme).toBe('https');
@@ -939,14 +941,14 @@ describe('Http2Transport over TLS', () => {
   });
 
   test('SNI is sent only when a server name is given', async () => {
-    const plain = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    const plain = new Http2Transport({ host: '127.0.0.1', port: h2.port, tls: { rejectUnauthorized: true, ca: cert.certPem } });
     await text(await plain.request(mkReq(), mkOpts()));
     expect((await h2.stats()).serverNames.at(-1)).toBe('');
     plain.close();
     const t = new Http2Transport({
       host: '127.0.0.1',
       port: h2.port,
-      tls: { rejectUnauthorized: true, ca: cert.cert, serverName: 'localhost' },
+      tls: { rejectUnauthorized: true, ca: cert.certPem, serverName: 'localhost' },
     });
     await text(await t.request(mkReq(), mkOpts()));
     expect((await h2.stats()).serverNames.at(-1)).toBe('localhost');
@@ -962,7 +964,7 @@ describe('Http2Transport over TLS', () => {
   });
 
   test('HTTPS backend without h2 -> falls back to HTTP/1.1 and remembers it', async () => {
-    const t = new Http2Transport({ host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: true, ca: cert.cert } });
+    const t = new Http2Transport({ host: '127.0.0.1', port: h1.port, tls: { rejectUnauthorized: true, ca: cert.certPem } });
     const before = await h1.stats();
     for (let i = 0; i < 3; i++) {
       const opts = mkOpts();
@@ -985,19 +987,19 @@ describe('Http2Transport over TLS', () => {
 
   test('a backend that switches between HTTP/1.1 and h2 is followed', async () => {
     // Starts as HTTP/1.1-only, becomes h2 on the same port, then HTTP/1.1 again.
-    let backend = await startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath });
+    let backend = await startH2Server({ mode: 'h1-tls', certPath: cert.cert, keyPath: cert.key });
     const port = backend.port;
-    const t = new Http2Transport({ host: '127.0.0.1', port, tls: { rejectUnauthorized: true, ca: cert.cert } }, { protocolRecheckMs: 0 });
+    const t = new Http2Transport({ host: '127.0.0.1', port, tls: { rejectUnauthorized: true, ca: cert.certPem } }, { protocolRecheckMs: 0 });
     try {
       await text(await t.request(mkReq(), mkOpts()));
       expect(t.protocol).toBe('http/1.1');
       await backend.stop();
-      backend = await startH2Server({ mode: 'h2', certPath: cert.certPath, keyPath: cert.keyPath, port });
+      backend = await startH2Server({ mode: 'h2', certPath: cert.cert, keyPath: cert.key, port });
       const res = await t.request(mkReq(), mkOpts());
       expect(JSON.parse(await text(res)).scheme).toBe('https');
       expect(t.protocol).toBe('h2');
       await backend.stop();
-      backend = await startH2Server({ mode: 'h1-tls', certPath: cert.certPath, keyPath: cert.keyPath, port });
+      backend = await startH2Server({ mode: 'h1-tls', certPath: cert.cert, keyPath: cert.key, port });
       await waitUntil(() => t.stats().connectionsOpen === 0, 3000, 'client to notice the closed session');
       const again = await t.request(mkReq(), mkOpts());
       expect(JSON.parse(await text(again)).version).toBe('1.1');

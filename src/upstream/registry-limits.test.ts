@@ -9,6 +9,7 @@ import type { Config } from '../config/types.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { EndpointRegistry } from './registry.ts';
 import type { Transport } from './transport.ts';
+import { unusedTransport } from '../../test/support/endpoint-fixtures.ts';
 
 function config(backends: string, poolExtra = ''): Config {
   const r = loadConfigText(
@@ -22,16 +23,11 @@ function config(backends: string, poolExtra = ''): Config {
 
 function registry(clock: ManualClock): { reg: EndpointRegistry; made: string[] } {
   const made: string[] = [];
-  const transport = (): Transport => ({
-    request: () => Promise.reject(new Error('not used')),
-    stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
-    close: () => {},
-  });
   const reg = new EndpointRegistry(
     clock,
     (b) => {
       made.push(`${b.id}:${b.limits?.max_connections ?? 0}`);
-      return transport();
+      return unusedTransport();
     },
     () => {},
   );

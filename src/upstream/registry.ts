@@ -44,6 +44,7 @@ export class EndpointRegistry {
   /** False until the first sync: backends of the first config start warm (no slow start at process start). */
   private synced = false;
 
+  /** An empty registry; `transportFor` makes a backend's transport, `onHealth` hears every health change. */
   constructor(
     private readonly clock: Clock,
     private readonly transportFor: TransportFactory,

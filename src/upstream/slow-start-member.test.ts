@@ -1,26 +1,14 @@
 import { describe, expect, test } from 'bun:test';
-import type { BackendConfig, SlowStartConfig } from '../config/types.ts';
+import type { SlowStartConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { Endpoint } from './endpoint.ts';
 import { SlowStartMember } from './slow-start-member.ts';
-import type { Transport } from './transport.ts';
+import { testBackend, unusedTransport } from '../../test/support/endpoint-fixtures.ts';
 
-const transport: Transport = {
-  request: () => Promise.reject(new Error('not used')),
-  stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
-  close: () => {},
-};
-const url = new URL('http://127.0.0.1:1');
-const backend: BackendConfig = {
-  id: 'a',
-  address: url.href,
-  url,
-  protocol: 'http1',
-  weight: 100,
-  health_check: { probes: [], failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 2 },
-};
+const transport = unusedTransport();
+const backend = testBackend(2);
 const ramp: SlowStartConfig = { window_ms: 10_000, aggression: 1, min_fraction: 0.1 };
 
 function fail(e: Endpoint): void {

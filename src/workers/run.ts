@@ -5,7 +5,7 @@
 import type { Config } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogging } from '../observability/logger.ts';
-import { writePidFile } from '../runtime/pidfile.ts';
+import { exitAfterFlush, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
 import { Supervisor, WorkerStartError } from './supervisor.ts';
 
 /** Largest `workers` / `--workers` value. */
@@ -31,11 +31,17 @@ export function workerCommand(execPath: string, execArgv: readonly string[], arg
 
 /** What the supervisor process is started with. */
 export interface SupervisorRunOptions {
+  /** The validated config with the command-line overrides applied. */
   config: Config;
+  /** Config warnings to log once logging is set up. */
   warnings: string[];
+  /** The config file (re-read on every reload). */
   configPath: string;
+  /** The command-line overrides, applied to every config read on reload. */
   overrides: (c: Config) => Config;
+  /** Number of worker processes (2..64). */
   count: number;
+  /** Where to write the supervisor's pid once every worker listens; undefined for none. */
   pidFile: string | undefined;
   /** Exit codes. */
   exit: { ok: number; startFailed: number };
@@ -54,13 +60,7 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     log,
     clock: systemClock,
   });
-  const exit = (code: number) => {
-    const timer = setTimeout(() => process.exit(code), 500);
-    log.flush(() => {
-      clearTimeout(timer);
-      process.exit(code);
-    });
-  };
+  const exit = (code: number) => exitAfterFlush(log, code);
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
   process.on('SIGHUP', early);
   let stopping = false;
@@ -89,28 +89,14 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     await supervisor.start();
   } catch (e) {
     const code = e instanceof WorkerStartError ? e.exitCode : o.exit.startFailed;
-    log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
-    log.flush();
-    process.stderr.write(`spooky: cannot start: ${(e as Error).message}\n`);
+    reportStartFailed(log, [(e as Error).message], 'spooky: ');
     process.exit(code === 0 ? o.exit.startFailed : code);
   }
   process.off('SIGHUP', early);
   process.on('SIGHUP', () => void supervisor.reload('signal', { signal: 'SIGHUP' }));
-  if (o.pidFile) {
-    try {
-      const previous = writePidFile(o.pidFile);
-      if (previous)
-        log.warn(
-          { event: 'pid_file', path: o.pidFile, previous_pid: previous },
-          `pid file ${o.pidFile} named process ${previous}, which is still running; overwritten`,
-        );
-    } catch (e) {
-      log.fatal({ event: 'start_failed', err: (e as Error).message }, `cannot write pid file ${o.pidFile}`);
-      process.stderr.write(`spooky: cannot write pid file ${o.pidFile}: ${(e as Error).message}\n`);
-      await supervisor.exitNow();
-      exit(o.exit.startFailed);
-    }
+  if (o.pidFile && !writePidFileOrReport(o.pidFile, log)) {
+    await supervisor.exitNow();
+    exit(o.exit.startFailed);
   }
-  process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
-  process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
+  logUncaughtErrors(log);
 }

@@ -79,6 +79,7 @@ interface Slot {
 
 /** A worker exited before it listened at start-up. */
 export class WorkerStartError extends Error {
+  /** An error with `message` for a worker that exited with `exitCode` before it listened. */
   constructor(
     message: string,
     /** The worker's exit code. */
@@ -134,6 +135,7 @@ export class Supervisor implements AdminSource, AdminObservability {
   readonly registry = new Registry();
   private readonly restartsCounter: Counter;
 
+  /** A supervisor for `opts.count` workers; nothing runs until {@link Supervisor.start}. */
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log;
     this.current = opts.config;
@@ -515,16 +517,16 @@ export class Supervisor implements AdminSource, AdminObservability {
     return { ok, generation: this.generation, changes: first.changes, listeners: first.listeners, workers };
   }
 
-  /**
-   * Graceful shutdown: forwards the signal to every worker (each drains for its `shutdown.drain_timeout_ms`),
-   * stops restarting, and resolves when every worker has exited (stragglers are killed 5 s after the drain
-   * timeout).
-   */
   /** Sends `signal` to every running worker (SIGUSR1: each reopens its log files). */
   signalWorkers(signal: 'SIGUSR1'): void {
     for (const s of this.slots) s.proc?.kill(signal);
   }
 
+  /**
+   * Graceful shutdown: forwards the signal to every worker (each drains for its `shutdown.drain_timeout_ms`),
+   * stops restarting, and resolves when every worker has exited (stragglers are killed 5 s after the drain
+   * timeout).
+   */
   async shutdown(signal: string): Promise<void> {
     this.draining = true;
     this.watcher.close();

@@ -12,8 +12,8 @@ import type { Config, ListenerConfig } from '../config/types.ts';
 import { listenerId } from '../config/diff.ts';
 import { systemClock } from '../lib/clock.ts';
 import { systemRandom } from '../lib/random.ts';
-import { CertificateError } from '../listener/certs.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
+import { exitAfterFlush, logUncaughtErrors, reportStartFailed, startProblems } from '../runtime/process.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import {
   type FromWorker,
@@ -92,13 +92,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     sharedPort: (l: ListenerConfig) => shared[listenerId(l)],
     readyEvent: 'worker_listening',
   });
-  const exit = (code: number) => {
-    const timer = setTimeout(() => process.exit(code), 500);
-    root.flush(() => {
-      clearTimeout(timer);
-      process.exit(code);
-    });
-  };
+  const exit = (code: number) => exitAfterFlush(root, code);
   let stopping = false;
   const drain = (why: string) => {
     if (stopping) return;
@@ -153,13 +147,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   try {
     await runtime.start();
   } catch (e) {
-    const problems = e instanceof CertificateError ? e.problems : [(e as Error).message];
-    for (const p of problems) log.fatal({ event: 'start_failed', err: p }, `cannot start: ${p}`);
-    log.flush();
-    for (const p of problems) process.stderr.write(`spooky: worker ${opts.index}: cannot start: ${p}\n`);
+    reportStartFailed(log, startProblems(e), `spooky: worker ${opts.index}: `);
     process.exit(opts.startFailedCode);
   }
-  process.on('uncaughtException', (err) => log.error({ event: 'uncaught_exception', err }, 'uncaught exception'));
-  process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
+  logUncaughtErrors(log);
   send({ type: 'listening', pid: process.pid, listeners: listenersOf(runtime), generation: runtime.current().id });
 }

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { backendStatus as statusOf, served } from '../support/backend-status.ts';
 import { parseExposition, sample } from '../support/prom.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
@@ -17,18 +18,7 @@ type BackendStatus = {
   effective_weight: number;
 };
 
-async function backendStatus(spooky: SpookyProcess, pool: string, id: string): Promise<BackendStatus> {
-  const { body } = await admin(spooky, '/status');
-  const pools = (body as { pools: { name: string; backends: BackendStatus[] }[] }).pools;
-  const b = pools.find((p) => p.name === pool)?.backends.find((x) => x.id === id);
-  if (!b) throw new Error(`no backend ${pool}/${id} in /status`);
-  return b;
-}
-
-async function served(b: Backend): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${b.port}/stats`);
-  return ((await res.json()) as { requests: number }).requests;
-}
+const backendStatus = (spooky: SpookyProcess, pool: string, id: string) => statusOf<BackendStatus>(spooky, pool, id);
 
 /** A finished request: status, Retry-After, body, and when it finished (ms since the test's start mark). */
 type Done = { status: number; retryAfter: string | null; body: string; at: number };

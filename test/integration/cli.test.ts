@@ -7,8 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
-import { ensureSelfSignedCertificate } from '../../src/demo/demo.ts';
-import { testCertificate } from '../support/certs.ts';
+import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { type Backend, Child, request, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -112,7 +111,7 @@ describe('certificates chosen by SNI', () => {
 
   test('the TCP listener serves the certificate whose server_name matches, else the default', async () => {
     backend = await startBackend('sni');
-    const other = await ensureSelfSignedCertificate(mkdtempSync(join(tmpdir(), 'spooky-sni-')));
+    const other = await makeTempCertificate({ name: 'other.test' });
     const { cert, key } = await testCertificate();
     const spooky = await startSpooky(`
 listen:

@@ -3,27 +3,12 @@
  * through Spooky's timeouts and retries. Every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { backendStatus as statusOf, failWith, served } from '../support/backend-status.ts';
 import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startLoadClient, startSpooky } from '../support/process.ts';
-
-async function served(b: Backend): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${b.port}/stats`);
-  return ((await res.json()) as { requests: number }).requests;
-}
 
 type BackendStatus = { id: string; available: boolean; circuit: string; ejected: boolean; ejections: number; circuit_opens: number };
 
-async function backendStatus(spooky: SpookyProcess, pool: string, id: string): Promise<BackendStatus> {
-  const { body } = await admin(spooky, '/status');
-  const pools = (body as { pools: { name: string; backends: BackendStatus[] }[] }).pools;
-  const b = pools.find((p) => p.name === pool)?.backends.find((x) => x.id === id);
-  if (!b) throw new Error(`no backend ${pool}/${id} in /status`);
-  return b;
-}
-
-async function failWith(b: Backend, status: number): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${b.port}/admin/fail?status=${status}`, { method: 'POST' });
-  await res.text();
-}
+const backendStatus = (spooky: SpookyProcess, pool: string, id: string) => statusOf<BackendStatus>(spooky, pool, id);
 
 describe('timeouts and retries', () => {
   let a: Backend;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseTraceparent } from '../../src/observability/trace-context.ts';
+import { failWith } from '../support/backend-status.ts';
 import { OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
 import { admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { waitUntil } from '../support/wait.ts';
@@ -18,10 +19,6 @@ const SERVER = 2;
 const CLIENT = 3;
 
 type Echo = { backend: string; headers: Record<string, string> };
-
-async function failWith(b: Backend, status: number): Promise<void> {
-  await (await fetch(`http://127.0.0.1:${b.port}/admin/fail?status=${status}`, { method: 'POST' })).text();
-}
 
 function pools(a: Backend, b: Backend): string {
   return `upstream:

@@ -1,19 +1,38 @@
-/** A self-signed certificate for 127.0.0.1/localhost, made once per test process in a temp folder. */
+/**
+ * Test certificates. {@link makeCertificate} is the only way tests, test servers and benchmarks make one (with
+ * the `selfsigned` package, no `openssl` binary needed); {@link makeTempCertificate} puts one in a fresh temp
+ * folder and {@link testCertificate} shares one per test process.
+ */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureSelfSignedCertificate } from '../../src/demo/demo.ts';
 
-let cached: Promise<{ cert: string; key: string; dir: string }> | undefined;
+/** A certificate {@link makeCertificate} wrote: file paths, PEM texts and the SHA-256 fingerprint. */
+export interface TestCertificate {
+  /** Path of the certificate PEM file. */
+  cert: string;
+  /** Path of the key PEM file. */
+  key: string;
+  /** The certificate PEM. */
+  certPem: string;
+  /** The key PEM. */
+  keyPem: string;
+  /** SHA-256 fingerprint, as `X509Certificate.fingerprint256` gives it. */
+  fingerprint256: string;
+}
 
-/** Paths of a test certificate and key (created on first call). */
-export function testCertificate(): Promise<{ cert: string; key: string; dir: string }> {
-  cached ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'spooky-cert-'));
-    const { cert, key } = await ensureSelfSignedCertificate(dir);
-    return { cert, key, dir };
-  })();
+let cached: Promise<TestCertificate & { dir: string }> | undefined;
+
+/** A certificate for localhost, 127.0.0.1 and ::1 shared by the whole test process (made on first call). */
+export function testCertificate(): Promise<TestCertificate & { dir: string }> {
+  cached ??= makeTempCertificate();
   return cached;
+}
+
+/** A fresh certificate ({@link makeCertificate} with `opts`) in a new temp folder `dir`. */
+export async function makeTempCertificate(opts: MakeCertificateOptions = {}): Promise<TestCertificate & { dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'spooky-cert-'));
+  return { ...(await makeCertificate(dir, 'test', opts)), dir };
 }
 
 /** Options of {@link makeCertificate}. */
@@ -26,17 +45,15 @@ export interface MakeCertificateOptions {
   notAfter?: Date;
   /** Encrypt the key with this passphrase (Spooky refuses encrypted keys). */
   passphrase?: string;
+  /** IP addresses in the subject alternative names. Default 127.0.0.1 and ::1. */
+  ips?: readonly string[];
 }
 
 /**
- * Writes a fresh self-signed EC certificate for `name`, 127.0.0.1 and ::1 to `dir` as `<file>-cert.pem` and
- * `<file>-key.pem`; returns the paths, the PEM texts and the SHA-256 fingerprint.
+ * Writes a fresh self-signed EC certificate for `name` and the `ips` (default 127.0.0.1 and ::1) to `dir` as
+ * `<file>-cert.pem` and `<file>-key.pem`; returns the paths, the PEM texts and the SHA-256 fingerprint.
  */
-export async function makeCertificate(
-  dir: string,
-  file: string,
-  opts: MakeCertificateOptions = {},
-): Promise<{ cert: string; key: string; certPem: string; keyPem: string; fingerprint256: string }> {
+export async function makeCertificate(dir: string, file: string, opts: MakeCertificateOptions = {}): Promise<TestCertificate> {
   const { default: selfsigned } = await import('selfsigned');
   const { X509Certificate } = await import('node:crypto');
   const { writeFileSync } = await import('node:fs');
@@ -53,11 +70,7 @@ export async function makeCertificate(
       { name: 'extKeyUsage', serverAuth: true },
       {
         name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: name },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
+        altNames: [{ type: 2, value: name }, ...(opts.ips ?? ['127.0.0.1', '::1']).map((ip) => ({ type: 7, ip }))],
       },
     ],
   } as Parameters<typeof selfsigned.generate>[1]);

@@ -8,16 +8,13 @@
  * - {@link startRawH2Server}: an in-process TCP server speaking just enough HTTP/2 frames to misbehave on purpose
  *   (REFUSED_STREAM, GOAWAY that excludes the stream, a reset after the response head, silence), or to record
  *   exactly which frames the client put on the wire.
- * - {@link makeSelfSignedCert}: a throwaway EC certificate for 127.0.0.1/localhost made with `openssl`.
  *
  * Readiness is a JSON line on the child's stdout, awaited with a deadline.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { waitUntil } from './wait.ts';
 
@@ -150,38 +147,6 @@ export async function startH2Server(opts: H2ServerOptions): Promise<H2Server> {
     },
     stop: stopChild,
   };
-}
-
-/** A self-signed EC P-256 certificate for CN=localhost, SAN IP:127.0.0.1 and DNS:localhost, made with openssl. */
-export function makeSelfSignedCert(): { dir: string; certPath: string; keyPath: string; cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'spooky-h2-cert-'));
-  const certPath = join(dir, 'cert.pem');
-  const keyPath = join(dir, 'key.pem');
-  const r = Bun.spawnSync(
-    [
-      'openssl',
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-days',
-      '2',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-    ],
-    { stdout: 'ignore', stderr: 'pipe' },
-  );
-  if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
-  return { dir, certPath, keyPath, cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
 }
 
 /** Frees a port: listens on port 0 and closes again, so connecting to it is refused. */

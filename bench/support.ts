@@ -1,0 +1,157 @@
+/**
+ * Helpers shared by the benchmark scripts: spawning a child Bun process and waiting for its ready line, reading
+ * a process's CPU time and RSS from /proc, running the HTTP/3 load clients of bench/h3-load.ts, and the
+ * request loop the observer benchmarks time. bench/proxy.ts still has its own copies (it is being changed on
+ * another branch) and can switch to these later.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { RequestRecord } from '../src/observability/access-log.ts';
+import type { ProxyObserver } from '../src/observability/events.ts';
+import type { Generation } from '../src/runtime/generation.ts';
+
+/** The repository root: the working directory of every spawned child. */
+export const ROOT = resolve(import.meta.dir, '..');
+/** The Bun executable running this script. */
+export const BUN = process.execPath;
+/** USER_HZ: /proc/<pid>/stat reports CPU time in 1/100 s. */
+const TICK = 100;
+
+/** One JSON line a child printed on stdout. */
+export type Rec = Record<string, unknown>;
+
+/**
+ * Spawns `bun ...args` in ROOT and reads its stdout line by line until a JSON line satisfies `pred` (then keeps
+ * draining stdout so the child never blocks on a full pipe). Kills the child and throws when none does within
+ * `timeoutMs` milliseconds (default 20000) or stdout ends first.
+ */
+export async function spawnReady(args: string[], pred: (rec: Rec) => boolean, timeoutMs = 20_000): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
+  const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        const rec = JSON.parse(line) as Rec;
+        if (pred(rec)) {
+          void (async () => {
+            for (;;) if ((await reader.read()).done) break;
+          })();
+          return { proc, rec };
+        }
+      } catch {}
+    }
+  }
+  proc.kill();
+  throw new Error(`not ready: ${args.join(' ')}`);
+}
+
+/** CPU time (user + system, seconds) process `pid` has used so far; 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set size of process `pid` in MiB; 0 when /proc does not say. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** What one bench/h3-load.ts client process prints. */
+export interface LoadClientResult {
+  requests: number;
+  errors: number;
+  elapsedMs: number;
+  p50: number;
+  p99: number;
+}
+
+/** The load clients' results summed: requests/s over the longest client, p50 request-weighted, p99 the worst. */
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/**
+ * Runs `clients` bench/h3-load.ts processes against `url`, each with `concurrency` request loops for
+ * `durationMs` milliseconds (after its own 500 ms warm-up), and sums their results.
+ */
+export async function runH3Load(url: string, clients: number, concurrency: number, durationMs: number): Promise<LoadResult> {
+  const procs = Array.from({ length: clients }, () =>
+    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(durationMs)], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' }),
+  );
+  const outs = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout as ReadableStream).text()) as LoadClientResult));
+  const requests = outs.reduce((s, o) => s + o.requests, 0);
+  const errors = outs.reduce((s, o) => s + o.errors, 0);
+  const elapsed = Math.max(...outs.map((o) => o.elapsedMs));
+  // p50/p99 across clients: request-weighted mean of per-client quantiles (clients are symmetric)
+  const p50 = outs.reduce((s, o) => s + o.p50 * o.requests, 0) / Math.max(1, requests);
+  const p99 = Math.max(...outs.map((o) => o.p99));
+  return { requests, errors, rps: (requests / elapsed) * 1000, p50, p99 };
+}
+
+/** A generation with no listeners and no pools, enough for the observers' constructors. */
+export const EMPTY_GENERATION = { id: 1, loadedAt: Date.now(), config: { listeners: [], pools: [] }, pools: new Map() } as unknown as Generation;
+
+const backends = ['a', 'b', 'c'];
+const routes = ['web#0', 'web#1'];
+
+/**
+ * Process CPU time (µs) per request of `n` requests through observer `o`, called as the proxy handler calls it
+ * (requestStart, attemptEnd, requestEnd): 3 backends, 2 routes, latencies over several buckets; `status(i)` is
+ * the i-th request's status.
+ */
+export function observerCpuPerRequest(o: ProxyObserver, n: number, status: (i: number) => number): number {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    o.requestStart();
+    const backend = backends[i % 3] as string;
+    o.attemptEnd({ pool: 'web', backend, attempt: 1, status: 200, upstream_ms: 0.3 + (i % 13) * 0.7 });
+    const rec: RequestRecord = {
+      request_id: 'x-1',
+      client: '127.0.0.1',
+      protocol: i % 2 ? 'h3' : 'h2',
+      method: 'GET',
+      host: 'h',
+      path: '/',
+      status: status(i),
+      bytes_in: 0,
+      bytes_out: 164,
+      duration_ms: 0.5 + (i % 17) * 0.9,
+      attempts: 1,
+      route: routes[i % 2] as string,
+      pool: 'web',
+      backend,
+    };
+    o.requestEnd(rec);
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
+/**
+ * Times every variant: one warm-up of 200000 requests each, then REPS interleaved rounds of `n`; returns each
+ * variant's minimum CPU µs per request by name.
+ */
+export function bestOfObservers(variants: [string, ProxyObserver][], n: number, reps: number, status: (i: number) => number): Record<string, number> {
+  const best: Record<string, number> = {};
+  for (const [, o] of variants) observerCpuPerRequest(o, 200_000, status); // warm up
+  for (let r = 0; r < reps; r++) for (const [name, o] of variants) best[name] = Math.min(best[name] ?? Infinity, observerCpuPerRequest(o, n, status));
+  return best;
+}
