@@ -14,12 +14,11 @@
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
+import { cpuSeconds, rssMiB, runH3Load, spawnReady } from './support.ts';
 
-const ROOT = resolve(import.meta.dir, '..');
-const BUN = process.execPath;
 const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '4' },
@@ -31,45 +30,6 @@ const { values } = parseArgs({
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const duration = Number(values.duration);
-const TICK = 100; // USER_HZ: /proc/<pid>/stat reports CPU in 1/100 s
-
-async function spawnReady(args: string[], pred: (rec: Record<string, unknown>) => boolean): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Record<string, unknown> }> {
-  const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    for (const line of buf.split('\n')) {
-      try {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        if (pred(rec)) {
-          // keep draining stdout so the child never blocks on a full pipe
-          void (async () => {
-            for (;;) if ((await reader.read()).done) break;
-          })();
-          return { proc, rec };
-        }
-      } catch {}
-    }
-  }
-  proc.kill();
-  throw new Error(`not ready: ${args.join(' ')}`);
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
 
 interface Result {
   name: string;
@@ -81,24 +41,10 @@ interface Result {
   rss?: number;
 }
 
-async function load(url: string): Promise<{ requests: number; errors: number; rps: number; p50: number; p99: number }> {
-  const procs = Array.from({ length: clients }, () =>
-    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(duration)], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' }),
-  );
-  const outs = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout as ReadableStream).text()) as { requests: number; errors: number; elapsedMs: number; p50: number; p99: number }));
-  const requests = outs.reduce((s, o) => s + o.requests, 0);
-  const errors = outs.reduce((s, o) => s + o.errors, 0);
-  const elapsed = Math.max(...outs.map((o) => o.elapsedMs));
-  // p50/p99 across clients: request-weighted mean of per-client quantiles (clients are symmetric)
-  const p50 = outs.reduce((s, o) => s + o.p50 * o.requests, 0) / Math.max(1, requests);
-  const p99 = Math.max(...outs.map((o) => o.p99));
-  return { requests, errors, rps: (requests / elapsed) * 1000, p50, p99 };
-}
-
 /** Runs the load against `url` and charges the CPU time of process `pid` (the server under test) to it. */
 async function measureSpooky(name: string, url: string, pid: number): Promise<Result> {
   const cpu0 = cpuSeconds(pid);
-  const r = await load(url);
+  const r = await runH3Load(url, clients, concurrency, duration);
   const cpu = cpuSeconds(pid) - cpu0;
   // warm-up requests (500 ms per client) are not counted in r.requests but do use CPU: scale by measured share
   const total = r.requests * (1 + 500 / duration);
