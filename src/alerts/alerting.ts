@@ -96,7 +96,8 @@ export class Alerting {
       this.observer.attach(undefined);
       this.errorRule = undefined;
       this.latencyRule = undefined;
-      this.queue = undefined; // deliveries in progress finish on their own
+      this.queue?.close(); // the attempt in progress finishes; nothing more is sent to the old webhooks
+      this.queue = undefined;
       this.queueKey = '';
       return;
     }
@@ -104,6 +105,9 @@ export class Alerting {
     const qKey = JSON.stringify([cfg.webhooks, cfg.retries, cfg.queue_size]);
     if (qKey !== this.queueKey) {
       this.queueKey = qKey;
+      // Webhooks, retries or queue size changed: the old queues stop (their attempt in progress finishes), so
+      // alerts still waiting for a removed webhook are not sent to it.
+      this.queue?.close();
       this.queue = new DeliveryQueue(cfg, {
         post: this.deps.post ?? fetchPost,
         sleep: (ms) => Bun.sleep(ms),

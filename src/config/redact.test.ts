@@ -53,3 +53,19 @@ test.each([
 ])('%s secret=%p', (name, secret) => {
   expect(isSecretName(name)).toBe(secret);
 });
+
+test('tracing.endpoint: credentials are refused; a query is shown as [redacted] in /config', () => {
+  const base = `listen: { tls: { cert: c.pem, key: k.pem } }
+upstream:
+  api:
+    backends: [{ id: a, address: "http://127.0.0.1:1" }]
+`;
+  const withCreds = loadConfigText(`${base}tracing: { endpoint: "https://user:pw@otel.example/v1/traces" }\n`, 'spooky.yaml', '/srv');
+  expect(withCreds.ok).toBe(false);
+  if (!withCreds.ok) expect(withCreds.errors.map(formatIssue).join('\n')).toContain('credentials in the URL are not allowed');
+  const withKey = loadConfigText(`${base}tracing: { endpoint: "https://otel.example/v1/traces?api_key=k-999" }\n`, 'spooky.yaml', '/srv');
+  if (!withKey.ok) throw new Error(withKey.errors.map(formatIssue).join('\n'));
+  const out = redactConfig(withKey.config) as { tracing: { endpoint: string } };
+  expect(out.tracing.endpoint).toBe(`https://otel.example/v1/traces?${REDACTED}`);
+  expect(JSON.stringify(out)).not.toContain('k-999');
+});

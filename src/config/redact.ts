@@ -46,6 +46,8 @@ export function redactConfig(config: Config): Record<string, unknown> {
   if (out.admin.token !== undefined) out.admin.token = REDACTED;
   const exportHeaders = (out.tracing as { headers?: Record<string, unknown> } | undefined)?.headers;
   for (const name of Object.keys(exportHeaders ?? {})) if (exportHeaders) exportHeaders[name] = REDACTED;
+  const tracing = out.tracing as { endpoint?: unknown } | undefined;
+  if (tracing && typeof tracing.endpoint === 'string') tracing.endpoint = endpointForDisplay(tracing.endpoint);
   for (const pool of out.pools) {
     for (const route of (pool.routes ?? []) as Record<string, unknown>[]) {
       redactConditions(route.headers);
@@ -76,5 +78,15 @@ function redactAlerts(alerts: unknown): void {
         if (u.pathname !== '/' || u.search !== '') hook.url = `${u.origin}/${REDACTED}`;
       } catch {}
     }
+  }
+}
+
+/** A URL as it may be shown or logged: its query (which may carry a key) replaced by `?[redacted]`. */
+export function endpointForDisplay(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.search === '' ? url : `${u.origin}${u.pathname}?${REDACTED}`;
+  } catch {
+    return url;
   }
 }

@@ -225,7 +225,11 @@ export const LimitsSchema = z
     max_request_body_bytes: opt(positiveInt(), 'Largest request body in bytes; larger requests get 413. Default `104857600` (100 MiB).', 104857600),
     max_header_bytes: opt(positiveInt(), 'Largest request header section in bytes (names + values); larger gets 431. Default `16384`.', 16384),
     max_uri_bytes: opt(positiveInt(), 'Longest request target (path and query) in bytes; longer gets 414. Default `8192`.', 8192),
-    max_in_flight: opt(z.number().int().min(0), 'Most requests in flight in this process; more get 503 at once, without touching a backend. `0`: no limit. Default `0`.', 0),
+    max_in_flight: opt(
+      z.number().int().min(0),
+      'Most requests in flight in this process; more get 503 at once, without touching a backend. `0`: no limit. Default `0`.',
+      0,
+    ),
     max_in_flight_per_client: opt(
       z.number().int().min(0),
       'Most requests in flight from one client IP (after `trusted_proxies`); more get 429 at once. `0`: no limit. Default `0`.',
@@ -259,7 +263,11 @@ export const TimeoutsSchema = z
 /** Backoff between retries. */
 export const BackoffSchema = z
   .strictObject({
-    base_ms: opt(durationMs(0), 'Upper bound in milliseconds of the random delay before the first retry; it doubles for each further retry (full jitter). `0`: no delay. Default `25`.', 25),
+    base_ms: opt(
+      durationMs(0),
+      'Upper bound in milliseconds of the random delay before the first retry; it doubles for each further retry (full jitter). `0`: no delay. Default `25`.',
+      25,
+    ),
     cap_ms: opt(durationMs(0), 'Largest upper bound in milliseconds of the delay before a retry. Default `250`.', 250),
   })
   .describe('Exponential backoff with full jitter between retries.');
@@ -267,26 +275,50 @@ export const BackoffSchema = z
 /** Circuit breaker of each backend of a pool. */
 export const CircuitBreakerSchema = z
   .strictObject({
-    consecutive_failures: opt(z.number().int().min(0).max(1000), 'Consecutive failed requests (connect error, reset, timeout, 502/503/504) that open the circuit; `0` turns this rule off. Default `5`.', 5),
-    failure_rate: opt(z.number().min(0).max(1), 'Share of failed requests over `window_ms`, 0..1, that opens the circuit (once `min_requests` were seen); `0` turns this rule off. Default `0.5`.', 0.5),
+    consecutive_failures: opt(
+      z.number().int().min(0).max(1000),
+      'Consecutive failed requests (connect error, reset, timeout, 502/503/504) that open the circuit; `0` turns this rule off. Default `5`.',
+      5,
+    ),
+    failure_rate: opt(
+      z.number().min(0).max(1),
+      'Share of failed requests over `window_ms`, 0..1, that opens the circuit (once `min_requests` were seen); `0` turns this rule off. Default `0.5`.',
+      0.5,
+    ),
     window_ms: opt(durationMs(100), 'Window of the failure rate in milliseconds. Default `10000`.', 10000),
     min_requests: opt(z.number().int().min(1).max(1_000_000), 'Fewest requests in the window before the failure rate counts. Default `20`.', 20),
     open_ms: opt(durationMs(1), 'Milliseconds the circuit stays open (no traffic) before probe requests are let through. Default `10000`.', 10000),
-    half_open_max: opt(z.number().int().min(1).max(1000), 'Probe requests allowed at once while half-open; a success closes the circuit, a failure opens it again. Default `1`.', 1),
+    half_open_max: opt(
+      z.number().int().min(1).max(1000),
+      'Probe requests allowed at once while half-open; a success closes the circuit, a failure opens it again. Default `1`.',
+      1,
+    ),
     enabled: opt(z.boolean(), 'Set `false` in a pool to turn off a breaker the top level switched on. Default `true`.', true),
   })
-  .describe('Circuit breaker per backend of the pool; a pool\'s fields override the top-level `circuit_breaker` field by field. Default: off.');
+  .describe("Circuit breaker per backend of the pool; a pool's fields override the top-level `circuit_breaker` field by field. Default: off.");
 
 /** Passive outlier detection of a pool. */
 export const OutlierDetectionSchema = z
   .strictObject({
-    consecutive_failures: opt(z.number().int().min(1).max(1000), 'Consecutive gateway errors (connect error, reset, timeout, any 5xx) that eject a backend. Default `5`.', 5),
+    consecutive_failures: opt(
+      z.number().int().min(1).max(1000),
+      'Consecutive gateway errors (connect error, reset, timeout, any 5xx) that eject a backend. Default `5`.',
+      5,
+    ),
     base_ejection_ms: opt(durationMs(1), 'First ejection in milliseconds; each further ejection doubles it. Default `30000`.', 30000),
-    max_ejection_ms: opt(durationMs(1), 'Longest ejection in milliseconds; a backend that stays in this long has its ejection count reset. Default `300000`.', 300000),
-    max_ejected_percent: opt(z.number().int().min(0).max(100), 'Largest share of the pool (percent, rounded down to whole backends) ejected at once. Default `50`.', 50),
+    max_ejection_ms: opt(
+      durationMs(1),
+      'Longest ejection in milliseconds; a backend that stays in this long has its ejection count reset. Default `300000`.',
+      300000,
+    ),
+    max_ejected_percent: opt(
+      z.number().int().min(0).max(100),
+      'Largest share of the pool (percent, rounded down to whole backends) ejected at once. Default `50`.',
+      50,
+    ),
     enabled: opt(z.boolean(), 'Set `false` in a pool to turn off outlier detection the top level switched on. Default `true`.', true),
   })
-  .describe('Passive outlier detection of the pool; a pool\'s fields override the top-level `outlier_detection` field by field. Default: off.');
+  .describe("Passive outlier detection of the pool; a pool's fields override the top-level `outlier_detection` field by field. Default: off.");
 
 /** Per-backend connection, concurrency and queue limits. */
 export const BackendLimitsSchema = z
@@ -321,12 +353,16 @@ export const SlowStartSchema = z
     ),
     min_weight_percent: opt(z.number().min(0).max(100), 'Share of its weight (percent) a backend gets right after (re)joining. Default `10`.', 10),
   })
-  .describe('Slow start (as Envoy\'s slow_start_config): ramps a (re)joining backend\'s weight up over a window. Default: off.');
+  .describe("Slow start (as Envoy's slow_start_config): ramps a (re)joining backend's weight up over a window. Default: off.");
 
 /** Retry budget. */
 export const RetryBudgetSchema = z
   .strictObject({
-    ratio: opt(z.number().min(0).max(10), 'Retries allowed per request over a 10 s window, 0..10 (`0.2`: one retry per five requests). Default `0.2`.', 0.2),
+    ratio: opt(
+      z.number().min(0).max(10),
+      'Retries allowed per request over a 10 s window, 0..10 (`0.2`: one retry per five requests). Default `0.2`.',
+      0.2,
+    ),
     min_per_second: opt(z.number().min(0).max(1e6), 'Retries per second always allowed, whatever the request count. Default `10`.', 10),
   })
   .describe('Retry budget of a pool: retries are at most `ratio` of requests plus `min_per_second`, so retries cannot multiply an outage.');
@@ -345,11 +381,19 @@ export const RetriesSchema = z
       'Failures that are retried: `connect_failure`, `reset` (the connection broke), `timeout` (no response headers in time). Default all three.',
       ['connect_failure', 'reset', 'timeout'],
     ),
-    statuses: opt(z.array(z.number().int().min(500).max(599)), 'Backend statuses (5xx) that are retried. Default `[502, 503, 504]`.', [502, 503, 504]),
+    statuses: opt(
+      z.array(z.number().int().min(500).max(599)),
+      'Backend statuses (5xx) that are retried. Default `[502, 503, 504]`.',
+      [502, 503, 504],
+    ),
     backoff: BackoffSchema.optional().describe('Delay between retries. Default `{ base_ms: 25, cap_ms: 250 }`.'),
     budget: RetryBudgetSchema.optional().describe('Retry budget per pool. Default `{ ratio: 0.2, min_per_second: 10 }`.'),
     buffer_body_bytes: opt(
-      z.number().int().min(0).max(16 * 1024 * 1024),
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(16 * 1024 * 1024),
       'Request bodies with a declared length up to this many bytes are read before the first attempt, so they can be sent again; requests of other methods than GET, HEAD, OPTIONS, PUT, DELETE and TRACE are only retried (after something was sent) when their body was buffered. Default `65536`.',
       65536,
     ),
@@ -425,20 +469,29 @@ const methodName = () => checked(parseMethod);
 /** Body sampling of a route (see `src/observability/body-sample.ts`). */
 export const BodySamplingSchema = z
   .strictObject({
-    ratio: req(z.number().min(0).max(1), 'Share of requests, 0..1, whose bodies are sampled (one decision per request covers both directions). Required.'),
+    ratio: req(
+      z.number().min(0).max(1),
+      'Share of requests, 0..1, whose bodies are sampled (one decision per request covers both directions). Required.',
+    ),
     directions: opt(
       z.array(z.enum(['request', 'response'])).min(1),
       'Which bodies of a sampled request are logged: `request`, `response` or both. Default `[request, response]`.',
       ['request', 'response'],
     ),
-    max_bytes: opt(z.number().int().min(0).max(1048576), 'Most body bytes copied into one sample record, 0..1048576 (the rest is only counted). Default `4096`.', 4096),
+    max_bytes: opt(
+      z.number().int().min(0).max(1048576),
+      'Most body bytes copied into one sample record, 0..1048576 (the rest is only counted). Default `4096`.',
+      4096,
+    ),
     redact_headers: opt(
       z.array(checked(parseHeaderName)),
       'Header names (case-insensitive) whose values are written as `"[redacted]"`; replaces the default list. Default `[authorization, cookie, set-cookie, proxy-authorization]`.',
       ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'],
     ),
   })
-  .describe('Body sampling of this route: request and response bodies of a share of requests, capped and with headers redacted, as `body_sample` log records. Default: off.');
+  .describe(
+    'Body sampling of this route: request and response bodies of a share of requests, capped and with headers redacted, as `body_sample` log records. Default: off.',
+  );
 
 /** The conditions that lead a request to a pool. */
 /** One rate-limit rule of a route. */
@@ -486,13 +539,16 @@ export const RouteSchema = z
     ),
     tags: opt(
       z.record(nonEmpty(), equalsValue),
-      'Static tags of this route, e.g. `{ api_version: v2 }`: not matched against anything, but a value source for custom metric labels (`route_tag:KEY` in the pool\'s `metrics`). Default none.',
+      "Static tags of this route, e.g. `{ api_version: v2 }`: not matched against anything, but a value source for custom metric labels (`route_tag:KEY` in the pool's `metrics`). Default none.",
     ),
     allowed_methods: opt(
       z.array(checked(parseMethod)).min(1),
       'Methods this route accepts once it matched; others get 405 with an `Allow` header (HEAD is allowed with GET). Unlike `method`, not a match condition. Default: any.',
     ),
-    max_request_body_bytes: opt(positiveInt(), 'Largest request body of this route in bytes (overrides `limits.max_request_body_bytes`). Default: the global limit.'),
+    max_request_body_bytes: opt(
+      positiveInt(),
+      'Largest request body of this route in bytes (overrides `limits.max_request_body_bytes`). Default: the global limit.',
+    ),
     rate_limits: opt(z.array(RateLimitRuleSchema).min(1), 'Rate-limit rules of this route; a request must pass every rule, in order. Default none.'),
     body_sampling: BodySamplingSchema.optional(),
   })
@@ -602,7 +658,7 @@ export const CustomLabelSchema = z
     ),
     from: req(
       checked(parseLabelSource),
-      'Where the value comes from: `request_header:NAME`, `response_header:NAME` or `route_tag:KEY` (a key of the matched route\'s `tags`). A missing value is the empty string. Required.',
+      "Where the value comes from: `request_header:NAME`, `response_header:NAME` or `route_tag:KEY` (a key of the matched route's `tags`). A missing value is the empty string. Required.",
     ),
   })
   .describe('A custom metric label and the source of its value.');
@@ -748,8 +804,14 @@ export const TracingSchema = z
       false,
     ),
     endpoint: opt(
-      z.string().refine((s) => /^https?:\/\/[^/\s]/.test(s) && URL.canParse(s), 'must be an http:// or https:// URL'),
-      'OTLP/HTTP traces URL, the full path included. Default `http://127.0.0.1:4318/v1/traces`.',
+      z
+        .string()
+        .refine((s) => /^https?:\/\/[^/\s]/.test(s) && URL.canParse(s), 'must be an http:// or https:// URL')
+        .refine(
+          (s) => !URL.canParse(s) || (new URL(s).username === '' && new URL(s).password === ''),
+          'credentials in the URL are not allowed; use `headers` (e.g. authorization)',
+        ),
+      'OTLP/HTTP traces URL, the full path included (no credentials: use `headers`; a query is shown as `?[redacted]` in `/config` and logs). Default `http://127.0.0.1:4318/v1/traces`.',
       'http://127.0.0.1:4318/v1/traces',
     ),
     sample_ratio: opt(
@@ -763,7 +825,10 @@ export const TracingSchema = z
       'More resource attributes, for example `deployment.environment.name: prod`. Default none.',
     ),
     headers: opt(
-      z.record(checked(parseHeaderName), z.string().refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL')),
+      z.record(
+        checked(parseHeaderName),
+        z.string().refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL'),
+      ),
       'HTTP headers sent with every export (for example an API key); redacted in the admin `/config`. Default none.',
     ),
     export_timeout_ms: opt(
@@ -801,14 +866,19 @@ const webhookUrl = () =>
       ctx.addIssue({ code: 'custom', message: `not a URL: ${JSON.stringify(value)}` });
       return;
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `unsupported scheme "${url.protocol}//"; use http:// or https://` });
-    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'credentials in the URL are not allowed; use `headers` (e.g. authorization)' });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      ctx.addIssue({ code: 'custom', message: `unsupported scheme "${url.protocol}//"; use http:// or https://` });
+    if (url.username || url.password)
+      ctx.addIssue({ code: 'custom', message: 'credentials in the URL are not allowed; use `headers` (e.g. authorization)' });
   });
 
 /** One alert webhook. */
 export const AlertWebhookSchema = z
   .strictObject({
-    name: opt(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1..64 of A-Z a-z 0-9 _ . : -'), 'Name in logs and in the `webhook` metric label. Default `webhook<index>` (0-based).'),
+    name: opt(
+      z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1..64 of A-Z a-z 0-9 _ . : -'),
+      'Name in logs and in the `webhook` metric label. Default `webhook<index>` (0-based).',
+    ),
     url: req(webhookUrl(), 'http:// or https:// URL the alerts are POSTed to as JSON. Required.'),
     kinds: opt(z.array(z.enum(ALERT_KINDS)).min(1), `Alert kinds this webhook receives (${ALERT_KINDS.join(', ')}). Default: all.`),
     send_resolved: opt(z.boolean(), 'Also send `resolved` notifications (a condition that ended). Default `true`.', true),
@@ -836,7 +906,11 @@ export const AlertRulesSchema = z
       z.strictObject({
         enabled: opt(z.boolean(), 'Check listener certificates. Default `true`.', true),
         days: opt(z.number().int().min(1).max(3650), 'Alert when a listener certificate expires within this many days. Default `14`.', 14),
-        check_interval_ms: opt(durationMs(1000), 'Milliseconds between checks (also checked at start and on every reload). Default `21600000` (6 h).', 21600000),
+        check_interval_ms: opt(
+          durationMs(1000),
+          'Milliseconds between checks (also checked at start and on every reload). Default `21600000` (6 h).',
+          21600000,
+        ),
       }),
       'Listener certificate expiry rule. Default on, 14 days.',
     ),
@@ -866,11 +940,16 @@ export const AlertsSchema = z
       z
         .strictObject({
           attempts: opt(z.number().int().min(1).max(20), 'Most delivery attempts per alert and webhook, the first included. Default `5`.', 5),
-          base_ms: opt(durationMs(0), 'Backoff base in milliseconds: the delay before retry n is uniform in [0, min(cap_ms, base_ms x 2^n)). Default `500`.', 500),
+          base_ms: opt(
+            durationMs(0),
+            'Backoff base in milliseconds: the delay before retry n is uniform in [0, min(cap_ms, base_ms x 2^n)). Default `500`.',
+            500,
+          ),
           cap_ms: opt(durationMs(0), 'Largest backoff ceiling in milliseconds. Default `30000`.', 30000),
         })
         .superRefine((r, ctx) => {
-          if (r.base_ms !== undefined && r.cap_ms !== undefined && r.cap_ms < r.base_ms) ctx.addIssue({ code: 'custom', path: ['cap_ms'], message: '`cap_ms` must be at least `base_ms`' });
+          if (r.base_ms !== undefined && r.cap_ms !== undefined && r.cap_ms < r.base_ms)
+            ctx.addIssue({ code: 'custom', path: ['cap_ms'], message: '`cap_ms` must be at least `base_ms`' });
         }),
       'Delivery retries with exponential backoff and full jitter.',
     ),
@@ -879,7 +958,11 @@ export const AlertsSchema = z
       'Shortest time in milliseconds between two notifications of the same alert (kind + subject); changes in between are held and only the latest state is sent. Default `60000`.',
       60000,
     ),
-    queue_size: opt(positiveInt().max(100000), 'Most deliveries waiting per webhook; further alerts for it are dropped (counted and logged). Default `1000`.', 1000),
+    queue_size: opt(
+      positiveInt().max(100000),
+      'Most deliveries waiting per webhook; further alerts for it are dropped (counted and logged). Default `1000`.',
+      1000,
+    ),
     rules: opt(AlertRulesSchema, 'Which conditions raise alerts.'),
   })
   .describe('Alert webhooks: rules, deduplication and delivery.');
@@ -902,8 +985,12 @@ export const ConfigFileSchema = z
     limits: LimitsSchema.optional(),
     timeouts: TimeoutsSchema.optional(),
     retries: RetriesSchema.optional(),
-    circuit_breaker: CircuitBreakerSchema.optional().describe('Default circuit breaker of every pool; pools override it field by field. Default: off.'),
-    outlier_detection: OutlierDetectionSchema.optional().describe('Default outlier detection of every pool; pools override it field by field. Default: off.'),
+    circuit_breaker: CircuitBreakerSchema.optional().describe(
+      'Default circuit breaker of every pool; pools override it field by field. Default: off.',
+    ),
+    outlier_detection: OutlierDetectionSchema.optional().describe(
+      'Default outlier detection of every pool; pools override it field by field. Default: off.',
+    ),
     upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
     upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),

@@ -45,6 +45,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
+import { endpointForDisplay } from '../config/redact.ts';
 import type { TracingConfig } from '../config/types.ts';
 import type { RequestRecord } from './access-log.ts';
 import type { AttemptRecord } from './events.ts';
@@ -209,7 +210,7 @@ export class OtelTracing implements Tracing {
       resource: resourceFromAttributes({ ...config.resource_attributes, [ATTR_SERVICE_NAME]: config.service_name }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sample_ratio) }),
       spanProcessors: [
-        new BatchSpanProcessor(new LoggingExporter(otlp, log, config.endpoint), {
+        new BatchSpanProcessor(new LoggingExporter(otlp, log, endpointForDisplay(config.endpoint)), {
           maxQueueSize: config.max_queue_size,
           maxExportBatchSize: Math.min(config.max_batch_size, config.max_queue_size),
           scheduledDelayMillis: config.batch_delay_ms,
@@ -298,7 +299,13 @@ export class TracingController implements Tracing {
       this.otel = this.build(cfg, this.log);
       this.current = this.otel;
       this.log.info(
-        { event: 'tracing', enabled: true, endpoint: cfg.endpoint, sample_ratio: cfg.sample_ratio, service_name: cfg.service_name },
+        {
+          event: 'tracing',
+          enabled: true,
+          endpoint: endpointForDisplay(cfg.endpoint),
+          sample_ratio: cfg.sample_ratio,
+          service_name: cfg.service_name,
+        },
         'tracing on: exporting spans over OTLP/HTTP',
       );
     } else {

@@ -464,6 +464,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let ended = false;
       let endError: SpookyError | undefined;
       let bodyTimeout: SpookyError | undefined;
+      // The response body received so far (after any wrapping), cancelled if this attempt fails after the head.
+      let received: ReadableStream<Uint8Array> | undefined;
       // The exchange is over: charge the backend and, once the response was handed on, log the request.
       // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
@@ -493,6 +495,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         );
         headersAt = clock.now();
         status = up.status;
+        if (up.body instanceof ReadableStream) received = up.body;
         const done = { pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt };
         observer.attemptEnd(done);
         trace.attemptEnd(done);
@@ -525,12 +528,16 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           });
         }
         if (sample) body = sample.response(up.status, resHeaders, body);
+        // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
+        if (body instanceof ReadableStream) received = body;
+        const response = new Response(body, { status: up.status, headers: resHeaders });
         responded = true;
         if (ended) settle();
         if (transport === 'h3') await nextBatch();
-        return new Response(body, { status: up.status, headers: resHeaders });
+        return response;
       } catch (e) {
         const err = asSpookyError(e);
+        if (received !== undefined) void received.cancel(err).catch(() => {});
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
         endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);

@@ -237,6 +237,14 @@ export class Runtime implements AdminSource {
     return run;
   }
 
+  /**
+   * A reload refused elsewhere (by the supervisor of this worker, which validates the file first): raises the
+   * `reload_failed` alert as a refusal here would.
+   */
+  reloadRefusedElsewhere(trigger: ReloadTrigger, errors: readonly string[]): void {
+    this.alerts.reloadFailed(trigger, errors, this.generation.id);
+  }
+
   private async doReload(trigger: ReloadTrigger, meta: ReloadMeta): Promise<ReloadResult> {
     const t0 = this.opts.clock.now();
     const prev = this.generation;

@@ -582,6 +582,7 @@ describe('response framing against a raw server', () => {
     ['obs-fold', 'HTTP/1.1 200 OK\r\nx-a: 1\r\n  2\r\ncontent-length: 2\r\n\r\nok'],
     ['101 Switching Protocols', 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n'],
     ['garbage status line', 'HTTP/1.1 OK\r\n\r\n'],
+    ['status over 599', 'HTTP/1.1 600 Weird\r\ncontent-length: 2\r\n\r\nok'],
     ['invalid chunk size', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'],
     ['head over 64 KiB', `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`],
   ])('%s -> upstream_protocol_error', async (name, wire) => {

@@ -769,6 +769,11 @@ class Exchange implements ChunkSink, EventListenerObject {
       }
       pos = idx + 4;
       from = pos;
+      if (parsed.status >= 600) {
+        // A client cannot be sent a status outside 100..599 (RFC 9110 section 15): the backend is broken.
+        this.fail(protocolError(`status ${parsed.status} is outside 100..599`));
+        return;
+      }
       if (parsed.status >= 200) {
         head = parsed;
         break;

@@ -859,6 +859,11 @@ class Exchange implements EventListenerObject {
     // 1xx informational responses arrive as 'headers' events and are not forwarded; 'response' is the final head.
     if (this.finished || this.state !== WAIT_HEAD) return;
     const status = Number(headers[':status']);
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      // A client cannot be sent a final status outside 200..599 (RFC 9110 section 15): the backend is broken.
+      this.reset(new SpookyError('upstream_protocol_error', `${this.ctx.authority} sent :status ${String(headers[':status'])}`));
+      return;
+    }
     this.status = status;
     this.headers = headerList(headers);
     if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {

@@ -30,7 +30,9 @@ export type WorkerOp =
   | { op: 'metrics' }
   | { op: 'stats' }
   | { op: 'config' }
-  | { op: 'reload'; trigger: ReloadTrigger; meta: ReloadMeta; ports: SharedPorts };
+  | { op: 'reload'; trigger: ReloadTrigger; meta: ReloadMeta; ports: SharedPorts }
+  /** The supervisor refused a reload itself (the file did not validate): raise the `reload_failed` alert. */
+  | { op: 'reload_refused'; trigger: ReloadTrigger; errors: string[] };
 
 /** Supervisor -> worker. */
 export type ToWorker =

@@ -453,6 +453,9 @@ export class Supervisor implements AdminSource, AdminObservability {
     const ms = () => Math.round((this.opts.clock.now() - t0) * 1000) / 1000;
     const refuse = (errors: string[], logEach: boolean): SupervisorReloadResult => {
       this.counts.error++;
+      // Alert rules run in the workers: the first one raises `reload_failed` for this refusal.
+      const [alerter] = this.live();
+      if (alerter) void this.request(alerter, { op: 'reload_refused', trigger, errors }).catch(() => {});
       if (logEach) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
       this.log.error(
         { event: 'audit', action: 'reload', trigger, result: 'error', generation: this.generation, duration_ms: ms(), errors, ...meta },
@@ -519,7 +522,9 @@ export class Supervisor implements AdminSource, AdminObservability {
 
   /** Sends `signal` to every running worker (SIGUSR1: each reopens its log files). */
   signalWorkers(signal: 'SIGUSR1'): void {
-    for (const s of this.slots) s.proc?.kill(signal);
+    // Only workers that listen have their handler installed (SIGUSR1 would end one still starting); one that
+    // starts later opens its log files afresh anyway.
+    for (const s of this.slots) if (s.listening) s.proc?.kill(signal);
   }
 
   /**

@@ -122,6 +122,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         return runtime.telemetry.stats();
       case 'config':
         return runtime.telemetry.config();
+      case 'reload_refused':
+        runtime.reloadRefusedElsewhere(req.trigger, req.errors);
+        return true;
       case 'reload': {
         shared = req.ports;
         const result = await runtime.reload(req.trigger, req.meta);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AlertReceiver, startAlertReceiver } from '../support/alert-receiver.ts';
 import {
   admin,
   type Backend,
@@ -252,6 +253,44 @@ upstream:
     const text = readFileSync(join(spooky.dir, 'spooky.yaml'), 'utf8');
     return (text.split('  extra:')[0] ?? '').split('  broken:')[0] ?? '';
   }
+});
+
+describe('workers: 2 with alert webhooks', () => {
+  let receiver: AlertReceiver;
+  let backend: Backend;
+  let spooky: SpookyProcess;
+
+  beforeAll(async () => {
+    receiver = startAlertReceiver();
+    backend = await startBackend('a');
+    spooky = await startSpooky(`workers: 2
+log: { level: info, access_log: false }
+alerts:
+  webhooks: [{ url: "${receiver.url}/w" }]
+  min_interval_ms: 0
+  rules: { certificate_expiring: { enabled: false } }
+upstream:
+  api:
+    backends: [{ id: a, address: "${backend.address}" }]
+`);
+  });
+
+  afterAll(async () => {
+    if (spooky && spooky.child.proc.exitCode === null) await spooky.stop();
+    await backend?.stop();
+    receiver?.stop();
+  });
+
+  test('a config the supervisor refuses raises one reload_failed alert (from a worker)', async () => {
+    const good = readFileSync(spooky.configPath, 'utf8');
+    writeFileSync(spooky.configPath, `${good}bogus_key: 1\n`);
+    spooky.child.signal('SIGHUP');
+    await eventually(() => receiver.delivered('/w').some((b) => b.kind === 'reload_failed'), 10_000, 'reload_failed delivered');
+    const alerts = receiver.delivered('/w').filter((b) => b.kind === 'reload_failed');
+    expect(alerts).toHaveLength(1);
+    expect(String((alerts[0] as { message?: unknown }).message)).toContain('bogus_key');
+    writeFileSync(spooky.configPath, good);
+  });
 });
 
 describe('workers on the command line', () => {
