@@ -150,6 +150,46 @@ describe('RequestLimiter', () => {
     expect(lim.queued).toBe(1);
   });
 
+  test('a shorter queue timeout on reload: a later waiter with an earlier deadline still expires on time', () => {
+    const lim = new RequestLimiter({ maxActive: 1, maxQueued: 5, queueTimeoutMs: 1000 });
+    const expired: string[] = [];
+    lim.tryAcquire();
+    lim.enqueue(
+      0,
+      () => {},
+      () => expired.push('old'),
+    );
+    lim.setPolicy({ maxActive: 1, maxQueued: 5, queueTimeoutMs: 100 }, 10);
+    lim.enqueue(
+      10,
+      () => {},
+      () => expired.push('new'),
+    );
+    expect(lim.nextDeadline()).toBe(110);
+    expect(lim.expire(110)).toBe(1000);
+    expect(expired).toEqual(['new']);
+    expect(lim.expire(1000)).toBe(Number.POSITIVE_INFINITY);
+    expect(expired).toEqual(['new', 'old']);
+  });
+
+  test('a long queue expired one deadline at a time refuses every waiter, oldest first', () => {
+    const n = 50_000;
+    const lim = new RequestLimiter({ maxActive: 1, maxQueued: n, queueTimeoutMs: 1000 });
+    lim.tryAcquire();
+    const expired: number[] = [];
+    for (let i = 0; i < n; i++)
+      lim.enqueue(
+        i,
+        () => {},
+        () => expired.push(i),
+      );
+    // one timer fire per waiter, as the gate's timer does when deadlines are 1 ms apart
+    for (let t = 1000; t < 1000 + n; t++) lim.expire(t);
+    expect(expired).toHaveLength(n);
+    expect(expired.every((v, i) => v === i)).toBe(true);
+    expect(lim.queued).toBe(0);
+  });
+
   test('a larger limit on reload lets waiters in at once; a smaller one keeps held slots', () => {
     const lim = new RequestLimiter({ maxActive: 1, maxQueued: 5, queueTimeoutMs: 100 });
     let granted = 0;

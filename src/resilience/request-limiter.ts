@@ -37,6 +37,11 @@ export class RequestLimiter {
   private count = 0;
   private head: Waiter | null = null;
   private tail: Waiter | null = null;
+  /**
+   * True while deadlines never decrease from head to tail (always, unless a reload shortened the queue
+   * timeout while requests waited): then expiry stops at the first live waiter instead of scanning the queue.
+   */
+  private ordered = true;
   private policy: RequestLimitPolicy;
 
   /** A limiter with no slot held and an empty queue. */
@@ -74,6 +79,7 @@ export class RequestLimiter {
   enqueue(now: number, onGrant: () => void, onExpire: () => void): QueueTicket | undefined {
     if (this.count >= this.policy.maxQueued) return undefined;
     const w: Waiter = { deadline: now + this.policy.queueTimeoutMs, onGrant, onExpire, prev: this.tail, next: null, waiting: true };
+    if (this.tail && w.deadline < this.tail.deadline) this.ordered = false;
     if (this.tail) this.tail.next = w;
     else this.head = w;
     this.tail = w;
@@ -97,6 +103,14 @@ export class RequestLimiter {
 
   /** Refuses every waiter whose deadline is at or before `now`; returns the earliest remaining deadline (Infinity: none). */
   expire(now: number): number {
+    if (this.ordered) {
+      while (this.head !== null && this.head.deadline <= now) {
+        const w = this.head;
+        this.unlink(w);
+        w.onExpire();
+      }
+      return this.head?.deadline ?? Number.POSITIVE_INFINITY;
+    }
     let next = Number.POSITIVE_INFINITY;
     for (let w = this.head; w !== null; ) {
       const after = w.next;
@@ -111,6 +125,7 @@ export class RequestLimiter {
 
   /** The earliest deadline in the queue (Infinity: empty). */
   nextDeadline(): number {
+    if (this.ordered) return this.head?.deadline ?? Number.POSITIVE_INFINITY;
     let next = Number.POSITIVE_INFINITY;
     for (let w = this.head; w !== null; w = w.next) if (w.deadline < next) next = w.deadline;
     return next;
@@ -145,5 +160,6 @@ export class RequestLimiter {
     w.prev = null;
     w.next = null;
     this.count--;
+    if (this.count === 0) this.ordered = true;
   }
 }
