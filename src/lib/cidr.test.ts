@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { canonicalIp, compileTrust, parseCidr, parseIPv4, parseIPv6, unmapIPv4 } from './cidr.ts';
+import { canonicalIp, clientKey, compileTrust, parseCidr, parseIPv4, parseIPv6, unmapIPv4 } from './cidr.ts';
 
 describe('parseIPv4', () => {
   test.each<[string, number]>([
@@ -149,5 +149,20 @@ describe('compileTrust', () => {
 
   test('an invalid entry throws, naming it', () => {
     expect(() => compileTrust(['10.0.0.0/8', 'bogus'])).toThrow('bogus');
+  });
+});
+
+describe('clientKey', () => {
+  test.each<[string, string]>([
+    ['203.0.113.7', '203.0.113.7'],
+    ['::ffff:203.0.113.7', '203.0.113.7'],
+    ['2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:DB8:0001:0002::9', '2001:db8:1:2::/64'],
+    ['::1', '::/64'],
+    ['not-an-ip', 'not-an-ip'],
+    ['', ''],
+  ])('%s -> %s', (ip, want) => {
+    expect(clientKey(ip)).toBe(want);
   });
 });

@@ -317,3 +317,16 @@ export function compileTrust(list: readonly string[]): (ip: string) => boolean {
     return false;
   };
 }
+
+/**
+ * The key that stands for one client in per-client limits: an IPv4 address as it is, an IPv6 address as its
+ * /64 network (`2001:db8:1:2::/64`), because one subscriber usually gets a whole /64 and could otherwise take a
+ * fresh address, and a fresh budget, for every request. Anything that is not an address is returned unchanged.
+ */
+export function clientKey(ip: string): string {
+  if (ip.indexOf(':') < 0) return ip;
+  const p = parseIp(ip);
+  if (p === null) return ip;
+  if (p.v === 4) return formatIPv4(p.n);
+  return `${formatIPv6([p.g[0] ?? 0, p.g[1] ?? 0, p.g[2] ?? 0, p.g[3] ?? 0, 0, 0, 0, 0])}/64`;
+}

@@ -55,3 +55,6 @@ export function hexVal(c: number): number {
   if (l >= 97 && l <= 102) return l - 87;
   return -1;
 }
+
+/** Methods that RFC 9110 defines as idempotent: sending them twice has the effect of sending them once. */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);

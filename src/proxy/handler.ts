@@ -7,6 +7,7 @@ import type { Server } from 'bun';
 import type { PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { clientKey } from '../lib/cidr.ts';
 import { systemRandom } from '../lib/random.ts';
 import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
@@ -78,7 +79,13 @@ function errorResponse(err: SpookyError, requestId: string, altSvc: string | und
   const status = err.status === 499 ? 400 : err.status;
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId };
   if (altSvc) headers['alt-svc'] = altSvc;
-  if (err.code === 'no_healthy_backend' || err.code === 'overloaded' || err.code === 'too_many_concurrent' || err.code === 'queue_full' || err.code === 'queue_timeout')
+  if (
+    err.code === 'no_healthy_backend' ||
+    err.code === 'overloaded' ||
+    err.code === 'too_many_concurrent' ||
+    err.code === 'queue_full' ||
+    err.code === 'queue_timeout'
+  )
     headers['retry-after'] = '1';
   if (extra) Object.assign(headers, extra);
   if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
@@ -318,10 +325,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const lim = cfg.limits;
     if (lim.max_in_flight > 0 && inFlight >= lim.max_in_flight) return fail(new SpookyError('overloaded', `${inFlight} requests in flight`));
     if (lim.max_in_flight_per_client > 0) {
-      const mine = perClient.get(clientIp) ?? 0;
-      if (mine >= lim.max_in_flight_per_client) return fail(new SpookyError('too_many_concurrent', `${mine} requests in flight from ${clientIp}`));
-      perClient.set(clientIp, mine + 1);
-      admitted = clientIp;
+      const key = clientKey(clientIp); // an IPv6 client counts by its /64
+      const mine = perClient.get(key) ?? 0;
+      if (mine >= lim.max_in_flight_per_client) return fail(new SpookyError('too_many_concurrent', `${mine} requests in flight from ${key}`));
+      perClient.set(key, mine + 1);
+      admitted = key;
       inFlight++;
     } else if (lim.max_in_flight > 0) {
       perClient.set('', (perClient.get('') ?? 0) + 1);
@@ -372,7 +380,13 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     }
 
     sample = matched.route.body_sampling
-      ? deps.bodySampler?.begin(matched.route.body_sampling, { requestId, traceId: rec.trace_id, route: matched.routeId, headers: req.headers, body: built.contentLength !== 0 ? req.body : null })
+      ? deps.bodySampler?.begin(matched.route.body_sampling, {
+          requestId,
+          traceId: rec.trace_id,
+          route: matched.routeId,
+          headers: req.headers,
+          body: built.contentLength !== 0 ? req.body : null,
+        })
       : undefined;
     const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit, built.contentLength) : undefined;
     const timeouts = pool.config.timeouts;
@@ -420,7 +434,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     for (;;) {
       let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
       next = undefined;
-      if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity()) member = preferFreeBackend(pool, member, exclude, clock.now());
+      if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity())
+        member = preferFreeBackend(pool, member, exclude, clock.now());
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
         const delay = Math.min(

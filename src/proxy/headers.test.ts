@@ -309,6 +309,24 @@ describe('buildUpstreamHeaders: forwarding headers and trust', () => {
     if (want['x-request-id'] !== undefined) expect(r.requestId).toBe(want['x-request-id']);
   });
 
+  test('other forwarding claims pass only from a trusted proxy', () => {
+    const claims = {
+      'x-real-ip': '6.6.6.6',
+      'true-client-ip': '6.6.6.6',
+      'x-client-ip': '6.6.6.6',
+      'client-ip': '6.6.6.6',
+      'x-forwarded-port': '8443',
+      'x-forwarded-prefix': '/evil',
+      'x-forwarded-server': 'edge',
+      'x-original-forwarded-for': '6.6.6.6',
+      'x-other': 'kept',
+    };
+    const untrusted = build(claims, { clientIp: CLIENT });
+    for (const name of Object.keys(claims)) expect(untrusted.map.has(name)).toBe(name === 'x-other');
+    const trusted = build(claims, { clientIp: TRUSTED_PEER });
+    for (const [name, value] of Object.entries(claims)) expect(trusted.map.get(name)).toBe(value);
+  });
+
   test('host parameter is a bare token when it can be', () => {
     expect(build({}, { authority: 'example.com' }).map.get('forwarded')).toBe(`for=${CLIENT};proto=https;host=example.com`);
     expect(build({}, { authority: '[::1]:8443' }).map.get('forwarded')).toBe(`for=${CLIENT};proto=https;host="[::1]:8443"`);

@@ -8,6 +8,9 @@
  *   would be a lie); and every header named in `Connection`. Names Spooky manages itself (`host`,
  *   `content-length`, `x-forwarded-*`, `forwarded`, `via`, `x-request-id`) are always computed from the
  *   incoming values even when `Connection` names them, so a client cannot use `Connection` to strip them.
+ * - **Other forwarding claims** (`x-forwarded-port`, `x-forwarded-prefix`, any other `x-forwarded-*`,
+ *   `x-real-ip`, `true-client-ip`, `x-client-ip`, `client-ip`, `x-original-forwarded-for`) pass only from a
+ *   trusted proxy; from anyone else they are removed, so a backend that believes them cannot be fooled.
  * - **Pseudo-headers** (`:path` ...) that leak into the header list are dropped.
  * - **Malformed fields reject the request (400)**: a name that is not an RFC 9110 token, or a value containing
  *   CR, LF or NUL. Dropping them silently could change what the request means. (Other control characters
@@ -226,6 +229,9 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
     }
     if (HOP_BY_HOP.has(name)) continue;
     if (nominated?.includes(name)) continue;
+    // Other client-address and forwarding claims (`x-real-ip`, `true-client-ip`, `x-forwarded-port`,
+    // `x-forwarded-prefix`, ...) are believed only from a trusted proxy, like the ones Spooky sets itself.
+    if (!trustedPeer && isForwardingClaim(name)) continue;
     out.push([name, value]);
   }
 
@@ -248,6 +254,14 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
   return contentLength === undefined
     ? { ok: true, headers: out, requestId, headerBytes }
     : { ok: true, headers: out, contentLength, requestId, headerBytes };
+}
+
+/** Forwarding headers Spooky does not set but backends may believe: dropped unless the peer is a trusted proxy. */
+const FORWARDING_CLAIMS: ReadonlySet<string> = new Set(['x-real-ip', 'true-client-ip', 'x-client-ip', 'x-original-forwarded-for', 'client-ip']);
+
+/** True for a forwarding claim a client could spoof: any other `x-forwarded-*`, or one of {@link FORWARDING_CLAIMS}. */
+function isForwardingClaim(name: string): boolean {
+  return name.startsWith('x-forwarded-') || FORWARDING_CLAIMS.has(name);
 }
 
 /** Strips an optional port from an `X-Forwarded-For` element: `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`. */

@@ -18,6 +18,7 @@ const route: RateLimitConfig = { id: 'api#0:2:route:100/1', name: 'route', key: 
 describe('rate limits', () => {
   test.each<[string, RateLimitConfig, string, Record<string, string>, string]>([
     ['client ip', perIp, '10.0.0.1', {}, '10.0.0.1'],
+    ['IPv6 client: its /64 (a fresh address per request is the same client)', perIp, '2001:db8:1:2:aaaa::1', {}, '2001:db8:1:2::/64'],
     ['header value', perKey, '10.0.0.1', { 'x-api-key': 'k1' }, 'k1'],
     ['missing header: the shared empty key', perKey, '10.0.0.1', {}, ''],
     ['route: one key', route, '10.0.0.1', {}, ''],

@@ -6,6 +6,7 @@
 import type { RateLimitConfig } from '../config/types.ts';
 import type { RateLimiter, RateLimitRule } from '../resilience/rate-limiter.ts';
 import type { TakeResult } from '../resilience/token-bucket.ts';
+import { clientKey } from '../lib/cidr.ts';
 
 /** What the rules need from the request. */
 export interface RateLimitInput {
@@ -30,7 +31,7 @@ function limiterRule(rule: RateLimitConfig): RateLimitRule {
 export function rateLimitKey(rule: RateLimitConfig, input: RateLimitInput): string {
   switch (rule.key.kind) {
     case 'client_ip':
-      return input.clientIp;
+      return clientKey(input.clientIp);
     case 'route':
       return '';
     case 'header':

@@ -5,9 +5,7 @@
  */
 import type { RetryConfig, RetryOn } from '../config/types.ts';
 import type { SpookyError } from '../errors.ts';
-
-/** Methods that RFC 9110 defines as idempotent: sending them twice has the effect of sending them once. */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+import { IDEMPOTENT_METHODS } from '../lib/http-syntax.ts';
 
 /** The retry kind of an upstream failure, or undefined for failures that are never retried. */
 export function retryKindOf(err: SpookyError): RetryOn | undefined {

@@ -695,6 +695,34 @@ describe('failures', () => {
     expect(server.connections).toHaveLength(1);
   });
 
+  test('stale keep-alive connection with a body-less POST -> upstream_reset, not sent again', async () => {
+    // The backend may have processed the POST before the connection went away: it must not get it twice.
+    const server = rawServer({
+      onRequest: (c, r) => {
+        if (r.index === 1) c.end();
+        else c.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      },
+    });
+    const t = transport({ host: '127.0.0.1', port: server.port });
+    await t.request(rq(), track().opts).then(text);
+    const { opts } = track();
+    await rejection(t.request(rq({ method: 'POST' }), opts), 'upstream_reset');
+    expect(server.connections).toHaveLength(1);
+    expect(server.connections.flatMap((c) => c.requests).filter((r) => r.line.startsWith('POST'))).toHaveLength(1);
+  });
+
+  test('a 204 whose head announces a body: the connection is not reused', async () => {
+    const server = rawServer({
+      onRequest: (c, r) =>
+        c.write(r.line.includes('/nc') ? 'HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n' : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'),
+    });
+    const t = transport({ host: '127.0.0.1', port: server.port });
+    const r204 = await t.request(rq({ target: '/nc' }), track().opts);
+    expect(r204.body).toBeNull();
+    expect(await text(await t.request(rq(), track().opts))).toBe('ok');
+    expect(t.stats().connectionsOpened).toBe(2);
+  });
+
   test('idle connection closed by the server is dropped from the pool', async () => {
     const server = rawServer({
       onRequest: (c) => {

@@ -28,6 +28,7 @@
  */
 import type { Socket, SocketHandler, TLSOptions } from 'bun';
 import { SpookyError } from '../errors.ts';
+import { IDEMPOTENT_METHODS } from '../lib/http-syntax.ts';
 import {
   ChunkedDecoder,
   type ChunkSink,
@@ -215,6 +216,14 @@ class Conn {
     const ex = this.ex;
     if (ex === null || this.state !== C_ACTIVE) {
       this.kill(false); // bytes nobody asked for: the connection cannot be trusted any more
+      return;
+    }
+    if (ex.headPendingOn(this)) {
+      // Bytes before this request's head was written: left over from an earlier response, so they must not be
+      // read as this one's. The connection is dropped; the exchange sees it closed unanswered.
+      this.ex = null;
+      this.kill(false);
+      ex.onConnClosed(this, new Error('the backend sent bytes before the request was written'));
       return;
     }
     ex.onData(buf);
@@ -563,6 +572,11 @@ class Exchange implements ChunkSink, EventListenerObject {
     void this.pump(reader);
   }
 
+  /** True while this exchange's head waits to be written on `c` (see {@link writeQueuedHeads}). */
+  headPendingOn(c: Conn): boolean {
+    return this.headQueuedOn === c;
+  }
+
   /**
    * Writes the queued head of a bodiless request, unless the exchange left that connection since it was queued
    * (failed, cancelled, or moved to a fresh connection, which queued it again).
@@ -708,8 +722,10 @@ class Exchange implements ChunkSink, EventListenerObject {
   onConnClosed(c: Conn, err: Error | undefined): void {
     this.conn = null;
     if (this.phase === P_HEAD) {
-      if (!this.gotBytes && c.served > 0 && this.req.body === null && !this.retried && !this.t.closed) {
-        // A reused keep-alive connection the server had closed: nothing was processed, try a fresh one once.
+      if (!this.gotBytes && c.served > 0 && this.req.body === null && IDEMPOTENT_METHODS.has(this.req.method) && !this.retried && !this.t.closed) {
+        // A reused keep-alive connection the server had closed: most likely nothing was processed, so an
+        // idempotent request is tried on a fresh connection once (a POST without a body may have been
+        // processed: it is not sent twice).
         this.retried = true;
         this.disarm();
         this.phase = P_QUEUED;
@@ -847,7 +863,11 @@ class Exchange implements ChunkSink, EventListenerObject {
     }
     this.mode = mode;
     if (mode === M_NONE) {
-      if (avail > 0) this.keepAlive = false; // stray bytes after a body-less response
+      // Stray bytes after a body-less response, or a 204 whose head announces a body anyway: if the body came
+      // after all, later bytes on this connection would be read as the next request's response, so it is not
+      // reused. (On HEAD and 304 a length or chunked coding describes the representation, as RFC 9110 allows;
+      // bytes that arrive on an idle connection, or before the next head was written, close it.)
+      if (avail > 0 || (s === 204 && this.req.method !== 'HEAD' && (h.chunked || h.contentLength > 0))) this.keepAlive = false;
       this.phase = P_DONE;
       this.responseComplete();
       this.resolveFn({ status: s, headers: h.headers, body: null });

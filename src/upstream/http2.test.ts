@@ -351,6 +351,29 @@ describe('Http2Transport over h2c', () => {
     t.close();
   }, 30_000);
 
+  test('a slow upload is not a head timeout: the head wait starts once the body is sent', async () => {
+    const t = h2c(server);
+    const opts = mkOpts({ responseHeaderTimeoutMs: 200 });
+    let sent = 0;
+    // Three chunks 150 ms apart: the upload takes about 450 ms, over twice the head timeout.
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (sent === 3) {
+          c.close();
+          return;
+        }
+        if (sent > 0) await Bun.sleep(150);
+        sent++;
+        c.enqueue(new Uint8Array(10).fill(sent));
+      },
+    });
+    const res = await t.request(mkReq({ method: 'POST', target: '/echo', body, contentLength: 30 }), opts);
+    expect(JSON.parse(await text(res)).bodyBytes).toBe(30);
+    await waitUntil(() => opts.ends.length === 1, 2000, 'onEnd');
+    expect(opts.ends).toEqual([undefined]);
+    t.close();
+  }, 10_000);
+
   test('no response headers in time -> upstream_timeout, and the stream is cancelled', async () => {
     const t = h2c(server);
     const opts = mkOpts({ responseHeaderTimeoutMs: 200 });

@@ -961,6 +961,12 @@ class Exchange implements EventListenerObject {
   /** The head deadline passed: no head -> `upstream_timeout`; a small body still incomplete -> hand over a stream. */
   expire(): void {
     if (this.finished) return;
+    if (this.state === WAIT_HEAD && this.uploading) {
+      // Still sending the request body (a slow client): the head wait starts once the body is sent, as on
+      // HTTP/1.1, so a slow upload is not the backend's timeout. The end of the upload sets a new deadline.
+      this.deadline = Number.POSITIVE_INFINITY;
+      return;
+    }
     if (this.state === WAIT_HEAD) {
       this.reset(new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.timeoutMs} ms`));
       return;
@@ -1152,6 +1158,8 @@ class Exchange implements EventListenerObject {
     }
     this.uploading = false;
     stream.end();
+    // The response head is due `timeoutMs` after the whole body was sent (see expire()).
+    if (this.timeoutMs > 0 && this.state === WAIT_HEAD) this.ctx.sweeper.setDeadline(this, performance.now() + this.timeoutMs);
   }
 }
 
@@ -1218,6 +1226,14 @@ class Sweeper {
   }
 
   /** Makes the sweep run at `at` (earlier than planned so far). */
+  /** Gives a tracked exchange a new deadline (no-op when it is not tracked any more). */
+  setDeadline(ex: Exchange, deadline: number): void {
+    if (!ex.linked) return;
+    ex.deadline = deadline;
+    if (deadline < this.minDeadline) this.minDeadline = deadline;
+    if (deadline < this.at) this.arm(deadline, performance.now());
+  }
+
   private arm(at: number, now: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.at = at;
