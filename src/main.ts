@@ -141,11 +141,13 @@ async function run(
   // logrotate: rename the file(s), then SIGUSR1 (whose default action would end the process).
   process.on('SIGUSR1', () => files.reopen());
   for (const w of warnings) log.warn({ event: 'config_warning' }, w);
-  const runtime = new Runtime({ config, configPath, log, access, samples, logFiles: files, clock: systemClock, random: systemRandom, overrides });
   // SIGHUP would end the process by default: until the listeners are up, a reload request is ignored.
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
   process.on('SIGHUP', early);
+  let runtime: Runtime;
   try {
+    // Building the runtime reads files too (an upstream ca_file): a failure is a start failure (exit 3).
+    runtime = new Runtime({ config, configPath, log, access, samples, logFiles: files, clock: systemClock, random: systemRandom, overrides });
     await runtime.start();
   } catch (e) {
     reportStartFailed(log, startProblems(e), 'spooky: ');

@@ -134,6 +134,7 @@ describe('diffConfigs', () => {
     ['{ path_prefix: / }', '*'],
     ['{ path: /exact }', 'path=/exact'],
     ['{ query: { v: { regex: "^2" }, debug: { present: false } } }', 'query:!debug query:v~/^2/'],
+    ['{ headers: { authorization: "Bearer s3cr3t" }, query: { token: { regex: "^abc" } } }', 'header:authorization=[redacted] query:token~[redacted]'],
   ])('describeRoute(%s) = %s', (route, want) => {
     const c = config(`${LISTEN}upstream:\n  p:\n    route: ${route}\n    backends: [{ id: a, address: "http://x" }]\n`);
     expect(describeRoute(c.pools[0]?.routes[0] as never)).toBe(want);

@@ -13,6 +13,7 @@
  * - **settings** lists the other top-level sections that changed (`limits`, `timeouts`, `log`, ...).
  */
 import type { BackendConfig, Config, HeaderMatch, ListenerConfig, PoolConfig, RouteConfig } from './types.ts';
+import { isSecretName, REDACTED } from './redact.ts';
 
 /** One modified item: its identity and the fields that changed. */
 export interface Modified {
@@ -97,10 +98,11 @@ function describeMatch(kind: string, m: HeaderMatch): string {
       return `${kind}:${m.name}`;
     case 'absent':
       return `${kind}:!${m.name}`;
+    // Values of credential-like names are not written into audit records (as `/config` redacts them).
     case 'equals':
-      return `${kind}:${m.name}=${JSON.stringify(m.value)}`;
+      return `${kind}:${m.name}=${isSecretName(m.name) ? REDACTED : JSON.stringify(m.value)}`;
     case 'regex':
-      return `${kind}:${m.name}~/${m.regex.source}/`;
+      return `${kind}:${m.name}~${isSecretName(m.name) ? REDACTED : `/${m.regex.source}/`}`;
   }
 }
 
@@ -130,7 +132,17 @@ function routesOf(c: Config): Map<string, string> {
 const POOL_FIELDS = ['routes', 'load_balancing', 'host_policy', 'tls', 'backends'] as const satisfies readonly (keyof PoolConfig)[];
 const BACKEND_FIELDS = ['address', 'protocol', 'weight', 'health_check'] as const satisfies readonly (keyof BackendConfig)[];
 const LISTENER_FIELDS = ['certificates', 'idle_timeout_s', 'protocol'] as const satisfies readonly (keyof ListenerConfig)[];
-const SETTINGS = ['admin', 'trusted_proxies', 'limits', 'timeouts', 'log', 'reload', 'shutdown', 'tracing', 'alerts'] as const satisfies readonly (keyof Config)[];
+const SETTINGS = [
+  'admin',
+  'trusted_proxies',
+  'limits',
+  'timeouts',
+  'log',
+  'reload',
+  'shutdown',
+  'tracing',
+  'alerts',
+] as const satisfies readonly (keyof Config)[];
 
 /** The identity of a listener: its configured `address:port` (port 0 stays 0: "any free port"). */
 export function listenerId(l: Pick<ListenerConfig, 'address' | 'port'>): string {

@@ -48,6 +48,18 @@ function setup(probes: HealthProbeConfig[], over: Partial<HealthCheckConfig> = {
 }
 
 describe('HealthChecker against a real backend', () => {
+  test('a reload to a shorter interval takes effect at once, not after the old interval', async () => {
+    seen.length = 0;
+    status = {};
+    const { checker, transport } = setup([probe({ path: '/slow-interval', interval: 60_000 })]);
+    checker.start();
+    await checker.firstRound;
+    checker.update([probe({ path: '/slow-interval', interval: 50 })]);
+    await waitUntil(() => seen.filter((x) => x.path === '/slow-interval').length >= 3, 3000, 'probes at the new interval');
+    checker.stop();
+    transport.close();
+  });
+
   test('sends the configured Host and headers', async () => {
     seen.length = 0;
     status = {};

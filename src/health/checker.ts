@@ -36,9 +36,18 @@ export class HealthChecker {
     this.schedule(0);
   }
 
-  /** Replaces the probes (on reload); the next round uses them. */
+  /**
+   * Replaces the probes (on reload); the next round uses them. A shorter interval takes effect at once: a round
+   * already waiting for the old, longer interval is moved up to the new one.
+   */
   update(probes: HealthProbeConfig[]): void {
+    const before = minInterval(this.probes);
     this.probes = probes;
+    const after = minInterval(probes);
+    if (!this.running && !this.stopped && this.timer !== undefined && after < before) {
+      clearTimeout(this.timer);
+      this.schedule(after);
+    }
   }
 
   /** Stops probing and closes probe-only transports. */
@@ -68,7 +77,7 @@ export class HealthChecker {
     } finally {
       this.running = false;
       this.resolveFirst();
-      const interval = Math.min(...probes.map((p) => p.interval));
+      const interval = minInterval(this.probes);
       if (Number.isFinite(interval)) this.schedule(interval);
     }
   }
@@ -114,4 +123,9 @@ export class HealthChecker {
       clearTimeout(timer);
     }
   }
+}
+
+/** The shortest probe interval in milliseconds (Infinity without probes). */
+function minInterval(probes: readonly HealthProbeConfig[]): number {
+  return Math.min(...probes.map((p) => p.interval));
 }

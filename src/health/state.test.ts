@@ -114,6 +114,14 @@ describe('HealthState', () => {
     expect(h.available(1e12)).toBe(false);
   });
 
+  test('initial unhealthy without probes comes up once a reload adds probes and they succeed', () => {
+    const h = new HealthState(policy({ probes: [], initial: 'unhealthy' }));
+    h.setPolicy(policy({ initial: 'unhealthy' }));
+    expect(h.probe(true, 10)).toBeUndefined();
+    expect(h.probe(true, 20)?.healthy).toBe(true);
+    expect(h.available(20)).toBe(true);
+  });
+
   test('transitions are reported once with their reason', () => {
     const h = new HealthState(policy({ failure_threshold: 1, success_threshold: 1 }));
     expect(h.probe(false, 0)).toEqual({ healthy: false, reason: 'probe_failures' });

@@ -44,6 +44,8 @@ export class HealthState {
   /** Replaces the policy (on reload) without losing the current state. */
   setPolicy(policy: HealthCheckConfig): void {
     this.policy = policy;
+    // A backend kept out for good (initially unhealthy, nothing to probe it) can come back once probes exist.
+    if (this.cooldownUntil === Number.POSITIVE_INFINITY && policy.probes.length > 0) this.cooldownUntil = 0;
   }
 
   /** True while the backend may receive traffic at `now`. */

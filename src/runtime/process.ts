@@ -7,6 +7,9 @@ import { CertificateError } from '../listener/certs.ts';
 import type { Logger } from '../observability/logger.ts';
 import { writePidFile } from './pidfile.ts';
 
+/** Longest wait, in milliseconds, for the log to be written out before the process exits anyway. */
+export const EXIT_FLUSH_MS = 3000;
+
 /** The problems a failed start reports: every certificate problem, or the error's message. */
 export function startProblems(e: unknown): string[] {
   return e instanceof CertificateError ? e.problems : [(e as Error).message];
@@ -45,9 +48,12 @@ export function logUncaughtErrors(log: Logger): void {
   process.on('unhandledRejection', (err) => log.error({ event: 'unhandled_rejection', err }, 'unhandled rejection'));
 }
 
-/** Exits with `code` once the log is written out (at most 500 ms later). */
+/**
+ * Exits with `code` once the log is written out, at most {@link EXIT_FLUSH_MS} later (a reader of stdout that
+ * lags, as on a loaded machine, must not lose the last records: the final `worker_exit`, `stopped`).
+ */
 export function exitAfterFlush(log: Logger, code: number): void {
-  const timer = setTimeout(() => process.exit(code), 500);
+  const timer = setTimeout(() => process.exit(code), EXIT_FLUSH_MS);
   log.flush(() => {
     clearTimeout(timer);
     process.exit(code);

@@ -73,6 +73,23 @@ export class EndpointRegistry {
       byPool.set(pool.name, ids);
     }
 
+    // First every transport the config needs (this can fail, e.g. an unreadable ca_file): nothing has been
+    // changed yet, so a failure leaves the running backends exactly as they were.
+    const created: string[] = [];
+    try {
+      for (const w of wanted.values()) {
+        if (this.transports.has(w.transportKey)) continue;
+        this.transportOf(w.transportKey, w.backend, w.tls);
+        created.push(w.transportKey);
+      }
+    } catch (e) {
+      for (const tk of created) {
+        this.transports.get(tk)?.close();
+        this.transports.delete(tk);
+      }
+      throw e;
+    }
+
     for (const [key, entry] of this.entries) {
       if (wanted.has(key)) continue;
       entry.checker?.stop();

@@ -96,10 +96,25 @@ describe('other commands', () => {
   });
 
   test('an unreadable certificate stops start-up with exit 3 and a clear message', () => {
-    const path = file('nocert.yaml', `listen: { address: 127.0.0.1, port: 0, tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`);
+    const path = file(
+      'nocert.yaml',
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+    );
     const r = cli(['run', '--config', path, '--admin-port', '0']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('cannot read certificate /nonexistent/cert.pem');
+  });
+
+  test('an unreadable upstream ca_file stops start-up with exit 3 and a clear message, not a stack trace', async () => {
+    const { cert, key } = await testCertificate();
+    const path = file(
+      'noca.yaml',
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }\nupstream:\n  a:\n    tls: { ca_file: /nonexistent/ca.pem }\n    backends: [{ id: a, address: "https://127.0.0.1:1" }]\n`,
+    );
+    const r = cli(['run', '--config', path, '--admin-port', '0']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('cannot read upstream_tls.ca_file /nonexistent/ca.pem');
+    expect(r.stderr).not.toContain('    at ');
   });
 });
 

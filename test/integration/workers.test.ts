@@ -241,11 +241,11 @@ upstream:
     await eventually(() => pids.every((p) => !alive(p)), 10_000, 'workers gone');
     expect(existsSync(pidFile)).toBe(false);
     // the supervisor's last lines may still be in the pipe when its exit code is known
-    await eventually(
-      () => spooky.child.lines.filter((l) => l.event === 'worker_exit' && l.code === 0).length === 2,
-      5_000,
-      'two worker_exit records with code 0',
-    );
+    const exits = () => spooky.child.lines.filter((l) => l.event === 'worker_exit' && pids.includes(l.pid as number));
+    await eventually(() => exits().length === 2, 5_000, 'a worker_exit record for each worker').catch((e: Error) => {
+      throw new Error(`${e.message}; worker_exit records: ${JSON.stringify(spooky.child.lines.filter((l) => l.event === 'worker_exit'))}`);
+    });
+    expect(exits().map((l) => l.code)).toEqual([0, 0]);
   });
 
   function readBase(): string {
