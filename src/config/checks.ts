@@ -280,12 +280,27 @@ function checkPools(root: Obj, sink: Sink): void {
 
     if (Array.isArray(pool.backends)) {
       const ids = new Map<string, PathSegment[]>();
+      const addresses = new Map<string, PathSegment[]>();
       pool.backends.forEach((b, i) => {
-        if (!isObj(b) || typeof b.id !== 'string') return;
-        const p = [...pp, 'backends', i, 'id'];
-        const first = ids.get(b.id);
-        if (first) sink.error(p, 'value', `duplicate backend id "${b.id}" in pool \`${name}\` (first at line ${sink.line(first)})`);
-        else ids.set(b.id, p);
+        if (!isObj(b)) return;
+        if (typeof b.id === 'string') {
+          const p = [...pp, 'backends', i, 'id'];
+          const first = ids.get(b.id);
+          if (first) sink.error(p, 'value', `duplicate backend id "${b.id}" in pool \`${name}\` (first at line ${sink.line(first)})`);
+          else ids.set(b.id, p);
+        }
+        if (typeof b.address === 'string') {
+          const p = [...pp, 'backends', i, 'address'];
+          const key = b.address.trim().toLowerCase();
+          const first = addresses.get(key);
+          if (first)
+            sink.error(
+              p,
+              'value',
+              `duplicate backend address "${b.address}" in pool \`${name}\` (first at line ${sink.line(first)}): both would share one connection pool, health state and limits; use \`weight\` instead`,
+            );
+          else addresses.set(key, p);
+        }
       });
     }
   }

@@ -86,6 +86,18 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[7, 15, 'upstream.api.backends[1].id', 'duplicate backend id "a" in pool `api` (first at line 6)']],
   },
   {
+    name: 'duplicate backend addresses in one pool',
+    yaml: `${L}upstream:\n  api:\n    backends:\n      - { id: a, address: "http://x" }\n      - { id: b, address: "http://x" }\n`,
+    want: [
+      [
+        7,
+        27,
+        'upstream.api.backends[1].address',
+        'duplicate backend address "http://x" in pool `api` (first at line 6): both would share one connection pool, health state and limits; use `weight` instead',
+      ],
+    ],
+  },
+  {
     name: 'missing backend id points at the backend map',
     yaml: `${L}upstream:\n  api:\n    backends:\n      - address: "http://x"\n`,
     want: [[6, 9, 'upstream.api.backends[0]', 'missing required key `id`']],

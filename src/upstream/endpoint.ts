@@ -40,8 +40,8 @@ export type ProbeListener = (endpoint: Endpoint, probe: ProbeObservation) => voi
 export class Endpoint {
   /** Registry key: pool, protocol and origin (and TLS policy). */
   readonly key: string;
-  /** Backend id (as first configured in the pool). */
-  readonly id: string;
+  /** Backend id (a reload that renames the backend of the same address renames it here too). */
+  id: string;
   /** Parsed backend URL. */
   readonly url: URL;
   /** Upstream protocol. */

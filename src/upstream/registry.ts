@@ -105,6 +105,7 @@ export class EndpointRegistry {
     for (const [key, { pool, backend, tls, transportKey: tk }] of wanted) {
       const existing = this.entries.get(key);
       if (existing) {
+        existing.endpoint.id = backend.id; // renamed in the config: logs, alerts and metrics follow
         existing.endpoint.setHealthPolicy(backend.health_check);
         this.syncGate(existing.endpoint, backend);
         if (existing.transportKey !== tk) {
