@@ -968,7 +968,7 @@ describe('pool lifecycle', () => {
     await rejection(p1, 'upstream_timeout');
   });
 
-  test('close() fails queued requests', async () => {
+  test('close() fails queued requests once no connection is left to serve them', async () => {
     const server = rawServer({});
     const t = transport({ host: '127.0.0.1', port: server.port }, { maxConnections: 1 });
     const p1 = t.request(rq(), track({ responseHeaderTimeoutMs: 300 }).opts);
@@ -978,6 +978,20 @@ describe('pool lifecycle', () => {
     const err = await rejection(p2, 'upstream_connect_failed');
     expect(ends).toEqual([err]);
     await rejection(p1, 'upstream_timeout');
+  });
+
+  test('close() while requests wait for a connection: the connection in use serves them, then closes', async () => {
+    // What a reload that changes max_connections does to the old pool: queued requests are not failed.
+    const server = rawServer({ onRequest: (c) => setTimeout(() => c.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 50) });
+    const t = transport({ host: '127.0.0.1', port: server.port }, { maxConnections: 1 });
+    const p1 = t.request(rq(), track().opts);
+    const p2 = t.request(rq(), track().opts);
+    t.close();
+    expect(await text(await p1)).toBe('ok');
+    expect(await text(await p2)).toBe('ok');
+    expect(t.stats().connectionsOpened).toBe(1);
+    await waitUntil(() => server.connections[0]!.closed, 2000, 'connection closed after the last waiter');
+    await rejection(t.request(rq(), track().opts), 'upstream_connect_failed');
   });
 
   test('close() closes idle connections and refuses later requests', async () => {

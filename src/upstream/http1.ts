@@ -1203,7 +1203,10 @@ class Pool {
   release(c: Conn): void {
     if (c.state !== C_ACTIVE) return;
     if (this.closed) {
-      c.kill(true);
+      // Closing: a request that was already waiting still gets this connection; then it goes.
+      const w = this.waiters.shift();
+      if (w !== undefined) w.attach(c);
+      else c.kill(true);
       return;
     }
     const w = this.waiters.shift();
@@ -1228,7 +1231,12 @@ class Pool {
 
   /** A connection slot became free: start a connection for the first waiter. */
   onSlotFreed(): void {
-    if (this.waiters.length === 0 || this.closed || this.total >= this.maxConnections) return;
+    if (this.closed) {
+      // No connection is left that could serve the requests still waiting: they fail (retryable).
+      if (this.total === 0) this.failWaiters();
+      return;
+    }
+    if (this.waiters.length === 0 || this.total >= this.maxConnections) return;
     const w = this.waiters.shift()!;
     this.connect(w);
   }
@@ -1273,6 +1281,12 @@ class Pool {
     }
     const idle = this.idle.splice(0);
     for (const c of idle) if (c.state === C_IDLE) c.kill(true);
+    // Requests already waiting for a connection are served by the connections still in use as they free up
+    // (a reload that changes max_connections replaces the pool without failing them); with none, they fail.
+    if (this.total === 0) this.failWaiters();
+  }
+
+  private failWaiters(): void {
     const waiters = this.waiters.splice(0);
     for (const w of waiters) w.fail(new SpookyError('upstream_connect_failed', 'transport is closed', { retryable: true }));
   }
