@@ -212,6 +212,27 @@ describe('Metrics', () => {
     expect(new Set(s.filter((x) => x.name === 'spooky_custom_requests_total').map((x) => x.labels.tenant))).toEqual(new Set(['t1', 't2', 'other']));
   });
 
+  test('custom metrics: combinations of label values are capped too (max_values x labels), past it every label is other', async () => {
+    const pool = gen.pools.get('a')?.config;
+    if (!pool) throw new Error('no pool');
+    const fresh = new Metrics({ generation: () => gen, clock, reloadCounts: () => counts }, { processMetrics: false });
+    // max_values 2, three labels: at most 6 combinations. Two tenants x two cache values x route tag = 4, plus
+    // "other" in each label: a client varying headers cannot multiply series beyond the cap.
+    for (const tenant of ['t1', 't2', 't3', 't4'])
+      for (const cache of ['hit', 'miss', 'stale', 'x']) {
+        const labels = requestLabels(pool, 'a#0', new Headers({ 'x-tenant': tenant }));
+        if (!labels) throw new Error('no labels');
+        addResponseLabels(pool, [['x-cache', cache]], labels);
+        fresh.requestStart();
+        fresh.requestEnd(rec({ route: 'a#0', pool: 'a', backend: 'a1', labels, duration_ms: 1 }));
+      }
+    const s = await scrape(fresh);
+    const series = s.filter((x) => x.name === 'spooky_custom_requests_total');
+    expect(series.length).toBeLessThanOrEqual(7);
+    expect(series.reduce((n, x) => n + x.value, 0)).toBe(16);
+    expect(series.some((x) => x.labels.tenant === 'other' && x.labels.version === 'other' && x.labels.cache === 'other')).toBe(true);
+  });
+
   test('a reload that changes custom labels replaces the custom series; one that keeps them keeps the value sets', async () => {
     gen = generation(YAML, 2);
     let s = await scrape(metrics);

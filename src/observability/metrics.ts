@@ -188,7 +188,6 @@ class SeriesHistogram<L extends string> extends Histogram<L> {
   }
 }
 
-
 /** Custom-metric state of one pool. */
 interface CustomPool {
   /** Its config, as JSON (state is kept across reloads that leave it unchanged). */
@@ -198,6 +197,8 @@ interface CustomPool {
   readonly seen: Set<string>[];
   /** Label objects per (route, status class, values). */
   readonly series: Map<string, { withStatus: Record<string, string>; plain: Record<string, string> }>;
+  /** Distinct combinations of the labels' values seen (capped at `cfg.max_values` x labels, so series stay bounded). */
+  readonly combos: Set<string>;
 }
 
 /** Reload attempts by result (the runtime keeps the counts). */
@@ -586,7 +587,7 @@ export class Metrics implements ProxyObserver {
       for (const l of cfg.labels) names.add(l.name);
       const key = JSON.stringify(cfg);
       const old = this.customPools.get(pool.name);
-      pools.set(pool.name, old && old.key === key ? old : { key, cfg, seen: cfg.labels.map(() => new Set()), series: new Map() });
+      pools.set(pool.name, old && old.key === key ? old : { key, cfg, seen: cfg.labels.map(() => new Set()), series: new Map(), combos: new Set() });
     }
     this.customPools = pools;
     const sorted = [...names].sort();
@@ -619,8 +620,8 @@ export class Metrics implements ProxyObserver {
     if (!pool || !this.customRequests || !this.customDuration) return;
     const route = rec.route ?? '';
     const labels = pool.cfg.labels;
-    const capped: string[] = [];
-    let key = `${route}\u0001${statusClass}`;
+    let capped: string[] = [];
+    let combo = '';
     for (let i = 0; i < labels.length; i++) {
       let v = values[(labels[i] as { name: string }).name] ?? '';
       const seen = pool.seen[i] as Set<string>;
@@ -629,8 +630,17 @@ export class Metrics implements ProxyObserver {
         else seen.add(v);
       }
       capped.push(v);
-      key += `\u0001${v}`;
+      combo += `\u0001${v}`;
     }
+    // Per-label caps alone would allow max_values^labels combinations: the combinations are capped too (at
+    // max_values x labels), and a new one past the cap counts as `other` in every label.
+    if (!pool.combos.has(combo)) {
+      if (pool.combos.size >= pool.cfg.max_values * labels.length) {
+        capped = labels.map(() => 'other');
+        combo = capped.map((v) => `\u0001${v}`).join('');
+      } else pool.combos.add(combo);
+    }
+    const key = `${route}\u0001${statusClass}${combo}`;
     let entry = pool.series.get(key);
     if (!entry) {
       const plain: Record<string, string> = { pool: poolName, route };

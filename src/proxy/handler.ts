@@ -25,7 +25,7 @@ import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
-import { applyRateLimits } from './rate-limit.ts';
+import { applyRateLimits, rateLimitRuleIds } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
@@ -257,6 +257,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
   let inFlight = 0;
   const perClient = new Map<string, number>();
   const rateLimiter: RateLimiter = deps.rateLimiter ?? new InMemoryRateLimiter(100_000);
+  // The generation whose rate-limit rules the limiter keeps buckets for (older rules are dropped on change).
+  let limiterGeneration: Generation | undefined;
 
   return async function handle(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Promise<Response> {
     const started = clock.now();
@@ -350,6 +352,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     }
     const rules = matched.route.rate_limits;
     if (rules !== undefined) {
+      if (limiterGeneration !== gen) {
+        limiterGeneration = gen;
+        rateLimiter.retain?.(rateLimitRuleIds(cfg));
+      }
       const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: req.headers }, clock.now());
       if (refused) {
         const err = new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`);

@@ -26,6 +26,15 @@ describe('rate limits', () => {
     expect(rateLimitKey(rule, { clientIp: ip, headers: new Headers(headers) })).toBe(want);
   });
 
+  test('a long header value is keyed by its length and hash, not kept as it is', () => {
+    const long = 'k'.repeat(8000);
+    const key = rateLimitKey(perKey, { clientIp: '10.0.0.1', headers: new Headers({ 'x-api-key': long }) });
+    expect(key.length).toBeLessThan(40);
+    expect(key.startsWith('#8000:')).toBe(true);
+    expect(rateLimitKey(perKey, { clientIp: '10.0.0.1', headers: new Headers({ 'x-api-key': long }) })).toBe(key);
+    expect(rateLimitKey(perKey, { clientIp: '10.0.0.1', headers: new Headers({ 'x-api-key': `${long.slice(1)}j` }) })).not.toBe(key);
+  });
+
   test('over the burst: 429 headers of the refusing rule, per the IETF draft', async () => {
     const clock = new ManualClock(0);
     const limiter = new InMemoryRateLimiter(100);

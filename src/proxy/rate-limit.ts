@@ -3,7 +3,7 @@
  * httpapi draft's `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers: a policy item
  * `"name";q=<quota>;w=<window s>`, and `"name";r=<remaining>;t=<seconds until a request is allowed>`).
  */
-import type { RateLimitConfig } from '../config/types.ts';
+import type { Config, RateLimitConfig } from '../config/types.ts';
 import type { RateLimiter, RateLimitRule } from '../resilience/rate-limiter.ts';
 import type { TakeResult } from '../resilience/token-bucket.ts';
 import { clientKey } from '../lib/cidr.ts';
@@ -34,9 +34,22 @@ export function rateLimitKey(rule: RateLimitConfig, input: RateLimitInput): stri
       return clientKey(input.clientIp);
     case 'route':
       return '';
-    case 'header':
-      return input.headers.get(rule.key.name) ?? '';
+    case 'header': {
+      const v = input.headers.get(rule.key.name) ?? '';
+      // A long value is kept as its length and hash, so a client cannot make each bucket key kilobytes long.
+      return v.length <= MAX_KEY_CHARS ? v : `#${v.length}:${Bun.hash(v).toString(36)}`;
+    }
   }
+}
+
+/** Longest header value used as a bucket key as it is; longer ones are hashed. */
+const MAX_KEY_CHARS = 128;
+
+/** The ids of every rate-limit rule of `config` (the rules whose buckets are kept after a reload). */
+export function rateLimitRuleIds(config: Config): Set<string> {
+  const ids = new Set<string>();
+  for (const pool of config.pools) for (const route of pool.routes) for (const r of route.rate_limits ?? []) ids.add(r.id);
+  return ids;
 }
 
 /** The 429 headers for a refusal by `rule`. */

@@ -123,6 +123,23 @@ describe('CircuitBreaker', () => {
     expect(b.allows(1000)).toBe(true);
   });
 
+  test('while half-open, a request sent before the circuit opened does not decide: only the probe does', () => {
+    const b = new CircuitBreaker({ ...base, consecutiveFailures: 3 });
+    b.onStart(0); // a slow request, sent while closed
+    for (const t of [1, 2, 3]) {
+      b.onStart(t);
+      b.onResult(true, t, t);
+    }
+    expect(b.state(3)).toBe('open');
+    b.onStart(1003); // the probe (half-open since 1003)
+    expect(b.allows(1004)).toBe(false);
+    expect(b.onResult(false, 1005, 0)).toBeUndefined(); // the old request succeeds: not a probe
+    expect(b.onResult(false, 1005, 0)).toBeUndefined();
+    expect(b.state(1005)).toBe('half_open');
+    expect(b.allows(1005)).toBe(false); // the probe still holds its slot
+    expect(b.onResult(false, 1010, 1003)).toBe('closed');
+  });
+
   test('counts how often it opened', () => {
     const b = new CircuitBreaker({ ...base, consecutiveFailures: 1 });
     b.onResult(true, 0);

@@ -70,18 +70,29 @@ export class CircuitBreaker {
     if (this.state(now) === 'half_open') this.probes++;
   }
 
-  /** A request ended without a verdict (the client went away): frees its probe slot, changes nothing else. */
-  onCancel(now: number): void {
-    if (this.state(now) === 'half_open' && this.probes > 0) this.probes--;
+  /**
+   * A request ended without a verdict (the client went away): frees its probe slot, changes nothing else.
+   * `startedAt` (default `now`) tells a probe from a request sent before the circuit opened (see {@link onResult}).
+   */
+  onCancel(now: number, startedAt = now): void {
+    if (this.state(now) === 'half_open' && this.isProbe(startedAt) && this.probes > 0) this.probes--;
+  }
+
+  /** True when a request sent at `startedAt` was sent in the current half-open period (so it took a probe slot). */
+  private isProbe(startedAt: number): boolean {
+    return startedAt >= this.openedAt + this.policy.openMs;
   }
 
   /**
    * A request ended at `now`; `failed` per the caller's classification (connect error, reset, timeout, 5xx
-   * gateway status). Returns the new state when this result changed it.
+   * gateway status), for a request sent at `startedAt` (default `now`). While half-open only the probes decide:
+   * a request sent before the circuit opened that ends now neither closes nor reopens it. Returns the new state
+   * when this result changed it.
    */
-  onResult(failed: boolean, now: number): BreakerStateName | undefined {
+  onResult(failed: boolean, now: number, startedAt = now): BreakerStateName | undefined {
     const s = this.state(now);
     if (s === 'half_open') {
+      if (!this.isProbe(startedAt)) return undefined;
       if (this.probes > 0) this.probes--;
       if (failed) return this.open(now);
       this.close();

@@ -57,6 +57,18 @@ describe('InMemoryRateLimiter', () => {
     expect(grown).toBeLessThan(2 * 1024 * 1024);
   });
 
+  test('retain forgets the buckets of rules a reload removed or replaced', () => {
+    const limiter = new InMemoryRateLimiter(10);
+    const other: RateLimitRule = { id: 'per_ip:v2', ratePerSecond: 5, burst: 5 };
+    limiter.take(rule, 'a', 0);
+    limiter.take(other, 'a', 0);
+    expect(limiter.ruleCount).toBe(2);
+    limiter.retain(new Set([other.id]));
+    expect(limiter.ruleCount).toBe(1);
+    expect(limiter.size(rule.id)).toBe(0);
+    expect(limiter.size(other.id)).toBe(1);
+  });
+
   test('the least recently used key is the one dropped', () => {
     const limiter = new InMemoryRateLimiter(2);
     const one: RateLimitRule = { id: 'one', ratePerSecond: 0.001, burst: 1 };

@@ -19,6 +19,8 @@ export interface RateLimitRule extends TokenBucketPolicy {
 export interface RateLimiter {
   /** Takes one token for `key` under `rule` at `now` (monotonic ms). */
   take(rule: RateLimitRule, key: string, now: number): TakeResult | Promise<TakeResult>;
+  /** Forgets the buckets of every rule not in `ruleIds` (called after a reload). Optional. */
+  retain?(ruleIds: ReadonlySet<string>): void;
 }
 
 /** The in-process limiter: token buckets in a bounded LRU map per rule. */
@@ -50,6 +52,16 @@ export class InMemoryRateLimiter implements RateLimiter {
     }
     buckets.set(key, bucket);
     return bucket.take(now);
+  }
+
+  /** Forgets the buckets of rules that are gone (a reload that changed a rule's rate or burst gives it a new id). */
+  retain(ruleIds: ReadonlySet<string>): void {
+    for (const id of this.rules.keys()) if (!ruleIds.has(id)) this.rules.delete(id);
+  }
+
+  /** Rules with buckets now (for tests). */
+  get ruleCount(): number {
+    return this.rules.size;
   }
 
   /** Keys held for `ruleId` now (for tests and /status). */

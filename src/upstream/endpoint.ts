@@ -165,7 +165,7 @@ export class Endpoint {
     const now = this.clock.now();
     if (headersAt !== undefined) this.latency.observe(headersAt - startedAt, headersAt);
     if (error?.code === 'client_aborted') {
-      this.breaker?.onCancel(now);
+      this.breaker?.onCancel(now, startedAt);
       return;
     }
     const gatewayError = error !== undefined && error.source === 'upstream';
@@ -173,7 +173,7 @@ export class Endpoint {
     this.requests++;
     if (failed) this.failures++;
     if (this.breaker !== null) {
-      const state = this.breaker.onResult(failed, now);
+      const state = this.breaker.onResult(failed, now, startedAt);
       if (state === 'open') this.out = true;
       if (state !== undefined) this.onResilience?.(this, { kind: 'circuit', state });
     }
