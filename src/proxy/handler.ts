@@ -25,7 +25,7 @@ import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
-import { applyRateLimits, rateLimitRuleIds } from './rate-limit.ts';
+import { applyRateLimits } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
@@ -145,25 +145,6 @@ class BodyMeter {
   }
 }
 
-/** Counts response body bytes for bodies without a content-length. */
-function countingBody(source: ReadableStream<Uint8Array>, onChunk: (n: number) => void): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else {
-          onChunk(value.byteLength);
-          controller.enqueue(value);
-        }
-      },
-      cancel: (reason) => reader.cancel(reason),
-    },
-    { highWaterMark: 0 },
-  );
-}
-
 /** One stream over bytes already in memory (a buffered request body, sent again on each attempt). */
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
@@ -175,39 +156,49 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /**
- * Cuts a response body that stalls: no chunk for `idleMs` (0: no idle limit), or past the monotonic `deadline`
- * (infinite: none). `onTimeout` gets the reason and returns the error the stream fails with; the upstream reader
- * is cancelled so the transport ends the exchange.
+ * Relays a response body: counts its bytes with `onChunk` (for bodies without a content-length), and cuts it
+ * when it stalls: no chunk for `idleMs` (0: no idle limit), or past the monotonic `deadline` (infinite: none).
+ * `onTimeout` gets the reason and returns the error the stream fails with; the upstream reader is cancelled so
+ * the transport ends the exchange. One wrapper for both, so a body is never wrapped twice.
  */
-function timedBody(
+function relayBody(
   source: ReadableStream<Uint8Array>,
+  onChunk: ((bytes: number) => void) | undefined,
   idleMs: number,
   deadline: number,
   clock: Clock,
   onTimeout: (reason: string) => SpookyError,
 ): ReadableStream<Uint8Array> {
   const reader = source.getReader();
+  const timed = idleMs > 0 || deadline !== Number.POSITIVE_INFINITY;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        const untilDeadline = deadline - clock.now();
-        const wait = idleMs > 0 ? Math.min(idleMs, untilDeadline) : untilDeadline;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const expired = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
-        });
-        const result = await Promise.race([reader.read(), expired]);
-        clearTimeout(timer);
-        if (result === 'timeout') {
-          const reason =
-            idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
-          const err = onTimeout(reason);
-          void reader.cancel(err).catch(() => {});
-          controller.error(err);
-          return;
+        let result: Awaited<ReturnType<typeof reader.read>> | 'timeout';
+        if (!timed) result = await reader.read();
+        else {
+          const untilDeadline = deadline - clock.now();
+          const wait = idleMs > 0 ? Math.min(idleMs, untilDeadline) : untilDeadline;
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const expired = new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
+          });
+          result = await Promise.race([reader.read(), expired]);
+          clearTimeout(timer);
+          if (result === 'timeout') {
+            const reason =
+              idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
+            const err = onTimeout(reason);
+            void reader.cancel(err).catch(() => {});
+            controller.error(err);
+            return;
+          }
         }
         if (result.done) controller.close();
-        else controller.enqueue(result.value);
+        else {
+          onChunk?.(result.value.byteLength);
+          controller.enqueue(result.value);
+        }
       },
       cancel: (reason) => reader.cancel(reason),
     },
@@ -257,8 +248,6 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
   let inFlight = 0;
   const perClient = new Map<string, number>();
   const rateLimiter: RateLimiter = deps.rateLimiter ?? new InMemoryRateLimiter(100_000);
-  // The generation whose rate-limit rules the limiter keeps buckets for (older rules are dropped on change).
-  let limiterGeneration: Generation | undefined;
 
   return async function handle(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Promise<Response> {
     const started = clock.now();
@@ -306,9 +295,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       trace.end(rec);
       sample?.close();
     };
-    const fail = (err: SpookyError): Response => {
+    const fail = (err: SpookyError, extra?: Record<string, string>): Response => {
       finish(err.status, err);
-      return errorResponse(err, requestId, altSvc);
+      return errorResponse(err, requestId, altSvc, extra);
     };
 
     const target = parseRequestTarget(req.url, req.headers.get('host'), req.method);
@@ -345,23 +334,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     rec.route = matched.routeId;
     rec.pool = pool.name;
     const allowed = matched.route.allowed_methods;
-    if (allowed !== undefined && !allowed.includes(req.method)) {
-      const err = new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`);
-      finish(err.status, err);
-      return errorResponse(err, requestId, altSvc, { allow: allowed.join(', ') });
-    }
+    if (allowed !== undefined && !allowed.includes(req.method))
+      return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });
     const rules = matched.route.rate_limits;
     if (rules !== undefined) {
-      if (limiterGeneration !== gen) {
-        limiterGeneration = gen;
-        rateLimiter.retain?.(rateLimitRuleIds(cfg));
-      }
       const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: req.headers }, clock.now());
-      if (refused) {
-        const err = new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`);
-        finish(err.status, err);
-        return errorResponse(err, requestId, altSvc, refused);
-      }
+      if (refused) return fail(new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`), refused);
     }
     const labels = requestLabels(pool.config, matched.routeId, req.headers);
     if (labels) rec.labels = labels;
@@ -487,12 +465,16 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let bodyTimeout: SpookyError | undefined;
       // The response body received so far (after any wrapping), cancelled if this attempt fails after the head.
       let received: ReadableStream<Uint8Array> | undefined;
+      /** The backend's part of this attempt is over: charge it and give back its concurrency slot. */
+      const endAttempt = (at: number | undefined, error: SpookyError | undefined, st: number): void => {
+        endpoint.end(startedAt, at, error, st);
+        gate?.release();
+      };
       // The exchange is over: charge the backend and, once the response was handed on, log the request.
       // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
       const settle = (): void => {
-        endpoint.end(startedAt, headersAt, endError, status);
-        gate?.release();
+        endAttempt(headersAt, endError, status);
         if (meter) rec.bytes_in = meter.bytes;
         finish(endError?.code === 'client_aborted' ? 499 : status, endError);
       };
@@ -527,8 +509,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             const wasEnded = ended;
             ended = true;
             if (up.body instanceof ReadableStream) void up.body.cancel().catch(() => {});
-            endpoint.end(startedAt, headersAt, wasEnded ? endError : undefined, status);
-            gate?.release();
+            endAttempt(headersAt, wasEnded ? endError : undefined, status);
             lastError = undefined;
             continue;
           }
@@ -538,11 +519,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const declared = resHeaders.get('content-length');
         let body = up.body;
+        let onChunk: ((n: number) => void) | undefined;
         if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
         else if (declared !== null) rec.bytes_out = Number(declared);
-        else if (body) body = countingBody(body, (n) => (rec.bytes_out += n));
-        if (body instanceof ReadableStream && (timeouts.idle_ms > 0 || deadline !== Number.POSITIVE_INFINITY)) {
-          body = timedBody(body, timeouts.idle_ms, deadline, clock, (reason) => {
+        else if (body) onChunk = (n) => (rec.bytes_out += n);
+        if (body instanceof ReadableStream && (onChunk !== undefined || timeouts.idle_ms > 0 || deadline !== Number.POSITIVE_INFINITY)) {
+          body = relayBody(body, onChunk, timeouts.idle_ms, deadline, clock, (reason) => {
             bodyTimeout = new SpookyError('upstream_timeout', reason);
             log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
             return bodyTimeout;
@@ -561,8 +543,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (received !== undefined) void received.cancel(err).catch(() => {});
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
-        endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
-        gate?.release();
+        endAttempt(err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
         const failed = { pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt };
         observer.attemptEnd(failed);
         trace.attemptEnd(failed);

@@ -19,8 +19,6 @@ export interface RateLimitRule extends TokenBucketPolicy {
 export interface RateLimiter {
   /** Takes one token for `key` under `rule` at `now` (monotonic ms). */
   take(rule: RateLimitRule, key: string, now: number): TakeResult | Promise<TakeResult>;
-  /** Forgets the buckets of every rule not in `ruleIds` (called after a reload). Optional. */
-  retain?(ruleIds: ReadonlySet<string>): void;
 }
 
 /** The in-process limiter: token buckets in a bounded LRU map per rule. */

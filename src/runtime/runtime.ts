@@ -36,6 +36,8 @@ import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
 import { buildGeneration, type Generation } from './generation.ts';
 import { type ListenerChange, ListenerSet } from './listeners.ts';
 import { FileWatcher } from './watch.ts';
+import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
+import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 
 /** How the runtime is set up. */
 export interface RuntimeOptions {
@@ -115,24 +117,49 @@ export class Runtime implements AdminSource {
   readonly tracing: TracingController;
   /** Alert rules and webhook delivery (the request path's observer, with the route rules while configured). */
   private readonly alerts: Alerting;
+  /** Rate-limit buckets of the request path (in-process; kept across reloads for the rules that stay). */
+  private readonly rateLimiter = new InMemoryRateLimiter(100_000);
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
-    this.telemetry = new Telemetry({ generation: () => this.generation, clock: opts.clock, reloadCounts: () => this.reloadCounts(), auditTrail: () => this.auditTrail() });
-    this.alerts = new Alerting({ base: this.telemetry, registry: this.telemetry.prom.registry, generation: () => this.generation, listeners: () => this.listeners.list(), ...(opts.configPath ? { configPath: opts.configPath } : {}), clock: opts.clock, random: opts.random, log: opts.log });
+    this.telemetry = new Telemetry({
+      generation: () => this.generation,
+      clock: opts.clock,
+      reloadCounts: () => this.reloadCounts(),
+      auditTrail: () => this.auditTrail(),
+    });
+    this.alerts = new Alerting({
+      base: this.telemetry,
+      registry: this.telemetry.prom.registry,
+      generation: () => this.generation,
+      listeners: () => this.listeners.list(),
+      ...(opts.configPath ? { configPath: opts.configPath } : {}),
+      clock: opts.clock,
+      random: opts.random,
+      log: opts.log,
+    });
     this.registry = new EndpointRegistry(
       opts.clock,
       (backend, tls) => createTransport(backend, tls),
       (endpoint, t) => {
         const level = t.healthy ? 'info' : 'warn';
-        this.log[level]({ event: 'health_change', pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host, healthy: t.healthy, reason: t.reason, last_probe: endpoint.health.lastProbe?.detail });
+        this.log[level]({
+          event: 'health_change',
+          pool: endpoint.pool,
+          backend: endpoint.id,
+          address: endpoint.url.host,
+          healthy: t.healthy,
+          reason: t.reason,
+          last_probe: endpoint.health.lastProbe?.detail,
+        });
         this.telemetry.healthChanged(endpoint, t);
         this.alerts.healthChanged(endpoint, t);
       },
       (endpoint, probe) => this.telemetry.probed(endpoint, probe),
       (endpoint, change) => {
         const base = { pool: endpoint.pool, backend: endpoint.id, address: endpoint.url.host };
-        if (change.kind === 'circuit') this.log[change.state === 'closed' ? 'info' : 'warn']({ event: 'circuit_change', ...base, state: change.state }, `circuit ${change.state}`);
+        if (change.kind === 'circuit')
+          this.log[change.state === 'closed' ? 'info' : 'warn']({ event: 'circuit_change', ...base, state: change.state }, `circuit ${change.state}`);
         else this.log.warn({ event: 'backend_ejected', ...base, ejection_ms: change.ms }, 'backend ejected by outlier detection');
       },
     );
@@ -147,9 +174,14 @@ export class Runtime implements AdminSource {
       accessLog: () => this.accessLog(),
       tracing: this.tracing,
       observer: this.alerts.observer,
+      rateLimiter: this.rateLimiter,
       ...(opts.samples ? { bodySampler: new BodySampler(opts.samples, opts.random, () => this.generation.config.log.level !== 'silent') } : {}),
     });
-    registerLogMetrics(this.telemetry.prom.registry, { sampling: this.accessSampling, bodySamples: opts.samples?.written, reopens: opts.logFiles?.reopens });
+    registerLogMetrics(this.telemetry.prom.registry, {
+      sampling: this.accessSampling,
+      bodySamples: opts.samples?.written,
+      reopens: opts.logFiles?.reopens,
+    });
     const serve: FetchHandler = (req, server, transport) => (this.draining ? this.refuse(req, server, transport) : handler(req, server, transport));
     const onError = (err: Error) => this.log.error({ event: 'listener_error', err }, 'unhandled error in request handler');
     this.listeners = new ListenerSet(serve, onError, this.log, opts.clock, opts.sharedPort);
@@ -252,7 +284,10 @@ export class Runtime implements AdminSource {
       this.counts.error++;
       this.alerts.reloadFailed(trigger, errors, prev.id);
       if (!configErrors) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
-      this.record({ action: 'reload', trigger, result: 'error', generation: prev.id, duration_ms: this.elapsed(t0), errors, ...meta }, 'reload refused; the running config stays');
+      this.record(
+        { action: 'reload', trigger, result: 'error', generation: prev.id, duration_ms: this.elapsed(t0), errors, ...meta },
+        'reload refused; the running config stays',
+      );
       return { ok: false, generation: prev.id, errors };
     };
     if (this.draining) return fail(['Spooky is shutting down; reload refused']);
@@ -293,6 +328,7 @@ export class Runtime implements AdminSource {
       return fail([`${(e as Error).message}`]);
     }
     this.generation = next;
+    this.rateLimiter.retain(rateLimitRuleIds(config)); // rules a reload removed or changed keep no buckets
     this.listeners.commit(prepared, config.shutdown.drain_timeout_ms);
     if (adminChanged) {
       void this.admin?.stop(false);
@@ -301,7 +337,11 @@ export class Runtime implements AdminSource {
 
     this.log.level = config.log.level;
     this.tracing.update(config.tracing);
-    if (config.log.format !== prev.config.log.format || config.log.file !== prev.config.log.file || config.log.access_file !== prev.config.log.access_file) {
+    if (
+      config.log.format !== prev.config.log.format ||
+      config.log.file !== prev.config.log.file ||
+      config.log.access_file !== prev.config.log.access_file
+    ) {
       this.log.warn({ event: 'config_warning', trigger }, 'log.format, log.file and log.access_file changes take effect at the next restart');
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
@@ -375,7 +415,10 @@ export class Runtime implements AdminSource {
    */
   shutdown(signal: string): Promise<{ cut: number }> {
     const timeoutMs = this.generation.config.shutdown.drain_timeout_ms;
-    this.record({ action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation.id, signal }, `${signal}: draining for up to ${timeoutMs} ms`);
+    this.record(
+      { action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation.id, signal },
+      `${signal}: draining for up to ${timeoutMs} ms`,
+    );
     return this.drain(timeoutMs);
   }
 
@@ -397,7 +440,10 @@ export class Runtime implements AdminSource {
     }
     const cut = this.listeners.pending();
     if (cut > 0) {
-      this.log.warn({ event: 'drain_cut', cut_requests: cut, drain_timeout_ms: timeoutMs }, `drain timeout: cutting ${cut} request(s) still in flight`);
+      this.log.warn(
+        { event: 'drain_cut', cut_requests: cut, drain_timeout_ms: timeoutMs },
+        `drain timeout: cutting ${cut} request(s) still in flight`,
+      );
     }
     this.listeners.stopAll();
     // Cut requests write their access-log lines (status 499) as their abort reaches the handler.
@@ -472,7 +518,10 @@ export class Runtime implements AdminSource {
   private warnInsecure(config: Config): void {
     for (const pool of config.pools) {
       if (!pool.tls.verify_certificates && pool.backends.some((b) => b.protocol === 'h2')) {
-        this.log.warn({ event: 'insecure_upstream_tls', pool: pool.name }, `pool ${pool.name}: upstream TLS certificate verification is OFF (verify_certificates: false); use only for development`);
+        this.log.warn(
+          { event: 'insecure_upstream_tls', pool: pool.name },
+          `pool ${pool.name}: upstream TLS certificate verification is OFF (verify_certificates: false); use only for development`,
+        );
       }
     }
   }
