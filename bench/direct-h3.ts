@@ -1,22 +1,69 @@
 /**
  * Baselines for the proxy benchmark: a Bun HTTP/3 server that answers by itself.
- * `bun bench/direct-h3.ts CERT KEY [sync|async]`: `sync` answers from the handler at once; `async` answers
- * after one event-loop turn (`setTimeout(0)`), as any proxy must while it waits for its backend.
+ * `bun bench/direct-h3.ts CERT KEY [sync|async|roundtrip ECHO_PORT]`:
+ *   `sync` answers from the handler at once;
+ *   `async` answers after one event-loop turn (`setTimeout(0)`), as any proxy must while it waits for its backend;
+ *   `roundtrip` answers once one byte has gone to a TCP echo server (`bun bench/direct-h3.ts --echo`) and come
+ *   back over a pool of keep-alive connections, with the answers of one event-loop turn handed to Bun together
+ *   (as Spooky does). That is the least any Bun proxy with one TCP round trip per request can cost: no HTTP
+ *   parsing, routing or header work at all.
  * Prints `{"port":N}` when ready.
  */
-const [cert = '', key = '', mode = 'sync'] = process.argv.slice(2);
-const body = new TextEncoder().encode('hello from the backend\n');
-const server = Bun.serve({
-  hostname: '127.0.0.1',
-  port: 0,
-  tls: { cert: Bun.file(cert), key: Bun.file(key) },
-  http3: true,
-  http1: false,
-  http2: false,
-  development: false,
-  fetch:
-    mode === 'async'
-      ? () => new Promise<Response>((resolve) => setTimeout(() => resolve(new Response(body)), 0))
-      : () => new Response(body),
-});
-console.log(JSON.stringify({ port: server.port }));
+type Answer = (r: Response) => void;
+
+if (process.argv[2] === '--echo') {
+  const echo = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (s, d) => void s.write(d) } });
+  console.log(JSON.stringify({ port: echo.port }));
+} else {
+  const [cert = '', key = '', mode = 'sync', echoPort = '0'] = process.argv.slice(2);
+  const body = new TextEncoder().encode('hello from the backend\n');
+  let fetch: () => Response | Promise<Response> = () => new Response(body);
+  if (mode === 'async') fetch = () => new Promise<Response>((resolve) => setTimeout(() => resolve(new Response(body)), 0));
+  if (mode === 'roundtrip') {
+    const idle: Bun.Socket<{ answer: Answer | null }>[] = [];
+    const waiting: Answer[] = [];
+    let batch: Answer[] = [];
+    const flush = () => {
+      const b = batch;
+      batch = [];
+      for (const answer of b) answer(new Response(body));
+    };
+    for (let i = 0; i < 128; i++) {
+      idle.push(
+        await Bun.connect<{ answer: Answer | null }>({
+          hostname: '127.0.0.1',
+          port: Number(echoPort),
+          data: { answer: null },
+          socket: {
+            data(s) {
+              const answer = s.data.answer as Answer;
+              s.data.answer = waiting.shift() ?? null;
+              if (s.data.answer) s.write('x');
+              else idle.push(s);
+              if (batch.length === 0) setImmediate(flush);
+              batch.push(answer);
+            },
+          },
+        }),
+      );
+    }
+    fetch = () =>
+      new Promise<Response>((answer) => {
+        const s = idle.pop();
+        if (!s) return void waiting.push(answer);
+        s.data.answer = answer;
+        s.write('x');
+      });
+  }
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    tls: { cert: Bun.file(cert), key: Bun.file(key) },
+    http3: true,
+    http1: false,
+    http2: false,
+    development: false,
+    fetch,
+  });
+  console.log(JSON.stringify({ port: server.port }));
+}

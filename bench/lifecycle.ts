@@ -156,11 +156,14 @@ async function rotation(certs: Record<string, string>): Promise<void> {
   console.log('strategy  workload  requests  failed  timed-out  connections-on-new-cert');
   for (const workload of ['get200', 'get1500', 'post', 'big']) {
     for (const strategy of ['close', 'graceful', 'keep']) {
-      const server = Bun.spawn([BUN, ...FLAGS, import.meta.path, '--role', 'server', '--strategy', strategy, ...Object.entries(certs).flatMap(([k, v]) => [`--${k}`, v])], {
-        stdin: 'ignore',
-        stdout: 'pipe',
-        stderr: 'inherit',
-      });
+      const server = Bun.spawn(
+        [BUN, ...FLAGS, import.meta.path, '--role', 'server', '--strategy', strategy, ...Object.entries(certs).flatMap(([k, v]) => [`--${k}`, v])],
+        {
+          stdin: 'ignore',
+          stdout: 'pipe',
+          stderr: 'inherit',
+        },
+      );
       let port = 0;
       let rotated: Record<string, unknown> = {};
       const ready = new Promise<void>((res) => {
@@ -174,7 +177,11 @@ async function rotation(certs: Record<string, string>): Promise<void> {
       });
       await ready;
       const clients = Array.from({ length: 4 }, () =>
-        Bun.spawn([BUN, ...FLAGS, import.meta.path, '--role', 'client', '--workload', workload, '--url', `https://127.0.0.1:${port}`], { stdin: 'ignore', stdout: 'pipe', stderr: 'inherit' }),
+        Bun.spawn([BUN, ...FLAGS, import.meta.path, '--role', 'client', '--workload', workload, '--url', `https://127.0.0.1:${port}`], {
+          stdin: 'ignore',
+          stdout: 'pipe',
+          stderr: 'inherit',
+        }),
       );
       const results: Record<string, number>[] = [];
       const done = clients.map((c) => lines(c, (rec) => rec.event === 'result' && results.push(rec as Record<string, number>)));
@@ -219,11 +226,24 @@ async function drain(certs: Record<string, string>): Promise<void> {
     });
     s.on('error', (e: NodeJS.ErrnoException) => res(`${e.code} after ${Math.round(performance.now() - t)} ms`));
   });
-  const fresh = Bun.spawn([BUN, ...FLAGS, '-e', `const t=performance.now();try{const r=await fetch('${base}/',{protocol:'http3',tls:{rejectUnauthorized:false},signal:AbortSignal.timeout(4000)});console.log(r.status+' after '+Math.round(performance.now()-t)+' ms')}catch(e){console.log((e.name==='TimeoutError'?'no answer (client timeout 4 s)':e.message.split(' fetching')[0])+' after '+Math.round(performance.now()-t)+' ms')}`], {
-    stdout: 'pipe',
-    stderr: 'inherit',
-  });
-  const [onH3, onH2, onH1, freshH3] = await Promise.all([req('/again', 'http3'), req('/again', 'http2'), req('/again', 'http1.1'), new Response(fresh.stdout).text()]);
+  const fresh = Bun.spawn(
+    [
+      BUN,
+      ...FLAGS,
+      '-e',
+      `const t=performance.now();try{const r=await fetch('${base}/',{protocol:'http3',tls:{rejectUnauthorized:false},signal:AbortSignal.timeout(4000)});console.log(r.status+' after '+Math.round(performance.now()-t)+' ms')}catch(e){console.log((e.name==='TimeoutError'?'no answer (client timeout 4 s)':e.message.split(' fetching')[0])+' after '+Math.round(performance.now()-t)+' ms')}`,
+    ],
+    {
+      stdout: 'pipe',
+      stderr: 'inherit',
+    },
+  );
+  const [onH3, onH2, onH1, freshH3] = await Promise.all([
+    req('/again', 'http3'),
+    req('/again', 'http2'),
+    req('/again', 'http1.1'),
+    new Response(fresh.stdout).text(),
+  ]);
   const done = await Promise.all(inFlight);
   console.log('after server.stop() (graceful) on a TCP + UDP pair:');
   console.log(`  requests in flight (h3, h2, h1.1):      ${done.join('; ')}`);

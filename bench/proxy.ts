@@ -1,16 +1,25 @@
 /**
- * HTTP/3 proxy benchmark (`npm run bench`, optional flags: --clients N --concurrency C --duration MS).
+ * HTTP/3 proxy benchmark (`npm run bench`, optional flags: --clients N --concurrency C --duration MS
+ * --warmup MS --rounds R).
  *
  * In one run, against the same HTTP/3 load (N client processes, C request loops each):
  *   (a) a direct Bun HTTP/3 server that answers by itself (baseline),
  *   (a') the same server answering one event-loop turn later (what any proxy on Bun must do while it waits
  *        for its backend: Bun sends one QUIC packet per asynchronously completed response),
+ *   (a'') the same server answering once one byte went to a TCP echo server and came back (the floor of any Bun
+ *        proxy that makes one TCP round trip per request, before any HTTP work),
  *   (b) Spooky in front of an HTTP/1.1 backend,
  *   (c) Spooky in front of an h2c backend,
  *   (d) with --tracing: a second Spooky with OpenTelemetry tracing on (sample ratio 1, default batch settings)
  *       in front of the HTTP/1.1 backend, exporting to an OTLP/HTTP sink in this process that counts spans.
  * Prints requests/s, p50/p99 latency, the server process's CPU time per request (process CPU from /proc /
  * requests) and RSS, and the ratios to (a). Everything runs on this machine, so clients, proxy and backend share the cores.
+ *
+ * Steady state: before the first round every case gets `--warmup` ms of the same load, not measured (JSC
+ * compiles the hot paths in the first seconds; that one-time JIT work, about 0.6 s of CPU on a background
+ * thread, would otherwise be charged to whichever case runs first). Then `--rounds` rounds run the cases
+ * interleaved, so a slow phase of a shared machine hits every case alike; the table shows each case's median
+ * round and the range of its CPU per request.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -24,9 +33,13 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '16' },
     duration: { type: 'string', default: '5000' },
+    warmup: { type: 'string', default: '3000' },
+    rounds: { type: 'string', default: '3' },
     tracing: { type: 'boolean', default: false },
   },
 });
+const warmup = Number(values.warmup);
+const rounds = Math.max(1, Number(values.rounds));
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const duration = Number(values.duration);
@@ -38,7 +51,28 @@ interface Result {
   p99: number;
   errors: number;
   cpuUsPerReq?: number;
+  /** Lowest and highest CPU per request over the rounds. */
+  cpuRange?: [number, number];
   rss?: number;
+}
+
+/** One case of the benchmark: its name, URL and the pid whose CPU is charged to it. */
+interface Case {
+  name: string;
+  url: string;
+  pid: number;
+}
+
+/** Runs every case `rounds` times, interleaved, after one unmeasured warm-up each; returns each case's median round. */
+async function measureCases(cases: Case[]): Promise<Result[]> {
+  if (warmup > 0) for (const c of cases) await runH3Load(c.url, clients, concurrency, warmup);
+  const runs: Result[][] = cases.map(() => []);
+  for (let r = 0; r < rounds; r++) for (const [i, c] of cases.entries()) runs[i]?.push(await measureSpooky(c.name, c.url, c.pid));
+  return runs.map((rs) => {
+    const byCpu = [...rs].sort((a, b) => (a.cpuUsPerReq ?? 0) - (b.cpuUsPerReq ?? 0));
+    const median = byCpu[Math.floor((byCpu.length - 1) / 2)] as Result;
+    return { ...median, cpuRange: [byCpu[0]?.cpuUsPerReq ?? 0, byCpu.at(-1)?.cpuUsPerReq ?? 0] };
+  });
 }
 
 /** Runs the load against `url` and charges the CPU time of process `pid` (the server under test) to it. */
@@ -57,7 +91,9 @@ const procs: ReturnType<typeof Bun.spawn>[] = [];
 try {
   const direct = await spawnReady(['bench/direct-h3.ts', cert, key, 'sync'], (r) => typeof r.port === 'number');
   const directAsync = await spawnReady(['bench/direct-h3.ts', cert, key, 'async'], (r) => typeof r.port === 'number');
-  procs.push(direct.proc, directAsync.proc);
+  const echo = await spawnReady(['bench/direct-h3.ts', '--echo'], (r) => typeof r.port === 'number');
+  const roundtrip = await spawnReady(['bench/direct-h3.ts', cert, key, 'roundtrip', String(echo.rec.port)], (r) => typeof r.port === 'number');
+  procs.push(direct.proc, directAsync.proc, echo.proc, roundtrip.proc);
   const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
   const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], (r) => typeof r.port === 'number');
   procs.push(h1.proc, h2c.proc);
@@ -80,11 +116,13 @@ upstream:
   procs.push(spooky.proc);
   const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
 
-  const results: Result[] = [];
-  results.push(await measureSpooky('(a) direct Bun HTTP/3 server', `https://127.0.0.1:${direct.rec.port}/`, direct.proc.pid));
-  results.push(await measureSpooky("(a') direct, answers async", `https://127.0.0.1:${directAsync.rec.port}/`, directAsync.proc.pid));
-  results.push(await measureSpooky('(b) Spooky -> HTTP/1.1 backend', `https://127.0.0.1:${port}/h1/x`, spooky.proc.pid));
-  results.push(await measureSpooky('(c) Spooky -> h2c backend', `https://127.0.0.1:${port}/h2c/x`, spooky.proc.pid));
+  const results = await measureCases([
+    { name: '(a) direct Bun HTTP/3 server', url: `https://127.0.0.1:${direct.rec.port}/`, pid: direct.proc.pid },
+    { name: "(a') direct, answers async", url: `https://127.0.0.1:${directAsync.rec.port}/`, pid: directAsync.proc.pid },
+    { name: "(a'') direct, one TCP round trip", url: `https://127.0.0.1:${roundtrip.rec.port}/`, pid: roundtrip.proc.pid },
+    { name: '(b) Spooky -> HTTP/1.1 backend', url: `https://127.0.0.1:${port}/h1/x`, pid: spooky.proc.pid },
+    { name: '(c) Spooky -> h2c backend', url: `https://127.0.0.1:${port}/h2c/x`, pid: spooky.proc.pid },
+  ]);
   let spans = 0;
   if (values.tracing) {
     const sink = Bun.serve({
@@ -97,12 +135,17 @@ upstream:
       },
     });
     const traced = join(dir, 'spooky-traced.yaml');
-    writeFileSync(traced, `${readFileSync(config, 'utf8')}tracing: { enabled: true, sample_ratio: 1, endpoint: "http://127.0.0.1:${sink.port}/v1/traces" }\n`);
+    writeFileSync(
+      traced,
+      `${readFileSync(config, 'utf8')}tracing: { enabled: true, sample_ratio: 1, endpoint: "http://127.0.0.1:${sink.port}/v1/traces" }\n`,
+    );
     const spookyTraced = await spawnReady(['src/main.ts', 'run', '--config', traced, '--log-level', 'info'], (r) => r.event === 'listening');
     procs.push(spookyTraced.proc);
     const tracedPort = (spookyTraced.rec.listeners as { port: number }[])[0]?.port;
-    const r = await measureSpooky('(d) Spooky+tracing -> HTTP/1.1', `https://127.0.0.1:${tracedPort}/h1/x`, spookyTraced.proc.pid);
-    results.push(r);
+    const [r] = await measureCases([
+      { name: '(d) Spooky+tracing -> HTTP/1.1', url: `https://127.0.0.1:${tracedPort}/h1/x`, pid: spookyTraced.proc.pid },
+    ]);
+    if (r) results.push(r);
     spookyTraced.proc.kill('SIGTERM');
     await spookyTraced.proc.exited;
     void sink.stop(true);
@@ -111,17 +154,24 @@ upstream:
 
   const base = results[0] as Result;
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
-  console.log(`load: ${clients} HTTP/3 client processes x ${concurrency} loops, ${duration} ms per case, small GET responses`);
+  console.log(
+    `load: ${clients} HTTP/3 client processes x ${concurrency} loops, small GET responses; ${warmup} ms warm-up per case, then ${rounds} interleaved rounds of ${duration} ms (median round shown)`,
+  );
   console.log('');
-  console.log('case                               req/s   p50 ms   p99 ms  errors  server CPU us/req  server RSS MiB  req/s vs (a)  p50 vs (a)');
+  console.log(
+    'case                               req/s   p50 ms   p99 ms  errors  server CPU us/req  (range over rounds)  server RSS MiB  req/s vs (a)  p50 vs (a)  CPU vs (a)',
+  );
   for (const r of results) {
+    const range = r.cpuRange ? `${r.cpuRange[0].toFixed(1)}-${r.cpuRange[1].toFixed(1)}` : '-';
     console.log(
-      `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)}`,
+      `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${range.padStart(20)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)} ${((r.cpuUsPerReq ?? 0) / (base.cpuUsPerReq ?? 1)).toFixed(2).padStart(11)}`,
     );
   }
   const d = results.at(-1);
   if (values.tracing && d) {
-    console.log(`\n(d) the OTLP sink received ${spans} traces (SERVER + CLIENT span pairs) for about ${Math.round((d.rps * duration) / 1000)} measured requests plus the warm-up`);
+    console.log(
+      `\n(d) the OTLP sink received ${spans} traces (SERVER + CLIENT span pairs) for about ${Math.round((d.rps * duration * rounds) / 1000)} measured requests plus the warm-ups`,
+    );
   }
 } finally {
   for (const p of procs) p.kill();

@@ -25,7 +25,11 @@ export type Rec = Record<string, unknown>;
  * draining stdout so the child never blocks on a full pipe). Kills the child and throws when none does within
  * `timeoutMs` milliseconds (default 20000) or stdout ends first.
  */
-export async function spawnReady(args: string[], pred: (rec: Rec) => boolean, timeoutMs = 20_000): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
+export async function spawnReady(
+  args: string[],
+  pred: (rec: Rec) => boolean,
+  timeoutMs = 20_000,
+): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
   const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
@@ -94,7 +98,11 @@ export interface LoadResult {
  */
 export async function runH3Load(url: string, clients: number, concurrency: number, durationMs: number): Promise<LoadResult> {
   const procs = Array.from({ length: clients }, () =>
-    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(durationMs)], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' }),
+    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(durationMs)], {
+      cwd: ROOT,
+      stdout: 'pipe',
+      stderr: 'inherit',
+    }),
   );
   const outs = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout as ReadableStream).text()) as LoadClientResult));
   const requests = outs.reduce((s, o) => s + o.requests, 0);
