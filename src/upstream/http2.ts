@@ -816,7 +816,7 @@ class Exchange implements EventListenerObject, StreamHandler {
       if (name === 'content-length') contentLength = value;
       list.push([name, value]);
     }
-    const status = statusText !== undefined && /^\d{3}$/.test(statusText) ? Number(statusText) : Number.NaN;
+    const status = statusCode(statusText);
     if (status >= 100 && status <= 199 && status !== 101) {
       // 1xx informational responses are consumed; the final response follows.
       if (endStream) this.protocolError(`${this.ctx.authority} ended the stream with a ${status} response`);
@@ -1256,6 +1256,16 @@ function hasUpperCase(name: string): boolean {
     if (c >= 65 && c <= 90) return true;
   }
   return false;
+}
+
+/** A `:status` value as a number when it is three digits, else NaN. */
+function statusCode(v: string | undefined): number {
+  if (v === undefined || v.length !== 3) return Number.NaN;
+  const a = v.charCodeAt(0) - 48;
+  const b = v.charCodeAt(1) - 48;
+  const c = v.charCodeAt(2) - 48;
+  if (a < 0 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return Number.NaN;
+  return a * 100 + b * 10 + c;
 }
 
 /** A `content-length` value as a number; -1 when absent or not a plain decimal number. */

@@ -15,10 +15,11 @@ import type { Socket, SocketHandler } from 'bun';
 /** Where a session writes. */
 export interface ByteChannel {
   /**
-   * Writes `bytes` (the channel does not keep the array after returning: the caller reuses it). Returns false
-   * when the channel is congested: the caller should hold back bulk data until {@link ChannelReceiver.onDrain}.
+   * Writes `bytes[0, length)` (the channel does not keep the array after returning: the caller reuses it).
+   * Returns false when the channel is congested: the caller should hold back bulk data until
+   * {@link ChannelReceiver.onDrain}.
    */
-  write(bytes: Uint8Array): boolean;
+  write(bytes: Uint8Array, length: number): boolean;
   /** Closes gracefully once everything written has been sent. */
   end(): void;
   /** Closes at once. */
@@ -56,17 +57,17 @@ export class TcpChannel implements ByteChannel {
     if (this.closed) receiver.onClosed(this.closeError);
   }
 
-  write(bytes: Uint8Array): boolean {
+  write(bytes: Uint8Array, length: number): boolean {
     const s = this.socket;
     if (s === undefined || this.closed) return false;
     if (this.backlog !== undefined) {
-      this.backlog.push(bytes.slice());
+      this.backlog.push(bytes.slice(0, length));
       return false;
     }
-    const n = s.write(bytes);
-    if (n === bytes.byteLength) return true;
+    const n = s.write(bytes, 0, length);
+    if (n === length) return true;
     if (n < 0) return false; // closed; the close handler reports it
-    this.backlog = [bytes.slice(n)];
+    this.backlog = [bytes.slice(n, length)];
     return false;
   }
 
@@ -177,9 +178,9 @@ export class TlsChannel implements ByteChannel {
     else if (this.socket.destroyed) this.onClose();
   }
 
-  write(bytes: Uint8Array): boolean {
+  write(bytes: Uint8Array, length: number): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    return this.socket.write(Buffer.from(bytes));
+    return this.socket.write(Buffer.from(bytes.subarray(0, length)));
   }
 
   end(): void {

@@ -164,8 +164,14 @@ export function writeHeaders(
     const last = at + n === blockLength;
     const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
     writeFrameHeader(w, n, first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, streamId);
-    w.buf.set(block.subarray(at, at + n), w.length);
-    w.length += n;
+    const out = w.buf;
+    let o = w.length;
+    if (n <= 512) for (let i = at; i < at + n; i++) out[o++] = block[i] as number;
+    else {
+      out.set(block.subarray(at, at + n), o);
+      o += n;
+    }
+    w.length = o;
     at += n;
     first = false;
   } while (at < blockLength);
@@ -176,10 +182,10 @@ export function writeHeaders(
 /** Receives the frames a {@link FrameReader} cuts out. */
 export interface FrameSink {
   /**
-   * One complete frame; `payload` is a view of the received bytes (valid as long as the caller keeps it; the
-   * reader never reuses a buffer). Returns false to stop reading (the connection is being torn down).
+   * One complete frame whose payload is `buf[start, end)` (the received bytes, never reused by the reader, so
+   * views of them may be kept). Returns false to stop reading (the connection is being torn down).
    */
-  onFrame(type: number, flags: number, streamId: number, payload: Uint8Array): boolean;
+  onFrame(type: number, flags: number, streamId: number, buf: Uint8Array, start: number, end: number): boolean;
   /** A frame longer than the allowed maximum was announced: a FRAME_SIZE_ERROR (RFC 9113 §4.2). */
   onOversizedFrame(length: number, type: number): void;
 }
@@ -196,12 +202,13 @@ export class FrameReader {
 
   /** Feeds received bytes; delivers every complete frame to the sink. */
   push(chunk: Uint8Array): void {
+    // A plain Uint8Array view: views and subarrays of it are cheaper than those of a Buffer (in Bun).
     let b = chunk;
     const pending = this.pending;
     if (pending !== undefined) {
       const joined = new Uint8Array(pending.length + chunk.length);
       joined.set(pending, 0);
-      joined.set(chunk, pending.length);
+      joined.set(b, pending.length);
       b = joined;
       this.pending = undefined;
     }
@@ -219,30 +226,28 @@ export class FrameReader {
       const flags = b[at + 4] as number;
       const streamId =
         ((b[at + 5] as number) & 0x7f) * 0x1000000 + (((b[at + 6] as number) << 16) | ((b[at + 7] as number) << 8) | (b[at + 8] as number));
-      const payload = new Uint8Array(b.buffer, b.byteOffset + at + FRAME_HEADER_BYTES, length);
+      const start = at + FRAME_HEADER_BYTES;
       at = end;
-      if (!this.sink.onFrame(type, flags, streamId, payload)) return;
+      if (!this.sink.onFrame(type, flags, streamId, b, start, end)) return;
     }
     if (at < total) this.pending = at === 0 ? b : b.subarray(at);
   }
 }
 
 /**
- * The content of a DATA or HEADERS payload without padding (and, for HEADERS, without the priority fields), as
- * `[start, end)` within `payload`; undefined when the padding is longer than the payload (a PROTOCOL_ERROR).
+ * Where the content of a DATA or HEADERS payload `[start, end)` begins once the pad length byte (and, for
+ * HEADERS, the priority fields) are skipped; -1 when the frame is too short for them. See {@link paddingOf}.
  */
-export function unpad(payload: Uint8Array, flags: number, type: number): [number, number] | undefined {
-  let start = 0;
-  let end = payload.length;
-  if (flags & Flag.PADDED) {
-    if (end < 1) return undefined;
-    const padLength = payload[0] as number;
-    start = 1;
-    end -= padLength;
-  }
-  if (type === FrameType.HEADERS && flags & Flag.PRIORITY) start += 5;
-  if (end < start) return undefined;
-  return [start, end];
+export function contentStart(start: number, end: number, flags: number, type: number): number {
+  let at = start;
+  if (flags & Flag.PADDED) at++;
+  if (type === FrameType.HEADERS && flags & Flag.PRIORITY) at += 5;
+  return at <= end ? at : -1;
+}
+
+/** Bytes of padding at the end of a DATA or HEADERS payload `buf[start, end)` (0 without the PADDED flag). */
+export function paddingOf(buf: Uint8Array, start: number, flags: number): number {
+  return flags & Flag.PADDED ? (buf[start] as number) : 0;
 }
 
 /** Reads a 32-bit big-endian number at `at`. */

@@ -21,6 +21,7 @@ import { ByteWriter } from './bytes.ts';
 import type { ByteChannel, ChannelReceiver } from './channel.ts';
 import {
   CLIENT_PREFACE,
+  contentStart,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW,
   ErrorCode,
@@ -31,9 +32,9 @@ import {
   FrameType,
   MAX_ALLOWED_FRAME_SIZE,
   MAX_WINDOW,
+  paddingOf,
   readU32,
   Setting,
-  unpad,
   writeData,
   writeGoaway,
   writeHeaders,
@@ -182,6 +183,8 @@ export class H2Stream {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Sessions with output waiting for the end of this event-loop turn. */
 let flushList: H2Session[] = [];
 let flushScheduled = false;
@@ -308,7 +311,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
       return;
     }
     this.writtenStreamId = this.nextStreamId - 2;
-    const ok = this.channel.write(w.buf.subarray(0, w.length));
+    const ok = this.channel.write(w.buf, w.length);
     w.reset();
     if (!ok) this.congested = true;
   }
@@ -510,7 +513,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
     this.connectionError(ErrorCode.FRAME_SIZE_ERROR, `frame of type ${type} with ${length} bytes, above the maximum frame size`);
   }
 
-  onFrame(type: number, flags: number, streamId: number, payload: Uint8Array): boolean {
+  onFrame(type: number, flags: number, streamId: number, buf: Uint8Array, start: number, end: number): boolean {
     if (this.blockParts !== undefined && (type !== FrameType.CONTINUATION || streamId !== this.blockStreamId)) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'header block interrupted by another frame');
       return false;
@@ -521,38 +524,38 @@ export class H2Session implements ChannelReceiver, FrameSink {
     }
     switch (type) {
       case FrameType.DATA:
-        this.onDataFrame(flags, streamId, payload);
+        this.onDataFrame(flags, streamId, buf, start, end);
         break;
       case FrameType.HEADERS:
-        this.onHeadersFrame(flags, streamId, payload);
+        this.onHeadersFrame(flags, streamId, buf, start, end);
         break;
       case FrameType.CONTINUATION:
-        this.onContinuationFrame(flags, streamId, payload);
+        this.onContinuationFrame(flags, streamId, buf.subarray(start, end));
         break;
       case FrameType.PRIORITY:
         if (streamId === 0) this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        else if (payload.length !== 5) {
+        else if (end - start !== 5) {
           const s = this.streams.get(streamId);
           if (s) this.streamError(s, ErrorCode.FRAME_SIZE_ERROR, 'PRIORITY frame of the wrong size');
         }
         break;
       case FrameType.RST_STREAM:
-        this.onRstStreamFrame(streamId, payload);
+        this.onRstStreamFrame(streamId, buf.subarray(start, end));
         break;
       case FrameType.SETTINGS:
-        this.onSettingsFrame(flags, streamId, payload);
+        this.onSettingsFrame(flags, streamId, buf.subarray(start, end));
         break;
       case FrameType.PUSH_PROMISE:
         this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled');
         break;
       case FrameType.PING:
-        this.onPingFrame(flags, streamId, payload);
+        this.onPingFrame(flags, streamId, buf.subarray(start, end));
         break;
       case FrameType.GOAWAY:
-        this.onGoawayFrame(streamId, payload);
+        this.onGoawayFrame(streamId, buf.subarray(start, end));
         break;
       case FrameType.WINDOW_UPDATE:
-        this.onWindowUpdateFrame(streamId, payload);
+        this.onWindowUpdateFrame(streamId, buf.subarray(start, end));
         break;
       default:
         break; // unknown frame types are ignored (RFC 9113 §4.1)
@@ -567,17 +570,18 @@ export class H2Session implements ChannelReceiver, FrameSink {
     return true;
   }
 
-  private onDataFrame(flags: number, streamId: number, payload: Uint8Array): void {
+  private onDataFrame(flags: number, streamId: number, buf: Uint8Array, start: number, end: number): void {
     if (streamId === 0) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
       return;
     }
-    const range = unpad(payload, flags, FrameType.DATA);
-    if (range === undefined) {
+    const from = contentStart(start, end, flags, FrameType.DATA);
+    const to = end - paddingOf(buf, start, flags);
+    if (from < 0 || to < from) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA padding longer than the frame');
       return;
     }
-    const length = payload.length;
+    const length = end - start;
     this.connRecvWindow -= length;
     if (this.connRecvWindow < 0) {
       this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
@@ -599,15 +603,14 @@ export class H2Session implements ChannelReceiver, FrameSink {
       this.streamError(s, ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the stream window');
       return;
     }
-    const [start, end] = range;
-    const dataLength = end - start;
+    const dataLength = to - from;
     // Padding counts against the windows but is never consumed: credit it at once.
     s.unacked += length - dataLength;
     if (s.paused) s.held += dataLength;
     else s.unacked += dataLength;
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if (endStream) s.remoteEnded = true;
-    const chunk = start === 0 && end === length ? payload : payload.subarray(start, end);
+    const chunk = dataLength === 0 ? EMPTY : buf.subarray(from, to);
     s.handler.onData(chunk, endStream);
     if (s.closed) return;
     if (endStream) {
@@ -615,25 +618,25 @@ export class H2Session implements ChannelReceiver, FrameSink {
     } else this.creditStream(s);
   }
 
-  private onHeadersFrame(flags: number, streamId: number, payload: Uint8Array): void {
+  private onHeadersFrame(flags: number, streamId: number, buf: Uint8Array, start: number, end: number): void {
     if (streamId === 0) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on stream 0');
       return;
     }
-    const range = unpad(payload, flags, FrameType.HEADERS);
-    if (range === undefined) {
+    const from = contentStart(start, end, flags, FrameType.HEADERS);
+    const to = end - paddingOf(buf, start, flags);
+    if (from < 0 || to < from) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding longer than the frame');
       return;
     }
-    const fragment = payload.subarray(range[0], range[1]);
     if ((flags & Flag.END_HEADERS) !== 0) {
-      this.onHeaderBlock(flags, streamId, fragment);
+      this.onHeaderBlock(flags, streamId, buf, from, to);
       return;
     }
     this.blockStreamId = streamId;
     this.blockFlags = flags;
-    this.blockParts = [fragment];
-    this.blockBytes = fragment.length;
+    this.blockParts = [buf.subarray(from, to)];
+    this.blockBytes = to - from;
   }
 
   private onContinuationFrame(flags: number, streamId: number, payload: Uint8Array): void {
@@ -657,14 +660,14 @@ export class H2Session implements ChannelReceiver, FrameSink {
     }
     this.blockParts = undefined;
     this.blockBytes = 0;
-    this.onHeaderBlock(this.blockFlags, streamId, block);
+    this.onHeaderBlock(this.blockFlags, streamId, block, 0, block.length);
   }
 
-  private onHeaderBlock(flags: number, streamId: number, block: Uint8Array): void {
+  private onHeaderBlock(flags: number, streamId: number, block: Uint8Array, start: number, end: number): void {
     let fields: string[];
     try {
       // Decoded even for streams we closed: the dynamic table must stay in step with the peer's.
-      fields = this.decoder.decode(block, 0, block.length);
+      fields = this.decoder.decode(block, start, end);
     } catch (err) {
       if (!(err instanceof HpackError)) throw err;
       this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
@@ -847,5 +850,3 @@ export class H2Session implements ChannelReceiver, FrameSink {
     if (s.queue !== undefined || s.endQueued) this.sendQueued(s);
   }
 }
-
-const EMPTY = new Uint8Array(0);
