@@ -1199,7 +1199,6 @@ class Sweeper {
     }
   }
 
-  /** Makes the sweep run at `at` (earlier than planned so far). */
   /** Gives a tracked exchange a new deadline (no-op when it is not tracked any more). */
   setDeadline(ex: Exchange, deadline: number): void {
     if (!ex.linked) return;
@@ -1208,6 +1207,7 @@ class Sweeper {
     if (deadline < this.at) this.arm(deadline, performance.now());
   }
 
+  /** Makes the sweep run at `at` (earlier than planned so far). */
   private arm(at: number, now: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.at = at;
@@ -1246,8 +1246,6 @@ class Sweeper {
     if (next < Number.POSITIVE_INFINITY) this.arm(next, now);
   }
 }
-
-/** The response header list from node:http2's header object: names lower case, pseudo-headers dropped. */
 
 /** True when `name` has an upper-case ASCII letter (forbidden in HTTP/2 field names, RFC 9113 §8.2.1). */
 function hasUpperCase(name: string): boolean {

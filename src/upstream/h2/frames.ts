@@ -192,24 +192,32 @@ export interface FrameSink {
 
 /** Cuts a stream of received bytes into frames. */
 export class FrameReader {
-  /** Bytes of an incomplete frame kept from earlier reads. */
-  private pending: Uint8Array | undefined = undefined;
+  /** Received bytes of an incomplete frame, in order (joined only once the frame is complete). */
+  private pending: Uint8Array[] | undefined = undefined;
+  private pendingBytes = 0;
+  /** Bytes needed before the pending ones can be looked at again (a frame header, or the whole frame). */
+  private needed = 0;
   /** Largest payload accepted (our SETTINGS_MAX_FRAME_SIZE). */
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE;
 
   /** @param sink receives the frames */
   constructor(private readonly sink: FrameSink) {}
 
-  /** Feeds received bytes; delivers every complete frame to the sink. */
+  /** Feeds received bytes (never changed afterwards); delivers every complete frame to the sink. */
   push(chunk: Uint8Array): void {
-    // A plain Uint8Array view: views and subarrays of it are cheaper than those of a Buffer (in Bun).
     let b = chunk;
     const pending = this.pending;
     if (pending !== undefined) {
-      const joined = new Uint8Array(pending.length + chunk.length);
-      joined.set(pending, 0);
-      joined.set(b, pending.length);
-      b = joined;
+      // A frame trickling in is copied once, when complete (not once per read).
+      pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needed) return;
+      b = new Uint8Array(this.pendingBytes);
+      let at = 0;
+      for (const part of pending) {
+        b.set(part, at);
+        at += part.length;
+      }
       this.pending = undefined;
     }
     const total = b.length;
@@ -230,7 +238,15 @@ export class FrameReader {
       at = end;
       if (!this.sink.onFrame(type, flags, streamId, b, start, end)) return;
     }
-    if (at < total) this.pending = at === 0 ? b : b.subarray(at);
+    if (at < total) {
+      const rest = at === 0 ? b : b.subarray(at);
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+      this.needed =
+        rest.length < FRAME_HEADER_BYTES
+          ? FRAME_HEADER_BYTES
+          : FRAME_HEADER_BYTES + (((rest[0] as number) << 16) | ((rest[1] as number) << 8) | (rest[2] as number));
+    }
   }
 }
 

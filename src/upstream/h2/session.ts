@@ -466,6 +466,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
 
   /** Closes the channel after the last stream of a going-away session. */
   private shutdown(failure: StreamFailure | undefined): void {
+    if (this.closed) return;
     this.flush();
     this.teardown(failure);
     this.channel.end();
