@@ -10,7 +10,9 @@
  * transport rows, so the difference to that row is the transport's own overhead. Small bodies come back from the
  * transport as bytes (`Uint8Array`); the run reports how many did.
  *
- * Run: `bun bench/http2-client.ts [seconds-per-run=4] [concurrency list=64,256] [repetitions=3]`
+ * Run: `bun bench/http2-client.ts [seconds-per-run=4] [concurrency list=64,256] [repetitions=3] [--pin]`
+ * `--pin` (Linux, needs `taskset`) puts all client threads on CPU 0 and the server on CPU 1, as
+ * `bench/http1-client.ts --pin` does, so the two benchmarks can be compared.
  * Each configuration runs `repetitions` times (interleaved); the table shows the median run and the range.
  * Client and server share the machine's cores, so absolute numbers depend on the host and its other load.
  */
@@ -31,9 +33,11 @@ async function serve(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ port: (srv.address() as { port: number }).port })}\n`);
 }
 
-/** Starts the server child and returns its port and a stop function. */
-async function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
-  const proc = Bun.spawn([process.execPath, import.meta.path, 'serve'], { stdout: 'pipe', stderr: 'inherit' });
+/** Starts the server child (on CPU 1 when `pin`) and returns its port and a stop function. */
+async function startServer(pin: boolean): Promise<{ port: number; stop: () => Promise<void> }> {
+  const cmd = [process.execPath, import.meta.path, 'serve'];
+  if (pin) cmd.unshift('taskset', '-c', '1');
+  const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
   const reader = proc.stdout.getReader();
   let buf = '';
   const deadline = setTimeout(() => proc.kill(), 10_000);
@@ -96,10 +100,16 @@ async function drain(body: ReadableStream<Uint8Array> | Uint8Array | null): Prom
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? 4);
-  const levels = (process.argv[3] ?? '64,256').split(',').map(Number);
-  const reps = Number(process.argv[4] ?? 3);
-  const server = await startServer();
+  const pin = process.argv.includes('--pin');
+  const args = process.argv.slice(2).filter((a) => a !== '--pin');
+  const seconds = Number(args[0] ?? 4);
+  const levels = (args[1] ?? '64,256').split(',').map(Number);
+  const reps = Number(args[2] ?? 3);
+  if (pin) {
+    const r = Bun.spawnSync(['taskset', '-a', '-p', '-c', '0', String(process.pid)]);
+    if (r.exitCode !== 0) throw new Error(`taskset failed: ${r.stderr.toString()}`);
+  }
+  const server = await startServer(pin);
   const results: Result[] = [];
   try {
     for (let rep = 0; rep < reps; rep++)

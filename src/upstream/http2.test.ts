@@ -850,6 +850,52 @@ describe('Http2Transport: sessions and failures', () => {
     }
   }, 10_000);
 
+  test('a peer sending a malformed frame: the session fails its streams with upstream_protocol_error; the next request reconnects', async () => {
+    const raw = await startRawH2Server('malformed');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const opts = mkOpts();
+      const err = await rejection(t.request(mkReq(), opts));
+      expect(err.code).toBe('upstream_protocol_error');
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_protocol_error']);
+      await waitUntil(() => t.stats().connectionsOpen === 0, 2000, 'the failed session to be dropped');
+      const err2 = await rejection(t.request(mkReq(), mkOpts()));
+      expect(err2.code).toBe('upstream_protocol_error');
+      expect(raw.connections()).toBe(2);
+      expect(t.stats().connectionsOpened).toBe(2);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('a response header block in HEADERS + CONTINUATION frames', async () => {
+    const raw = await startRawH2Server('continuation');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const res = await t.request(mkReq(), mkOpts());
+      expect(res.status).toBe(200);
+      expect(res.headers).toEqual([['x-long', 'y'.repeat(100)]]);
+      expect(await text(res)).toBe('ok');
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('a PING from the backend is acknowledged with its payload', async () => {
+    const raw = await startRawH2Server('ping');
+    try {
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      const res = await t.request(mkReq(), mkOpts());
+      expect(await text(res)).toBe('pong');
+      expect(raw.pingAcks()).toEqual(['pingpong']);
+      t.close();
+    } finally {
+      await raw.close();
+    }
+  }, 10_000);
+
   test('h2c to a backend that only speaks HTTP/1.1 -> retryable upstream_connect_failed', async () => {
     const h1 = Bun.serve({ hostname: '127.0.0.1', port: 0, development: false, fetch: () => new Response('h1') });
     try {

@@ -1,6 +1,7 @@
 /**
- * HTTP/2 upstream client over `node:http2` (Bun's implementation), cleartext (h2c, prior knowledge) or over TLS
- * (h2 via ALPN) with a fallback to HTTP/1.1 for HTTPS backends that do not offer h2.
+ * HTTP/2 upstream client, cleartext (h2c, prior knowledge) or over TLS (h2 via ALPN) with a fallback to HTTP/1.1
+ * for HTTPS backends that do not offer h2. The protocol itself is our own lean client in `./h2/` (framing,
+ * HPACK, sessions with flow control); this module maps requests onto its streams.
  *
  * Connections. The transport keeps one session per backend and multiplexes every request over it. A further
  * session is opened only while every usable session is at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`
@@ -8,11 +9,10 @@
  * or closed never gets a new stream; the next request opens a fresh one (transparent reconnect). Sessions idle
  * (no streams) for `idleTimeoutMs` are closed gracefully.
  *
- * The transport opens the TCP (and TLS) socket itself and hands it to `http2.connect` through
- * `createConnection`, so one connect timeout covers TCP, TLS and the peer's first SETTINGS frame, and every
- * failure before that point is a retryable `upstream_connect_failed`. For h2c that socket is a
- * {@link CoalescingSocket}, so the frames of every stream opened in one event-loop turn leave in one write (Bun
- * would otherwise write and flush once per stream); TLS sockets are `node:tls` ones, written per stream.
+ * The transport opens the socket itself: h2c over a `Bun.connect` TCP socket, h2 over a `node:tls` socket (see
+ * `./h2/channel.ts` for why TLS is not `Bun.connect`). One connect timeout covers TCP, TLS and the peer's first
+ * SETTINGS frame, and every failure before that point is a retryable `upstream_connect_failed`. The session
+ * coalesces its writes, so the frames of every stream opened in one event-loop turn leave in one write.
  *
  * HTTP/1.1 fallback (HTTPS only). The TLS handshake offers ALPN `h2, http/1.1`. When the backend picks anything but
  * `h2` (including no ALPN at all), the probe socket is closed and requests go to an {@link Http1Transport} for the
@@ -20,41 +20,38 @@
  * `protocolRecheckMs`; after that, the next request runs one new probe handshake, so a backend that gains (or
  * loses) h2 is noticed. While h2 is in use, every reconnect is itself a probe.
  *
- * Bun specifics this relies on (measured on Bun 1.4.5): a stream's `'end'` also fires when the connection dies
- * mid-body, so a response body is reported complete only on `'close'` with `rstCode === 0` after `'end'`; streams
- * above a GOAWAY's last stream id fail with `ERR_HTTP2_GOAWAY_SESSION` / `REFUSED_STREAM`; a stream is paused and
- * resumed by `pause()`/`resume()`, and WINDOW_UPDATEs follow consumption, so backpressure reaches the backend.
+ * Streams. A request whose stream the backend refused (REFUSED_STREAM), that a GOAWAY excluded, or that was never
+ * written before the connection died, fails with a retryable `upstream_connect_failed` (RFC 9113 §8.7). A response
+ * body is complete when the backend ends its stream; a body whose length differs from its `content-length`, a
+ * `:status` outside 200..599 (after any 1xx, which are consumed), or any protocol violation is an
+ * `upstream_protocol_error`. A response that completes while the request body is still being sent ends the upload
+ * (RST_STREAM(CANCEL)). Flow control follows consumption: a paused body stops crediting its stream, so the backend
+ * stops after one stream window.
  *
  * Small bodies. When the response declares a `content-length` of at most {@link SMALL_BODY_BYTES} (or ends the
  * stream with its headers), the exchange collects the DATA frames and hands the response over only once the stream
- * closed cleanly: `body` is then one `Uint8Array` (or null), and `onEnd` has already run. The response-header
+ * ended cleanly: `body` is then one `Uint8Array` (or null), and `onEnd` has already run. The response-header
  * timeout keeps covering this wait. A backend that sends the head in time but not the rest of the small body by
  * then does not fail the request: the response is handed over with a streaming body that starts with the bytes
- * received so far (from then on it behaves like any streamed body). A body longer or shorter than its
- * `content-length` is an `upstream_protocol_error` (never buffered past the declared length). Larger or unknown
- * lengths are streamed with backpressure.
+ * received so far (from then on it behaves like any streamed body). Larger or unknown lengths are streamed with
+ * backpressure.
  *
- * Per-request cost. The hot path allocates one exchange object per request and no closures: stream listeners are
- * shared functions that find the exchange on the stream, and the exchange itself is the body stream's source and
- * the abort listener. Timers are not per request either: every exchange waiting for its response sits in one list
- * per transport, swept by one timer, which fires expired deadlines and polls `signal.aborted` every
- * {@link ABORT_POLL_MS} for exchanges younger than {@link ABORT_LISTEN_AFTER_MS}; older ones (and every response
- * handed over with a body still to come) get a real abort listener. A response is handed over only after checking the
- * signal, so a short exchange never touches the signal's listener list, and an abort is noticed within the poll
- * interval.
+ * Per-request cost. The hot path allocates one exchange and one stream object per request and no closures: the
+ * exchange is the stream's event handler, the body stream's source and the abort listener. Timers are not per
+ * request either: every exchange waiting for its response sits in one list per transport, swept by one timer, which
+ * fires expired deadlines and polls `signal.aborted` every {@link ABORT_POLL_MS} for exchanges younger than
+ * {@link ABORT_LISTEN_AFTER_MS}; older ones (and every response handed over with a body still to come) get a real
+ * abort listener. A response is handed over only after checking the signal, so a short exchange never touches the
+ * signal's listener list, and an abort is noticed within the poll interval.
  */
-import http2, {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders,
-  type IncomingHttpStatusHeader,
-  type OutgoingHttpHeaders,
-} from 'node:http2';
 import { isIP } from 'node:net';
-import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
-import { CoalescingSocket } from './coalescing-socket.ts';
+import { ByteWriter } from './h2/bytes.ts';
+import { type ByteChannel, connectTcp, type TcpChannel, type TlsChannel, tlsChannel } from './h2/channel.ts';
+import { ErrorCode } from './h2/frames.ts';
+import { encodeRequestHead } from './h2/request-head.ts';
+import { H2Session, type H2Stream, type SessionListener, type StreamFailure, type StreamHandler } from './h2/session.ts';
 import { type Http1PoolOptions, Http1Transport } from './http1.ts';
 import {
   type ExchangeEnd,
@@ -65,16 +62,6 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from './transport.ts';
-
-const {
-  NGHTTP2_CANCEL,
-  NGHTTP2_NO_ERROR,
-  NGHTTP2_PROTOCOL_ERROR,
-  NGHTTP2_REFUSED_STREAM,
-  NGHTTP2_COMPRESSION_ERROR,
-  NGHTTP2_FRAME_SIZE_ERROR,
-  NGHTTP2_FLAG_END_STREAM,
-} = http2.constants;
 
 /**
  * Milliseconds between checks of `signal.aborted` for exchanges that have no abort listener (yet): the longest an
@@ -127,65 +114,80 @@ export interface Http2TransportOptions {
   http1Factory?: (origin: UpstreamOrigin) => Transport;
 }
 
-/** Connection-specific header fields that HTTP/2 forbids (RFC 9113 §8.2.2); dropped if present. */
-const FORBIDDEN_H2_HEADERS = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'content-length',
-]);
+/** What a {@link Session} reports to its transport. */
+interface SessionOwner {
+  /** Gives back a stream slot. */
+  release(s: Session): void;
+  /** Wakes every request waiting for a slot (limits changed, a session went away). */
+  wakeAll(): void;
+  /** The session received GOAWAY. */
+  goaway(s: Session): void;
+  /** The session's connection is gone. */
+  closed(s: Session): void;
+}
 
-/** Error codes from node:http2 that mean the stream was never processed by the backend. */
-const UNPROCESSED_ERROR_CODES = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
-
-/** Error codes `session.request()` throws for a header it refuses to send. */
-const BAD_HEADER_CODES = new Set([
-  'ERR_HTTP2_INVALID_CONNECTION_HEADERS',
-  'ERR_HTTP2_INVALID_HEADER_VALUE',
-  'ERR_INVALID_HTTP_TOKEN',
-  'ERR_HTTP2_HEADER_SINGLE_VALUE',
-  'ERR_INVALID_CHAR',
-  'ERR_HTTP2_INVALID_PSEUDOHEADER',
-]);
-
-/** Error codes from node:http2 that mean the backend spoke invalid HTTP/2. */
-const PROTOCOL_ERROR_CODES = new Set([
-  'ERR_HTTP2_ERROR',
-  'ERR_HTTP2_INVALID_HEADER_VALUE',
-  'ERR_HTTP2_INVALID_INFO_STATUS',
-  'ERR_HTTP2_STATUS_INVALID',
-  'ERR_HTTP2_SESSION_ERROR',
-  'ERR_HTTP2_PROTOCOL_ERROR',
-]);
-
-/** One HTTP/2 connection and its bookkeeping. */
-class Session {
-  /** Streams open on this session now. */
+/** One HTTP/2 connection and the transport's bookkeeping of it. */
+class Session implements SessionListener {
+  /** Streams open on this session now, plus slots reserved by `pick()`. */
   active = 0;
-  /** Peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
-  maxStreams: number;
   /** False once GOAWAY, an error or close was seen: no new streams. */
   usable = true;
-  /** Set once 'close' was handled. */
+  /** Set once the connection is gone. */
   closed = false;
   /** Idle timer (armed while `active === 0`). */
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** `performance.now()` when the session last became idle. */
   idleSince = 0;
+  /** The protocol session. */
+  readonly h2: H2Session;
+  /** Set while connecting: told once whether the handshake (first SETTINGS) succeeded. */
+  onHandshake: ((failure?: StreamFailure) => void) | undefined = undefined;
+  /** Set once the transport adopted it. */
+  owner: SessionOwner | undefined = undefined;
 
-  constructor(
-    readonly h2: ClientHttp2Session,
-    maxStreams: number | undefined,
-  ) {
-    this.maxStreams = maxStreams ?? 100;
+  constructor(channel: ByteChannel, streamWindowBytes: number) {
+    this.h2 = new H2Session(channel, this, { streamWindowBytes });
+  }
+
+  /** Peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
+  get maxStreams(): number {
+    return this.h2.peerMaxConcurrentStreams;
   }
 
   /** True when a new stream may go to this session now. */
   hasCapacity(): boolean {
-    return this.usable && !this.h2.closed && !this.h2.destroyed && this.active < this.maxStreams;
+    return this.usable && this.active < this.h2.peerMaxConcurrentStreams && this.h2.canOpen();
+  }
+
+  onReady(): void {
+    const cb = this.onHandshake;
+    this.onHandshake = undefined;
+    cb?.();
+  }
+
+  onSettings(): void {
+    this.owner?.wakeAll();
+  }
+
+  onStreamClosed(): void {
+    this.owner?.release(this);
+  }
+
+  onGoaway(): void {
+    this.usable = false;
+    this.owner?.goaway(this);
+  }
+
+  onClosed(_session: H2Session, failure: StreamFailure | undefined): void {
+    this.usable = false;
+    this.closed = true;
+    const cb = this.onHandshake;
+    if (cb) {
+      this.onHandshake = undefined;
+      cb(failure ?? { kind: 'closed', code: ErrorCode.NO_ERROR, message: 'connection closed during the HTTP/2 handshake' });
+      return;
+    }
+    this.owner?.closed(this);
   }
 }
 
@@ -228,16 +230,13 @@ function describe(err: unknown): string {
   return String(err);
 }
 
-/** `code` property of an error, if any. */
-function errCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /** A retryable connect failure: nothing reached the backend. */
 function connectFailed(message: string, cause?: unknown): SpookyError {
   return new SpookyError('upstream_connect_failed', message, { retryable: true, cause });
 }
+
+/** Header block of the request being opened (encoded and framed synchronously, so one buffer serves all). */
+const headBlock = new ByteWriter(4096);
 
 /**
  * HTTP/2 {@link Transport} for one backend: h2c when `origin.tls` is undefined, else h2 over TLS with an
@@ -245,7 +244,6 @@ function connectFailed(message: string, cause?: unknown): SpookyError {
  */
 export class Http2Transport implements Transport {
   private readonly origin: UpstreamOrigin;
-  private readonly authorityUrl: string;
   private readonly defaultAuthority: string;
   private readonly scheme: 'http' | 'https';
   private readonly maxSessions: number;
@@ -269,6 +267,8 @@ export class Http2Transport implements Transport {
   private opened = 0;
   /** What every exchange of this transport shares. */
   private readonly ctx: ExchangeContext;
+  /** What every session of this transport reports to. */
+  private readonly owner: SessionOwner;
 
   /**
    * @param origin backend host, port and TLS policy (cleartext h2c when `tls` is undefined)
@@ -279,7 +279,6 @@ export class Http2Transport implements Transport {
     this.scheme = origin.tls ? 'https' : 'http';
     const hostPart = isIP(origin.host) === 6 ? `[${origin.host}]` : origin.host;
     this.defaultAuthority = `${hostPart}:${origin.port}`;
-    this.authorityUrl = `${this.scheme}://${this.defaultAuthority}`;
     this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.streamWindowBytes = opts.streamWindowBytes ?? 256 * 1024;
@@ -289,7 +288,20 @@ export class Http2Transport implements Transport {
       authority: this.defaultAuthority,
       bodyStrategy: { highWaterMark: this.bodyHighWaterMark, size: chunkBytes },
       sweeper: new Sweeper(),
+    };
+    this.owner = {
       release: (s) => this.release(s),
+      wakeAll: () => this.wakeAll(),
+      goaway: (s) => {
+        if (s.active === 0) this.closeSession(s);
+        this.wakeAll();
+      },
+      closed: (s) => {
+        if (s.idleTimer) clearTimeout(s.idleTimer);
+        const i = this.sessions.indexOf(s);
+        if (i >= 0) this.sessions.splice(i, 1);
+        this.wakeAll();
+      },
     };
     const http1Opts = opts.http1;
     this.http1Factory = opts.http1Factory ?? ((o) => new Http1Transport(o, http1Opts));
@@ -311,11 +323,11 @@ export class Http2Transport implements Transport {
     // Hot path: a session with a free stream slot right now. No async function, no extra promise.
     const route = req.signal.aborted ? undefined : this.pick();
     if (route instanceof Session) {
-      const stream = this.openStream(route, req);
-      if (!(stream instanceof SpookyError)) return this.exchange(route, stream, req, opts, opts.onEnd);
-      if (stream.code !== 'upstream_connect_failed') {
-        opts.onEnd?.(stream);
-        return Promise.reject(stream);
+      const refused = this.prepareStream(route, req);
+      if (refused === undefined) return this.exchange(route, req, opts, opts.onEnd);
+      if (refused.code !== 'upstream_connect_failed') {
+        opts.onEnd?.(refused);
+        return Promise.reject(refused);
       }
       return this.requestSlow(req, opts, 1);
     }
@@ -350,13 +362,13 @@ export class Http2Transport implements Transport {
         onEnd(e);
         throw e;
       }
-      const stream = this.openStream(route, req);
-      if (stream instanceof SpookyError) {
-        if (stream.code === 'upstream_connect_failed' && attempt < 2) continue;
-        onEnd(stream);
-        throw stream;
+      const refused = this.prepareStream(route, req);
+      if (refused !== undefined) {
+        if (refused.code === 'upstream_connect_failed' && attempt < 2) continue;
+        onEnd(refused);
+        throw refused;
       }
-      return this.exchange(route, stream, req, opts, onEnd);
+      return this.exchange(route, req, opts, onEnd);
     }
   }
 
@@ -395,13 +407,15 @@ export class Http2Transport implements Transport {
   /**
    * A session (or the HTTP/1.1 fallback) that can take a request right now, without waiting. A returned session
    * has one stream slot reserved (`active` counted already), so requests resuming in the same tick cannot
-   * overbook it; {@link openStream} takes the reservation over or gives it back.
+   * overbook it; {@link prepareStream} and {@link exchange} take the reservation over or give it back.
    */
   private pick(): Route | undefined {
     if (this.isClosed) return undefined;
     // While an HTTP/1.1 decision is fresh, or a re-probe is already running, requests take the fallback.
     if (this.negotiated === 'http/1.1' && this.h1 && (this.connecting || performance.now() < this.h1Until)) return 'h1';
-    for (const s of this.sessions) {
+    const sessions = this.sessions;
+    for (let i = 0; i < sessions.length; i++) {
+      const s = sessions[i] as Session;
       if (s.hasCapacity()) {
         // The idle timer stays armed: it checks `active` when it fires (no timer calls per request).
         s.active++;
@@ -489,62 +503,57 @@ export class Http2Transport implements Transport {
     const tlsOpts = this.origin.tls;
     return new Promise<Route>((resolve, reject) => {
       let settled = false;
-      let socket: Duplex | undefined;
-      let h2: ClientHttp2Session | undefined;
+      let tcp: TcpChannel | undefined;
+      let tsock: tls.TLSSocket | undefined;
+      let session: Session | undefined;
       const fail = (err: SpookyError) => {
         if (settled) return;
         settled = true;
         clearTimeout(connectTimer);
-        h2?.destroy();
-        socket?.destroy();
+        session?.h2.destroy();
+        tcp?.destroy();
+        tsock?.destroy();
         reject(err);
       };
       const connectTimer = timer(timeoutMs, () => fail(connectFailed(`connect to ${this.defaultAuthority} timed out after ${timeoutMs} ms`)));
       const onSocketError = (err: unknown) => fail(connectFailed(`connect to ${this.defaultAuthority} failed: ${describe(err)}`, err));
 
-      const startSession = (sock: Duplex) => {
+      const startSession = (channel: TcpChannel | TlsChannel) => {
         this.opened++;
-        const session = http2.connect(this.authorityUrl, {
-          createConnection: () => sock,
-          settings: { enablePush: false, initialWindowSize: this.streamWindowBytes },
-        });
-        h2 = session;
-        // Late errors surface through 'close' on the session and its streams; never let one go unhandled.
-        session.on('error', noop);
-        const onEarlyError = (err: unknown) => fail(connectFailed(`HTTP/2 handshake with ${this.defaultAuthority} failed: ${describe(err)}`, err));
-        const onEarlyClose = () => fail(connectFailed(`${this.defaultAuthority} closed the connection during the HTTP/2 handshake`));
-        session.once('error', onEarlyError);
-        session.once('close', onEarlyClose);
-        session.once('remoteSettings', (settings) => {
-          session.off('error', onEarlyError);
-          session.off('close', onEarlyClose);
-          sock.off('error', onSocketError);
+        const s = new Session(channel, this.streamWindowBytes);
+        session = s;
+        s.onHandshake = (failure) => {
+          if (failure) {
+            fail(connectFailed(`HTTP/2 handshake with ${this.defaultAuthority} failed: ${failure.message}`));
+            return;
+          }
+          tsock?.off('error', onSocketError);
           if (settled) {
-            session.destroy();
+            s.h2.destroy();
             return;
           }
           settled = true;
           clearTimeout(connectTimer);
           if (this.isClosed) {
-            session.destroy();
+            s.h2.destroy();
             reject(connectFailed(`transport to ${this.defaultAuthority} is closed`));
             return;
           }
-          resolve(this.adopt(session, settings));
-        });
+          resolve(this.adopt(s));
+        };
+        // The preface goes out before any received byte is looked at.
+        s.h2.start();
+        channel.attach(s.h2);
       };
 
       if (!tlsOpts) {
-        // Cleartext: a socket that coalesces the frames of one event-loop turn into one write (see its module).
-        CoalescingSocket.connect(host, port).then((sock) => {
+        connectTcp(host, port).then((channel) => {
           if (settled) {
-            sock.destroy();
+            channel.destroy();
             return;
           }
-          socket = sock;
-          sock.on('error', noop);
-          sock.once('error', onSocketError);
-          startSession(sock);
+          tcp = channel;
+          startSession(channel);
         }, onSocketError);
         return;
       }
@@ -556,18 +565,18 @@ export class Http2Transport implements Transport {
       };
       if (tlsOpts.serverName) options.servername = tlsOpts.serverName;
       if (tlsOpts.ca !== undefined) options.ca = tlsOpts.ca;
-      const tsock = tls.connect(options);
-      socket = tsock;
-      tsock.on('error', noop);
-      tsock.once('error', onSocketError);
-      tsock.once('secureConnect', () => {
+      const sock = tls.connect(options);
+      tsock = sock;
+      sock.on('error', noop);
+      sock.once('error', onSocketError);
+      sock.once('secureConnect', () => {
         if (settled) return;
-        if (tlsOpts.rejectUnauthorized && !tsock.authorized) {
-          onSocketError(tsock.authorizationError ?? new Error('certificate not authorized'));
+        if (tlsOpts.rejectUnauthorized && !sock.authorized) {
+          onSocketError(sock.authorizationError ?? new Error('certificate not authorized'));
           return;
         }
-        tsock.setNoDelay(true);
-        if (tsock.alpnProtocol === 'h2') {
+        sock.setNoDelay(true);
+        if (sock.alpnProtocol === 'h2') {
           this.negotiated = 'h2';
           if (this.h1) {
             // The backend gained h2: retire the fallback pool (its in-flight requests finish).
@@ -576,14 +585,14 @@ export class Http2Transport implements Transport {
             this.opened += old.stats().connectionsOpened;
             old.close();
           }
-          startSession(tsock);
+          startSession(tlsChannel(sock));
           return;
         }
         // The backend does not speak h2 over TLS: route to HTTP/1.1 (the probe connection is not reused).
         this.opened++;
         settled = true;
         clearTimeout(connectTimer);
-        tsock.destroy();
+        sock.destroy();
         this.negotiated = 'http/1.1';
         this.h1Until = performance.now() + this.protocolRecheckMs;
         if (this.isClosed) {
@@ -597,31 +606,10 @@ export class Http2Transport implements Transport {
     });
   }
 
-  /** Registers a freshly handshaken session and wires its lifecycle. */
-  private adopt(h2: ClientHttp2Session, settings: http2.Settings): Session {
-    const s = new Session(h2, settings.maxConcurrentStreams ?? h2.remoteSettings.maxConcurrentStreams);
+  /** Registers a freshly handshaken session. */
+  private adopt(s: Session): Session {
+    s.owner = this.owner;
     this.sessions.push(s);
-    h2.on('remoteSettings', (settings) => {
-      if (settings.maxConcurrentStreams !== undefined) s.maxStreams = settings.maxConcurrentStreams;
-      this.wakeAll();
-    });
-    h2.on('goaway', () => {
-      s.usable = false;
-      if (s.active === 0) this.closeSession(s);
-      this.wakeAll();
-    });
-    h2.on('error', () => {
-      // Streams report their own failures; the session is finished for new work.
-      s.usable = false;
-    });
-    h2.once('close', () => {
-      s.usable = false;
-      s.closed = true;
-      if (s.idleTimer) clearTimeout(s.idleTimer);
-      const i = this.sessions.indexOf(s);
-      if (i >= 0) this.sessions.splice(i, 1);
-      this.wakeAll();
-    });
     this.markIdle(s);
     return s;
   }
@@ -631,12 +619,7 @@ export class Http2Transport implements Transport {
       clearTimeout(s.idleTimer);
       s.idleTimer = undefined;
     }
-    if (s.h2.closed || s.h2.destroyed) return;
-    try {
-      s.h2.close(); // graceful: GOAWAY, in-flight streams finish, then the socket closes
-    } catch {
-      s.h2.destroy();
-    }
+    s.h2.close(); // graceful: GOAWAY, in-flight streams finish, then the socket closes
   }
 
   private markIdle(s: Session): void {
@@ -661,32 +644,6 @@ export class Http2Transport implements Transport {
 
   // ---- one exchange ------------------------------------------------------------------------------------------
 
-  /** Builds the HTTP/2 header block from the request. */
-  private headersFor(req: UpstreamRequest): OutgoingHttpHeaders {
-    const headers: OutgoingHttpHeaders = {
-      ':method': req.method,
-      ':path': req.target,
-      ':scheme': this.scheme,
-      ':authority': this.defaultAuthority,
-    };
-    let sawHost = false;
-    for (const [name, value] of req.headers) {
-      if (name === 'host') {
-        if (!sawHost) headers[':authority'] = value;
-        sawHost = true;
-        continue;
-      }
-      if (FORBIDDEN_H2_HEADERS.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
-      if (name === 'te' && value.toLowerCase() !== 'trailers') continue;
-      const prev = headers[name];
-      if (prev === undefined) headers[name] = value;
-      else if (Array.isArray(prev)) prev.push(value);
-      else headers[name] = [String(prev), value];
-    }
-    if (req.contentLength !== undefined) headers['content-length'] = String(req.contentLength);
-    return headers;
-  }
-
   /** Gives back a stream slot of `s` (stream closed, or a reservation that was not used). */
   private release(s: Session): void {
     s.active--;
@@ -697,40 +654,37 @@ export class Http2Transport implements Transport {
     this.wakeOne();
   }
 
-  /** Opens a stream on `s` (which has a slot reserved by {@link pick}), or returns a retryable error when the session refused it synchronously. */
-  private openStream(s: Session, req: UpstreamRequest): ClientHttp2Stream | SpookyError {
-    try {
-      // The slot is given back by the exchange's 'close' handler.
-      return s.h2.request(this.headersFor(req), { endStream: req.body === null });
-    } catch (err) {
-      if (BAD_HEADER_CODES.has(errCode(err) ?? '')) {
-        // A header the HTTP/2 client rejects: not the session's fault, and a retry would fail the same way.
-        this.release(s);
-        return new SpookyError('bad_request', `request cannot be sent over HTTP/2: ${describe(err)}`, { cause: err });
-      }
+  /**
+   * Encodes the request's header block into {@link headBlock} for a stream on `s` (which has a slot reserved by
+   * {@link pick}). On failure gives the slot back and returns the error: `bad_request` for a request HTTP/2
+   * cannot carry (the session is fine), a retryable `upstream_connect_failed` when the session cannot open
+   * streams any more.
+   */
+  private prepareStream(s: Session, req: UpstreamRequest): SpookyError | undefined {
+    const bad = encodeRequestHead(headBlock, req, this.scheme, this.defaultAuthority);
+    if (bad !== undefined) {
+      this.release(s);
+      return new SpookyError('bad_request', `request cannot be sent over HTTP/2: ${bad}`);
+    }
+    if (!s.h2.canOpen()) {
       s.usable = false;
       this.release(s);
-      return connectFailed(`HTTP/2 session to ${this.defaultAuthority} cannot open streams: ${describe(err)}`, err);
+      return connectFailed(`HTTP/2 session to ${this.defaultAuthority} cannot open streams`);
     }
+    return undefined;
   }
 
-  /** Drives one stream: request body, deadline, response head and body, and the single `onEnd` (see {@link Exchange}). */
-  private exchange(
-    s: Session,
-    stream: ClientHttp2Stream,
-    req: UpstreamRequest,
-    opts: ExchangeOptions,
-    onEnd: ExchangeEnd | undefined,
-  ): Promise<UpstreamResponse> {
-    const ex = new Exchange(this.ctx, s, stream, req, onEnd, opts.responseHeaderTimeoutMs);
+  /**
+   * Opens the stream prepared by {@link prepareStream} and drives it: request body, deadline, response head and
+   * body, and the single `onEnd` (see {@link Exchange}).
+   */
+  private exchange(s: Session, req: UpstreamRequest, opts: ExchangeOptions, onEnd: ExchangeEnd | undefined): Promise<UpstreamResponse> {
+    const ex = new Exchange(this.ctx, req, onEnd, opts.responseHeaderTimeoutMs);
     captureTarget = ex;
     const head = new Promise<UpstreamResponse>(captureResolvers);
     captureTarget = undefined;
-    (stream as TaggedStream)[kExchange] = ex;
-    stream.on('response', onStreamResponse);
-    stream.on('data', onStreamData);
-    stream.on('error', onStreamError);
-    stream.on('close', onStreamClose);
+    // The slot reserved by pick() now belongs to the stream; the session gives it back when the stream closes.
+    ex.stream = s.h2.open(headBlock.buf, headBlock.length, req.body === null, ex);
     this.ctx.sweeper.add(ex);
     if (req.body) ex.upload(req.body);
     return head;
@@ -747,8 +701,6 @@ interface ExchangeContext {
   readonly bodyStrategy: QueuingStrategy<Uint8Array>;
   /** Deadlines and lazy abort listeners. */
   readonly sweeper: Sweeper;
-  /** Gives back the stream slot of a session (the stream closed). */
-  readonly release: (s: Session) => void;
 }
 
 /** Exchange states (see {@link Exchange.state}). */
@@ -757,7 +709,7 @@ const WAIT_HEAD = 0;
 const COLLECT = 1;
 /** Head handed over with a streaming body. */
 const STREAMING = 2;
-/** Head handed over without a body; the stream is drained until it closes. */
+/** Head handed over without a body; the stream is drained until it ends. */
 const NO_BODY = 3;
 
 /** Reader of a request body stream (the part the upload uses). */
@@ -769,12 +721,6 @@ interface BodyReader {
 /** Placeholder header list of an exchange before its head arrived (never mutated). */
 const NO_HEADERS: [string, string][] = [];
 
-/** Key of the exchange on its stream, so the shared stream listeners find it. */
-const kExchange = Symbol('spooky.h2.exchange');
-
-/** A stream carrying its exchange. */
-type TaggedStream = ClientHttp2Stream & { [kExchange]?: Exchange };
-
 /** Exchange whose promise is being created (read by {@link captureResolvers}); avoids a closure per request. */
 let captureTarget: Exchange | undefined;
 
@@ -785,30 +731,18 @@ function captureResolvers(resolve: (r: UpstreamResponse) => void, reject: (e: un
   ex.reject = reject;
 }
 
-function onStreamResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void {
-  this[kExchange]?.onResponse(headers, flags);
-}
-
-function onStreamData(this: TaggedStream, chunk: Buffer): void {
-  this[kExchange]?.onData(chunk);
-}
-
-function onStreamError(this: TaggedStream, err: unknown): void {
-  const ex = this[kExchange];
-  if (ex && ex.streamError === undefined) ex.streamError = err;
-}
-
-function onStreamClose(this: TaggedStream): void {
-  this[kExchange]?.onClose();
+/** Promise executor that stores the resolver on {@link captureTarget} as its upload's wake-up. */
+function captureWritable(resolve: () => void): void {
+  (captureTarget as Exchange).writable = resolve;
 }
 
 /**
  * One request/response on one HTTP/2 stream: request body upload, the head deadline, the response head, the body
  * (collected when small, else streamed with backpressure), cancellation and the single `onEnd`. It is also the
- * response body's underlying source (`start`/`pull`/`cancel`), the abort listener (`handleEvent`), and a node of
- * the {@link Sweeper} list, so a request allocates no closures.
+ * stream's event handler, the response body's underlying source (`start`/`pull`/`cancel`), the abort listener
+ * (`handleEvent`), and a node of the {@link Sweeper} list, so a request allocates no closures.
  */
-class Exchange implements EventListenerObject {
+class Exchange implements EventListenerObject, StreamHandler {
   /** Sweeper list links. */
   prev: Exchange | undefined = undefined;
   next: Exchange | undefined = undefined;
@@ -823,15 +757,13 @@ class Exchange implements EventListenerObject {
   /** {@link WAIT_HEAD}, {@link COLLECT}, {@link STREAMING} or {@link NO_BODY}. */
   state = WAIT_HEAD;
   finished = false;
-  /** Set when we reset the stream ourselves. */
-  localError: SpookyError | undefined = undefined;
-  /** First error the stream emitted. */
-  streamError: unknown = undefined;
+  /** The HTTP/2 stream (set right after construction). */
+  stream!: H2Stream;
   status = 0;
   headers: [string, string][] = NO_HEADERS;
-  /** COLLECT: declared body length, or -1 when the stream ended with the head (body null). */
+  /** Declared `content-length` (COLLECT: -1 when the stream ended with the head; STREAMING: -1 when unknown). */
   declared = 0;
-  /** COLLECT: bytes received so far. */
+  /** Body bytes received so far. */
   received = 0;
   /** COLLECT: the first chunk, and any further ones. */
   first: Uint8Array | undefined = undefined;
@@ -841,13 +773,13 @@ class Exchange implements EventListenerObject {
   /** Reader of the request body while it is being sent. */
   reader: BodyReader | undefined = undefined;
   uploading = false;
+  /** Wakes the upload waiting for the stream to take more data. */
+  writable: (() => void) | undefined = undefined;
   resolve: (r: UpstreamResponse) => void = noop;
   reject: (e: unknown) => void = noop;
 
   constructor(
     readonly ctx: ExchangeContext,
-    readonly session: Session,
-    readonly stream: ClientHttp2Stream,
     readonly req: UpstreamRequest,
     readonly onEnd: ExchangeEnd | undefined,
     readonly timeoutMs: number,
@@ -855,77 +787,128 @@ class Exchange implements EventListenerObject {
 
   // ---- stream events
 
-  onResponse(headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void {
-    // 1xx informational responses arrive as 'headers' events and are not forwarded; 'response' is the final head.
-    if (this.finished || this.state !== WAIT_HEAD) return;
-    const status = Number(headers[':status']);
-    if (!Number.isInteger(status) || status < 200 || status > 599) {
+  onHeaders(fields: string[], endStream: boolean): void {
+    if (this.finished) return;
+    if (this.state !== WAIT_HEAD) {
+      // Trailers: not forwarded; they end the body.
+      if (endStream) this.complete();
+      else this.protocolError('HEADERS in the middle of the response body');
+      return;
+    }
+    let statusText: string | undefined;
+    let contentLength: string | undefined;
+    const list: [string, string][] = [];
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string;
+      const value = fields[i + 1] as string;
+      if (name.charCodeAt(0) === 58 /* ':' */) {
+        if (name !== ':status' || statusText !== undefined || list.length > 0) {
+          this.protocolError(`malformed response header block (pseudo-header ${name})`);
+          return;
+        }
+        statusText = value;
+        continue;
+      }
+      if (hasUpperCase(name)) {
+        this.protocolError(`response header name ${JSON.stringify(name)} is not lower case`);
+        return;
+      }
+      if (name === 'content-length') contentLength = value;
+      list.push([name, value]);
+    }
+    const status = statusCode(statusText);
+    if (status >= 100 && status <= 199 && status !== 101) {
+      // 1xx informational responses are consumed; the final response follows.
+      if (endStream) this.protocolError(`${this.ctx.authority} ended the stream with a ${status} response`);
+      return;
+    }
+    if (!(status >= 200 && status <= 599)) {
       // A client cannot be sent a final status outside 200..599 (RFC 9110 section 15): the backend is broken.
-      this.reset(new SpookyError('upstream_protocol_error', `${this.ctx.authority} sent :status ${String(headers[':status'])}`));
+      this.protocolError(`${this.ctx.authority} sent :status ${String(statusText)}`);
       return;
     }
     this.status = status;
-    this.headers = headerList(headers);
-    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
-      // Nothing follows the head: hand it over (body null) once the stream closed cleanly.
+    this.headers = list;
+    if (endStream) {
+      // Nothing follows the head: hand it over (body null) now that the stream ended.
       this.state = COLLECT;
       this.declared = -1;
+      this.complete();
       return;
     }
     if (this.req.method === 'HEAD' || status === 204 || status === 304) {
-      // No body by definition; drain whatever arrives, the exchange ends when the stream closes.
+      // No body by definition; drain whatever arrives, the exchange ends when the stream does.
       this.handOver(null);
       return;
     }
-    const length = smallLength(headers['content-length']);
-    if (length >= 0) {
+    const length = parseLength(contentLength);
+    if (length >= 0 && length <= SMALL_BODY_BYTES) {
       this.state = COLLECT;
       this.declared = length;
       return;
     }
+    this.declared = length;
     this.handOverStream();
   }
 
-  onData(chunk: Buffer): void {
+  onData(chunk: Uint8Array, endStream: boolean): void {
     if (this.finished) return;
-    if (this.state === COLLECT) {
-      const received = this.received + chunk.byteLength;
-      if (received > this.declared) {
-        this.reset(
-          new SpookyError('upstream_protocol_error', `${this.ctx.authority} sent more response body than its content-length (${this.declared})`),
-        );
+    const n = chunk.byteLength;
+    if (this.state === WAIT_HEAD) {
+      this.protocolError(`${this.ctx.authority} sent DATA before the response headers`);
+      return;
+    }
+    if (n > 0) {
+      const received = this.received + n;
+      if (this.state !== NO_BODY && this.declared >= 0 && received > this.declared) {
+        this.protocolError(`${this.ctx.authority} sent more response body than its content-length (${this.declared})`);
         return;
       }
       this.received = received;
-      if (this.first === undefined) this.first = chunk;
-      else (this.more ??= []).push(chunk);
-      return;
+      if (this.state === COLLECT) {
+        if (this.first === undefined) this.first = chunk;
+        else (this.more ??= []).push(chunk);
+      } else if (this.state === STREAMING) {
+        const c = this.controller;
+        if (c) {
+          c.enqueue(chunk);
+          if ((c.desiredSize ?? 0) <= 0 && !this.paused) {
+            this.paused = true;
+            this.stream.pause();
+          }
+        }
+      }
     }
-    const c = this.controller;
-    if (this.state !== STREAMING || !c) return; // NO_BODY: drained
-    c.enqueue(chunk);
-    if ((c.desiredSize ?? 0) <= 0 && !this.paused) {
-      this.paused = true;
-      this.stream.pause();
+    if (endStream) this.complete();
+  }
+
+  onReset(failure: StreamFailure): void {
+    if (this.finished) return;
+    this.finish(classify(failure, this.state !== WAIT_HEAD, this.ctx.authority));
+  }
+
+  onWritable(): void {
+    const w = this.writable;
+    if (w) {
+      this.writable = undefined;
+      w();
     }
   }
 
-  onClose(): void {
+  /** The backend ended the stream: the response is complete. */
+  private complete(): void {
     const stream = this.stream;
-    this.ctx.release(this.session);
-    (stream as TaggedStream)[kExchange] = undefined;
-    if (this.finished) return;
-    if (this.localError) {
-      this.finish(this.localError);
-      return;
+    if (!stream.localEnded && !stream.closed) {
+      // Still sending the request body: the backend does not want the rest.
+      stream.reset(ErrorCode.CANCEL);
     }
-    const code = stream.rstCode;
-    // Bun also emits 'end' when the connection dies mid-body; only a clean close (rstCode 0) after the
-    // readable side ended is a complete response.
-    const clean =
-      this.state !== WAIT_HEAD && stream.readableEnded && (code === NGHTTP2_NO_ERROR || code === undefined) && this.streamError === undefined;
-    if (!clean) {
-      this.finish(classify(stream, this.streamError, this.state !== WAIT_HEAD, this.ctx.authority));
+    if (this.state !== NO_BODY && this.declared >= 0 && this.received !== this.declared) {
+      this.finish(
+        new SpookyError(
+          'upstream_protocol_error',
+          `${this.ctx.authority} sent ${this.received} bytes of response body for a content-length of ${this.declared}`,
+        ),
+      );
       return;
     }
     if (this.state !== COLLECT) {
@@ -933,19 +916,7 @@ class Exchange implements EventListenerObject {
       return;
     }
     // A complete small response: end the exchange first, then hand the whole body over.
-    let body: Uint8Array | null = null;
-    if (this.declared >= 0) {
-      if (this.received !== this.declared) {
-        this.finish(
-          new SpookyError(
-            'upstream_protocol_error',
-            `${this.ctx.authority} sent ${this.received} bytes of response body for a content-length of ${this.declared}`,
-          ),
-        );
-        return;
-      }
-      body = this.takeBody();
-    }
+    const body = this.declared >= 0 ? this.takeBody() : null;
     if (!this.watching && this.req.signal.aborted) {
       // The abort fired while the signal was only polled: report it as a listener would have.
       this.finish(abortedError(this.req.signal));
@@ -954,6 +925,11 @@ class Exchange implements EventListenerObject {
     this.settle();
     this.onEnd?.();
     this.resolve({ status: this.status, headers: this.headers, body });
+  }
+
+  /** The backend broke the protocol on this stream: RST_STREAM(PROTOCOL_ERROR) and `upstream_protocol_error`. */
+  private protocolError(message: string): void {
+    this.resetWith(new SpookyError('upstream_protocol_error', message), ErrorCode.PROTOCOL_ERROR);
   }
 
   // ---- deadline and abort (called by the sweeper and the signal)
@@ -1019,7 +995,7 @@ class Exchange implements EventListenerObject {
     }
   }
 
-  /** Underlying source: the consumer wants more; resume the HTTP/2 stream (which sends WINDOW_UPDATEs). */
+  /** Underlying source: the consumer wants more; resume crediting the HTTP/2 stream (WINDOW_UPDATEs). */
   pull(): void {
     if (this.paused) {
       this.paused = false;
@@ -1035,7 +1011,7 @@ class Exchange implements EventListenerObject {
 
   // ---- ending
 
-  /** Hands the head over with `body` null (the exchange goes on until the stream closes). */
+  /** Hands the head over with `body` null (the exchange goes on until the stream ends). */
   private handOver(body: null): void {
     if (!this.watch()) return;
     this.state = NO_BODY;
@@ -1074,9 +1050,12 @@ class Exchange implements EventListenerObject {
 
   /** Resets the stream with RST_STREAM(CANCEL) and ends the exchange with `err`. */
   reset(err: SpookyError): void {
+    this.resetWith(err, ErrorCode.CANCEL);
+  }
+
+  private resetWith(err: SpookyError, code: number): void {
     if (this.finished) return;
-    this.localError = err;
-    resetStream(this.stream);
+    this.stream.reset(code);
     this.finish(err);
   }
 
@@ -1090,6 +1069,7 @@ class Exchange implements EventListenerObject {
       this.uploading = false;
       reader.cancel(err).catch(noop);
     }
+    this.onWritable(); // an upload waiting for the stream sees the exchange over
   }
 
   /** Ends the exchange exactly once: deadline, abort listener, head promise, body stream, request body, onEnd. */
@@ -1118,7 +1098,7 @@ class Exchange implements EventListenerObject {
 
   // ---- request body
 
-  /** Sends the request body, pulled from the web stream only as fast as the HTTP/2 stream drains. */
+  /** Sends the request body, pulled from the web stream only as fast as the HTTP/2 stream takes it. */
   upload(source: ReadableStream<Uint8Array>): void {
     let r: BodyReader;
     try {
@@ -1146,14 +1126,17 @@ class Exchange implements EventListenerObject {
         return;
       }
       if (!this.uploading || this.finished) return;
-      // A closed stream is reported by its 'close' handler.
-      if (stream.destroyed || stream.closed) return;
+      // A closed stream is reported through the stream's handler.
+      if (stream.closed) return;
       if (chunk.done) break;
       const value = chunk.value;
       if (value.byteLength === 0) continue;
       if (!stream.write(value)) {
-        await waitDrain(stream);
-        if (!this.uploading || this.finished || stream.destroyed) return;
+        captureTarget = this;
+        const writable = new Promise<void>(captureWritable);
+        captureTarget = undefined;
+        await writable;
+        if (!this.uploading || this.finished || stream.closed) return;
       }
     }
     this.uploading = false;
@@ -1163,15 +1146,6 @@ class Exchange implements EventListenerObject {
   }
 }
 
-/**
- * The exchanges of one transport that wait for their head (or small body), oldest first, swept by one timer. The
- * sweep fires expired deadlines; it polls `signal.aborted` of the exchanges that have no abort listener and attaches
- * one to those older than {@link ABORT_LISTEN_AFTER_MS} (a cursor marks the oldest exchange without a listener;
- * every one before it has one). While such exchanges exist the sweep runs every {@link ABORT_POLL_MS}; otherwise
- * only at the earliest deadline. Adding and removing are O(1) and touch no timer unless the sweep must run earlier
- * than planned, or the list becomes empty (then the timer is cleared: it keeps the process alive only while
- * exchanges are pending).
- */
 class Sweeper {
   private head: Exchange | undefined = undefined;
   private tail: Exchange | undefined = undefined;
@@ -1225,7 +1199,6 @@ class Sweeper {
     }
   }
 
-  /** Makes the sweep run at `at` (earlier than planned so far). */
   /** Gives a tracked exchange a new deadline (no-op when it is not tracked any more). */
   setDeadline(ex: Exchange, deadline: number): void {
     if (!ex.linked) return;
@@ -1234,6 +1207,7 @@ class Sweeper {
     if (deadline < this.at) this.arm(deadline, performance.now());
   }
 
+  /** Makes the sweep run at `at` (earlier than planned so far). */
   private arm(at: number, now: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.at = at;
@@ -1273,45 +1247,35 @@ class Sweeper {
   }
 }
 
-/** The response header list from node:http2's header object: names lower case, pseudo-headers dropped. */
-function headerList(headers: IncomingHttpHeaders): [string, string][] {
-  const list: [string, string][] = [];
-  const names = Object.keys(headers);
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i] as string;
-    if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = headers[name];
-    if (v === undefined) continue;
-    const lower = name.toLowerCase();
-    if (typeof v === 'string') list.push([lower, v]);
-    else if (Array.isArray(v)) for (const x of v) list.push([lower, x]);
-    else list.push([lower, String(v)]);
+/** True when `name` has an upper-case ASCII letter (forbidden in HTTP/2 field names, RFC 9113 §8.2.1). */
+function hasUpperCase(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
   }
-  return list;
+  return false;
 }
 
-/** A `content-length` value as a number when it is valid and at most {@link SMALL_BODY_BYTES}; else -1. */
-function smallLength(v: string | string[] | undefined): number {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 6) return -1;
+/** A `:status` value as a number when it is three digits, else NaN. */
+function statusCode(v: string | undefined): number {
+  if (v === undefined || v.length !== 3) return Number.NaN;
+  const a = v.charCodeAt(0) - 48;
+  const b = v.charCodeAt(1) - 48;
+  const c = v.charCodeAt(2) - 48;
+  if (a < 0 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return Number.NaN;
+  return a * 100 + b * 10 + c;
+}
+
+/** A `content-length` value as a number; -1 when absent or not a plain decimal number. */
+function parseLength(v: string | undefined): number {
+  if (v === undefined || v.length === 0 || v.length > 15) return -1;
   let n = 0;
   for (let i = 0; i < v.length; i++) {
     const d = v.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
   }
-  return n <= SMALL_BODY_BYTES ? n : -1;
-}
-
-/**
- * Resets `stream` with RST_STREAM(CANCEL). Not `stream.close(NGHTTP2_CANCEL)`: while the request body is still
- * being sent, Bun's `close()` first ends the writable side, so the backend would see END_STREAM (a truncated
- * body that looks complete) before the reset. `destroy()` with an `ABORT_ERR` error sends only RST_STREAM(CANCEL)
- * (checked on the wire with Bun 1.4.5); the error it re-emits on the stream is ignored by the exchange.
- */
-function resetStream(stream: ClientHttp2Stream): void {
-  if (stream.destroyed) return;
-  const err = Object.assign(new Error('stream cancelled by the proxy'), { name: 'AbortError', code: 'ABORT_ERR' });
-  stream.destroy(err);
+  return n;
 }
 
 /** Largest delay timers accept (a larger one would fire at once). */
@@ -1332,19 +1296,6 @@ function validate(req: UpstreamRequest): SpookyError | undefined {
     if (req.body === null && cl !== 0) return new SpookyError('bad_request', 'content-length declared without a body');
   }
   return undefined;
-}
-
-/** Waits until `stream` can take more data (or is gone). */
-function waitDrain(stream: ClientHttp2Stream): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }
 
 /** The error for a fired abort signal: its reason when that is a SpookyError, else `client_aborted`. */
@@ -1373,24 +1324,18 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** Maps a stream that closed abnormally to a SpookyError. */
-function classify(stream: ClientHttp2Stream, err: unknown, gotHead: boolean, authority: string): SpookyError {
-  const rst = stream.rstCode;
-  const code = errCode(err);
-  const detail = err !== undefined ? describe(err) : `RST_STREAM code ${rst ?? 'unknown'}`;
-  if (!gotHead) {
-    // REFUSED_STREAM and streams above a GOAWAY's last stream id were not processed (RFC 9113 §8.7): safe to retry.
-    if (rst === NGHTTP2_REFUSED_STREAM || (code !== undefined && UNPROCESSED_ERROR_CODES.has(code)) || stream.id === undefined) {
-      return connectFailed(`${authority} did not process the request: ${detail}`, err);
-    }
-  }
+/** Maps a stream that ended abnormally to a SpookyError. */
+function classify(failure: StreamFailure, gotHead: boolean, authority: string): SpookyError {
+  const { kind, code, message } = failure;
+  // REFUSED_STREAM and streams above a GOAWAY's last stream id were not processed (RFC 9113 §8.7): safe to retry.
+  if (!gotHead && kind === 'refused') return connectFailed(`${authority} did not process the request: ${message}`);
   if (
-    (code !== undefined && PROTOCOL_ERROR_CODES.has(code) && rst !== NGHTTP2_CANCEL) ||
-    rst === NGHTTP2_PROTOCOL_ERROR ||
-    rst === NGHTTP2_COMPRESSION_ERROR ||
-    rst === NGHTTP2_FRAME_SIZE_ERROR
+    kind === 'protocol' ||
+    (kind === 'reset' && (code === ErrorCode.PROTOCOL_ERROR || code === ErrorCode.COMPRESSION_ERROR || code === ErrorCode.FRAME_SIZE_ERROR))
   ) {
-    return new SpookyError('upstream_protocol_error', `HTTP/2 protocol error with ${authority}: ${detail}`, { cause: err });
+    return new SpookyError('upstream_protocol_error', `HTTP/2 protocol error with ${authority}: ${message}`);
   }
-  return new SpookyError('upstream_reset', `${authority} reset the stream${gotHead ? ' during the response body' : ''}: ${detail}`, { cause: err });
+  if (kind === 'closed')
+    return new SpookyError('upstream_reset', `connection to ${authority} lost${gotHead ? ' during the response body' : ''}: ${message}`);
+  return new SpookyError('upstream_reset', `${authority} reset the stream${gotHead ? ' during the response body' : ''}: ${message}`);
 }

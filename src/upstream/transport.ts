@@ -1,7 +1,7 @@
 /**
  * The upstream side behind one interface: the proxy hands a sanitised request to a Transport bound to one
  * backend and gets the response head plus a streaming body. Implementations: HTTP/1.1 (own keep-alive pool
- * over Bun sockets) and HTTP/2 (node:http2, TLS or cleartext).
+ * over Bun sockets) and HTTP/2 (own client in `./h2/`, TLS or cleartext).
  */
 
 /** A request ready to go to a backend. Headers are already sanitised (no hop-by-hop, no CR/LF, lower-case names). */

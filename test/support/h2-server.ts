@@ -171,7 +171,13 @@ export type RawBehaviour =
   /** Accepts TCP but never sends a byte (not even SETTINGS). */
   | 'silent'
   /** Never answers; records every stream frame the client sends (see {@link RawH2Server.frames}). */
-  | 'record';
+  | 'record'
+  /** Answers with a DATA frame on stream 0 (a connection PROTOCOL_ERROR). */
+  | 'malformed'
+  /** Answers 200 with the header block split over HEADERS and two CONTINUATION frames, then `ok`. */
+  | 'continuation'
+  /** Sends PING `pingpong` first and answers 200 `pong` only once the client acknowledged it. */
+  | 'ping';
 
 /** A frame a {@link startRawH2Server} received on a stream. */
 export interface RawFrame {
@@ -197,6 +203,8 @@ export interface RawH2Server {
   readonly connections: () => number;
   /** Stream frames received (kept for the `record` behaviour). */
   readonly frames: () => RawFrame[];
+  /** Payloads of the PING acknowledgements received, as text. */
+  readonly pingAcks: () => string[];
   /** Destroys every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -222,6 +230,7 @@ function u32(n: number): Buffer {
 export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Server> {
   let conns = 0;
   const frames: RawFrame[] = [];
+  const pingAcks: string[] = [];
   const sockets = new Set<net.Socket>();
   const srv = net.createServer((sock) => {
     conns++;
@@ -232,6 +241,7 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
     sock.write(frame(0x4, 0, 0, new Uint8Array(0))); // our SETTINGS (empty)
     let buf = Buffer.alloc(0);
     let prefaceSeen = false;
+    let pingStream = 0;
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       if (!prefaceSeen) {
@@ -258,6 +268,14 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
         }
         if (type === 0x4 && (flags & 0x1) === 0) sock.write(frame(0x4, 0x1, 0, new Uint8Array(0))); // SETTINGS ACK
         if (type === 0x6 && (flags & 0x1) === 0) sock.write(frame(0x6, 0x1, 0, new Uint8Array(8))); // PING ACK
+        if (type === 0x6 && (flags & 0x1) !== 0) {
+          pingAcks.push(payload.toString('latin1'));
+          if (behaviour === 'ping' && pingStream !== 0) {
+            sock.write(frame(0x1, 0x4, pingStream, Uint8Array.of(0x88)));
+            sock.write(frame(0x0, 0x1, pingStream, Buffer.from('pong')));
+            pingStream = 0;
+          }
+        }
         if (type !== 0x1) continue; // HEADERS starts a request
         if (behaviour === 'refuse') sock.write(frame(0x3, 0, id, u32(0x7)));
         else if (behaviour === 'goaway-unprocessed') sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])));
@@ -266,6 +284,22 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
           sock.write(frame(0x1, 0x4, id, Uint8Array.of(0x88)));
           sock.write(frame(0x0, 0, id, Buffer.from('hello')));
           setTimeout(() => sock.write(frame(0x3, 0, id, u32(0x2))), 20);
+        } else if (behaviour === 'malformed') {
+          sock.write(frame(0x0, 0, 0, Buffer.from('oops')));
+        } else if (behaviour === 'continuation') {
+          // :status 200 (static 8), then `x-long: y * 100` as a literal with a new name, cut into three pieces.
+          const block = Buffer.concat([Uint8Array.of(0x88, 0x00, 0x06), Buffer.from('x-long'), Uint8Array.of(100), Buffer.alloc(100, 0x79)]);
+          sock.write(
+            Buffer.concat([
+              frame(0x1, 0x0, id, block.subarray(0, 5)),
+              frame(0x9, 0x0, id, block.subarray(5, 50)),
+              frame(0x9, 0x4, id, block.subarray(50)),
+              frame(0x0, 0x1, id, Buffer.from('ok')),
+            ]),
+          );
+        } else if (behaviour === 'ping') {
+          pingStream = id;
+          sock.write(frame(0x6, 0x0, 0, Buffer.from('pingpong')));
         }
       }
     });
@@ -275,6 +309,7 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
     port: (srv.address() as net.AddressInfo).port,
     connections: () => conns,
     frames: () => frames,
+    pingAcks: () => pingAcks,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

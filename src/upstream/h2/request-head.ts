@@ -1,0 +1,85 @@
+/**
+ * Turns an {@link UpstreamRequest} into an HTTP/2 request header block (RFC 9113 §8.3.1): pseudo-headers first
+ * (`:authority` from the `host` header, else the backend's host:port), connection-specific fields dropped
+ * (§8.2.2; `te` only as `trailers`), names lower-cased, and every name and value checked, so a field HTTP/2
+ * cannot carry fails this one request instead of the connection.
+ */
+import type { UpstreamRequest } from '../transport.ts';
+import type { ByteWriter } from './bytes.ts';
+import { encodeField } from './hpack.ts';
+
+/** Connection-specific header fields that HTTP/2 forbids (RFC 9113 §8.2.2), plus the framing ones we set. */
+const FORBIDDEN_H2_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'content-length',
+]);
+
+/** Per char code below 128: 1 for a lower-case token char, 2 for an upper-case letter, 0 otherwise (RFC 9110 §5.6.2). */
+const NAME_CHARS = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHARS[c.charCodeAt(0)] = 1;
+for (let c = 65; c <= 90; c++) NAME_CHARS[c] = 2;
+
+/** The name lower-cased when it is a valid token, else undefined. */
+function checkedName(name: string): string | undefined {
+  const n = name.length;
+  if (n === 0) return undefined;
+  let upper = false;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    const kind = c < 128 ? (NAME_CHARS[c] as number) : 0;
+    if (kind === 0) return undefined;
+    if (kind === 2) upper = true;
+  }
+  return upper ? name.toLowerCase() : name;
+}
+
+/** True when `value` holds only HTAB, visible ASCII, SP and obs-text (no NUL, CR, LF or other controls). */
+function validValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 ? c !== 0x09 : c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes the header block of `req` to `w` (which it resets first). Returns undefined, or the reason the request
+ * cannot be sent over HTTP/2 (then `w` holds garbage).
+ */
+export function encodeRequestHead(w: ByteWriter, req: UpstreamRequest, scheme: string, defaultAuthority: string): string | undefined {
+  w.reset();
+  const headers = req.headers;
+  let authority = defaultAuthority;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i] as [string, string];
+    if (h[0] === 'host') {
+      authority = h[1];
+      break;
+    }
+  }
+  if (!validValue(authority)) return 'invalid host header';
+  if (!validValue(req.target) || req.target.includes(' ')) return 'invalid request target';
+  encodeField(w, ':method', req.method);
+  encodeField(w, ':scheme', scheme);
+  encodeField(w, ':authority', authority);
+  encodeField(w, ':path', req.target);
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i] as [string, string];
+    const rawName = h[0];
+    const value = h[1];
+    if (rawName === 'host' || rawName.charCodeAt(0) === 58 /* ':' */ || FORBIDDEN_H2_HEADERS.has(rawName)) continue;
+    const name = checkedName(rawName);
+    if (name === undefined) return `invalid header name ${JSON.stringify(rawName)}`;
+    if (name !== rawName && (name === 'host' || FORBIDDEN_H2_HEADERS.has(name))) continue;
+    if (name === 'te' && value.toLowerCase() !== 'trailers') continue;
+    if (!validValue(value)) return `invalid value of header ${name}`;
+    encodeField(w, name, value);
+  }
+  if (req.contentLength !== undefined) encodeField(w, 'content-length', String(req.contentLength));
+  return undefined;
+}

@@ -1,0 +1,429 @@
+import { describe, expect, test } from 'bun:test';
+import { ByteWriter } from './bytes.ts';
+import type { ByteChannel } from './channel.ts';
+import {
+  CLIENT_PREFACE,
+  ErrorCode,
+  Flag,
+  FrameReader,
+  FrameType,
+  readU32,
+  Setting,
+  writeData,
+  writeFrameHeader,
+  writeGoaway,
+  writeHeaders,
+  writePing,
+  writeRstStream,
+  writeSettings,
+  writeSettingsAck,
+  writeWindowUpdate,
+} from './frames.ts';
+import { encodeField } from './hpack.ts';
+import { H2Session, type H2Stream, type SessionListener, type StreamFailure, type StreamHandler } from './session.ts';
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Uint8Array;
+}
+
+/** A channel that records what the session writes. */
+class FakeChannel implements ByteChannel {
+  written: Uint8Array[] = [];
+  ended = false;
+  destroyed = false;
+  congested = false;
+  write(bytes: Uint8Array, length: number): boolean {
+    this.written.push(bytes.slice(0, length));
+    return !this.congested;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+/** Records a stream's events. */
+class Recorder implements StreamHandler {
+  headers: { fields: string[]; end: boolean }[] = [];
+  data: number[] = [];
+  ended = false;
+  failure: StreamFailure | undefined;
+  writable = 0;
+  onHeaders(fields: string[], endStream: boolean): void {
+    this.headers.push({ fields, end: endStream });
+    if (endStream) this.ended = true;
+  }
+  onData(chunk: Uint8Array, endStream: boolean): void {
+    this.data.push(...chunk);
+    if (endStream) this.ended = true;
+  }
+  onReset(failure: StreamFailure): void {
+    this.failure = failure;
+  }
+  onWritable(): void {
+    this.writable++;
+  }
+}
+/** A session on a fake channel plus a scripted peer. */
+function setup(streamWindowBytes = 65_535) {
+  const channel = new FakeChannel();
+  const events: string[] = [];
+  let closedWith: StreamFailure | undefined;
+  const listener: SessionListener = {
+    onReady: () => events.push('ready'),
+    onSettings: () => events.push('settings'),
+    onStreamClosed: () => events.push('stream-closed'),
+    onGoaway: () => events.push('goaway'),
+    onClosed: (_s, failure) => {
+      events.push('closed');
+      closedWith = failure;
+    },
+  };
+  const session = new H2Session(channel, listener, { streamWindowBytes });
+  session.start();
+  let readOffset = 0;
+  let prefaceSeen = false;
+  /** Frames the session wrote since the last call (flushes first). */
+  const sent = (): Frame[] => {
+    session.flush();
+    const all = Buffer.concat(channel.written);
+    let bytes: Uint8Array = all.subarray(readOffset);
+    readOffset = all.length;
+    if (!prefaceSeen) {
+      expect(Buffer.from(bytes.subarray(0, CLIENT_PREFACE.length))).toEqual(Buffer.from(CLIENT_PREFACE));
+      bytes = bytes.subarray(CLIENT_PREFACE.length);
+      prefaceSeen = true;
+    }
+    const frames: Frame[] = [];
+    new FrameReader({
+      onFrame: (type, flags, streamId, buf, start, end) => {
+        frames.push({ type, flags, streamId, payload: buf.slice(start, end) });
+        return true;
+      },
+      onOversizedFrame: () => {
+        throw new Error('oversized frame from the session');
+      },
+    }).push(bytes);
+    return frames;
+  };
+  /** Feeds frames written by `build` to the session as the peer. */
+  const peer = (build: (w: ByteWriter) => void) => {
+    const w = new ByteWriter();
+    build(w);
+    session.onBytes(w.copy());
+  };
+  /** Completes the handshake with the peer's SETTINGS. */
+  const handshake = (settings: [number, number][] = []) => {
+    peer((w) => writeSettings(w, settings));
+    expect(session.ready).toBe(true);
+  };
+  /** Opens a GET stream. */
+  const open = (handler: StreamHandler = new Recorder(), endStream = true): H2Stream => {
+    const w = new ByteWriter();
+    encodeField(w, ':method', 'GET');
+    encodeField(w, ':path', '/');
+    return session.open(w.buf, w.length, endStream, handler);
+  };
+  return { channel, session, events, sent, peer, handshake, open, closed: () => closedWith };
+}
+
+/** A response header block `:status: <status>` plus fields. */
+function responseBlock(status: string, ...fields: [string, string][]): Uint8Array {
+  const w = new ByteWriter();
+  encodeField(w, ':status', status);
+  for (const [n, v] of fields) encodeField(w, n, v);
+  return w.copy();
+}
+
+describe('H2Session', () => {
+  test('start: preface, SETTINGS (push off, our stream window) and the connection window; ready after the peer SETTINGS', () => {
+    const h = setup(262_144);
+    const first = h.sent();
+    expect(first.map((f) => f.type)).toEqual([FrameType.SETTINGS, FrameType.WINDOW_UPDATE]);
+    expect([...(first[0] as Frame).payload]).toEqual([0, Setting.ENABLE_PUSH, 0, 0, 0, 0, 0, Setting.INITIAL_WINDOW_SIZE, 0, 4, 0, 0]);
+    expect((first[1] as Frame).streamId).toBe(0);
+    expect(h.session.canOpen()).toBe(false);
+    h.handshake([[Setting.MAX_CONCURRENT_STREAMS, 7]]);
+    expect(h.events).toEqual(['ready']);
+    expect(h.session.peerMaxConcurrentStreams).toBe(7);
+    expect(h.sent().map((f) => [f.type, f.flags])).toEqual([[FrameType.SETTINGS, Flag.ACK]]);
+  });
+
+  test('the frames of several streams opened in one turn leave in one write', async () => {
+    const h = setup();
+    h.handshake();
+    h.sent();
+    const before = h.channel.written.length;
+    h.open();
+    h.open();
+    h.open();
+    expect(h.channel.written.length).toBe(before);
+    await new Promise((r) => setImmediate(r));
+    expect(h.channel.written.length).toBe(before + 1);
+    expect(h.sent().map((f) => f.streamId)).toEqual([1, 3, 5]);
+  });
+
+  test('PING is answered with an ACK carrying the same payload', () => {
+    const h = setup();
+    h.handshake();
+    h.sent();
+    const payload = Uint8Array.of(8, 7, 6, 5, 4, 3, 2, 1);
+    h.peer((w) => writePing(w, payload, false));
+    const frames = h.sent();
+    expect(frames.map((f) => [f.type, f.flags])).toEqual([[FrameType.PING, Flag.ACK]]);
+    expect([...(frames[0] as Frame).payload]).toEqual([...payload]);
+    h.peer((w) => writePing(w, payload, true)); // an ACK is not answered
+    expect(h.sent()).toEqual([]);
+  });
+
+  test('a response header block split over HEADERS and CONTINUATION frames', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    const block = responseBlock('200', ['x-long', 'y'.repeat(100)], ['content-type', 'text/plain']);
+    h.peer((w) => writeHeaders(w, 1, block, block.length, true, 30));
+    expect(r.headers).toEqual([{ fields: [':status', '200', 'x-long', 'y'.repeat(100), 'content-type', 'text/plain'], end: true }]);
+    expect(h.events).toContain('stream-closed');
+  });
+
+  test('a frame between HEADERS and CONTINUATION is a connection PROTOCOL_ERROR', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    h.sent();
+    const block = responseBlock('200', ['x-long', 'y'.repeat(100)]);
+    h.peer((w) => {
+      writeFrameHeader(w, 10, FrameType.HEADERS, 0, 1);
+      w.bytes(block.subarray(0, 10));
+      writePing(w, new Uint8Array(8), false);
+    });
+    expect(r.failure?.kind).toBe('protocol');
+    const goaway = h.sent().find((f) => f.type === FrameType.GOAWAY);
+    expect(readU32((goaway as Frame).payload, 4)).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
+  test.each([
+    [
+      'WINDOW_UPDATE of 3 bytes',
+      (w: ByteWriter) => {
+        writeFrameHeader(w, 3, FrameType.WINDOW_UPDATE, 0, 0);
+        w.bytes(Uint8Array.of(0, 0, 1));
+      },
+      ErrorCode.FRAME_SIZE_ERROR,
+    ],
+    ['DATA on stream 0', (w: ByteWriter) => writeData(w, 0, new Uint8Array(1), 0, 1, false), ErrorCode.PROTOCOL_ERROR],
+    ['PUSH_PROMISE', (w: ByteWriter) => writeFrameHeader(w, 0, FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1), ErrorCode.PROTOCOL_ERROR],
+    ['HEADERS on a stream never opened', (w: ByteWriter) => writeHeaders(w, 9, Uint8Array.of(0x88), 1, true, 16384), ErrorCode.PROTOCOL_ERROR],
+    ['an invalid header block', (w: ByteWriter) => writeHeaders(w, 1, Uint8Array.of(0x80), 1, true, 16384), ErrorCode.COMPRESSION_ERROR],
+    ['a frame above the maximum frame size', (w: ByteWriter) => writeFrameHeader(w, 20_000, FrameType.DATA, 0, 1), ErrorCode.FRAME_SIZE_ERROR],
+  ])('%s: GOAWAY with the error, the connection ends, open streams fail as protocol errors', (_name, build, code) => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    h.sent();
+    h.peer(build);
+    expect(r.failure?.kind).toBe('protocol');
+    expect(r.failure?.code).toBe(code);
+    const frames = h.sent();
+    expect(frames.map((f) => f.type)).toEqual([FrameType.GOAWAY]);
+    expect(readU32((frames[0] as Frame).payload, 4)).toBe(code);
+    expect(h.channel.ended).toBe(true);
+    expect(h.closed()?.kind).toBe('protocol');
+    expect(h.session.canOpen()).toBe(false);
+  });
+
+  test('a first frame other than SETTINGS fails the connection', () => {
+    const h = setup();
+    h.peer((w) => writePing(w, new Uint8Array(8), false));
+    expect(h.events).toEqual(['closed']);
+    expect(h.closed()?.code).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
+  test('unknown frame types and PRIORITY frames are ignored', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    h.peer((w) => {
+      writeFrameHeader(w, 3, 0xfa, 0xff, 1);
+      w.bytes(Uint8Array.of(1, 2, 3));
+      writeFrameHeader(w, 5, FrameType.PRIORITY, 0, 1);
+      w.bytes(new Uint8Array(5));
+    });
+    expect(r.failure).toBeUndefined();
+    expect(h.session.closed).toBe(false);
+  });
+
+  test('padded DATA: the handler gets the content only, and padding is credited', () => {
+    const h = setup(300);
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    const block = responseBlock('200');
+    h.peer((w) => writeHeaders(w, 1, block, block.length, false, 16384));
+    h.sent();
+    h.peer((w) => {
+      writeFrameHeader(w, 1 + 3 + 200, FrameType.DATA, Flag.PADDED, 1);
+      w.byte(200);
+      w.bytes(Uint8Array.of(1, 2, 3));
+      w.bytes(new Uint8Array(200));
+    });
+    expect(r.data).toEqual([1, 2, 3]);
+    const updates = h.sent().filter((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 1);
+    expect(updates.map((f) => readU32(f.payload, 0))).toEqual([204]);
+  });
+
+  test('receive flow control follows consumption: a paused stream gets no credit until resumed', () => {
+    const h = setup(1000);
+    h.handshake();
+    const r = new Recorder();
+    const s = h.open(r);
+    const block = responseBlock('200');
+    h.peer((w) => writeHeaders(w, 1, block, block.length, false, 16384));
+    h.sent();
+    h.peer((w) => writeData(w, 1, new Uint8Array(600), 0, 600, false));
+    expect(h.sent().map((f) => [f.type, f.streamId, readU32(f.payload, 0)])).toEqual([[FrameType.WINDOW_UPDATE, 1, 600]]);
+    s.pause();
+    h.peer((w) => writeData(w, 1, new Uint8Array(1000), 0, 1000, false));
+    expect(h.sent()).toEqual([]);
+    expect(r.data.length).toBe(1600);
+    s.resume();
+    expect(h.sent().map((f) => [f.type, f.streamId, readU32(f.payload, 0)])).toEqual([[FrameType.WINDOW_UPDATE, 1, 1000]]);
+    // More than the window: a stream FLOW_CONTROL_ERROR.
+    h.peer((w) => writeData(w, 1, new Uint8Array(1001), 0, 1001, false));
+    expect(r.failure).toEqual(expect.objectContaining({ kind: 'protocol', code: ErrorCode.FLOW_CONTROL_ERROR }));
+    const rst = h.sent().find((f) => f.type === FrameType.RST_STREAM);
+    expect(readU32((rst as Frame).payload, 0)).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+    expect(h.session.closed).toBe(false);
+  });
+
+  test('send flow control: DATA stays within the peer stream window and frame size; WINDOW_UPDATE releases the rest', () => {
+    const h = setup();
+    h.handshake([[Setting.INITIAL_WINDOW_SIZE, 1000]]);
+    const r = new Recorder();
+    const s = h.open(r, false);
+    h.sent();
+    expect(s.write(new Uint8Array(5000).fill(7))).toBe(false);
+    s.end();
+    const dataBytes = (frames: Frame[]) => frames.filter((f) => f.type === FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
+    expect(dataBytes(h.sent())).toBe(1000);
+    h.peer((w) => writeWindowUpdate(w, 1, 3000));
+    expect(dataBytes(h.sent())).toBe(3000);
+    expect(r.writable).toBe(0);
+    h.peer((w) => writeWindowUpdate(w, 1, 100_000));
+    const last = h.sent().filter((f) => f.type === FrameType.DATA);
+    expect(last.reduce((n, f) => n + f.payload.length, 0)).toBe(1000);
+    expect((last.at(-1) as Frame).flags & Flag.END_STREAM).toBe(Flag.END_STREAM);
+    expect(r.writable).toBe(1);
+  });
+
+  test('send flow control: the connection window and a SETTINGS change of the initial window', () => {
+    const h = setup();
+    h.handshake([[Setting.INITIAL_WINDOW_SIZE, 1_000_000]]);
+    const s = h.open(new Recorder(), false);
+    h.sent();
+    s.write(new Uint8Array(100_000));
+    const frames = h.sent().filter((f) => f.type === FrameType.DATA);
+    expect(frames.reduce((n, f) => n + f.payload.length, 0)).toBe(65_535); // the connection window
+    expect(Math.max(...frames.map((f) => f.payload.length))).toBe(16_384); // the default max frame size
+    h.peer((w) => writeWindowUpdate(w, 0, 50_000));
+    expect(h.sent().reduce((n, f) => n + (f.type === FrameType.DATA ? f.payload.length : 0), 0)).toBe(34_465);
+    // A smaller initial window makes the stream window negative: nothing more may be sent.
+    const t = h.open(new Recorder(), false);
+    h.peer((w) => writeSettings(w, [[Setting.INITIAL_WINDOW_SIZE, 0]]));
+    h.sent();
+    t.write(new Uint8Array(10));
+    expect(h.sent().filter((f) => f.type === FrameType.DATA)).toEqual([]);
+  });
+
+  test('a congested channel holds back DATA until it drains', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    const s = h.open(r, false);
+    h.sent();
+    h.channel.congested = true;
+    s.write(new Uint8Array(100));
+    h.session.flush();
+    expect(s.write(new Uint8Array(100))).toBe(false);
+    h.channel.congested = false;
+    h.session.onDrain();
+    expect(r.writable).toBe(1);
+  });
+
+  test('GOAWAY: streams above the last stream id are refused, the others finish, then the connection closes', () => {
+    const h = setup();
+    h.handshake();
+    const r1 = new Recorder();
+    const r3 = new Recorder();
+    h.open(r1);
+    h.open(r3);
+    h.peer((w) => writeGoaway(w, 1, ErrorCode.NO_ERROR));
+    expect(r3.failure?.kind).toBe('refused');
+    expect(r1.failure).toBeUndefined();
+    expect(h.session.canOpen()).toBe(false);
+    expect(h.channel.ended).toBe(false);
+    const block = responseBlock('204');
+    h.peer((w) => writeHeaders(w, 1, block, block.length, true, 16384));
+    expect(r1.headers.length).toBe(1);
+    expect(h.channel.ended).toBe(true);
+    expect(h.closed()).toBeUndefined();
+  });
+
+  test('RST_STREAM from the peer: REFUSED_STREAM is refused, other codes reset', () => {
+    const h = setup();
+    h.handshake();
+    const r1 = new Recorder();
+    const r3 = new Recorder();
+    h.open(r1);
+    h.open(r3);
+    h.peer((w) => {
+      writeRstStream(w, 1, ErrorCode.REFUSED_STREAM);
+      writeRstStream(w, 3, ErrorCode.INTERNAL_ERROR);
+    });
+    expect(r1.failure?.kind).toBe('refused');
+    expect(r3.failure).toEqual(expect.objectContaining({ kind: 'reset', code: ErrorCode.INTERNAL_ERROR }));
+    expect(h.session.streamCount).toBe(0);
+  });
+
+  test('connection lost: written streams fail as closed, unwritten ones as refused', () => {
+    const h = setup();
+    h.handshake();
+    const written = new Recorder();
+    const unwritten = new Recorder();
+    h.open(written);
+    h.session.flush();
+    h.open(unwritten);
+    h.session.onClosed(new Error('reset by peer'));
+    expect(written.failure?.kind).toBe('closed');
+    expect(unwritten.failure?.kind).toBe('refused');
+    expect(h.events.filter((e) => e === 'stream-closed').length).toBe(2);
+  });
+
+  test('a reset we send closes the stream without calling its handler; late frames for it are ignored', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    const s = h.open(r);
+    h.sent();
+    s.reset();
+    expect(h.sent().map((f) => [f.type, readU32(f.payload, 0)])).toEqual([[FrameType.RST_STREAM, ErrorCode.CANCEL]]);
+    const block = responseBlock('200');
+    h.peer((w) => {
+      writeHeaders(w, 1, block, block.length, false, 16384);
+      writeData(w, 1, new Uint8Array(10), 0, 10, true);
+      writeSettingsAck(w);
+    });
+    expect(r.headers).toEqual([]);
+    expect(r.failure).toBeUndefined();
+    expect(h.session.closed).toBe(false);
+  });
+});
