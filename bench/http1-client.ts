@@ -1,5 +1,7 @@
 /**
- * Benchmark of the HTTP/1.1 upstream client (src/upstream/http1.ts) against `fetch`.
+ * Benchmark of the HTTP/1.1 upstream client (src/upstream/http1.ts) against `fetch` and against a floor: raw
+ * keep-alive sockets that write a fixed request head and only look for the end of the known response (no
+ * parsing, no objects per request), i.e. what one HTTP/1.1 round trip over Bun sockets costs at the least.
  *
  *   bun bench/http1-client.ts [--seconds 3] [--concurrency 64,512] [--pin]
  *
@@ -76,6 +78,46 @@ async function main(): Promise<void> {
       close: () => t.close(),
     };
   };
+  // The floor: keep-alive connections over Bun.connect that write a fixed request head and count a response
+  // as complete once its head and the backend's known 13-byte body are in; no parsing, no objects per request.
+  const makeRaw = (): Client => {
+    const head = `GET / HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\naccept: */*\r\n\r\n`;
+    type Conn = { sock: Bun.Socket<{ done: (() => void) | null }> | null };
+    const idle: Conn[] = [];
+    const open = async (): Promise<Conn> => {
+      const c: Conn = { sock: null };
+      c.sock = await Bun.connect<{ done: (() => void) | null }>({
+        hostname: '127.0.0.1',
+        port,
+        data: { done: null },
+        socket: {
+          data(sock, d) {
+            // a response ends with the body 'hello, world!' (no chunking: Bun sends content-length)
+            if (d[d.length - 1] === 0x21) {
+              const done = sock.data.done;
+              sock.data.done = null;
+              done?.();
+            }
+          },
+        },
+      });
+      return c;
+    };
+    return {
+      name: 'raw socket (floor)',
+      async one() {
+        const c = idle.pop() ?? (await open());
+        await new Promise<void>((resolve) => {
+          (c.sock as NonNullable<Conn['sock']>).data.done = resolve;
+          c.sock?.write(head);
+        });
+        idle.push(c);
+      },
+      close: () => {
+        for (const c of idle) c.sock?.end();
+      },
+    };
+  };
   const makeFetch = (): Client => ({
     name: 'fetch',
     async one() {
@@ -85,14 +127,14 @@ async function main(): Promise<void> {
   });
 
   // Warm the backend's JIT (and ours) before measuring anything, so the first row is not penalised.
-  for (const make of [makeTransport, makeFetch]) {
+  for (const make of [makeTransport, makeRaw, makeFetch]) {
     const client = make();
     await run(client.one, 64, 1);
     client.close?.();
   }
   const rows: string[][] = [['client', 'concurrency', 'req/s', 'CPU µs/req', 'TCP connects (kernel)', 'connectionsOpened']];
   for (const conc of levels) {
-    for (const make of [makeTransport, makeFetch]) {
+    for (const make of [makeTransport, makeRaw, makeFetch]) {
       const client = make();
       await run(client.one, conc, 0.5); // warm-up (opens the pool)
       const connects0 = tcpActiveOpens();
