@@ -1123,7 +1123,14 @@ describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
   test.each<[string, [string, string][], boolean]>([
     ['a non-numeric content-length', [['content-length', '5x']], false],
     ['a negative content-length', [['content-length', '-5']], false],
-    ['two content-lengths that disagree', [['content-length', '5'], ['content-length', '6']], false],
+    [
+      'two content-lengths that disagree',
+      [
+        ['content-length', '5'],
+        ['content-length', '6'],
+      ],
+      false,
+    ],
     ['connection: close', [['connection', 'close']], false],
     ['transfer-encoding: chunked', [['transfer-encoding', 'chunked']], false],
     ['keep-alive', [['keep-alive', 'timeout=5']], false],
@@ -1144,14 +1151,25 @@ describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
     const err = await rejection(t.request(mkReq(), opts));
     expect(err.code).toBe('upstream_protocol_error');
     expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_protocol_error']);
-    answer = { fields: [['content-length', '5'], ['content-length', '5']] };
+    answer = {
+      fields: [
+        ['content-length', '5'],
+        ['content-length', '5'],
+      ],
+    };
     const res = await t.request(mkReq(), mkOpts());
     expect(await text(res)).toBe('hello');
     expect(raw.connections()).toBe(1);
   });
 
   test('valid edge cases pass: repeated equal content-lengths, a HEAD whose head ends the stream with a content-length', async () => {
-    answer = { fields: [['content-length', '5'], ['content-length', '5'], ['x-empty', '']] };
+    answer = {
+      fields: [
+        ['content-length', '5'],
+        ['content-length', '5'],
+        ['x-empty', ''],
+      ],
+    };
     const res = await t.request(mkReq(), mkOpts());
     expect(res.headers).toEqual([
       ['content-length', '5'],

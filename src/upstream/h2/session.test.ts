@@ -513,7 +513,12 @@ describe('H2Session', () => {
     expect(s.sendWindow).toBe(-10);
     h.sent();
     h.peer((w) => writeWindowUpdate(w, 1, 15));
-    expect(h.sent().filter((f) => f.type === FrameType.DATA).reduce((n, f) => n + f.payload.length, 0)).toBe(5);
+    expect(
+      h
+        .sent()
+        .filter((f) => f.type === FrameType.DATA)
+        .reduce((n, f) => n + f.payload.length, 0),
+    ).toBe(5);
     // A stream with no data queued keeps its credit: raising the initial window past 2^31-1 overflows it.
     const t = h.open(new Recorder(), false);
     h.peer((w) => writeWindowUpdate(w, 3, 5));

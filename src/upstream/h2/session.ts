@@ -515,7 +515,11 @@ export class H2Session implements ChannelReceiver, FrameSink {
     } catch (err) {
       // A bug (ours or a handler's) must fail this connection, not escape into the socket's event handler.
       if (this.closed) return;
-      this.teardown({ kind: 'protocol', code: ErrorCode.INTERNAL_ERROR, message: `INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}` });
+      this.teardown({
+        kind: 'protocol',
+        code: ErrorCode.INTERNAL_ERROR,
+        message: `INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}`,
+      });
       this.channel.destroy();
     }
   }
