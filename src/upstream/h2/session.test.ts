@@ -542,4 +542,22 @@ describe('H2Session', () => {
     expect(r.failure).toEqual(expect.objectContaining({ code: ErrorCode.INTERNAL_ERROR }));
     expect(h.channel.destroyed).toBe(true);
   });
+
+  test('a graceful close while the peer is not reading drops the socket instead of waiting forever', () => {
+    const h = setup();
+    h.handshake();
+    h.open(new Recorder());
+    h.channel.congested = true;
+    h.session.flush();
+    expect(h.session.congested).toBe(true);
+    const block = responseBlock('204');
+    h.peer((w) => {
+      writeGoaway(w, 1, ErrorCode.NO_ERROR);
+      writeHeaders(w, 1, block, block.length, true, 16384);
+    });
+    expect(h.session.closed).toBe(true);
+    expect(h.closed()).toBeUndefined();
+    expect(h.channel.destroyed).toBe(true);
+    expect(h.channel.ended).toBe(false);
+  });
 });

@@ -482,9 +482,12 @@ export class H2Session implements ChannelReceiver, FrameSink {
   /** Closes the channel after the last stream of a going-away session. */
   private shutdown(failure: StreamFailure | undefined): void {
     if (this.closed) return;
+    const stuck = this.congested;
     this.flush();
     this.teardown(failure);
-    this.channel.end();
+    // Every stream is done; when the peer is not reading, a graceful end would never complete (nor free the socket).
+    if (stuck) this.channel.destroy();
+    else this.channel.end();
   }
 
   /** Marks the session closed and fails every open stream with `failure`; reports the close once. */
