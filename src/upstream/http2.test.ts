@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { makeTempCertificate, type TestCertificate } from '../../test/support/certs.ts';
-import { deadPort, type H2Server, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
+import { deadPort, frame, type H2Server, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
 import { SpookyError } from '../errors.ts';
+import { ByteWriter } from './h2/bytes.ts';
+import { encodeField } from './h2/hpack.ts';
 import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
 import { type ExchangeOptions, SMALL_BODY_BYTES, type UpstreamRequest, type UpstreamResponse } from './transport.ts';
 
@@ -1088,5 +1090,97 @@ describe('Http2Transport over TLS', () => {
     expect(after.sessions - before.sessions).toBe(1); // the new probe; requests still work
     expect(t.protocol).toBe('http/1.1');
     t.close();
+  });
+});
+
+/** A response header block (`:status` first, then `fields`, all as literals or static entries). */
+function headBlock(status: string, fields: [string, string][]): Uint8Array {
+  const w = new ByteWriter();
+  encodeField(w, ':status', status);
+  for (const [n, v] of fields) encodeField(w, n, v);
+  return w.copy();
+}
+
+describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
+  /** What the raw server answers next: the head fields, whether the head ends the stream, and a body. */
+  let answer: { fields: [string, string][]; endWithHead?: boolean; body?: string } = { fields: [] };
+  let raw: Awaited<ReturnType<typeof startRawH2Server>>;
+  let t: Http2Transport;
+  beforeAll(async () => {
+    raw = await startRawH2Server('custom', (id) => {
+      const block = headBlock('200', answer.fields);
+      const head = frame(0x1, 0x4 | (answer.endWithHead ? 0x1 : 0), id, block);
+      if (answer.endWithHead) return head;
+      return Buffer.concat([head, frame(0x0, 0x1, id, Buffer.from(answer.body ?? 'hello'))]);
+    });
+    t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+  });
+  afterAll(async () => {
+    t.close();
+    await raw.close();
+  });
+
+  test.each<[string, [string, string][], boolean]>([
+    ['a non-numeric content-length', [['content-length', '5x']], false],
+    ['a negative content-length', [['content-length', '-5']], false],
+    [
+      'two content-lengths that disagree',
+      [
+        ['content-length', '5'],
+        ['content-length', '6'],
+      ],
+      false,
+    ],
+    ['connection: close', [['connection', 'close']], false],
+    ['transfer-encoding: chunked', [['transfer-encoding', 'chunked']], false],
+    ['keep-alive', [['keep-alive', 'timeout=5']], false],
+    ['upgrade', [['upgrade', 'h2c']], false],
+    ['te in a response', [['te', 'trailers']], false],
+    ['a value with LF', [['x-a', 'a\nb']], false],
+    ['a value with CR', [['x-a', 'a\rset-cookie: x=1']], false],
+    ['a value with NUL', [['x-a', 'a\u0000b']], false],
+    ['an upper-case name', [['X-Up', '1']], false],
+    ['a name with a space', [['x a', '1']], false],
+    ['a name with a colon inside', [['x:a', '1']], false],
+    ['an empty name', [['', '1']], false],
+    ['a name with a non-ASCII char', [['x\u00e9', '1']], false],
+    ['a head that ends the stream despite content-length 5', [['content-length', '5']], true],
+  ])('%s -> upstream_protocol_error, onEnd once, the session stays usable', async (_name, fields, endWithHead) => {
+    answer = { fields, endWithHead };
+    const opts = mkOpts();
+    const err = await rejection(t.request(mkReq(), opts));
+    expect(err.code).toBe('upstream_protocol_error');
+    expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_protocol_error']);
+    answer = {
+      fields: [
+        ['content-length', '5'],
+        ['content-length', '5'],
+      ],
+    };
+    const res = await t.request(mkReq(), mkOpts());
+    expect(await text(res)).toBe('hello');
+    expect(raw.connections()).toBe(1);
+  });
+
+  test('valid edge cases pass: repeated equal content-lengths, a HEAD whose head ends the stream with a content-length', async () => {
+    answer = {
+      fields: [
+        ['content-length', '5'],
+        ['content-length', '5'],
+        ['x-empty', ''],
+      ],
+    };
+    const res = await t.request(mkReq(), mkOpts());
+    expect(res.headers).toEqual([
+      ['content-length', '5'],
+      ['content-length', '5'],
+      ['x-empty', ''],
+    ]);
+    expect(await text(res)).toBe('hello');
+    answer = { fields: [['content-length', '5']], endWithHead: true };
+    const opts = mkOpts();
+    const head = await t.request(mkReq({ method: 'HEAD' }), opts);
+    expect(head.body).toBeNull();
+    expect(opts.ends).toEqual([undefined]);
   });
 });

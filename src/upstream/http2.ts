@@ -796,7 +796,7 @@ class Exchange implements EventListenerObject, StreamHandler {
       return;
     }
     let statusText: string | undefined;
-    let contentLength: string | undefined;
+    let length = -1;
     const list: [string, string][] = [];
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i] as string;
@@ -809,11 +809,20 @@ class Exchange implements EventListenerObject, StreamHandler {
         statusText = value;
         continue;
       }
-      if (hasUpperCase(name)) {
-        this.protocolError(`response header name ${JSON.stringify(name)} is not lower case`);
+      const problem = responseFieldProblem(name, value);
+      if (problem !== undefined) {
+        this.protocolError(`${this.ctx.authority} sent a malformed response: ${problem}`);
         return;
       }
-      if (name === 'content-length') contentLength = value;
+      if (name === 'content-length') {
+        // Digits only, and repeats must agree (RFC 9110 section 8.6), as on HTTP/1.1.
+        const n = parseLength(value);
+        if (n < 0 || (length >= 0 && n !== length)) {
+          this.protocolError(`${this.ctx.authority} sent an invalid content-length ${JSON.stringify(value)}`);
+          return;
+        }
+        length = n;
+      }
       list.push([name, value]);
     }
     const status = statusCode(statusText);
@@ -827,6 +836,12 @@ class Exchange implements EventListenerObject, StreamHandler {
       this.protocolError(`${this.ctx.authority} sent :status ${String(statusText)}`);
       return;
     }
+    const bodyless = this.req.method === 'HEAD' || status === 204 || status === 304;
+    if (endStream && length > 0 && !bodyless) {
+      // The stream ends with the head, so the declared body can never come (RFC 9113 section 8.1.1).
+      this.protocolError(`${this.ctx.authority} ended the stream with its head despite a content-length of ${length}`);
+      return;
+    }
     this.status = status;
     this.headers = list;
     if (endStream) {
@@ -836,12 +851,11 @@ class Exchange implements EventListenerObject, StreamHandler {
       this.complete();
       return;
     }
-    if (this.req.method === 'HEAD' || status === 204 || status === 304) {
+    if (bodyless) {
       // No body by definition; drain whatever arrives, the exchange ends when the stream does.
       this.handOver(null);
       return;
     }
-    const length = parseLength(contentLength);
     if (length >= 0 && length <= SMALL_BODY_BYTES) {
       this.state = COLLECT;
       this.declared = length;
@@ -1247,13 +1261,34 @@ class Sweeper {
   }
 }
 
-/** True when `name` has an upper-case ASCII letter (forbidden in HTTP/2 field names, RFC 9113 §8.2.1). */
-function hasUpperCase(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
+/** Per char code below 128: 1 for a char allowed in an HTTP/2 field name (a lower-case token char, RFC 9110 §5.6.2). */
+const RESPONSE_NAME_CHARS = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") RESPONSE_NAME_CHARS[c.charCodeAt(0)] = 1;
+
+/** Connection-specific fields, which make an HTTP/2 response malformed (RFC 9113 §8.2.2; `te` is for requests only). */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+
+/**
+ * Why a regular response field is malformed (RFC 9113 §8.2), or undefined: a name that is empty, upper case or
+ * not a token, a value with NUL, CR or LF, or a connection-specific field.
+ */
+function responseFieldProblem(name: string, value: string): string | undefined {
+  const n = name.length;
+  if (n === 0) return 'an empty header name';
+  for (let i = 0; i < n; i++) {
     const c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) return true;
+    if (c >= 128 || RESPONSE_NAME_CHARS[c] !== 1) {
+      return c >= 65 && c <= 90
+        ? `response header name ${JSON.stringify(name)} is not lower case`
+        : `invalid response header name ${JSON.stringify(name)}`;
+    }
   }
-  return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13) return `NUL, CR or LF in the value of ${name}`;
+  }
+  if (CONNECTION_SPECIFIC.has(name)) return `connection-specific header ${name}`;
+  return undefined;
 }
 
 /** A `:status` value as a number when it is three digits, else NaN. */

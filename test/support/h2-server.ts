@@ -177,7 +177,9 @@ export type RawBehaviour =
   /** Answers 200 with the header block split over HEADERS and two CONTINUATION frames, then `ok`. */
   | 'continuation'
   /** Sends PING `pingpong` first and answers 200 `pong` only once the client acknowledged it. */
-  | 'ping';
+  | 'ping'
+  /** Answers with the bytes the `respond` callback of {@link startRawH2Server} builds for the stream. */
+  | 'custom';
 
 /** A frame a {@link startRawH2Server} received on a stream. */
 export interface RawFrame {
@@ -210,7 +212,7 @@ export interface RawH2Server {
 }
 
 /** Builds one HTTP/2 frame. */
-function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
+export function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
   const b = Buffer.alloc(9 + payload.length);
   b.writeUIntBE(payload.length, 0, 3);
   b[3] = type;
@@ -226,8 +228,11 @@ function u32(n: number): Buffer {
   return b;
 }
 
-/** Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. */
-export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Server> {
+/**
+ * Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. `respond` builds the answer
+ * (raw frames, see {@link frame}) to the request on stream `id` for the `custom` behaviour.
+ */
+export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: number) => Uint8Array): Promise<RawH2Server> {
   let conns = 0;
   const frames: RawFrame[] = [];
   const pingAcks: string[] = [];
@@ -297,6 +302,8 @@ export async function startRawH2Server(behaviour: RawBehaviour): Promise<RawH2Se
               frame(0x0, 0x1, id, Buffer.from('ok')),
             ]),
           );
+        } else if (behaviour === 'custom') {
+          if (respond) sock.write(respond(id));
         } else if (behaviour === 'ping') {
           pingStream = id;
           sock.write(frame(0x6, 0x0, 0, Buffer.from('pingpong')));

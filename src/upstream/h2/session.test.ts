@@ -20,7 +20,15 @@ import {
   writeWindowUpdate,
 } from './frames.ts';
 import { encodeField } from './hpack.ts';
-import { H2Session, type H2Stream, type SessionListener, type StreamFailure, type StreamHandler } from './session.ts';
+import {
+  H2Session,
+  type H2Stream,
+  MAX_ACKS_WHILE_CONGESTED,
+  MAX_CONTINUATION_FRAMES,
+  type SessionListener,
+  type StreamFailure,
+  type StreamHandler,
+} from './session.ts';
 
 interface Frame {
   type: number;
@@ -425,5 +433,131 @@ describe('H2Session', () => {
     expect(r.headers).toEqual([]);
     expect(r.failure).toBeUndefined();
     expect(h.session.closed).toBe(false);
+  });
+
+  test('a CONTINUATION flood (endless empty fragments) is cut off: ENHANCE_YOUR_CALM, bounded state', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    h.sent();
+    h.peer((w) => {
+      writeFrameHeader(w, 1, FrameType.HEADERS, 0, 1);
+      w.byte(0x88);
+      for (let i = 0; i < MAX_CONTINUATION_FRAMES * 4; i++) writeFrameHeader(w, 0, FrameType.CONTINUATION, 0, 1);
+    });
+    expect(r.failure).toEqual(expect.objectContaining({ kind: 'protocol', code: ErrorCode.ENHANCE_YOUR_CALM }));
+    expect(h.session.closed).toBe(true);
+    const goaway = h.sent().find((f) => f.type === FrameType.GOAWAY);
+    expect(readU32((goaway as Frame).payload, 4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  test('a header block in many small CONTINUATION frames below the limit is fine', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    const block = responseBlock('200', ['x-a', 'b'.repeat(200)]);
+    h.peer((w) => writeHeaders(w, 1, block, block.length, true, 1));
+    expect(r.failure).toBeUndefined();
+    expect(r.headers).toEqual([{ fields: [':status', '200', 'x-a', 'b'.repeat(200)], end: true }]);
+  });
+
+  test('PINGs from a peer that does not read our answers: the connection fails once too many acks are owed', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    h.open(r);
+    h.sent();
+    h.channel.congested = true;
+    h.session.flush(); // nothing pending: stays uncongested until a write fails
+    const ping = (n: number) =>
+      h.peer((w) => {
+        for (let i = 0; i < n; i++) writePing(w, new Uint8Array(8), false);
+      });
+    ping(10);
+    h.session.flush();
+    expect(h.session.congested).toBe(true);
+    // A drain forgives what was owed before it; the next failed write makes the channel congested again.
+    h.channel.congested = false;
+    h.session.onDrain();
+    h.channel.congested = true;
+    ping(1);
+    h.session.flush();
+    expect(h.session.congested).toBe(true);
+    ping(MAX_ACKS_WHILE_CONGESTED);
+    h.session.flush();
+    expect(h.session.closed).toBe(false);
+    ping(1);
+    expect(h.session.closed).toBe(true);
+    expect(r.failure).toEqual(expect.objectContaining({ kind: 'protocol', code: ErrorCode.ENHANCE_YOUR_CALM }));
+    // The peer is not reading: the socket is dropped instead of waiting for a graceful close that never completes.
+    expect(h.channel.destroyed).toBe(true);
+  });
+
+  test('SETTINGS with INITIAL_WINDOW_SIZE repeated: the last value counts, windows may go negative and recover', () => {
+    const h = setup();
+    h.handshake();
+    const s = h.open(new Recorder(), false);
+    h.sent();
+    h.peer((w) => {
+      const entries: [number, number][] = [];
+      for (let i = 0; i < 2000; i++) entries.push([Setting.INITIAL_WINDOW_SIZE, i % 2 === 0 ? 2 ** 31 - 1 : 0]);
+      entries.push([Setting.INITIAL_WINDOW_SIZE, 10]);
+      writeSettings(w, entries);
+    });
+    expect(h.session.closed).toBe(false);
+    expect(s.sendWindow).toBe(10);
+    s.write(new Uint8Array(50)); // 10 go out
+    h.peer((w) => writeSettings(w, [[Setting.INITIAL_WINDOW_SIZE, 0]]));
+    expect(s.sendWindow).toBe(-10);
+    h.sent();
+    h.peer((w) => writeWindowUpdate(w, 1, 15));
+    expect(
+      h
+        .sent()
+        .filter((f) => f.type === FrameType.DATA)
+        .reduce((n, f) => n + f.payload.length, 0),
+    ).toBe(5);
+    // A stream with no data queued keeps its credit: raising the initial window past 2^31-1 overflows it.
+    const t = h.open(new Recorder(), false);
+    h.peer((w) => writeWindowUpdate(w, 3, 5));
+    expect(t.sendWindow).toBe(5);
+    h.peer((w) => writeSettings(w, [[Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]]));
+    expect(h.session.closed).toBe(true);
+    expect(h.closed()?.code).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+  });
+
+  test('a handler that throws fails the connection instead of throwing into the socket', () => {
+    const h = setup();
+    h.handshake();
+    const r = new Recorder();
+    r.onHeaders = () => {
+      throw new Error('handler bug');
+    };
+    h.open(r);
+    const block = responseBlock('200');
+    expect(() => h.peer((w) => writeHeaders(w, 1, block, block.length, false, 16384))).not.toThrow();
+    expect(h.session.closed).toBe(true);
+    expect(r.failure).toEqual(expect.objectContaining({ code: ErrorCode.INTERNAL_ERROR }));
+    expect(h.channel.destroyed).toBe(true);
+  });
+
+  test('a graceful close while the peer is not reading drops the socket instead of waiting forever', () => {
+    const h = setup();
+    h.handshake();
+    h.open(new Recorder());
+    h.channel.congested = true;
+    h.session.flush();
+    expect(h.session.congested).toBe(true);
+    const block = responseBlock('204');
+    h.peer((w) => {
+      writeGoaway(w, 1, ErrorCode.NO_ERROR);
+      writeHeaders(w, 1, block, block.length, true, 16384);
+    });
+    expect(h.session.closed).toBe(true);
+    expect(h.closed()).toBeUndefined();
+    expect(h.channel.destroyed).toBe(true);
+    expect(h.channel.ended).toBe(false);
   });
 });

@@ -54,6 +54,16 @@ export const FLUSH_THRESHOLD_BYTES = 64 * 1024;
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /** Largest header block (HEADERS plus CONTINUATION fragments) accepted from the peer. */
 const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
+/**
+ * Most CONTINUATION frames in one header block. Empty (or tiny) fragments would otherwise let a peer grow the list
+ * of fragments without ever reaching {@link MAX_HEADER_BLOCK_BYTES} (a CONTINUATION flood).
+ */
+export const MAX_CONTINUATION_FRAMES = 512;
+/**
+ * Most PING and SETTINGS acknowledgements written while the channel is congested. A peer that sends them without
+ * reading our answers would otherwise pile up our output without bound (a PING or SETTINGS flood).
+ */
+export const MAX_ACKS_WHILE_CONGESTED = 1000;
 /** Largest stream id a client may use. */
 const MAX_STREAM_ID = 0x7fffffff;
 
@@ -232,6 +242,8 @@ export class H2Session implements ChannelReceiver, FrameSink {
   private blockFlags = 0;
   private blockParts: Uint8Array[] | undefined = undefined;
   private blockBytes = 0;
+  /** Acknowledgements written since the channel last reported congestion (see {@link MAX_ACKS_WHILE_CONGESTED}). */
+  private acksWhileCongested = 0;
 
   /**
    * @param channel where frames are written (events must be delivered to this session: `attach(session)`)
@@ -458,18 +470,24 @@ export class H2Session implements ChannelReceiver, FrameSink {
   /** Connection error we detected (RFC 9113 §5.4.1): GOAWAY(code), close, and every stream fails. */
   private connectionError(code: number, message: string): void {
     if (this.closed) return;
+    const stuck = this.congested;
     writeGoaway(this.out, 0, code);
     this.flush();
     this.teardown({ kind: 'protocol', code, message: `${errorName(code)}: ${message}` });
-    this.channel.end();
+    // A peer that does not read would keep a graceful close (and our unsent output) pending forever.
+    if (stuck) this.channel.destroy();
+    else this.channel.end();
   }
 
   /** Closes the channel after the last stream of a going-away session. */
   private shutdown(failure: StreamFailure | undefined): void {
     if (this.closed) return;
+    const stuck = this.congested;
     this.flush();
     this.teardown(failure);
-    this.channel.end();
+    // Every stream is done; when the peer is not reading, a graceful end would never complete (nor free the socket).
+    if (stuck) this.channel.destroy();
+    else this.channel.end();
   }
 
   /** Marks the session closed and fails every open stream with `failure`; reports the close once. */
@@ -495,11 +513,23 @@ export class H2Session implements ChannelReceiver, FrameSink {
 
   onBytes(bytes: Uint8Array): void {
     if (this.closed) return;
-    this.reader.push(bytes);
+    try {
+      this.reader.push(bytes);
+    } catch (err) {
+      // A bug (ours or a handler's) must fail this connection, not escape into the socket's event handler.
+      if (this.closed) return;
+      this.teardown({
+        kind: 'protocol',
+        code: ErrorCode.INTERNAL_ERROR,
+        message: `INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}`,
+      });
+      this.channel.destroy();
+    }
   }
 
   onDrain(): void {
     this.congested = false;
+    this.acksWhileCongested = 0;
     this.unblock();
   }
 
@@ -646,6 +676,10 @@ export class H2Session implements ChannelReceiver, FrameSink {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block in progress');
       return;
     }
+    if (parts.length > MAX_CONTINUATION_FRAMES) {
+      this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, `header block in more than ${MAX_CONTINUATION_FRAMES} CONTINUATION frames`);
+      return;
+    }
     parts.push(payload);
     this.blockBytes += payload.length;
     if (this.blockBytes > MAX_HEADER_BLOCK_BYTES) {
@@ -725,7 +759,9 @@ export class H2Session implements ChannelReceiver, FrameSink {
       this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS length not a multiple of 6');
       return;
     }
-    let windowGrew = false;
+    // INITIAL_WINDOW_SIZE may appear many times in one frame: only the last value matters, so the stream windows
+    // are adjusted once (not once per entry and stream).
+    let initialWindow = -1;
     for (let at = 0; at < payload.length; at += 6) {
       const id = ((payload[at] as number) << 8) | (payload[at + 1] as number);
       const value = readU32(payload, at + 2);
@@ -739,23 +775,13 @@ export class H2Session implements ChannelReceiver, FrameSink {
         case Setting.MAX_CONCURRENT_STREAMS:
           this.peerMaxConcurrentStreams = value;
           break;
-        case Setting.INITIAL_WINDOW_SIZE: {
+        case Setting.INITIAL_WINDOW_SIZE:
           if (value > MAX_WINDOW) {
             this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value}`);
             return;
           }
-          const delta = value - this.peerInitialWindow;
-          this.peerInitialWindow = value;
-          for (const s of this.streams.values()) {
-            s.sendWindow += delta;
-            if (s.sendWindow > MAX_WINDOW) {
-              this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window');
-              return;
-            }
-          }
-          if (delta > 0) windowGrew = true;
+          initialWindow = value;
           break;
-        }
         case Setting.MAX_FRAME_SIZE:
           if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_ALLOWED_FRAME_SIZE) {
             this.connectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value}`);
@@ -767,8 +793,23 @@ export class H2Session implements ChannelReceiver, FrameSink {
           break; // HEADER_TABLE_SIZE: our encoder uses no dynamic table; unknown settings are ignored
       }
     }
+    let windowGrew = false;
+    if (initialWindow >= 0) {
+      // Every stream window moves by the change, and may become negative (RFC 9113 §6.9.2).
+      const delta = initialWindow - this.peerInitialWindow;
+      this.peerInitialWindow = initialWindow;
+      for (const s of this.streams.values()) {
+        s.sendWindow += delta;
+        if (s.sendWindow > MAX_WINDOW) {
+          this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window');
+          return;
+        }
+      }
+      windowGrew = delta > 0;
+    }
     writeSettingsAck(this.out);
     this.queueFlush();
+    if (this.ackFlood()) return;
     if (!this.ready) {
       this.ready = true;
       this.listener.onReady(this);
@@ -788,6 +829,18 @@ export class H2Session implements ChannelReceiver, FrameSink {
     if ((flags & Flag.ACK) !== 0) return; // we send no PINGs of our own
     writePing(this.out, payload, true);
     this.queueFlush();
+    this.ackFlood();
+  }
+
+  /**
+   * Counts an acknowledgement just written; true (after failing the connection) when the channel has been congested
+   * for more than {@link MAX_ACKS_WHILE_CONGESTED} of them: the peer sends PING or SETTINGS without reading.
+   */
+  private ackFlood(): boolean {
+    if (!this.congested) return false;
+    if (++this.acksWhileCongested <= MAX_ACKS_WHILE_CONGESTED) return false;
+    this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${MAX_ACKS_WHILE_CONGESTED} PING or SETTINGS to acknowledge while not reading`);
+    return true;
   }
 
   private onGoawayFrame(streamId: number, payload: Uint8Array): void {
