@@ -1,0 +1,114 @@
+/**
+ * Interop of Spooky's own HTTP/2 client with nghttp2, the reference implementation (Debian's `nghttp2-server`,
+ * `nghttpd --no-tls`, installed by `.ci/run`): the other HTTP/2 tests talk to Bun's `node:http2` server or to
+ * a raw frame server of ours, so this one checks the client against a peer that neither Bun nor Spooky wrote.
+ * Through Spooky over HTTP/3: small and multi-megabyte downloads (flow control with the peer's WINDOW_UPDATEs),
+ * an echoed upload, HEAD, a 404, and 100 concurrent requests multiplexed over one connection.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually, request, type SpookyProcess, startSpooky } from '../support/process.ts';
+
+const NGHTTPD = '/usr/sbin/nghttpd';
+
+/** The TCP port process `pid` listens on, from its socket inodes and /proc/net/tcp; undefined while none. */
+function listeningPort(pid: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m?.[1]) inodes.add(m[1]);
+    } catch {
+      // the fd closed meanwhile
+    }
+  }
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] === '0A' && inodes.has(f[9] ?? '')) return Number.parseInt((f[1] ?? '').split(':')[1] ?? '', 16);
+  }
+  return undefined;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('HTTP/2 client interop with nghttp2 (nghttpd)', () => {
+  let nghttpd: ReturnType<typeof Bun.spawn>;
+  let spooky: SpookyProcess;
+  const big = new Uint8Array(3_000_000).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+
+  beforeAll(async () => {
+    const docs = mkdtempSync(join(tmpdir(), 'spooky-nghttpd-'));
+    writeFileSync(join(docs, 'small.txt'), 'hello from nghttpd\n');
+    writeFileSync(join(docs, 'big.bin'), big);
+    writeFileSync(join(docs, 'upload'), '');
+    nghttpd = Bun.spawn([NGHTTPD, '--no-tls', '--echo-upload', '-a', '127.0.0.1', '-d', docs, '0'], { stdout: 'ignore', stderr: 'pipe' });
+    let port: number | undefined;
+    await eventually(() => (port = listeningPort(nghttpd.pid)) !== undefined, 10_000, 'nghttpd listening');
+    spooky = await startSpooky(`
+limits: { max_request_body_bytes: 10000000 }
+upstream:
+  ng:
+    backends: [{ id: ng, address: "h2c://127.0.0.1:${port}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    nghttpd?.kill();
+  });
+
+  test('a small file: 200 with the body and the headers nghttpd sent', async () => {
+    const res = await request(`${spooky.url}/small.txt`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('hello from nghttpd\n');
+    expect(res.headers.get('content-length')).toBe('19');
+    expect(res.headers.get('server') ?? '').toContain('nghttpd');
+  });
+
+  test('a 3 MB download arrives complete and intact (many times the peer window)', async () => {
+    const res = await request(`${spooky.url}/big.bin`);
+    expect(res.status).toBe(200);
+    const body = new Uint8Array(await res.arrayBuffer());
+    expect(body.byteLength).toBe(big.byteLength);
+    expect(sha256(body)).toBe(sha256(big));
+  });
+
+  test('a 1 MB upload is sent with flow control and echoed back intact', async () => {
+    const payload = big.subarray(0, 1_000_000);
+    const res = await request(`${spooky.url}/upload`, { method: 'POST', body: payload });
+    expect(res.status).toBe(200);
+    const echoed = new Uint8Array(await res.arrayBuffer());
+    expect(echoed.byteLength).toBe(payload.byteLength);
+    expect(sha256(echoed)).toBe(sha256(payload));
+  });
+
+  test('HEAD has no body; a missing file is the backend 404, passed through', async () => {
+    const head = await request(`${spooky.url}/big.bin`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+    const missing = await request(`${spooky.url}/nope`);
+    expect(missing.status).toBe(404);
+    await missing.arrayBuffer();
+  });
+
+  test('100 concurrent requests are multiplexed over one connection to the backend', async () => {
+    const before = await connectionsOpened();
+    expect(before).toBeGreaterThanOrEqual(1); // the earlier tests' connection (and proof that /status reports it)
+    const results = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const res = await request(`${spooky.url}/small.txt`);
+        return `${res.status} ${await res.text()}`;
+      }),
+    );
+    expect(new Set(results)).toEqual(new Set(['200 hello from nghttpd\n']));
+    expect((await connectionsOpened()) - before).toBeLessThanOrEqual(1);
+  });
+
+  async function connectionsOpened(): Promise<number> {
+    const res = await fetch(`http://127.0.0.1:${spooky.adminPort}/status`);
+    const body = (await res.json()) as { pools: { name: string; backends: { connections: { connectionsOpened: number } }[] }[] };
+    return body.pools.find((p) => p.name === 'ng')?.backends[0]?.connections.connectionsOpened ?? -1;
+  }
+});
