@@ -3,13 +3,15 @@
  * `nghttpd --no-tls`, installed by `.ci/run`): the other HTTP/2 tests talk to Bun's `node:http2` server or to
  * a raw frame server of ours, so this one checks the client against a peer that neither Bun nor Spooky wrote.
  * Through Spooky over HTTP/3: small and multi-megabyte downloads (flow control with the peer's WINDOW_UPDATEs),
- * an echoed upload, HEAD, a 404, and 100 concurrent requests multiplexed over one connection.
+ * an echoed upload, HEAD, a 404, and 100 concurrent requests multiplexed over one connection; and the same
+ * client over TLS (h2 by ALPN, certificate verified against a `ca_file`) to an nghttpd that speaks only h2.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testCertificate } from '../support/certs.ts';
 import { eventually, request, type SpookyProcess, startSpooky } from '../support/process.ts';
 
 const NGHTTPD = '/usr/sbin/nghttpd';
@@ -36,6 +38,7 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('HTTP/2 client interop with nghttp2 (nghttpd)', () => {
   let nghttpd: ReturnType<typeof Bun.spawn>;
+  let nghttpdTls: ReturnType<typeof Bun.spawn>;
   let spooky: SpookyProcess;
   const big = new Uint8Array(3_000_000).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
 
@@ -44,19 +47,48 @@ describe('HTTP/2 client interop with nghttp2 (nghttpd)', () => {
     writeFileSync(join(docs, 'small.txt'), 'hello from nghttpd\n');
     writeFileSync(join(docs, 'big.bin'), big);
     writeFileSync(join(docs, 'upload'), '');
+    mkdirSync(join(docs, 'tls')); // the TLS pool is routed by the /tls/ prefix, which reaches nghttpd unchanged
+    writeFileSync(join(docs, 'tls', 'small.txt'), 'hello from nghttpd\n');
+    writeFileSync(join(docs, 'tls', 'big.bin'), big);
+    const { cert, key } = await testCertificate();
     nghttpd = Bun.spawn([NGHTTPD, '--no-tls', '--echo-upload', '-a', '127.0.0.1', '-d', docs, '0'], { stdout: 'ignore', stderr: 'pipe' });
+    nghttpdTls = Bun.spawn([NGHTTPD, '-a', '127.0.0.1', '-d', docs, '0', key, cert], { stdout: 'ignore', stderr: 'pipe' });
     let port: number | undefined;
+    let tlsPort: number | undefined;
     await eventually(() => (port = listeningPort(nghttpd.pid)) !== undefined, 10_000, 'nghttpd listening');
+    await eventually(() => (tlsPort = listeningPort(nghttpdTls.pid)) !== undefined, 10_000, 'nghttpd (TLS) listening');
     spooky = await startSpooky(`
 limits: { max_request_body_bytes: 10000000 }
 upstream:
   ng:
+    route: { path_prefix: / }
     backends: [{ id: ng, address: "h2c://127.0.0.1:${port}" }]
+  ngtls:
+    route: { path_prefix: /tls/ }
+    tls: { ca_file: "${cert}" }
+    backends: [{ id: ngtls, address: "https://127.0.0.1:${tlsPort}" }]
+  untrusted:
+    route: { path_prefix: /untrusted/ }
+    backends: [{ id: untrusted, address: "https://127.0.0.1:${tlsPort}" }]
 `);
   });
   afterAll(async () => {
     await spooky?.stop();
     nghttpd?.kill();
+    nghttpdTls?.kill();
+  });
+
+  test('over TLS: h2 chosen by ALPN, the certificate verified, a 3 MB download intact', async () => {
+    const small = await request(`${spooky.url}/tls/small.txt`);
+    expect(small.status).toBe(200);
+    expect(await small.text()).toBe('hello from nghttpd\n');
+    const res = await request(`${spooky.url}/tls/big.bin`);
+    expect(res.status).toBe(200);
+    expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(sha256(big));
+    // the same backend without its CA in the pool's trust: the handshake is refused, the client gets 502
+    const untrusted = await request(`${spooky.url}/untrusted/small.txt`);
+    expect(untrusted.status).toBe(502);
+    await untrusted.arrayBuffer();
   });
 
   test('a small file: 200 with the body and the headers nghttpd sent', async () => {
