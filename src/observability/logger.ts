@@ -48,7 +48,8 @@ export function createLogging(cfg: Pick<LogConfig, 'level' | 'format' | 'file' |
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   const sink = pino.destination({ dest: cfg.file ?? 1, sync: false, mkdir: true });
-  const accessSink = cfg.access_file !== undefined && cfg.access_file !== cfg.file ? pino.destination({ dest: cfg.access_file, sync: false, mkdir: true }) : sink;
+  const accessSink =
+    cfg.access_file !== undefined && cfg.access_file !== cfg.file ? pino.destination({ dest: cfg.access_file, sync: false, mkdir: true }) : sink;
   const access = new AccessLog(accessSink, cfg.format);
   const samples = new BodySampleLog(accessSink, cfg.format === 'text' ? jsonLineToText : undefined);
   const files = new LogFiles([

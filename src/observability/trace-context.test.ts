@@ -113,8 +113,9 @@ describe('PassThroughTracing (tracing off)', () => {
 
   test('every attempt of a request carries the same traceparent', () => {
     const t = new PassThroughTracing().start(new Headers());
-    const first = t.attemptStart(base, attempt);
-    const second = t.attemptStart(base, { ...attempt, attempt: 2 });
+    const mine: [string, string][] = [...base];
+    const first = [...t.attemptStart(mine, attempt)];
+    const second = t.attemptStart(mine, { ...attempt, attempt: 2 });
     const third = t.attemptStart([...base], { ...attempt, attempt: 3 });
     expect(second).toEqual(first);
     expect(third).toEqual(first);

@@ -48,11 +48,9 @@ export function formatTraceparent(traceId: string, spanId: string, sampled: bool
 /** Fills a buffer with random bytes (default: `crypto.getRandomValues`); injected in tests. */
 export type ByteSource = (buf: Uint8Array) => void;
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 /** Random trace and span ids, drawn from a pool of random bytes refilled 4 KiB at a time. */
 export class IdSource {
-  private readonly pool = new Uint8Array(4096);
+  private readonly pool = Buffer.alloc(4096);
   private at = this.pool.length;
 
   /** Ids from `fill` (default `crypto.getRandomValues`), drawn in blocks. */
@@ -63,16 +61,11 @@ export class IdSource {
       this.fill(this.pool);
       this.at = 0;
     }
-    let s = '';
-    let zero = true;
-    for (let i = 0; i < n; i++) {
-      const b = this.pool[this.at + i] ?? 0;
-      if (b !== 0) zero = false;
-      s += HEX[b];
-    }
+    // one native call per id (string concatenation per byte cost several times more per request)
+    const s = this.pool.toString('hex', this.at, this.at + n);
     this.at += n;
     // An all-zero id is invalid; the chance is 2^-64 or less, but a scripted source can produce it.
-    return zero ? `${s.slice(0, -1)}1` : s;
+    return s === ZERO_TRACE || s === ZERO_SPAN ? `${s.slice(0, -1)}1` : s;
   }
 
   /** 32 hex digits, not all zero. */
@@ -106,7 +99,10 @@ export interface AttemptStart {
 export interface RequestTrace {
   /** The trace id written to the access log (32 hex digits). */
   readonly traceId: string;
-  /** An attempt begins: returns the upstream headers to send (with the trace context for the backend). */
+  /**
+   * An attempt begins: returns the upstream headers to send (with the trace context for the backend). The caller
+   * hands over `headers`: an implementation may append to it in place and return it.
+   */
   attemptStart(headers: [string, string][], a: AttemptStart): [string, string][];
   /** The attempt got its response headers or failed. */
   attemptEnd(a: AttemptRecord): void;
@@ -143,7 +139,10 @@ class IncomingTrace implements RequestTrace {
   end(): void {}
 }
 
-/** A request without a valid `traceparent`: the backend gets a fresh, unsampled one (the same on every attempt). */
+/**
+ * A request without a valid `traceparent`: the backend gets a fresh, unsampled one (the same on every attempt).
+ * When nothing has to be stripped, the header is appended to the caller's list in place (no copy per request).
+ */
 class FreshTrace implements RequestTrace {
   private sent: [string, string][] | undefined;
   private from: [string, string][] | undefined;
@@ -159,7 +158,11 @@ class FreshTrace implements RequestTrace {
     if (this.sent && this.from === headers) return this.sent;
     const tp: [string, string] = ['traceparent', this.traceparent];
     this.from = headers;
-    this.sent = this.strip ? withTraceHeaders(headers, [tp]) : [...headers, tp];
+    if (this.strip) this.sent = withTraceHeaders(headers, [tp]);
+    else {
+      headers.push(tp);
+      this.sent = headers;
+    }
     return this.sent;
   }
   attemptEnd(): void {}

@@ -23,7 +23,15 @@ function rawHeaders(list: [string, string][]): HeaderSource {
       const vs = list.filter(([n]) => n === name).map(([, v]) => v);
       return vs.length === 0 ? null : vs.join(', ');
     },
-    [Symbol.iterator]: () => list[Symbol.iterator](),
+    toJSON: () => {
+      const o: Record<string, string | string[]> = {};
+      for (const [n, v] of list) {
+        const had = o[n];
+        if (n === 'set-cookie') o[n] = [...((had as string[] | undefined) ?? []), v];
+        else o[n] = had === undefined ? v : `${had}, ${v}`;
+      }
+      return o;
+    },
   };
 }
 
@@ -437,5 +445,21 @@ describe('sanitizeResponseHeaders', () => {
       { via: '3 spooky' },
     );
     expect(h.get('cache-control')).toBe('no-cache, no-store');
+  });
+});
+
+describe('buildUpstreamHeaders: repeated set-cookie in a request', () => {
+  test('forwarded field by field, in order; dropped when Connection nominates it', () => {
+    const list: [string, string][] = [
+      ['set-cookie', 'a=1'],
+      ['x-a', '1'],
+      ['set-cookie', 'b=2'],
+    ];
+    const r = buildUpstreamHeaders(input(rawHeaders(list)));
+    expect(r.ok && r.headers.filter(([n]) => n === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
+    const real = buildUpstreamHeaders(input(new Headers(list)));
+    expect(real.ok && real.headers.filter(([n]) => n === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
+    const dropped = buildUpstreamHeaders(input(rawHeaders([...list, ['connection', 'set-cookie']])));
+    expect(dropped.ok && dropped.headers.some(([n]) => n === 'set-cookie')).toBe(false);
   });
 });
