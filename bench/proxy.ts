@@ -1,6 +1,6 @@
 /**
  * HTTP/3 proxy benchmark (`npm run bench`, optional flags: --clients N --concurrency C --duration MS
- * --warmup MS --rounds R).
+ * --warmup MS --rounds R --pin).
  *
  * In one run, against the same HTTP/3 load (N client processes, C request loops each):
  *   (a) a direct Bun HTTP/3 server that answers by itself (baseline),
@@ -20,6 +20,10 @@
  * thread, would otherwise be charged to whichever case runs first). Then `--rounds` rounds run the cases
  * interleaved, so a slow phase of a shared machine hits every case alike; the table shows each case's median
  * round and the range of its CPU per request.
+ *
+ * `--pin` (Linux, needs `taskset`) runs the server under test of each case (the direct servers, Spooky) on CPU 0
+ * and everything else (load clients, backends, the echo server) on CPU 1, so the measured process does not share
+ * its core and caches with the load it is measured under.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -35,11 +39,14 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5000' },
     warmup: { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '3' },
+    pin: { type: 'boolean', default: false },
     tracing: { type: 'boolean', default: false },
   },
 });
 const warmup = Number(values.warmup);
 const rounds = Math.max(1, Number(values.rounds));
+/** CPU of the server under test and CPU of everything else, with --pin. */
+const [SERVER_CPU, LOAD_CPU] = values.pin ? [0, 1] : [undefined, undefined];
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const duration = Number(values.duration);
@@ -65,7 +72,7 @@ interface Case {
 
 /** Runs every case `rounds` times, interleaved, after one unmeasured warm-up each; returns each case's median round. */
 async function measureCases(cases: Case[]): Promise<Result[]> {
-  if (warmup > 0) for (const c of cases) await runH3Load(c.url, clients, concurrency, warmup);
+  if (warmup > 0) for (const c of cases) await runH3Load(c.url, clients, concurrency, warmup, LOAD_CPU);
   const runs: Result[][] = cases.map(() => []);
   for (let r = 0; r < rounds; r++) for (const [i, c] of cases.entries()) runs[i]?.push(await measureSpooky(c.name, c.url, c.pid));
   return runs.map((rs) => {
@@ -78,7 +85,7 @@ async function measureCases(cases: Case[]): Promise<Result[]> {
 /** Runs the load against `url` and charges the CPU time of process `pid` (the server under test) to it. */
 async function measureSpooky(name: string, url: string, pid: number): Promise<Result> {
   const cpu0 = cpuSeconds(pid);
-  const r = await runH3Load(url, clients, concurrency, duration);
+  const r = await runH3Load(url, clients, concurrency, duration, LOAD_CPU);
   const cpu = cpuSeconds(pid) - cpu0;
   // warm-up requests (500 ms per client) are not counted in r.requests but do use CPU: scale by measured share
   const total = r.requests * (1 + 500 / duration);
@@ -89,13 +96,14 @@ const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-'));
 const { cert, key } = await ensureSelfSignedCertificate(dir);
 const procs: ReturnType<typeof Bun.spawn>[] = [];
 try {
-  const direct = await spawnReady(['bench/direct-h3.ts', cert, key, 'sync'], (r) => typeof r.port === 'number');
-  const directAsync = await spawnReady(['bench/direct-h3.ts', cert, key, 'async'], (r) => typeof r.port === 'number');
-  const echo = await spawnReady(['bench/direct-h3.ts', '--echo'], (r) => typeof r.port === 'number');
-  const roundtrip = await spawnReady(['bench/direct-h3.ts', cert, key, 'roundtrip', String(echo.rec.port)], (r) => typeof r.port === 'number');
+  const isPort = (r: Record<string, unknown>) => typeof r.port === 'number';
+  const direct = await spawnReady(['bench/direct-h3.ts', cert, key, 'sync'], isPort, undefined, SERVER_CPU);
+  const directAsync = await spawnReady(['bench/direct-h3.ts', cert, key, 'async'], isPort, undefined, SERVER_CPU);
+  const echo = await spawnReady(['bench/direct-h3.ts', '--echo'], isPort, undefined, LOAD_CPU);
+  const roundtrip = await spawnReady(['bench/direct-h3.ts', cert, key, 'roundtrip', String(echo.rec.port)], isPort, undefined, SERVER_CPU);
   procs.push(direct.proc, directAsync.proc, echo.proc, roundtrip.proc);
-  const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], (r) => typeof r.port === 'number');
-  const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], (r) => typeof r.port === 'number');
+  const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], isPort, undefined, LOAD_CPU);
+  const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], isPort, undefined, LOAD_CPU);
   procs.push(h1.proc, h2c.proc);
   const config = join(dir, 'spooky.yaml');
   writeFileSync(
@@ -112,7 +120,12 @@ upstream:
     backends: [{ id: h2c, address: "h2c://127.0.0.1:${h2c.rec.port}" }]
 `,
   );
-  const spooky = await spawnReady(['src/main.ts', 'run', '--config', config, '--log-level', 'info'], (r) => r.event === 'listening');
+  const spooky = await spawnReady(
+    ['src/main.ts', 'run', '--config', config, '--log-level', 'info'],
+    (r) => r.event === 'listening',
+    undefined,
+    SERVER_CPU,
+  );
   procs.push(spooky.proc);
   const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
 
@@ -139,7 +152,12 @@ upstream:
       traced,
       `${readFileSync(config, 'utf8')}tracing: { enabled: true, sample_ratio: 1, endpoint: "http://127.0.0.1:${sink.port}/v1/traces" }\n`,
     );
-    const spookyTraced = await spawnReady(['src/main.ts', 'run', '--config', traced, '--log-level', 'info'], (r) => r.event === 'listening');
+    const spookyTraced = await spawnReady(
+      ['src/main.ts', 'run', '--config', traced, '--log-level', 'info'],
+      (r) => r.event === 'listening',
+      undefined,
+      SERVER_CPU,
+    );
     procs.push(spookyTraced.proc);
     const tracedPort = (spookyTraced.rec.listeners as { port: number }[])[0]?.port;
     const [r] = await measureCases([
@@ -155,7 +173,7 @@ upstream:
   const base = results[0] as Result;
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
   console.log(
-    `load: ${clients} HTTP/3 client processes x ${concurrency} loops, small GET responses; ${warmup} ms warm-up per case, then ${rounds} interleaved rounds of ${duration} ms (median round shown)`,
+    `load: ${clients} HTTP/3 client processes x ${concurrency} loops, small GET responses; ${warmup} ms warm-up per case, then ${rounds} interleaved rounds of ${duration} ms (median round shown)${values.pin ? '; server under test pinned to CPU 0, everything else to CPU 1' : ''}`,
   );
   console.log('');
   console.log(

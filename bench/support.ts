@@ -17,6 +17,14 @@ export const BUN = process.execPath;
 /** USER_HZ: /proc/<pid>/stat reports CPU time in 1/100 s. */
 const TICK = 100;
 
+/**
+ * The command prefix that runs a child on one CPU (`taskset -c N`, which execs the command, so the child's pid
+ * stays the one measured), or nothing when `cpu` is undefined.
+ */
+export function pinnedTo(cpu: number | undefined): string[] {
+  return cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
+}
+
 /** One JSON line a child printed on stdout. */
 export type Rec = Record<string, unknown>;
 
@@ -29,8 +37,9 @@ export async function spawnReady(
   args: string[],
   pred: (rec: Rec) => boolean,
   timeoutMs = 20_000,
+  cpu?: number,
 ): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
-  const proc = Bun.spawn([BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  const proc = Bun.spawn([...pinnedTo(cpu), BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buf = '';
@@ -94,11 +103,12 @@ export interface LoadResult {
 
 /**
  * Runs `clients` bench/h3-load.ts processes against `url`, each with `concurrency` request loops for
- * `durationMs` milliseconds (after its own 500 ms warm-up), and sums their results.
+ * `durationMs` milliseconds (after its own 500 ms warm-up), and sums their results. With `cpu`, the clients run
+ * on that CPU only.
  */
-export async function runH3Load(url: string, clients: number, concurrency: number, durationMs: number): Promise<LoadResult> {
+export async function runH3Load(url: string, clients: number, concurrency: number, durationMs: number, cpu?: number): Promise<LoadResult> {
   const procs = Array.from({ length: clients }, () =>
-    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(durationMs)], {
+    Bun.spawn([...pinnedTo(cpu), BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(durationMs)], {
       cwd: ROOT,
       stdout: 'pipe',
       stderr: 'inherit',
