@@ -47,10 +47,9 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
-import { ByteWriter } from './h2/bytes.ts';
 import { type ByteChannel, connectTcp, type TcpChannel, type TlsChannel, tlsChannel } from './h2/channel.ts';
 import { ErrorCode } from './h2/frames.ts';
-import { encodeRequestHead } from './h2/request-head.ts';
+import { requestFields } from './h2/request-head.ts';
 import { H2Session, type H2Stream, type SessionListener, type StreamFailure, type StreamHandler } from './h2/session.ts';
 import { type Http1PoolOptions, Http1Transport } from './http1.ts';
 import {
@@ -235,8 +234,11 @@ function connectFailed(message: string, cause?: unknown): SpookyError {
   return new SpookyError('upstream_connect_failed', message, { retryable: true, cause });
 }
 
-/** Header block of the request being opened (encoded and framed synchronously, so one buffer serves all). */
-const headBlock = new ByteWriter(4096);
+/**
+ * Header fields of the request being opened (checked in prepareStream, encoded by the session in exchange, both
+ * synchronously, so one list serves all).
+ */
+const headFields: string[] = [];
 
 /**
  * HTTP/2 {@link Transport} for one backend: h2c when `origin.tls` is undefined, else h2 over TLS with an
@@ -265,6 +267,9 @@ export class Http2Transport implements Transport {
   private h1Until = 0;
   private isClosed = false;
   private opened = 0;
+  /** Request header blocks and their bytes of sessions already closed. */
+  private closedHeaderBlocks = 0;
+  private closedHeaderBytes = 0;
   /** What every exchange of this transport shares. */
   private readonly ctx: ExchangeContext;
   /** What every session of this transport reports to. */
@@ -299,7 +304,12 @@ export class Http2Transport implements Transport {
       closed: (s) => {
         if (s.idleTimer) clearTimeout(s.idleTimer);
         const i = this.sessions.indexOf(s);
-        if (i >= 0) this.sessions.splice(i, 1);
+        if (i >= 0) {
+          this.sessions.splice(i, 1);
+          const hb = s.h2.headerBlockStats;
+          this.closedHeaderBlocks += hb.blocks;
+          this.closedHeaderBytes += hb.bytes;
+        }
         this.wakeAll();
       },
     };
@@ -376,11 +386,22 @@ export class Http2Transport implements Transport {
   stats(): TransportStats {
     let open = 0;
     let idle = 0;
+    let blocks = this.closedHeaderBlocks;
+    let bytes = this.closedHeaderBytes;
     for (const s of this.sessions) {
       open++;
       if (s.active === 0) idle++;
+      const hb = s.h2.headerBlockStats;
+      blocks += hb.blocks;
+      bytes += hb.bytes;
     }
-    const st: TransportStats = { connectionsOpened: this.opened, connectionsOpen: open, connectionsIdle: idle };
+    const st: TransportStats = {
+      connectionsOpened: this.opened,
+      connectionsOpen: open,
+      connectionsIdle: idle,
+      requestHeaderBlocks: blocks,
+      requestHeaderBytes: bytes,
+    };
     if (this.h1) {
       const h = this.h1.stats();
       st.connectionsOpened += h.connectionsOpened;
@@ -655,13 +676,13 @@ export class Http2Transport implements Transport {
   }
 
   /**
-   * Encodes the request's header block into {@link headBlock} for a stream on `s` (which has a slot reserved by
+   * Checks the request and collects its header fields into {@link headFields} for a stream on `s` (which has a slot reserved by
    * {@link pick}). On failure gives the slot back and returns the error: `bad_request` for a request HTTP/2
    * cannot carry (the session is fine), a retryable `upstream_connect_failed` when the session cannot open
    * streams any more.
    */
   private prepareStream(s: Session, req: UpstreamRequest): SpookyError | undefined {
-    const bad = encodeRequestHead(headBlock, req, this.scheme, this.defaultAuthority);
+    const bad = requestFields(req, this.scheme, this.defaultAuthority, headFields);
     if (bad !== undefined) {
       this.release(s);
       return new SpookyError('bad_request', `request cannot be sent over HTTP/2: ${bad}`);
@@ -684,7 +705,8 @@ export class Http2Transport implements Transport {
     const head = new Promise<UpstreamResponse>(captureResolvers);
     captureTarget = undefined;
     // The slot reserved by pick() now belongs to the stream; the session gives it back when the stream closes.
-    ex.stream = s.h2.open(headBlock.buf, headBlock.length, req.body === null, ex);
+    // The session HPACK-encodes the fields as it writes the HEADERS frame (encoder state follows the byte stream).
+    ex.stream = s.h2.openRequest(headFields, req.body === null, ex);
     this.ctx.sweeper.add(ex);
     if (req.body) ex.upload(req.body);
     return head;

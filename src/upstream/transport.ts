@@ -59,6 +59,10 @@ export interface TransportStats {
   connectionsOpen: number;
   /** Connections idle in the pool now. */
   connectionsIdle: number;
+  /** HTTP/2 only: request header blocks sent (HEADERS), since start. */
+  requestHeaderBlocks?: number;
+  /** HTTP/2 only: HPACK-encoded bytes of those header blocks (without frame headers). */
+  requestHeaderBytes?: number;
 }
 
 /** One backend's connection pool and protocol client. */

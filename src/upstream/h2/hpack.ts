@@ -5,10 +5,25 @@
  * Written here because no well-kept HPACK library exists on npm (the maintained implementations live inside
  * HTTP/2 stacks such as nghttp2 and Node's http2, which expose no HPACK API).
  *
- * The encoder never adds to the peer's dynamic table: a field is sent as an indexed static entry when name and
- * value match one, else as a literal without indexing (with the static name index when the name is there), and
- * strings are sent raw (not Huffman-coded). That costs a few bytes per request on the wire and saves the CPU and
- * state of a second table. Header strings are latin1 (one byte per char), as Bun hands them over.
+ * The encoder ({@link HpackEncoder}, one per connection) keeps its own copy of the dynamic table that the peer's
+ * decoder builds from our blocks (RFC 7541 §2.3, §4): entry size = name + value + 32, oldest evicted first, and
+ * a maximum that is the smaller of our cap ({@link ENCODER_TABLE_BYTES}) and the peer's
+ * SETTINGS_HEADER_TABLE_SIZE. A change of that maximum is announced with Dynamic Table Size Updates at the start
+ * of the next block (§4.2, §6.3). Blocks must reach the peer in the order they were encoded (the session encodes
+ * each block at the moment it appends the HEADERS frame to its output).
+ *
+ * Indexing policy, per field:
+ * 1. (name, value) in the static table, then in the dynamic table: an indexed field (one or two bytes).
+ * 2. Sensitive: `authorization`, `proxy-authorization`, and `cookie` values shorter than 20 bytes (short ones
+ *    are guessable, §7.1.3): a literal never indexed, so neither we nor an intermediary ever index it.
+ * 3. Not worth indexing: values that change on every request and would only evict useful entries
+ *    (`x-request-id`, `traceparent`, `tracestate`, `content-length`, and `:path` longer than
+ *    {@link MAX_INDEXED_PATH} bytes), and any field larger than half the table: a literal without indexing.
+ * 4. Anything else (user-agent, accept, x-forwarded-*, forwarded, via, :authority, short paths, longer cookies):
+ *    a literal with incremental indexing, so the next request sends a reference.
+ * Literal names are sent by index when the name is in either table. Strings are sent raw, not Huffman-coded: a
+ * repeated request is almost all indexed references, so Huffman would only shorten the first occurrences, at a
+ * CPU cost on every literal. Header strings are latin1 (one byte per char), as Bun hands them over.
  */
 import type { ByteWriter } from './bytes.ts';
 import { latin1String } from './bytes.ts';
@@ -83,6 +98,15 @@ const STATIC_COUNT = STATIC_TABLE.length;
 
 /** Per-entry overhead counted in table sizes (RFC 7541 §4.1). */
 const ENTRY_OVERHEAD = 32;
+
+/** Our cap on the encoder's dynamic table (the peer's SETTINGS_HEADER_TABLE_SIZE may lower it). */
+export const ENCODER_TABLE_BYTES = 4096;
+/** The table size both sides assume before any SETTINGS (RFC 9113 §6.5.2 SETTINGS_HEADER_TABLE_SIZE default). */
+export const DEFAULT_TABLE_BYTES = 4096;
+/** Longest `:path` value the encoder adds to the dynamic table (longer ones are usually unique). */
+export const MAX_INDEXED_PATH = 64;
+/** `cookie` values shorter than this are sent never-indexed (short secrets are guessable, RFC 7541 §7.1.3). */
+const MIN_INDEXED_COOKIE = 20;
 
 /** A malformed header block: a connection error of type COMPRESSION_ERROR (RFC 9113 §4.3). */
 export class HpackError extends Error {
@@ -306,4 +330,191 @@ export function encodeField(w: ByteWriter, name: string, value: string): void {
     writeString(w, name);
   }
   writeString(w, value);
+}
+
+/** Writes the name part of a literal: the index when `nameIndex` > 0 (with the representation bits), else the string. */
+function writeLiteralName(w: ByteWriter, first: number, prefixBits: number, nameIndex: number, name: string): void {
+  if (nameIndex > 0) writeInt(w, first, prefixBits, nameIndex);
+  else {
+    w.ensure(1);
+    w.byte(first);
+    writeString(w, name);
+  }
+}
+
+/** How {@link HpackEncoder.field} treats a field that is in no table: see the module comment. */
+const NEVER = 0;
+const NO_INDEX = 1;
+const INDEX = 2;
+
+/** Names whose values change on every request: sent without indexing. */
+const UNINDEXED_NAMES = new Set(['x-request-id', 'traceparent', 'tracestate', 'content-length']);
+
+/**
+ * The HPACK encoder of one connection: a mirror of the peer decoder's dynamic table and the indexing policy of the
+ * module comment. Blocks must be sent in the order they are encoded, each started with {@link beginBlock}.
+ */
+export class HpackEncoder {
+  /** Dynamic table entries, oldest at `head`; entry `i` was the `base + i`-th inserted. */
+  private names: string[] = [];
+  private values: string[] = [];
+  private head = 0;
+  /** Insertion number of `names[0]`. */
+  private base = 0;
+  private size = 0;
+  /** Newest insertion number per name, and per name and value. */
+  private readonly byName = new Map<string, number>();
+  private readonly byField = new Map<string, Map<string, number>>();
+  /** The maximum size the peer's decoder currently applies (changed only by the updates we send). */
+  private maxSize = DEFAULT_TABLE_BYTES;
+  /** The maximum the next block must establish: min(cap, peer setting). */
+  private targetSize: number;
+  /** Smallest target since the last block (a shrink then grow needs two updates, §4.2). */
+  private lowestTarget: number;
+  /** Header block bytes and blocks written through {@link beginBlock} (for stats and tests). */
+  bytesEncoded = 0;
+  /** Header blocks begun. */
+  blocksEncoded = 0;
+  private blockStart = 0;
+
+  /** @param cap our own limit on the table size; the peer's SETTINGS_HEADER_TABLE_SIZE may lower it further */
+  constructor(private readonly cap = ENCODER_TABLE_BYTES) {
+    this.targetSize = Math.min(cap, DEFAULT_TABLE_BYTES);
+    this.lowestTarget = this.targetSize;
+  }
+
+  /** Current dynamic table size in bytes (RFC 7541 §4.1). */
+  get tableSize(): number {
+    return this.size;
+  }
+
+  /** The maximum table size the peer's decoder applies now. */
+  get maxTableSize(): number {
+    return this.maxSize;
+  }
+
+  /** Dynamic table entries, newest first, for tests (must equal the peer decoder's). */
+  entries(): [string, string][] {
+    const out: [string, string][] = [];
+    for (let i = this.names.length - 1; i >= this.head; i--) out.push([this.names[i] as string, this.values[i] as string]);
+    return out;
+  }
+
+  /**
+   * The peer's SETTINGS_HEADER_TABLE_SIZE arrived (call when processing its SETTINGS frame, before encoding any
+   * later block). The next block starts with the size update(s) this needs.
+   */
+  setPeerTableSize(peerSize: number): void {
+    this.targetSize = Math.min(this.cap, peerSize);
+    if (this.targetSize < this.lowestTarget) this.lowestTarget = this.targetSize;
+  }
+
+  /** Starts a header block in `w` (at its current length): writes the pending table size updates. */
+  beginBlock(w: ByteWriter): void {
+    this.blocksEncoded++;
+    this.blockStart = w.length;
+    if (this.lowestTarget < this.maxSize && this.lowestTarget < this.targetSize) {
+      writeInt(w, 0x20, 5, this.lowestTarget);
+      this.resize(this.lowestTarget);
+    }
+    if (this.targetSize !== this.maxSize) {
+      writeInt(w, 0x20, 5, this.targetSize);
+      this.resize(this.targetSize);
+    }
+    this.lowestTarget = this.targetSize;
+  }
+
+  /** Ends the block begun in `w` by {@link beginBlock}: counts its bytes. */
+  endBlock(w: ByteWriter): void {
+    this.bytesEncoded += w.length - this.blockStart;
+  }
+
+  /** Appends one header field (lower-case `name`) to the block being encoded, following the module's policy. */
+  field(w: ByteWriter, name: string, value: string): void {
+    const staticExact = STATIC_FIELD_INDEX.get(name)?.get(value);
+    if (staticExact !== undefined) {
+      writeInt(w, 0x80, 7, staticExact);
+      return;
+    }
+    const policy = this.policy(name, value);
+    if (policy !== NEVER) {
+      const seq = this.byField.get(name)?.get(value);
+      if (seq !== undefined) {
+        writeInt(w, 0x80, 7, this.indexOf(seq));
+        return;
+      }
+    }
+    let nameIndex = STATIC_NAME_INDEX.get(name) ?? 0;
+    if (nameIndex === 0) {
+      const seq = this.byName.get(name);
+      if (seq !== undefined) nameIndex = this.indexOf(seq);
+    }
+    if (policy === INDEX) {
+      writeLiteralName(w, 0x40, 6, nameIndex, name);
+      writeString(w, value);
+      this.add(name, value);
+    } else {
+      writeLiteralName(w, policy === NEVER ? 0x10 : 0x00, 4, nameIndex, name);
+      writeString(w, value);
+    }
+  }
+
+  /** {@link NEVER}, {@link NO_INDEX} or {@link INDEX} for a field not in the static table. */
+  private policy(name: string, value: string): number {
+    if (name === 'authorization' || name === 'proxy-authorization') return NEVER;
+    if (name === 'cookie' && value.length < MIN_INDEXED_COOKIE) return NEVER;
+    if (UNINDEXED_NAMES.has(name)) return NO_INDEX;
+    if (name === ':path' && value.length > MAX_INDEXED_PATH) return NO_INDEX;
+    if ((name.length + value.length + ENTRY_OVERHEAD) * 2 > this.maxSize) return NO_INDEX;
+    return INDEX;
+  }
+
+  /** HPACK index of the entry inserted as number `seq` (the newest is {@link STATIC_COUNT} + 1). */
+  private indexOf(seq: number): number {
+    return STATIC_COUNT + this.base + this.names.length - seq;
+  }
+
+  /** Adds an entry (§4.4), evicting the oldest ones to make room (the policy never adds one larger than the table). */
+  private add(name: string, value: string): void {
+    const entrySize = name.length + value.length + ENTRY_OVERHEAD;
+    this.evict(this.maxSize - entrySize);
+    const seq = this.base + this.names.length;
+    this.names.push(name);
+    this.values.push(value);
+    this.size += entrySize;
+    this.byName.set(name, seq);
+    let byValue = this.byField.get(name);
+    if (!byValue) this.byField.set(name, (byValue = new Map()));
+    byValue.set(value, seq);
+  }
+
+  /** Applies a size update we wrote: the new maximum, evicting what no longer fits. */
+  private resize(max: number): void {
+    this.maxSize = max;
+    this.evict(max);
+  }
+
+  /** Evicts the oldest entries until the table size is at most `limit`. */
+  private evict(limit: number): void {
+    while (this.size > limit && this.head < this.names.length) {
+      const name = this.names[this.head] as string;
+      const value = this.values[this.head] as string;
+      const seq = this.base + this.head;
+      this.size -= name.length + value.length + ENTRY_OVERHEAD;
+      if (this.byName.get(name) === seq) this.byName.delete(name);
+      const byValue = this.byField.get(name);
+      if (byValue !== undefined && byValue.get(value) === seq) {
+        byValue.delete(value);
+        if (byValue.size === 0) this.byField.delete(name);
+      }
+      this.head++;
+    }
+    // Compact the arrays now and then instead of shifting them on every eviction.
+    if (this.head > 32 && this.head * 2 > this.names.length) {
+      this.names.splice(0, this.head);
+      this.values.splice(0, this.head);
+      this.base += this.head;
+      this.head = 0;
+    }
+  }
 }

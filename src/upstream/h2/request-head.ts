@@ -3,10 +3,12 @@
  * (`:authority` from the `host` header, else the backend's host:port), connection-specific fields dropped
  * (§8.2.2; `te` only as `trailers`), names lower-cased, and every name and value checked, so a field HTTP/2
  * cannot carry fails this one request instead of the connection.
+ *
+ * Checking and encoding are separate steps: {@link requestFields} only checks and collects, and the session encodes
+ * the list when it writes the HEADERS frame, so a request that fails a check never touches the connection's
+ * HPACK state and blocks are encoded in the order they are sent.
  */
 import type { UpstreamRequest } from '../transport.ts';
-import type { ByteWriter } from './bytes.ts';
-import { encodeField } from './hpack.ts';
 
 /** Connection-specific header fields that HTTP/2 forbids (RFC 9113 §8.2.2), plus the framing ones we set. */
 const FORBIDDEN_H2_HEADERS = new Set([
@@ -48,11 +50,12 @@ function validValue(value: string): boolean {
 }
 
 /**
- * Writes the header block of `req` to `w` (which it resets first). Returns undefined, or the reason the request
- * cannot be sent over HTTP/2 (then `w` holds garbage).
+ * Fills `out` (emptied first) with the request's HTTP/2 header fields as `[name, value, ...]`, pseudo-headers
+ * first, names lower-case. Returns undefined, or the reason the request cannot be sent over HTTP/2 (then `out`
+ * holds garbage).
  */
-export function encodeRequestHead(w: ByteWriter, req: UpstreamRequest, scheme: string, defaultAuthority: string): string | undefined {
-  w.reset();
+export function requestFields(req: UpstreamRequest, scheme: string, defaultAuthority: string, out: string[]): string | undefined {
+  out.length = 0;
   const headers = req.headers;
   let authority = defaultAuthority;
   for (let i = 0; i < headers.length; i++) {
@@ -64,10 +67,10 @@ export function encodeRequestHead(w: ByteWriter, req: UpstreamRequest, scheme: s
   }
   if (!validValue(authority)) return 'invalid host header';
   if (!validValue(req.target) || req.target.includes(' ')) return 'invalid request target';
-  encodeField(w, ':method', req.method);
-  encodeField(w, ':scheme', scheme);
-  encodeField(w, ':authority', authority);
-  encodeField(w, ':path', req.target);
+  out.push(':method', req.method);
+  out.push(':scheme', scheme);
+  out.push(':authority', authority);
+  out.push(':path', req.target);
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i] as [string, string];
     const rawName = h[0];
@@ -78,8 +81,8 @@ export function encodeRequestHead(w: ByteWriter, req: UpstreamRequest, scheme: s
     if (name !== rawName && (name === 'host' || FORBIDDEN_H2_HEADERS.has(name))) continue;
     if (name === 'te' && value.toLowerCase() !== 'trailers') continue;
     if (!validValue(value)) return `invalid value of header ${name}`;
-    encodeField(w, name, value);
+    out.push(name, value);
   }
-  if (req.contentLength !== undefined) encodeField(w, 'content-length', String(req.contentLength));
+  if (req.contentLength !== undefined) out.push('content-length', String(req.contentLength));
   return undefined;
 }

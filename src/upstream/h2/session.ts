@@ -44,7 +44,7 @@ import {
   writeSettingsAck,
   writeWindowUpdate,
 } from './frames.ts';
-import { HpackDecoder, HpackError } from './hpack.ts';
+import { HpackDecoder, HpackEncoder, HpackError } from './hpack.ts';
 
 /** Receive window of the whole connection (we raise it from the default 65535 right after the preface). */
 export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -206,6 +206,9 @@ function flushAll(): void {
   for (let i = 0; i < list.length; i++) (list[i] as H2Session).flush();
 }
 
+/** Scratch buffer for one header block (encoded and framed synchronously, so one buffer serves every session). */
+const blockWriter = new ByteWriter(4096);
+
 /** A client HTTP/2 connection; see the module comment. Start it with {@link start}. */
 export class H2Session implements ChannelReceiver, FrameSink {
   /** Output not yet handed to the channel. */
@@ -213,6 +216,12 @@ export class H2Session implements ChannelReceiver, FrameSink {
   private flushQueued = false;
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder();
+  /**
+   * Our HPACK encoder (a mirror of the peer's decoding table). Blocks are encoded only in {@link open} and
+   * {@link openRequest}, right where their HEADERS frame is appended to {@link out}, so encoder state and the
+   * byte stream stay in the same order.
+   */
+  private readonly encoder = new HpackEncoder();
   private readonly streams = new Map<number, H2Stream>();
   /** Streams with data waiting for window or channel. */
   private blockedStreams: H2Stream[] = [];
@@ -282,10 +291,45 @@ export class H2Session implements ChannelReceiver, FrameSink {
   }
 
   /**
-   * Opens a stream with the header block `block[0, blockLength)` (HPACK-encoded by the caller; copied here).
-   * `endStream`: no request body follows. Call only when {@link canOpen}.
+   * Opens a stream with the header block `block[0, blockLength)` (HPACK-encoded by the caller without using the
+   * dynamic table; copied here; a pending table size update is put in front). `endStream`: no request body
+   * follows. Call only when {@link canOpen}.
    */
   open(block: Uint8Array, blockLength: number, endStream: boolean, handler: StreamHandler): H2Stream {
+    const w = blockWriter;
+    w.reset();
+    this.encoder.beginBlock(w);
+    if (w.length === 0) {
+      this.encoder.endBlock(w);
+      this.encoder.bytesEncoded += blockLength;
+      return this.openBlock(block, blockLength, endStream, handler);
+    }
+    w.bytes(block.subarray(0, blockLength));
+    this.encoder.endBlock(w);
+    return this.openBlock(w.buf, w.length, endStream, handler);
+  }
+
+  /**
+   * Opens a stream whose header block is encoded here from `fields` (`[name, value, ...]`, lower-case names, already
+   * checked) with the connection's HPACK encoder. `endStream`: no request body follows. Call only when {@link canOpen}.
+   */
+  openRequest(fields: readonly string[], endStream: boolean, handler: StreamHandler): H2Stream {
+    const w = blockWriter;
+    w.reset();
+    const enc = this.encoder;
+    enc.beginBlock(w);
+    for (let i = 0; i < fields.length; i += 2) enc.field(w, fields[i] as string, fields[i + 1] as string);
+    enc.endBlock(w);
+    return this.openBlock(w.buf, w.length, endStream, handler);
+  }
+
+  /** Header block bytes sent so far (all streams), and header blocks: for stats and tests. */
+  get headerBlockStats(): { blocks: number; bytes: number } {
+    return { blocks: this.encoder.blocksEncoded, bytes: this.encoder.bytesEncoded };
+  }
+
+  /** Opens the stream with a complete header block. */
+  private openBlock(block: Uint8Array, blockLength: number, endStream: boolean, handler: StreamHandler): H2Stream {
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const s = new H2Stream(this, id, handler, this.peerInitialWindow, this.streamWindow);
@@ -789,8 +833,13 @@ export class H2Session implements ChannelReceiver, FrameSink {
           }
           this.peerMaxFrameSize = value;
           break;
+        case Setting.HEADER_TABLE_SIZE:
+          // Our next header block announces the new table size (the peer applies it once it reads our ACK, which
+          // is written below, before that block).
+          this.encoder.setPeerTableSize(value);
+          break;
         default:
-          break; // HEADER_TABLE_SIZE: our encoder uses no dynamic table; unknown settings are ignored
+          break; // unknown settings are ignored
       }
     }
     let windowGrew = false;
