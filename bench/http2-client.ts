@@ -10,7 +10,10 @@
  * transport rows, so the difference to that row is the transport's own overhead. Small bodies come back from the
  * transport as bytes (`Uint8Array`); the run reports how many did.
  *
- * Run: `bun bench/http2-client.ts [seconds-per-run=4] [concurrency list=64,256] [repetitions=3] [--pin]`
+ * Run: `bun bench/http2-client.ts [seconds-per-run=4] [concurrency list=64,256] [repetitions=3] [--pin] [--typical]`
+ * `--typical` sends the header set the proxy typically forwards (13 fields: user-agent, accept*, cookie,
+ * x-forwarded-*, forwarded, via, and a fresh x-request-id and traceparent per request) instead of two headers,
+ * in every row, and prints the transport's request header bytes per request.
  * `--pin` (Linux, needs `taskset`) puts all client threads on CPU 0 and the server on CPU 1, as
  * `bench/http1-client.ts --pin` does, so the two benchmarks can be compared.
  * Each configuration runs `repetitions` times (interleaved); the table shows the median run and the range.
@@ -66,6 +69,33 @@ interface Result {
   cpuUsPerReq: number;
 }
 
+/** The two-header request of the default run, as [name, value] pairs (without `host`). */
+const SMALL_HEADERS: [string, string][] = [
+  ['accept', '*/*'],
+  ['user-agent', 'spooky-bench'],
+];
+
+let requestNumber = 0;
+
+/** The header set the proxy typically forwards (`--typical`), with fresh per-request ids. */
+function typicalHeaders(): [string, string][] {
+  const i = requestNumber++;
+  return [
+    ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'],
+    ['accept', 'application/json, text/plain, */*'],
+    ['accept-encoding', 'gzip, deflate, br'],
+    ['accept-language', 'en-US,en;q=0.5'],
+    ['cookie', 'session=0123456789abcdef01234567'],
+    ['x-forwarded-for', '203.0.113.7'],
+    ['x-forwarded-proto', 'https'],
+    ['x-forwarded-host', 'bench.local'],
+    ['forwarded', 'for=203.0.113.7;proto=https;host=bench.local'],
+    ['via', '2 spooky'],
+    ['x-request-id', `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`],
+    ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i + 1).toString(16).padStart(16, '0')}-01`],
+  ];
+}
+
 /** Runs `one` in `concurrency` loops for a warm-up second, then for `seconds`, and measures. */
 async function measure(label: string, concurrency: number, seconds: number, one: () => Promise<void>): Promise<Result> {
   let running = true;
@@ -101,7 +131,9 @@ async function drain(body: ReadableStream<Uint8Array> | Uint8Array | null): Prom
 
 async function main(): Promise<void> {
   const pin = process.argv.includes('--pin');
-  const args = process.argv.slice(2).filter((a) => a !== '--pin');
+  const typical = process.argv.includes('--typical');
+  const headersOf = typical ? typicalHeaders : () => SMALL_HEADERS;
+  const args = process.argv.slice(2).filter((a) => a !== '--pin' && a !== '--typical');
   const seconds = Number(args[0] ?? 4);
   const levels = (args[1] ?? '64,256').split(',').map(Number);
   const reps = Number(args[2] ?? 3);
@@ -123,11 +155,7 @@ async function main(): Promise<void> {
             const req: UpstreamRequest = {
               method: 'GET',
               target: '/',
-              headers: [
-                ['host', 'bench.local'],
-                ['accept', '*/*'],
-                ['user-agent', 'spooky-bench'],
-              ],
+              headers: [['host', 'bench.local'], ...headersOf()],
               body: null,
               signal: new AbortController().signal,
             };
@@ -140,6 +168,8 @@ async function main(): Promise<void> {
         );
         const st = t.stats();
         t.close();
+        if (typical && st.requestHeaderBlocks)
+          console.error(`note: ${((st.requestHeaderBytes ?? 0) / st.requestHeaderBlocks).toFixed(1)} request header bytes per request`);
         if (st.connectionsOpened !== 1) console.error(`note: ${st.connectionsOpened} connections were opened`);
         if (asBytes !== responses) console.error(`note: ${responses - asBytes} of ${responses} bodies came back as streams, not bytes`);
 
@@ -150,7 +180,7 @@ async function main(): Promise<void> {
           await measure('bare node:http2', c, seconds, () => {
             return new Promise<void>((resolve, reject) => {
               const s = session.request(
-                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
+                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', ...Object.fromEntries(headersOf()) },
                 { endStream: true },
               );
               s.on('error', reject);
@@ -164,7 +194,7 @@ async function main(): Promise<void> {
             const signal = new AbortController().signal;
             return new Promise<void>((resolve, reject) => {
               const s = session.request(
-                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', accept: '*/*', 'user-agent': 'spooky-bench' },
+                { ':method': 'GET', ':path': '/', ':authority': 'bench.local', ...Object.fromEntries(headersOf()) },
                 { endStream: true },
               );
               s.on('error', reject);
