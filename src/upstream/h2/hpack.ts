@@ -314,7 +314,8 @@ function writeString(w: ByteWriter, s: string): void {
 
 /**
  * Appends one header field to a header block: an indexed static entry when name and value match one, else a
- * literal without indexing. `name` must be lower case.
+ * literal without indexing. Stateless (no dynamic table): for blocks built outside a connection's
+ * {@link HpackEncoder}, such as test peers. `name` must be lower case.
  */
 export function encodeField(w: ByteWriter, name: string, value: string): void {
   const exact = STATIC_FIELD_INDEX.get(name)?.get(value);

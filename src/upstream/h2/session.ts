@@ -2,7 +2,8 @@
  * One client HTTP/2 connection (RFC 9113) over a {@link ByteChannel}: connection preface and SETTINGS exchange,
  * stream ids, flow control in both directions, header blocks (HEADERS + CONTINUATION, HPACK), RST_STREAM, PING
  * answers, GOAWAY, and connection errors. It knows nothing about HTTP semantics beyond framing: the transport
- * encodes request header blocks and interprets the decoded response fields through a {@link StreamHandler}.
+ * checks the request header fields (the session HPACK-encodes them with its dynamic table as it writes the
+ * HEADERS frame) and interprets the decoded response fields through a {@link StreamHandler}.
  *
  * Writes are coalesced: frames are appended to one buffer, and every session with something to send is flushed
  * once per event-loop turn (in the check phase, `setImmediate`), or at once when the buffer passes
