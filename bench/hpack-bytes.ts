@@ -9,27 +9,14 @@ import { ByteWriter } from '../src/upstream/h2/bytes.ts';
 import { encodeField, HpackDecoder, HpackEncoder } from '../src/upstream/h2/hpack.ts';
 import { requestFields } from '../src/upstream/h2/request-head.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
+import { typicalProxyHeaders } from './support.ts';
 
 /** Request `i` with the typical proxy header set and fresh per-request ids. */
 function request(i: number): UpstreamRequest {
   return {
     method: 'GET',
     target: `/api/v1/items/${i % 10}`,
-    headers: [
-      ['host', 'api.example.com'],
-      ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'],
-      ['accept', 'application/json, text/plain, */*'],
-      ['accept-encoding', 'gzip, deflate, br'],
-      ['accept-language', 'en-US,en;q=0.5'],
-      ['cookie', 'session=0123456789abcdef01234567'],
-      ['x-forwarded-for', '203.0.113.7'],
-      ['x-forwarded-proto', 'https'],
-      ['x-forwarded-host', 'api.example.com'],
-      ['forwarded', 'for=203.0.113.7;proto=https;host=api.example.com'],
-      ['via', '2 spooky'],
-      ['x-request-id', `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`],
-      ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i + 1).toString(16).padStart(16, '0')}-01`],
-    ],
+    headers: [['host', 'api.example.com'], ...typicalProxyHeaders(i, 'api.example.com')],
     body: null,
     signal: new AbortController().signal,
   };

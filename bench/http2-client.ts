@@ -22,6 +22,7 @@
 import http2 from 'node:http2';
 import { Http2Transport } from '../src/upstream/http2.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
+import { typicalProxyHeaders } from './support.ts';
 
 /** The child: a small h2c server answering every request with 200 and a short body. */
 async function serve(): Promise<void> {
@@ -79,21 +80,7 @@ let requestNumber = 0;
 
 /** The header set the proxy typically forwards (`--typical`), with fresh per-request ids. */
 function typicalHeaders(): [string, string][] {
-  const i = requestNumber++;
-  return [
-    ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'],
-    ['accept', 'application/json, text/plain, */*'],
-    ['accept-encoding', 'gzip, deflate, br'],
-    ['accept-language', 'en-US,en;q=0.5'],
-    ['cookie', 'session=0123456789abcdef01234567'],
-    ['x-forwarded-for', '203.0.113.7'],
-    ['x-forwarded-proto', 'https'],
-    ['x-forwarded-host', 'bench.local'],
-    ['forwarded', 'for=203.0.113.7;proto=https;host=bench.local'],
-    ['via', '2 spooky'],
-    ['x-request-id', `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`],
-    ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i + 1).toString(16).padStart(16, '0')}-01`],
-  ];
+  return typicalProxyHeaders(requestNumber++, 'bench.local');
 }
 
 /** Runs `one` in `concurrency` loops for a warm-up second, then for `seconds`, and measures. */
