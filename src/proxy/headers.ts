@@ -200,19 +200,18 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
 
   const fields = incoming.toJSON();
   for (const name in fields) {
-    let value = fields[name] as string | string[];
+    const value = fields[name] as string | string[];
     if (typeof value !== 'string') {
       // Only set-cookie comes as a list: meaningless in a request, but forwarded field by field as received
-      // (of the rules below only a Connection nomination can apply to it).
+      // (none of the rules below but a Connection nomination applies to it).
       if (nominated?.includes(name)) continue;
-      for (let i = 0; i < value.length - 1; i++) {
-        const v = value[i] as string;
+      if (!isToken(name)) return fail('invalid header name');
+      for (const v of value) {
         headerBytes += name.length + v.length + 4;
-        if (!isToken(name)) return fail('invalid header name');
         if (hasForbiddenValueChar(v)) return fail(`CR, LF or NUL in header ${name}`);
         out.push([name, v]);
       }
-      value = value[value.length - 1] ?? '';
+      continue;
     }
     headerBytes += name.length + value.length + 4;
     if (name.charCodeAt(0) === 58) continue; // pseudo-header
