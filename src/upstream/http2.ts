@@ -47,6 +47,7 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
+import { TCHAR } from '../lib/http-syntax.ts';
 import { type ByteChannel, connectTcp, type TcpChannel, type TlsChannel, tlsChannel } from './h2/channel.ts';
 import { ErrorCode } from './h2/frames.ts';
 import { requestFields } from './h2/request-head.ts';
@@ -1283,10 +1284,6 @@ class Sweeper {
   }
 }
 
-/** Per char code below 128: 1 for a char allowed in an HTTP/2 field name (a lower-case token char, RFC 9110 §5.6.2). */
-const RESPONSE_NAME_CHARS = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") RESPONSE_NAME_CHARS[c.charCodeAt(0)] = 1;
-
 /** Connection-specific fields, which make an HTTP/2 response malformed (RFC 9113 §8.2.2; `te` is for requests only). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
@@ -1299,11 +1296,8 @@ function responseFieldProblem(name: string, value: string): string | undefined {
   if (n === 0) return 'an empty header name';
   for (let i = 0; i < n; i++) {
     const c = name.charCodeAt(i);
-    if (c >= 128 || RESPONSE_NAME_CHARS[c] !== 1) {
-      return c >= 65 && c <= 90
-        ? `response header name ${JSON.stringify(name)} is not lower case`
-        : `invalid response header name ${JSON.stringify(name)}`;
-    }
+    if (c >= 65 && c <= 90) return `response header name ${JSON.stringify(name)} is not lower case`;
+    if (c >= 128 || TCHAR[c] === 0) return `invalid response header name ${JSON.stringify(name)}`;
   }
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);

@@ -6,35 +6,16 @@
  * requests' header blocks are a fraction of the first one's.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Http2Transport } from '../../src/upstream/http2.ts';
 import type { UpstreamRequest } from '../../src/upstream/transport.ts';
-import { eventually } from '../support/process.ts';
+import { startNghttpd } from '../support/nghttpd.ts';
 
-const NGHTTPD = '/usr/sbin/nghttpd';
 const REQUESTS = 400;
-
-/** The TCP port process `pid` listens on, from its socket inodes and /proc/net/tcp; undefined while none. */
-function listeningPort(pid: number): number | undefined {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m?.[1]) inodes.add(m[1]);
-    } catch {
-      // the fd closed meanwhile
-    }
-  }
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[3] === '0A' && inodes.has(f[9] ?? '')) return Number.parseInt((f[1] ?? '').split(':')[1] ?? '', 16);
-  }
-  return undefined;
-}
 
 /** Request `i` with the typical proxy header set (stable fields, a few paths, per-request ids). */
 function typicalRequest(i: number): UpstreamRequest {
@@ -89,7 +70,7 @@ async function run(port: number): Promise<{ bodies: string[]; first: number; lat
 }
 
 describe('HTTP/2 client HPACK dynamic table against nghttpd and node:http2', () => {
-  let nghttpd: ReturnType<typeof Bun.spawn>;
+  let nghttpd: { kill(): void } | undefined;
   let ngPort = 0;
   let node: http2.Http2Server;
   let nodePort = 0;
@@ -98,8 +79,9 @@ describe('HTTP/2 client HPACK dynamic table against nghttpd and node:http2', () 
   beforeAll(async () => {
     const docs = mkdtempSync(join(tmpdir(), 'spooky-hpack-'));
     for (let i = 0; i < 10; i++) writeFileSync(join(docs, `f${i}.txt`), `file ${i}`);
-    nghttpd = Bun.spawn([NGHTTPD, '--no-tls', '-a', '127.0.0.1', '-d', docs, '0'], { stdout: 'ignore', stderr: 'pipe' });
-    await eventually(() => (ngPort = listeningPort(nghttpd.pid) ?? 0) !== 0, 10_000, 'nghttpd listening');
+    const ng = await startNghttpd(['--no-tls', '-a', '127.0.0.1', '-d', docs, '0']);
+    nghttpd = ng.proc;
+    ngPort = ng.port;
 
     node = http2.createServer();
     node.on('stream', (st: http2.ServerHttp2Stream, headers) => {

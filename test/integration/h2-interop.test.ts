@@ -8,37 +8,18 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCertificate } from '../support/certs.ts';
-import { eventually, request, type SpookyProcess, startSpooky } from '../support/process.ts';
-
-const NGHTTPD = '/usr/sbin/nghttpd';
-
-/** The TCP port process `pid` listens on, from its socket inodes and /proc/net/tcp; undefined while none. */
-function listeningPort(pid: number): number | undefined {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m?.[1]) inodes.add(m[1]);
-    } catch {
-      // the fd closed meanwhile
-    }
-  }
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[3] === '0A' && inodes.has(f[9] ?? '')) return Number.parseInt((f[1] ?? '').split(':')[1] ?? '', 16);
-  }
-  return undefined;
-}
+import { startNghttpd } from '../support/nghttpd.ts';
+import { request, type SpookyProcess, startSpooky } from '../support/process.ts';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('HTTP/2 client interop with nghttp2 (nghttpd)', () => {
-  let nghttpd: ReturnType<typeof Bun.spawn>;
-  let nghttpdTls: ReturnType<typeof Bun.spawn>;
+  let nghttpd: { kill(): void } | undefined;
+  let nghttpdTls: { kill(): void } | undefined;
   let spooky: SpookyProcess;
   const big = new Uint8Array(3_000_000).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
 
@@ -51,12 +32,12 @@ describe('HTTP/2 client interop with nghttp2 (nghttpd)', () => {
     writeFileSync(join(docs, 'tls', 'small.txt'), 'hello from nghttpd\n');
     writeFileSync(join(docs, 'tls', 'big.bin'), big);
     const { cert, key } = await testCertificate();
-    nghttpd = Bun.spawn([NGHTTPD, '--no-tls', '--echo-upload', '-a', '127.0.0.1', '-d', docs, '0'], { stdout: 'ignore', stderr: 'pipe' });
-    nghttpdTls = Bun.spawn([NGHTTPD, '-a', '127.0.0.1', '-d', docs, '0', key, cert], { stdout: 'ignore', stderr: 'pipe' });
-    let port: number | undefined;
-    let tlsPort: number | undefined;
-    await eventually(() => (port = listeningPort(nghttpd.pid)) !== undefined, 10_000, 'nghttpd listening');
-    await eventually(() => (tlsPort = listeningPort(nghttpdTls.pid)) !== undefined, 10_000, 'nghttpd (TLS) listening');
+    const plain = await startNghttpd(['--no-tls', '--echo-upload', '-a', '127.0.0.1', '-d', docs, '0']);
+    nghttpd = plain.proc;
+    const tls = await startNghttpd(['-a', '127.0.0.1', '-d', docs, '0', key, cert], 'nghttpd (TLS) listening');
+    nghttpdTls = tls.proc;
+    const port = plain.port;
+    const tlsPort = tls.port;
     spooky = await startSpooky(`
 limits: { max_request_body_bytes: 10000000 }
 upstream:

@@ -2,7 +2,7 @@
  * HTTP/2 framing (RFC 9113 §4 and §6): frame type, flag, setting and error-code constants, writers that append
  * frames to a {@link ByteWriter}, and a {@link FrameReader} that cuts a byte stream into frames.
  */
-import { ByteWriter } from './bytes.ts';
+import type { ByteWriter } from './bytes.ts';
 
 /** The client connection preface (RFC 9113 §3.4), sent before our first SETTINGS frame. */
 export const CLIENT_PREFACE = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -269,9 +269,4 @@ export function paddingOf(buf: Uint8Array, start: number, flags: number): number
 /** Reads a 32-bit big-endian number at `at`. */
 export function readU32(b: Uint8Array, at: number): number {
   return ((b[at] as number) * 0x1000000 + (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number))) >>> 0;
-}
-
-/** A fresh writer for frames. */
-export function frameWriter(capacity = 16 * 1024): ByteWriter {
-  return new ByteWriter(capacity);
 }

@@ -8,6 +8,8 @@
  * the list when it writes the HEADERS frame, so a request that fails a check never touches the connection's
  * HPACK state and blocks are encoded in the order they are sent.
  */
+import { TCHAR } from '../../lib/http-syntax.ts';
+import { checkFieldValue } from '../http1-parser.ts';
 import type { UpstreamRequest } from '../transport.ts';
 
 /** Connection-specific header fields that HTTP/2 forbids (RFC 9113 §8.2.2), plus the framing ones we set. */
@@ -21,32 +23,22 @@ const FORBIDDEN_H2_HEADERS = new Set([
   'content-length',
 ]);
 
-/** Per char code below 128: 1 for a lower-case token char, 2 for an upper-case letter, 0 otherwise (RFC 9110 §5.6.2). */
-const NAME_CHARS = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHARS[c.charCodeAt(0)] = 1;
-for (let c = 65; c <= 90; c++) NAME_CHARS[c] = 2;
-
-/** The name lower-cased when it is a valid token, else undefined. */
+/** The name lower-cased when it is a valid token (RFC 9110 §5.6.2), else undefined. */
 function checkedName(name: string): string | undefined {
   const n = name.length;
   if (n === 0) return undefined;
   let upper = false;
   for (let i = 0; i < n; i++) {
     const c = name.charCodeAt(i);
-    const kind = c < 128 ? (NAME_CHARS[c] as number) : 0;
-    if (kind === 0) return undefined;
-    if (kind === 2) upper = true;
+    if (c > 127 || TCHAR[c] === 0) return undefined;
+    if (c >= 65 && c <= 90) upper = true;
   }
   return upper ? name.toLowerCase() : name;
 }
 
 /** True when `value` holds only HTAB, visible ASCII, SP and obs-text (no NUL, CR, LF or other controls). */
 function validValue(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 ? c !== 0x09 : c === 0x7f || c > 0xff) return false;
-  }
-  return true;
+  return checkFieldValue(value) >= 0;
 }
 
 /**
