@@ -265,7 +265,9 @@ describe('token and value checks', () => {
   });
 
   test('checkFieldValue', () => {
-    expect(checkFieldValue('a\tb c')).toBeGreaterThan(0);
+    const plain = checkFieldValue('a\tb c');
+    expect(plain).toBeGreaterThanOrEqual(0);
+    expect(plain).toBeLessThanOrEqual(0x7f);
     expect(checkFieldValue('')).toBe(0);
     expect(checkFieldValue('\u00ff')).toBeGreaterThan(0x7f);
     for (const bad of ['\r', '\n', '\x00', '\x1f', '\x7f', '\u0100']) expect(checkFieldValue(`a${bad}b`)).toBe(-1);
