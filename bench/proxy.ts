@@ -8,6 +8,10 @@
  *        for its backend: Bun sends one QUIC packet per asynchronously completed response),
  *   (a'') the same server answering once one byte went to a TCP echo server and came back (the floor of any Bun
  *        proxy that makes one TCP round trip per request, before any HTTP work),
+ *   (t1), (t2) a bare Bun HTTP/3 server forwarding through Spooky's HTTP/1.1 or HTTP/2 transport with a fixed,
+ *        typical header set (`bench/transport-h3.ts`): everything of (b) and (c) but Spooky's request path, so
+ *        (b) - (t1) and (c) - (t2) are what target parsing, routing, header hygiene, trace context and metrics
+ *        cost under this load,
  *   (b) Spooky in front of an HTTP/1.1 backend,
  *   (c) Spooky in front of an h2c backend,
  *   (d) with --tracing: a second Spooky with OpenTelemetry tracing on (sample ratio 1, default batch settings)
@@ -105,6 +109,9 @@ try {
   const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], isPort, undefined, LOAD_CPU);
   const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], isPort, undefined, LOAD_CPU);
   procs.push(h1.proc, h2c.proc);
+  const viaH1 = await spawnReady(['bench/transport-h3.ts', cert, key, 'http1', String(h1.rec.port)], isPort, undefined, SERVER_CPU);
+  const viaH2c = await spawnReady(['bench/transport-h3.ts', cert, key, 'h2c', String(h2c.rec.port)], isPort, undefined, SERVER_CPU);
+  procs.push(viaH1.proc, viaH2c.proc);
   const config = join(dir, 'spooky.yaml');
   writeFileSync(
     config,
@@ -133,6 +140,8 @@ upstream:
     { name: '(a) direct Bun HTTP/3 server', url: `https://127.0.0.1:${direct.rec.port}/`, pid: direct.proc.pid },
     { name: "(a') direct, answers async", url: `https://127.0.0.1:${directAsync.rec.port}/`, pid: directAsync.proc.pid },
     { name: "(a'') direct, one TCP round trip", url: `https://127.0.0.1:${roundtrip.rec.port}/`, pid: roundtrip.proc.pid },
+    { name: '(t1) h3 + HTTP/1.1 transport', url: `https://127.0.0.1:${viaH1.rec.port}/`, pid: viaH1.proc.pid },
+    { name: '(t2) h3 + HTTP/2 transport, h2c', url: `https://127.0.0.1:${viaH2c.rec.port}/`, pid: viaH2c.proc.pid },
     { name: '(b) Spooky -> HTTP/1.1 backend', url: `https://127.0.0.1:${port}/h1/x`, pid: spooky.proc.pid },
     { name: '(c) Spooky -> h2c backend', url: `https://127.0.0.1:${port}/h2c/x`, pid: spooky.proc.pid },
   ]);
