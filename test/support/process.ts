@@ -153,7 +153,8 @@ export interface SpookyProcess {
   readonly configPath: string;
   /** Folder of the config file and the test certificate. */
   readonly dir: string;
-  stop(): Promise<number>;
+  /** SIGTERM, then SIGKILL if it has not exited after `killAfterMs` (default 5000); resolves with the exit code. */
+  stop(killAfterMs?: number): Promise<number>;
 }
 
 /**
@@ -181,9 +182,9 @@ export async function startSpooky(yaml: string, opts: { args?: string[]; env?: R
     url: `https://127.0.0.1:${port}`,
     configPath,
     dir,
-    async stop() {
+    async stop(killAfterMs = 5000) {
       child.signal('SIGTERM');
-      const timer = setTimeout(() => child.proc.kill('SIGKILL'), 5000);
+      const timer = setTimeout(() => child.proc.kill('SIGKILL'), killAfterMs);
       const code = await child.exited;
       clearTimeout(timer);
       return code;
