@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { BUN, cpuSeconds, type Rec, ROOT } from './support.ts';
+import { BUN, cpuSeconds, type Rec, ROOT, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -40,43 +40,6 @@ const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const WARMUP_MS = 500;
 
-/** Spawns `bun args` in `cwd` and waits for a JSON stdout line matching `pred`; keeps draining stdout. */
-async function spawnIn(
-  cwd: string,
-  args: string[],
-  pred: (r: Rec) => boolean,
-  env: Record<string, string> = {},
-): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
-  const proc = Bun.spawn([BUN, ...args], { cwd, stdout: 'pipe', stderr: 'inherit', env: { ...process.env, ...env } });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    const lines = buf.split('\n');
-    buf = lines.pop() ?? '';
-    for (const line of lines) {
-      let rec: Rec;
-      try {
-        rec = JSON.parse(line) as Rec;
-      } catch {
-        continue;
-      }
-      if (pred(rec)) {
-        void (async () => {
-          for (;;) if ((await reader.read()).done) break;
-        })();
-        return { proc, rec };
-      }
-    }
-  }
-  proc.kill();
-  throw new Error(`${args.join(' ')} in ${cwd} did not become ready`);
-}
-
 /** Runs the load clients against `url`; resolves with the requests they counted (after their own warm-up). */
 async function load(url: string): Promise<number> {
   const procs = Array.from({ length: clients }, () =>
@@ -100,7 +63,7 @@ const dir = mkdtempSync(join(tmpdir(), 'spooky-ab-'));
 const { cert, key } = await ensureSelfSignedCertificate(dir);
 const procs: ReturnType<typeof Bun.spawn>[] = [];
 try {
-  const backend = await spawnIn(ROOT, ['bench/small-backend.ts', values.backend === 'h2c' ? 'h2c' : 'http1'], (r) => typeof r.port === 'number');
+  const backend = await spawnReady(['bench/small-backend.ts', values.backend === 'h2c' ? 'h2c' : 'http1'], (r) => typeof r.port === 'number');
   procs.push(backend.proc);
   const config = join(dir, 'spooky.yaml');
   const scheme = values.backend === 'h2c' ? 'h2c' : 'http';
@@ -122,7 +85,10 @@ upstream:
         .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
   const start = (d: string, env: string) =>
-    spawnIn(d, ['src/main.ts', 'run', '--config', config, '--log-level', 'info'], (r) => r.event === 'listening', envOf(env));
+    spawnReady(['src/main.ts', 'run', '--config', config, '--log-level', 'info'], (r: Rec) => r.event === 'listening', 20_000, undefined, {
+      cwd: d,
+      env: envOf(env),
+    });
   const a = await start(dirA, values['env-a']);
   const b = await start(dirB, values['env-b']);
   procs.push(a.proc, b.proc);

@@ -29,17 +29,24 @@ export function pinnedTo(cpu: number | undefined): string[] {
 export type Rec = Record<string, unknown>;
 
 /**
- * Spawns `bun ...args` in ROOT and reads its stdout line by line until a JSON line satisfies `pred` (then keeps
- * draining stdout so the child never blocks on a full pipe). Kills the child and throws when none does within
- * `timeoutMs` milliseconds (default 20000) or stdout ends first.
+ * Spawns `bun ...args` in `where.cwd` (default ROOT, with `where.env` added to the environment) and reads its
+ * stdout line by line until a JSON line satisfies `pred` (then keeps draining stdout so the child never blocks
+ * on a full pipe). Kills the child and throws when none does within `timeoutMs` milliseconds (default 20000) or
+ * stdout ends first.
  */
 export async function spawnReady(
   args: string[],
   pred: (rec: Rec) => boolean,
   timeoutMs = 20_000,
   cpu?: number,
+  where: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<{ proc: ReturnType<typeof Bun.spawn>; rec: Rec }> {
-  const proc = Bun.spawn([...pinnedTo(cpu), BUN, ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  const proc = Bun.spawn([...pinnedTo(cpu), BUN, ...args], {
+    cwd: where.cwd ?? ROOT,
+    stdout: 'pipe',
+    stderr: 'inherit',
+    ...(where.env ? { env: { ...process.env, ...where.env } } : {}),
+  });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buf = '';
