@@ -9,10 +9,12 @@
  *
  * `bun bench/handler.ts --serve CERT KEY` is the child that serves (h) and prints `{"port":N}`.
  *
- * `bun bench/handler.ts --in-process [--rounds R] [--requests N]` calls the same handler directly, without HTTP/3 or
- * sockets, in batches of 64 concurrent requests (a fresh `Request` with 7 typical browser headers each), and
- * prints the process CPU µs per request of each round: a much steadier number than the HTTP/3 runs, for A/B
- * comparisons of request-path changes (it includes building the `Request`, about 1.5 µs).
+ * `bun bench/handler.ts --in-process [--rounds R] [--requests N] [--transport h3|tcp]` calls the same handler
+ * directly, without HTTP/3 or sockets, in batches of 64 concurrent requests (a fresh `Request` with 7 typical
+ * browser headers each), and prints the process CPU µs per request of each round: a much steadier number than the
+ * HTTP/3 runs, for A/B comparisons of request-path changes (it includes building the `Request`, about 1.5 µs).
+ * `--transport tcp` runs the requests as if they came over HTTP/1.1 or HTTP/2 on TCP (that listener's path:
+ * protocol detection, `Alt-Svc`).
  */
 import type { Server } from 'bun';
 import { mkdtempSync } from 'node:fs';
@@ -39,6 +41,7 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '4000' },
     rounds: { type: 'string', default: '5' },
     requests: { type: 'string', default: '100000' },
+    transport: { type: 'string', default: 'h3' },
   },
 });
 
@@ -95,9 +98,10 @@ if (values['in-process']) {
     'sec-fetch-mode': 'cors',
     cookie: 'session=abc123; theme=dark',
   };
+  const listener = values.transport === 'tcp' ? 'tcp' : 'h3';
   const batch = async (): Promise<void> => {
     const pending: Promise<Response>[] = [];
-    for (let i = 0; i < 64; i++) pending.push(handle(new Request('https://example.test/x/y?z=1', { headers }), server, 'h3'));
+    for (let i = 0; i < 64; i++) pending.push(handle(new Request('https://example.test/x/y?z=1', { headers }), server, listener));
     for (const r of await Promise.all(pending)) if (r.status !== 200) throw new Error(`status ${r.status}`);
   };
   const n = Number(values.requests);

@@ -5,6 +5,7 @@
  * mapping overflow to `other` is the metrics module's job.
  */
 import type { PoolConfig } from '../config/types.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
 
 /** Longest label value kept; longer values are cut (header values can be long). */
 export const MAX_LABEL_VALUE_LENGTH = 64;
@@ -18,7 +19,7 @@ function clip(v: string | null | undefined): string {
  * The label values known once a request is routed (request headers, route tags), or undefined when the pool
  * has no custom metrics. `routeId` is the matched route, `pool#index`.
  */
-export function requestLabels(pool: PoolConfig, routeId: string, headers: Headers): Record<string, string> | undefined {
+export function requestLabels(pool: PoolConfig, routeId: string, headers: HeaderLookup): Record<string, string> | undefined {
   const cfg = pool.metrics;
   if (!cfg) return undefined;
   const out: Record<string, string> = {};

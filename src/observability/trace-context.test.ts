@@ -75,6 +75,15 @@ describe('IdSource', () => {
     const ids = new IdSource((buf) => buf.fill(0));
     expect(ids.traceId()).toBe(`${'0'.repeat(31)}1`);
     expect(ids.spanId()).toBe(`${'0'.repeat(15)}1`);
+    expect(ids.traceAndSpanIds()).toEqual([`${'0'.repeat(31)}1`, `${'0'.repeat(15)}1`]);
+  });
+
+  test('trace and span id from one draw: the next 24 bytes of the pool', () => {
+    const ids = new IdSource((buf) => {
+      for (let i = 0; i < buf.length; i++) buf[i] = i & 0xff;
+    });
+    expect(ids.traceAndSpanIds()).toEqual(['000102030405060708090a0b0c0d0e0f', '1011121314151617']);
+    expect(ids.traceId()).toBe('18191a1b1c1d1e1f2021222324252627');
   });
 
   test('the default source gives distinct ids', () => {

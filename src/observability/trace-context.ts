@@ -5,6 +5,7 @@
  */
 import type { RequestRecord } from './access-log.ts';
 import type { AttemptRecord } from './events.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
 
 /** The fields of a valid `traceparent` header. */
 export interface TraceParent {
@@ -48,6 +49,11 @@ export function formatTraceparent(traceId: string, spanId: string, sampled: bool
 /** Fills a buffer with random bytes (default: `crypto.getRandomValues`); injected in tests. */
 export type ByteSource = (buf: Uint8Array) => void;
 
+/** `id`, or when it is all zeros (invalid; a chance of 2^-64 or less, but a scripted source can draw it) with 1 as its last digit. */
+function nonZero(id: string): string {
+  return id === ZERO_TRACE || id === ZERO_SPAN ? `${id.slice(0, -1)}1` : id;
+}
+
 /** Random trace and span ids, drawn from a pool of random bytes refilled 4 KiB at a time. */
 export class IdSource {
   private readonly pool = Buffer.alloc(4096);
@@ -61,21 +67,26 @@ export class IdSource {
       this.fill(this.pool);
       this.at = 0;
     }
-    // one native call per id (string concatenation per byte cost several times more per request)
+    // one native call per draw (string concatenation per byte cost several times more per request)
     const s = this.pool.toString('hex', this.at, this.at + n);
     this.at += n;
-    // An all-zero id is invalid; the chance is 2^-64 or less, but a scripted source can produce it.
-    return s === ZERO_TRACE || s === ZERO_SPAN ? `${s.slice(0, -1)}1` : s;
+    return s;
   }
 
   /** 32 hex digits, not all zero. */
   traceId(): string {
-    return this.hex(16);
+    return nonZero(this.hex(16));
   }
 
   /** 16 hex digits, not all zero. */
   spanId(): string {
-    return this.hex(8);
+    return nonZero(this.hex(8));
+  }
+
+  /** A trace id and a span id as {@link traceId} and {@link spanId} give them, from one draw. */
+  traceAndSpanIds(): [string, string] {
+    const s = this.hex(24);
+    return [nonZero(s.slice(0, 32)), nonZero(s.slice(32))];
   }
 }
 
@@ -113,7 +124,7 @@ export interface RequestTrace {
 /** Starts the tracing of a request. */
 export interface Tracing {
   /** Called once per request, before any validation; `protocol` is the client's. */
-  start(headers: Headers, method: string, protocol: string): RequestTrace;
+  start(headers: HeaderLookup, method: string, protocol: string): RequestTrace;
 }
 
 /** True for the trace-context headers Spooky replaces when it sends its own. */
@@ -179,15 +190,15 @@ export class PassThroughTracing implements Tracing {
   constructor(private readonly ids: IdSource = new IdSource()) {}
 
   /** The trace of one request. */
-  start(headers: Headers): RequestTrace {
+  start(headers: HeaderLookup): RequestTrace {
     const incoming = headers.get('traceparent');
     if (incoming !== null) {
       const parsed = parseTraceparent(incoming);
       if (parsed) return new IncomingTrace(parsed.traceId);
     }
-    const traceId = this.ids.traceId();
+    const [traceId, spanId] = this.ids.traceAndSpanIds();
     const strip = incoming !== null || headers.has('tracestate');
-    return new FreshTrace(traceId, formatTraceparent(traceId, this.ids.spanId(), false), strip);
+    return new FreshTrace(traceId, formatTraceparent(traceId, spanId, false), strip);
   }
 }
 

@@ -47,6 +47,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { endpointForDisplay } from '../config/redact.ts';
 import type { TracingConfig } from '../config/types.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
 import type { RequestRecord } from './access-log.ts';
 import type { AttemptRecord } from './events.ts';
 import type { Logger } from './logger.ts';
@@ -54,7 +55,7 @@ import { type AttemptStart, PASS_THROUGH_TRACING, type RequestTrace, type Tracin
 
 const propagator = new W3CTraceContextPropagator();
 
-const headersGetter: TextMapGetter<Headers> = {
+const headersGetter: TextMapGetter<HeaderLookup> = {
   keys: (h) => [...h.keys()],
   get: (h, key) => h.get(key) ?? undefined,
 };
@@ -222,7 +223,7 @@ export class OtelTracing implements Tracing {
   }
 
   /** Starts the SERVER span of a request, as a child of the client's `traceparent` when it sent a valid one. */
-  start(headers: Headers, method: string, protocol: string): RequestTrace {
+  start(headers: HeaderLookup, method: string, protocol: string): RequestTrace {
     const parent = headers.has('traceparent') ? propagator.extract(ROOT_CONTEXT, headers, headersGetter) : ROOT_CONTEXT;
     const span = this.tracer.startSpan(
       method,
@@ -278,7 +279,7 @@ export class TracingController implements Tracing {
   ) {}
 
   /** The tracing of a request (delegates to the current implementation). */
-  start(headers: Headers, method: string, protocol: string): RequestTrace {
+  start(headers: HeaderLookup, method: string, protocol: string): RequestTrace {
     return this.current.start(headers, method, protocol);
   }
 

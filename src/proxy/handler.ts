@@ -17,6 +17,7 @@ import { PASS_THROUGH_TRACING, type Tracing } from '../observability/trace-conte
 import { backoffDelay } from '../resilience/backoff.ts';
 import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
+import { RequestFields } from '../lib/request-fields.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { BackendGate } from '../upstream/backend-gate.ts';
@@ -57,7 +58,7 @@ const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgra
  * (certain), and the position of `host` (Bun appends `host`, made from `:authority`, after the other well-known
  * headers of an HTTP/2 request, while HTTP/1.1 clients send Host first).
  */
-export function tcpProtocol(headers: Headers): 'h2' | 'h1.1' {
+export function tcpProtocol(headers: { has(name: string): boolean; toJSON(): object }): 'h2' | 'h1.1' {
   for (const name of H1_ONLY_HEADERS) if (headers.has(name)) return 'h1.1';
   const names = Object.keys(headers.toJSON());
   return names[0] === 'host' ? 'h1.1' : 'h2';
@@ -257,10 +258,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const requestId = nextRequestId();
     const access = deps.accessLog();
     const peer = server.requestIP(req)?.address ?? '';
-    const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(req.headers);
+    // Every later header lookup reads this one copy (see RequestFields).
+    const fields = RequestFields.of(req.headers);
+    const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(fields);
     const altSvc = transport === 'tcp' ? `h3=":${server.port}"; ma=86400` : undefined;
     const via = VIA[protocol];
-    const trace = tracing.start(req.headers, req.method, protocol);
+    const trace = tracing.start(fields, req.method, protocol);
     const rec: RequestRecord = {
       request_id: requestId,
       trace_id: trace.traceId,
@@ -300,7 +303,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return errorResponse(err, requestId, altSvc, extra);
     };
 
-    const target = parseRequestTarget(req.url, req.headers.get('host'), req.method);
+    const target = parseRequestTarget(req.url, fields.get('host'), req.method);
     if (!target.ok) return fail(new SpookyError(target.code, target.reason));
     rec.host = target.host;
     rec.path = target.path;
@@ -311,7 +314,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     if (target.target.length > cfg.limits.max_uri_bytes)
       return fail(new SpookyError('uri_too_long', `request target of ${target.target.length} bytes`));
 
-    const clientIp = clientAddressFrom(peer, req.headers, gen.trusted);
+    const clientIp = clientAddressFrom(peer, fields, gen.trusted);
     rec.client = clientIp;
     const lim = cfg.limits;
     if (lim.max_in_flight > 0 && inFlight >= lim.max_in_flight) return fail(new SpookyError('overloaded', `${inFlight} requests in flight`));
@@ -328,7 +331,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       inFlight++;
     }
 
-    const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, req.headers, target.rawQuery));
+    const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, fields, target.rawQuery));
     if (!matched) return fail(new SpookyError('no_route', `no route for ${target.host}${target.path}`));
     const pool = matched.pool;
     rec.route = matched.routeId;
@@ -338,14 +341,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });
     const rules = matched.route.rate_limits;
     if (rules !== undefined) {
-      const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: req.headers }, clock.now());
+      const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: fields }, clock.now());
       if (refused) return fail(new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`), refused);
     }
-    const labels = requestLabels(pool.config, matched.routeId, req.headers);
+    const labels = requestLabels(pool.config, matched.routeId, fields);
     if (labels) rec.labels = labels;
 
     const built = buildUpstreamHeaders({
-      headers: req.headers,
+      headers: fields,
       clientIp: peer,
       listenerProto: 'https',
       authority: target.authority,
@@ -397,7 +400,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     budget?.request(started);
     const hashKey = pool.hashKey({
       clientIp,
-      headers: req.headers,
+      headers: fields,
       path: target.path,
       rawQuery: target.rawQuery,
       authority: target.authority,
@@ -416,7 +419,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
     for (;;) {
-      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
+      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: rec.attempts === 0 ? started : clock.now() });
       next = undefined;
       if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity())
         member = preferFreeBackend(pool, member, exclude, clock.now());
@@ -517,12 +520,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (rec.labels) addResponseLabels(pool.config, up.headers, rec.labels);
         const resHeaders = sanitizeResponseHeaders(up.headers, { via });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
-        const declared = resHeaders.get('content-length');
         let body = up.body;
         let onChunk: ((n: number) => void) | undefined;
         if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
-        else if (declared !== null) rec.bytes_out = Number(declared);
-        else if (body) onChunk = (n) => (rec.bytes_out += n);
+        else {
+          const declared = resHeaders.get('content-length');
+          if (declared !== null) rec.bytes_out = Number(declared);
+          else if (body) onChunk = (n) => (rec.bytes_out += n);
+        }
         if (body instanceof ReadableStream && (onChunk !== undefined || timeouts.idle_ms > 0 || deadline !== Number.POSITIVE_INFINITY)) {
           body = relayBody(body, onChunk, timeouts.idle_ms, deadline, clock, (reason) => {
             bodyTimeout = new SpookyError('upstream_timeout', reason);

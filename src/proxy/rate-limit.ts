@@ -7,13 +7,14 @@ import type { Config, RateLimitConfig } from '../config/types.ts';
 import type { RateLimiter, RateLimitRule } from '../resilience/rate-limiter.ts';
 import type { TakeResult } from '../resilience/token-bucket.ts';
 import { clientKey } from '../lib/cidr.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
 
 /** What the rules need from the request. */
 export interface RateLimitInput {
   /** Client IP after `trusted_proxies`. */
   clientIp: string;
   /** Request headers. */
-  headers: Headers;
+  headers: HeaderLookup;
 }
 
 const limiterRules = new WeakMap<RateLimitConfig, RateLimitRule>();

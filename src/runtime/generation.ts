@@ -7,6 +7,7 @@ import type { Picker } from '../balancer/types.ts';
 import type { Config, HashKeySource, PoolConfig, RouteConfig } from '../config/types.ts';
 import { compileTrust } from '../lib/cidr.ts';
 import type { Random } from '../lib/random.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
 import { compileRouter, type Router } from '../router/router.ts';
 import { PoolMember } from '../upstream/endpoint.ts';
 import type { EndpointRegistry } from '../upstream/registry.ts';
@@ -17,7 +18,7 @@ export interface HashKeyInput {
   /** Real client address (after trusted-proxy resolution). */
   clientIp: string;
   /** Request headers. */
-  headers: Headers;
+  headers: HeaderLookup;
   /** Normalised path. */
   path: string;
   /** Raw query string including `?`, or empty. */
