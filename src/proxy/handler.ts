@@ -52,6 +52,8 @@ export interface ProxyDeps {
 }
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
+/** Names an object lists first, in numeric order: canonical array indices. */
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 
 /**
  * HTTP/1.1 or HTTP/2 for a TCP request. Bun does not say; two signals do: headers that only exist in HTTP/1.1
@@ -61,8 +63,12 @@ const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgra
 export function tcpProtocol(headers: { has(name: string): boolean; toJSON(): object }): 'h2' | 'h1.1' {
   for (const name of H1_ONLY_HEADERS) if (headers.has(name)) return 'h1.1';
   const names = Object.keys(headers.toJSON());
-  return names[0] === 'host' ? 'h1.1' : 'h2';
+  let first = names[0];
+  // JavaScript lists integer-like keys (a field named `7`) before all others, whatever their order was.
+  if (first !== undefined && ARRAY_INDEX.test(first)) first = names.find((n) => !ARRAY_INDEX.test(n));
+  return first === 'host' ? 'h1.1' : 'h2';
 }
+
 
 const VIA: Record<ClientProtocol, string> = { h3: '3 spooky', h2: '2 spooky', 'h1.1': '1.1 spooky' };
 const processTag = Math.floor(Math.random() * 0x100000000)
@@ -419,7 +425,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
     for (;;) {
-      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: rec.attempts === 0 ? started : clock.now() });
+      let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
       next = undefined;
       if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity())
         member = preferFreeBackend(pool, member, exclude, clock.now());
