@@ -13,6 +13,7 @@ import type { Config, LogLevel } from './config/types.ts';
 import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
+import type { LogFiles } from './observability/log-files.ts';
 import { createLogging, type Logger } from './observability/logger.ts';
 import { signalPidFile } from './runtime/pidfile.ts';
 import { exitAfterFlush, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
@@ -110,18 +111,18 @@ async function loadOrExit(path: string): Promise<{ config: Config; warnings: str
   return { config: result.config, warnings };
 }
 
-function installSignals(runtime: Runtime, log: Logger): void {
+function installSignals(runtime: Runtime, log: Logger, files: LogFiles): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
       log.warn({ event: 'shutdown', signal }, 'second signal: exiting now, cutting whatever is in flight');
-      exitAfterFlush(log, EXIT.ok);
+      exitAfterFlush(log, EXIT.ok, files);
       return;
     }
     stopping = true;
     void runtime.shutdown(signal).then(({ cut }) => {
       log.info({ event: 'stopped', cut_requests: cut }, 'stopped');
-      exitAfterFlush(log, EXIT.ok);
+      exitAfterFlush(log, EXIT.ok, files);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -154,7 +155,7 @@ async function run(
     process.exit(EXIT.startFailed);
   }
   process.off('SIGHUP', early);
-  installSignals(runtime, log);
+  installSignals(runtime, log, files);
   if (pidFile && !writePidFileOrReport(pidFile, log)) {
     runtime.stopNow();
     process.exit(EXIT.startFailed);

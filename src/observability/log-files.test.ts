@@ -54,9 +54,27 @@ describe('LogFiles', () => {
     expect(all.some((r) => r.event === 'log_reopen')).toBe(true);
   });
 
+  test('close: every line logged before it is in the file once it resolves, the shared destination ended once', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'spooky.log');
+    const dest = pino.destination({ dest: path, sync: false, mkdir: true });
+    await opened(dest);
+    const files = new LogFiles([
+      { path, dest },
+      { path, dest },
+    ]);
+    const log = pino({ base: undefined }, dest);
+    for (let i = 0; i < 2000; i++) log.info({ i }, 'line');
+    log.info({ event: 'stopped' }, 'last');
+    await files.close();
+    const got = lines(path);
+    expect(got.length).toBe(2001);
+    expect(JSON.parse(got[2000] as string).event).toBe('stopped');
+  });
+
   test('stdout is never reopened', () => {
     const reopened: string[] = [];
-    const fake = { reopen: () => reopened.push('x'), on: () => undefined };
+    const fake = { reopen: () => reopened.push('x'), on: () => undefined, end: () => undefined };
     const files = new LogFiles([{ path: undefined, dest: fake }]);
     expect(files.reopen()).toEqual([]);
     expect(reopened).toEqual([]);
@@ -64,7 +82,7 @@ describe('LogFiles', () => {
 
   test('one destination used twice (access and main log in one file) is reopened once', () => {
     let n = 0;
-    const fake = { reopen: () => n++, on: () => undefined };
+    const fake = { reopen: () => n++, on: () => undefined, end: () => undefined };
     const files = new LogFiles([
       { path: '/x/a.log', dest: fake },
       { path: '/x/a.log', dest: fake },

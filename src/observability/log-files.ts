@@ -15,6 +15,10 @@ export interface ReopenableDestination {
   on(event: 'error', listener: (err: Error) => void): unknown;
   /** Called once the (re)opened file is ready. */
   on(event: 'ready', listener: () => void): unknown;
+  /** Called once the destination is closed after {@link end}. */
+  on(event: 'close', listener: () => void): unknown;
+  /** Writes out what is buffered, then closes (the close event follows). */
+  end(): void;
 }
 
 /** One log destination and the file it writes (undefined for stdout). */
@@ -38,6 +42,8 @@ export class LogFiles {
   /** Reopen results since start. */
   readonly reopens: ReopenCounts = { success: 0, failure: 0 };
   private readonly files: { path: string; dest: ReopenableDestination; reopening: boolean }[] = [];
+  /** Every distinct destination, stdout included. */
+  private readonly all: ReopenableDestination[] = [];
   private log: Logger | undefined;
 
   /** Reopens `destinations` on request (each destination once, however many paths share it). */
@@ -50,6 +56,7 @@ export class LogFiles {
     for (const { path, dest } of destinations) {
       if (seen.has(dest)) continue;
       seen.add(dest);
+      this.all.push(dest);
       const entry = path === undefined ? undefined : { path, dest, reopening: false };
       // Without a listener an error event would be thrown (pino re-emits anything but EPIPE).
       dest.on('error', (err) => this.failed(entry, err));
@@ -62,6 +69,27 @@ export class LogFiles {
   /** The logger that reports reopen results (set once it exists). */
   attach(log: Logger): void {
     this.log = log;
+  }
+
+  /**
+   * Ends every destination and resolves once each has written out what it had and closed. Only for the way
+   * out of the process: nothing can be logged after it. `flush()` is not enough there: with Bun, the last
+   * asynchronous writes of a SonicBoom were lost at `process.exit` after its flush had called back (the final
+   * lines missing in 9 of 150 runs of a small script; none with end-and-close).
+   */
+  close(): Promise<void> {
+    const closing = this.all.map(
+      (d) =>
+        new Promise<void>((resolve) => {
+          d.on('close', () => resolve());
+          try {
+            d.end();
+          } catch {
+            resolve();
+          }
+        }),
+    );
+    return Promise.all(closing).then(() => undefined);
   }
 
   /** The file paths that a reopen covers. */

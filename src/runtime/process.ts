@@ -4,6 +4,7 @@
  * uncaught errors instead of dying, and exiting once the log is written out.
  */
 import { CertificateError } from '../listener/certs.ts';
+import type { LogFiles } from '../observability/log-files.ts';
 import type { Logger } from '../observability/logger.ts';
 import { writePidFile } from './pidfile.ts';
 
@@ -50,12 +51,16 @@ export function logUncaughtErrors(log: Logger): void {
 
 /**
  * Exits with `code` once the log is written out, at most {@link EXIT_FLUSH_MS} later (a reader of stdout that
- * lags, as on a loaded machine, must not lose the last records: the final `worker_exit`, `stopped`).
+ * lags, as on a loaded machine, must not lose the last records: the final `worker_exit`, `stopped`). With
+ * `files`, its destinations are ended and their close awaited (see {@link LogFiles.close}); else the logger
+ * is flushed.
  */
-export function exitAfterFlush(log: Logger, code: number): void {
+export function exitAfterFlush(log: Logger, code: number, files?: Pick<LogFiles, 'close'>): void {
   const timer = setTimeout(() => process.exit(code), EXIT_FLUSH_MS);
-  log.flush(() => {
+  const exit = () => {
     clearTimeout(timer);
     process.exit(code);
-  });
+  };
+  if (files) void files.close().then(exit, exit);
+  else log.flush(exit);
 }

@@ -60,7 +60,7 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     log,
     clock: systemClock,
   });
-  const exit = (code: number) => exitAfterFlush(log, code);
+  const exit = (code: number) => exitAfterFlush(log, code, files);
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
   process.on('SIGHUP', early);
   let stopping = false;

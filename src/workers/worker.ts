@@ -92,7 +92,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     sharedPort: (l: ListenerConfig) => shared[listenerId(l)],
     readyEvent: 'worker_listening',
   });
-  const exit = (code: number) => exitAfterFlush(root, code);
+  const exit = (code: number) => exitAfterFlush(root, code, files);
   let stopping = false;
   const drain = (why: string) => {
     if (stopping) return;
