@@ -16,7 +16,7 @@ import { systemRandom } from './lib/random.ts';
 import type { LogFiles } from './observability/log-files.ts';
 import { createLogging, type Logger } from './observability/logger.ts';
 import { signalPidFile } from './runtime/pidfile.ts';
-import { exitAfterFlush, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
+import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
 import { parseWorkersOption, runSupervisor } from './workers/run.ts';
 import { runWorker, workerIndex } from './workers/worker.ts';
@@ -116,13 +116,13 @@ function installSignals(runtime: Runtime, log: Logger, files: LogFiles): void {
   const stop = (signal: string) => {
     if (stopping) {
       log.warn({ event: 'shutdown', signal }, 'second signal: exiting now, cutting whatever is in flight');
-      exitAfterFlush(log, EXIT.ok, files);
+      exitAfterLogClosed(files, EXIT.ok);
       return;
     }
     stopping = true;
     void runtime.shutdown(signal).then(({ cut }) => {
       log.info({ event: 'stopped', cut_requests: cut }, 'stopped');
-      exitAfterFlush(log, EXIT.ok, files);
+      exitAfterLogClosed(files, EXIT.ok);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

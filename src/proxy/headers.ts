@@ -44,6 +44,7 @@
 import type { HostPolicyConfig } from '../config/types.ts';
 import { canonicalIp, unmapIPv4 } from '../lib/cidr.ts';
 import { isToken, parseContentLength } from '../lib/http-syntax.ts';
+import type { FieldRecord, HeaderLookup } from '../lib/request-fields.ts';
 
 export { isToken, parseContentLength };
 
@@ -52,7 +53,7 @@ export { isToken, parseContentLength };
  * joined). `toJSON()` gives them all in one native call (a third of the cost of iterating a `Headers`); only
  * `set-cookie` comes as a list there.
  */
-export type HeaderSource = { get(name: string): string | null; toJSON(): Record<string, string | string[]> };
+export type HeaderSource = Pick<HeaderLookup, 'get'> & { toJSON(): FieldRecord };
 
 /** Everything {@link buildUpstreamHeaders} needs to know about one request. */
 export interface UpstreamHeaderInput {

@@ -50,17 +50,15 @@ export function logUncaughtErrors(log: Logger): void {
 }
 
 /**
- * Exits with `code` once the log is written out, at most {@link EXIT_FLUSH_MS} later (a reader of stdout that
- * lags, as on a loaded machine, must not lose the last records: the final `worker_exit`, `stopped`). With
- * `files`, its destinations are ended and their close awaited (see {@link LogFiles.close}); else the logger
- * is flushed.
+ * Exits with `code` once the log destinations are written out and closed ({@link LogFiles.close}), at most
+ * {@link EXIT_FLUSH_MS} later (a reader of stdout that lags, as on a loaded machine, must not lose the last
+ * records: the final `worker_exit`, `stopped`).
  */
-export function exitAfterFlush(log: Logger, code: number, files?: Pick<LogFiles, 'close'>): void {
+export function exitAfterLogClosed(files: Pick<LogFiles, 'close'>, code: number): void {
   const timer = setTimeout(() => process.exit(code), EXIT_FLUSH_MS);
   const exit = () => {
     clearTimeout(timer);
     process.exit(code);
   };
-  if (files) void files.close().then(exit, exit);
-  else log.flush(exit);
+  void files.close().then(exit, exit);
 }

@@ -5,7 +5,7 @@
 import type { Config } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogging } from '../observability/logger.ts';
-import { exitAfterFlush, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
+import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
 import { Supervisor, WorkerStartError } from './supervisor.ts';
 
 /** Largest `workers` / `--workers` value. */
@@ -60,7 +60,7 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     log,
     clock: systemClock,
   });
-  const exit = (code: number) => exitAfterFlush(log, code, files);
+  const exit = (code: number) => exitAfterLogClosed(files, code);
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
   process.on('SIGHUP', early);
   let stopping = false;

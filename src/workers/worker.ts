@@ -13,7 +13,7 @@ import { listenerId } from '../config/diff.ts';
 import { systemClock } from '../lib/clock.ts';
 import { systemRandom } from '../lib/random.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
-import { exitAfterFlush, logUncaughtErrors, reportStartFailed, startProblems } from '../runtime/process.ts';
+import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems } from '../runtime/process.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import {
   type FromWorker,
@@ -92,7 +92,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     sharedPort: (l: ListenerConfig) => shared[listenerId(l)],
     readyEvent: 'worker_listening',
   });
-  const exit = (code: number) => exitAfterFlush(root, code, files);
+  const exit = (code: number) => exitAfterLogClosed(files, code);
   let stopping = false;
   const drain = (why: string) => {
     if (stopping) return;
