@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { BUN, cpuSeconds, type Rec, ROOT, spawnReady } from './support.ts';
+import { cpuSeconds, H3_LOAD_WARMUP_MS, type Rec, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,26 +31,19 @@ const { values, positionals } = parseArgs({
 });
 const [dirA, dirB] = positionals.map((d) => resolve(d));
 if (!dirA || !dirB) {
-  console.error('usage: bun bench/ab.ts DIR_A DIR_B [--backend http1|h2c] [--rounds R] [--duration MS] [--clients N] [--concurrency C]');
+  console.error(
+    "usage: bun bench/ab.ts DIR_A DIR_B [--backend http1|h2c] [--rounds R] [--duration MS] [--clients N] [--concurrency C] [--env-a 'K=V ...'] [--env-b 'K=V ...']",
+  );
   process.exit(2);
 }
 const rounds = Number(values.rounds);
 const duration = Number(values.duration);
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
-const WARMUP_MS = 500;
 
 /** Runs the load clients against `url`; resolves with the requests they counted (after their own warm-up). */
 async function load(url: string): Promise<number> {
-  const procs = Array.from({ length: clients }, () =>
-    Bun.spawn([BUN, '--experimental-http3-fetch', 'bench/h3-load.ts', url, String(concurrency), String(duration), String(WARMUP_MS)], {
-      cwd: ROOT,
-      stdout: 'pipe',
-      stderr: 'inherit',
-    }),
-  );
-  const outs = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout as ReadableStream).text()) as { requests: number }));
-  return outs.reduce((s, o) => s + o.requests, 0);
+  return (await runH3Load(url, clients, concurrency, duration)).requests;
 }
 
 const median = (xs: number[]): number => {
@@ -107,7 +100,7 @@ upstream:
     const served = await Promise.all(pair.map((s) => load(urlOf(s))));
     const us = pair.map((s, i) => {
       // Requests the clients counted, scaled up by their unmeasured warm-up (its CPU is in the process time too).
-      const requests = (served[i] as number) * (1 + WARMUP_MS / duration);
+      const requests = (served[i] as number) * (1 + H3_LOAD_WARMUP_MS / duration);
       return ((cpuSeconds(s.proc.pid) - (before[i] as number)) / requests) * 1e6;
     });
     const [usA, usB] = pair[0] === a ? us : [us[1], us[0]];

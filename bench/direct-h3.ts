@@ -9,7 +9,7 @@
  *   parsing, routing or header work at all.
  * Prints `{"port":N}` when ready.
  */
-type Answer = (r: Response) => void;
+import { nextBatch } from '../src/proxy/next-batch.ts';
 
 if (process.argv[2] === '--echo') {
   const echo = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (s, d) => void s.write(d) } });
@@ -20,40 +20,38 @@ if (process.argv[2] === '--echo') {
   let fetch: () => Response | Promise<Response> = () => new Response(body);
   if (mode === 'async') fetch = () => new Promise<Response>((resolve) => setTimeout(() => resolve(new Response(body)), 0));
   if (mode === 'roundtrip') {
-    const idle: Bun.Socket<{ answer: Answer | null }>[] = [];
-    const waiting: Answer[] = [];
-    let batch: Answer[] = [];
-    const flush = () => {
-      const b = batch;
-      batch = [];
-      for (const answer of b) answer(new Response(body));
-    };
+    const idle: Bun.Socket<{ done: (() => void) | null }>[] = [];
+    const waiting: (() => void)[] = [];
     for (let i = 0; i < 128; i++) {
       idle.push(
-        await Bun.connect<{ answer: Answer | null }>({
+        await Bun.connect<{ done: (() => void) | null }>({
           hostname: '127.0.0.1',
           port: Number(echoPort),
-          data: { answer: null },
+          data: { done: null },
           socket: {
             data(s) {
-              const answer = s.data.answer as Answer;
-              s.data.answer = waiting.shift() ?? null;
-              if (s.data.answer) s.write('x');
+              const done = s.data.done as () => void;
+              s.data.done = waiting.shift() ?? null;
+              if (s.data.done) s.write('x');
               else idle.push(s);
-              if (batch.length === 0) setImmediate(flush);
-              batch.push(answer);
+              done();
             },
           },
         }),
       );
     }
-    fetch = () =>
-      new Promise<Response>((answer) => {
+    const roundTrip = () =>
+      new Promise<void>((done) => {
         const s = idle.pop();
-        if (!s) return void waiting.push(answer);
-        s.data.answer = answer;
+        if (!s) return void waiting.push(done);
+        s.data.done = done;
         s.write('x');
       });
+    fetch = async () => {
+      await roundTrip();
+      await nextBatch(); // the answers of one turn go to Bun together, as Spooky does
+      return new Response(body);
+    };
   }
   const server = Bun.serve({
     hostname: '127.0.0.1',

@@ -9,7 +9,7 @@ import { ByteWriter } from '../src/upstream/h2/bytes.ts';
 import { encodeField, HpackDecoder, HpackEncoder } from '../src/upstream/h2/hpack.ts';
 import { requestFields } from '../src/upstream/h2/request-head.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
-import { typicalProxyHeaders } from './support.ts';
+import { typicalProxyHeaders } from '../test/support/typical-headers.ts';
 
 /** Request `i` with the typical proxy header set and fresh per-request ids. */
 function request(i: number): UpstreamRequest {

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Http1Transport } from '../src/upstream/http1.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
+import { pinnedTo, pinSelf } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,12 +45,8 @@ if (values.backend) {
 async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const levels = (values.concurrency as string).split(',').map(Number);
-  const backendCmd = [process.execPath, import.meta.path, '--backend'];
-  if (values.pin) {
-    const r = Bun.spawnSync(['taskset', '-a', '-p', '-c', '0', String(process.pid)]);
-    if (r.exitCode !== 0) throw new Error(`taskset failed: ${r.stderr.toString()}`);
-    backendCmd.unshift('taskset', '-c', '1');
-  }
+  if (values.pin) pinSelf(0);
+  const backendCmd = [...pinnedTo(values.pin ? 1 : undefined), process.execPath, import.meta.path, '--backend'];
   const child = Bun.spawn(backendCmd, { stdout: 'pipe', stderr: 'inherit' });
   const port = await readPort(child.stdout);
   const base = `http://127.0.0.1:${port}`;

@@ -22,7 +22,8 @@
 import http2 from 'node:http2';
 import { Http2Transport } from '../src/upstream/http2.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
-import { typicalProxyHeaders } from './support.ts';
+import { typicalProxyHeaders } from '../test/support/typical-headers.ts';
+import { pinnedTo, pinSelf } from './support.ts';
 
 /** The child: a small h2c server answering every request with 200 and a short body. */
 async function serve(): Promise<void> {
@@ -39,8 +40,7 @@ async function serve(): Promise<void> {
 
 /** Starts the server child (on CPU 1 when `pin`) and returns its port and a stop function. */
 async function startServer(pin: boolean): Promise<{ port: number; stop: () => Promise<void> }> {
-  const cmd = [process.execPath, import.meta.path, 'serve'];
-  if (pin) cmd.unshift('taskset', '-c', '1');
+  const cmd = [...pinnedTo(pin ? 1 : undefined), process.execPath, import.meta.path, 'serve'];
   const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
   const reader = proc.stdout.getReader();
   let buf = '';
@@ -124,10 +124,7 @@ async function main(): Promise<void> {
   const seconds = Number(args[0] ?? 4);
   const levels = (args[1] ?? '64,256').split(',').map(Number);
   const reps = Number(args[2] ?? 3);
-  if (pin) {
-    const r = Bun.spawnSync(['taskset', '-a', '-p', '-c', '0', String(process.pid)]);
-    if (r.exitCode !== 0) throw new Error(`taskset failed: ${r.stderr.toString()}`);
-  }
+  if (pin) pinSelf(0);
   const server = await startServer(pin);
   const results: Result[] = [];
   try {

@@ -34,7 +34,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { cpuSeconds, rssMiB, runH3Load, spawnReady } from './support.ts';
+import { cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -91,8 +91,8 @@ async function measureSpooky(name: string, url: string, pid: number): Promise<Re
   const cpu0 = cpuSeconds(pid);
   const r = await runH3Load(url, clients, concurrency, duration, LOAD_CPU);
   const cpu = cpuSeconds(pid) - cpu0;
-  // warm-up requests (500 ms per client) are not counted in r.requests but do use CPU: scale by measured share
-  const total = r.requests * (1 + 500 / duration);
+  // warm-up requests are not counted in r.requests but do use CPU: scale by measured share
+  const total = r.requests * (1 + H3_LOAD_WARMUP_MS / duration);
   return { name, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, cpuUsPerReq: (cpu / total) * 1e6, rss: rssMiB(pid) };
 }
 

@@ -1,8 +1,7 @@
 /**
  * Helpers shared by the benchmark scripts: spawning a child Bun process and waiting for its ready line, reading
- * a process's CPU time and RSS from /proc, running the HTTP/3 load clients of bench/h3-load.ts, and the
- * request loop the observer benchmarks time. bench/proxy.ts still has its own copies (it is being changed on
- * another branch) and can switch to these later.
+ * a process's CPU time and RSS from /proc, running the HTTP/3 load clients of bench/h3-load.ts, pinning
+ * processes to a CPU, and the request loop the observer benchmarks time.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,6 +22,12 @@ const TICK = 100;
  */
 export function pinnedTo(cpu: number | undefined): string[] {
   return cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
+}
+
+/** Moves every thread of this process to CPU `cpu` (`taskset -a -p`); throws when that fails. */
+export function pinSelf(cpu: number): void {
+  const r = Bun.spawnSync(['taskset', '-a', '-p', '-c', String(cpu), String(process.pid)]);
+  if (r.exitCode !== 0) throw new Error(`taskset failed: ${r.stderr.toString()}`);
 }
 
 /** One JSON line a child printed on stdout. */
@@ -50,8 +55,9 @@ export async function spawnReady(
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buf = '';
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  // A child that prints nothing is killed at the deadline, which ends its stdout and the loop below.
+  const killer = setTimeout(() => proc.kill(), timeoutMs);
+  for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += decoder.decode(value, { stream: true });
@@ -61,6 +67,7 @@ export async function spawnReady(
       try {
         const rec = JSON.parse(line) as Rec;
         if (pred(rec)) {
+          clearTimeout(killer);
           void (async () => {
             for (;;) if ((await reader.read()).done) break;
           })();
@@ -99,6 +106,9 @@ export interface LoadClientResult {
   p99: number;
 }
 
+/** Milliseconds each bench/h3-load.ts client runs unmeasured before counting (its default); its CPU is still charged. */
+export const H3_LOAD_WARMUP_MS = 500;
+
 /** The load clients' results summed: requests/s over the longest client, p50 request-weighted, p99 the worst. */
 export interface LoadResult {
   requests: number;
@@ -110,7 +120,7 @@ export interface LoadResult {
 
 /**
  * Runs `clients` bench/h3-load.ts processes against `url`, each with `concurrency` request loops for
- * `durationMs` milliseconds (after its own 500 ms warm-up), and sums their results. With `cpu`, the clients run
+ * `durationMs` milliseconds (after its own {@link H3_LOAD_WARMUP_MS} warm-up), and sums their results. With `cpu`, the clients run
  * on that CPU only.
  */
 export async function runH3Load(url: string, clients: number, concurrency: number, durationMs: number, cpu?: number): Promise<LoadResult> {
@@ -179,25 +189,4 @@ export function bestOfObservers(variants: [string, ProxyObserver][], n: number, 
   for (const [, o] of variants) observerCpuPerRequest(o, 200_000, status); // warm up
   for (let r = 0; r < reps; r++) for (const [name, o] of variants) best[name] = Math.min(best[name] ?? Infinity, observerCpuPerRequest(o, n, status));
   return best;
-}
-
-/**
- * The header set the proxy typically forwards to a backend (browser headers plus Spooky's forwarding headers),
- * without `host`, with per-request ids made from `i`; `host` is the authority named in the forwarding headers.
- */
-export function typicalProxyHeaders(i: number, host: string): [string, string][] {
-  return [
-    ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'],
-    ['accept', 'application/json, text/plain, */*'],
-    ['accept-encoding', 'gzip, deflate, br'],
-    ['accept-language', 'en-US,en;q=0.5'],
-    ['cookie', 'session=0123456789abcdef01234567'],
-    ['x-forwarded-for', '203.0.113.7'],
-    ['x-forwarded-proto', 'https'],
-    ['x-forwarded-host', host],
-    ['forwarded', `for=203.0.113.7;proto=https;host=${host}`],
-    ['via', '2 spooky'],
-    ['x-request-id', `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`],
-    ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i + 1).toString(16).padStart(16, '0')}-01`],
-  ];
 }

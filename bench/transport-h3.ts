@@ -8,11 +8,11 @@
  * into this (Bun's HTTP/3 server, the transport, the upstream syscalls, the response) and the rest, which is
  * Spooky's request path: target parsing, routing, header hygiene, trace context, metrics, logging hooks.
  */
-import { nextBatch } from '../src/proxy/handler.ts';
+import { nextBatch } from '../src/proxy/next-batch.ts';
 import { Http1Transport } from '../src/upstream/http1.ts';
 import { Http2Transport } from '../src/upstream/http2.ts';
 import type { Transport } from '../src/upstream/transport.ts';
-import { typicalProxyHeaders } from './support.ts';
+import { typicalProxyHeaders } from '../test/support/typical-headers.ts';
 
 const [cert = '', key = '', kind = 'http1', backendPort = '0'] = process.argv.slice(2);
 const origin = { host: '127.0.0.1', port: Number(backendPort) };

@@ -28,6 +28,7 @@ import { h3MethodProblem } from './h3-method.ts';
 import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
 import { applyRateLimits } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
+import { nextBatch } from './next-batch.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
 
@@ -97,24 +98,6 @@ function errorResponse(err: SpookyError, requestId: string, altSvc: string | und
   if (extra) Object.assign(headers, extra);
   if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
   return new Response(`${status} ${PUBLIC_MESSAGE[err.code]}\n`, { status, headers });
-}
-
-let pendingTick: Promise<void> | undefined;
-
-/**
- * Resolves in the next check phase of the event loop, once for every caller in this turn. Handing the
- * responses of one event-loop turn to Bun together lets its HTTP/3 server send them in fewer QUIC packets:
- * measured here with an HTTP/1.1 backend, 15 to 25% less CPU per request, for well under a millisecond of
- * added latency.
- */
-export function nextBatch(): Promise<void> {
-  pendingTick ??= new Promise<void>((resolve) =>
-    setImmediate(() => {
-      pendingTick = undefined;
-      resolve();
-    }),
-  );
-  return pendingTick;
 }
 
 /** Wraps a request body to enforce the size limit and count bytes; `touched` tells whether reading started. */

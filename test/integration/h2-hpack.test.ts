@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Http2Transport } from '../../src/upstream/http2.ts';
 import type { UpstreamRequest } from '../../src/upstream/transport.ts';
 import { startNghttpd } from '../support/nghttpd.ts';
+import { typicalProxyHeaders } from '../support/typical-headers.ts';
 
 const REQUESTS = 400;
 
@@ -22,21 +23,7 @@ function typicalRequest(i: number): UpstreamRequest {
   return {
     method: 'GET',
     target: `/f${i % 10}.txt`,
-    headers: [
-      ['host', 'api.example.com'],
-      ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'],
-      ['accept', 'application/json, text/plain, */*'],
-      ['accept-encoding', 'gzip, deflate, br'],
-      ['accept-language', 'en-US,en;q=0.5'],
-      ['cookie', `session=${'s'.repeat(24)}`],
-      ['x-forwarded-for', `203.0.113.${i % 3}`],
-      ['x-forwarded-proto', 'https'],
-      ['x-forwarded-host', 'api.example.com'],
-      ['forwarded', `for=203.0.113.${i % 3};proto=https;host=api.example.com`],
-      ['via', '2 spooky'],
-      ['x-request-id', `0190a1b2-c3d4-7e5f-8a9b-${String(i).padStart(12, '0')}`],
-      ['traceparent', `00-${i.toString(16).padStart(32, '0')}-${(i + 1).toString(16).padStart(16, '0')}-01`],
-    ],
+    headers: [['host', 'api.example.com'], ...typicalProxyHeaders(i, 'api.example.com', `203.0.113.${i % 3}`)],
     body: null,
     signal: new AbortController().signal,
   };

@@ -66,6 +66,8 @@ upstream:
     const res = await request(`${spooky.url}/tls/big.bin`);
     expect(res.status).toBe(200);
     expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(sha256(big));
+    // both came over the TLS pool's own connection (the h2c nghttpd serves the same files)
+    expect(await connectionsOpened('ngtls')).toBeGreaterThanOrEqual(1);
     // the same backend without its CA in the pool's trust: the handshake is refused, the client gets 502
     const untrusted = await request(`${spooky.url}/untrusted/small.txt`);
     expect(untrusted.status).toBe(502);
@@ -119,9 +121,10 @@ upstream:
     expect((await connectionsOpened()) - before).toBeLessThanOrEqual(1);
   });
 
-  async function connectionsOpened(): Promise<number> {
+  /** Connections pool `pool`'s backend has opened, from the admin `/status`. */
+  async function connectionsOpened(pool = 'ng'): Promise<number> {
     const res = await fetch(`http://127.0.0.1:${spooky.adminPort}/status`);
     const body = (await res.json()) as { pools: { name: string; backends: { connections: { connectionsOpened: number } }[] }[] };
-    return body.pools.find((p) => p.name === 'ng')?.backends[0]?.connections.connectionsOpened ?? -1;
+    return body.pools.find((p) => p.name === pool)?.backends[0]?.connections.connectionsOpened ?? -1;
   }
 });

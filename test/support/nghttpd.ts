@@ -9,7 +9,7 @@ import { eventually } from './process.ts';
 const NGHTTPD = '/usr/sbin/nghttpd';
 
 /** The TCP port process `pid` listens on, from its socket inodes and /proc/net/tcp; undefined while none. */
-export function listeningPort(pid: number): number | undefined {
+function listeningPort(pid: number): number | undefined {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
