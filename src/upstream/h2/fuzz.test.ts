@@ -7,21 +7,15 @@
 import { describe, expect, test } from 'bun:test';
 import { ByteWriter } from './bytes.ts';
 import type { ByteChannel } from './channel.ts';
+import { seededRandom } from '../../lib/random.ts';
 import { ErrorCode, Flag, FrameReader, FrameType, Setting, writeData, writeFrameHeader, writeHeaders, writeSettings } from './frames.ts';
 import { encodeField, HpackDecoder, HpackError, writeInt } from './hpack.ts';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from './huffman.ts';
 import { H2Session, type H2Stream, type SessionListener, type StreamFailure, type StreamHandler } from './session.ts';
 
-/** A small deterministic PRNG (mulberry32). */
+/** Deterministic random helpers over {@link seededRandom}. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number): number => Math.floor(next() * n);
   const bytes = (n: number): Uint8Array => {
     const b = new Uint8Array(n);
@@ -378,10 +372,8 @@ describe('fuzz: session', () => {
       let opened = 0;
       let inputBytes = 0;
       const open = () => {
-        const head = new ByteWriter();
-        encodeField(head, ':method', 'GET');
         const checker = new Checker(handlers);
-        const s = session.open(head.buf, head.length, r.next() < 0.6, checker);
+        const s = session.openRequest([':method', 'GET'], r.next() < 0.6, checker);
         checker.stream = s;
         opened++;
         aim.lastId = s.id;

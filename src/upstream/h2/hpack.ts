@@ -323,24 +323,17 @@ export function encodeField(w: ByteWriter, name: string, value: string): void {
     writeInt(w, 0x80, 7, exact);
     return;
   }
-  const nameIndex = STATIC_NAME_INDEX.get(name);
-  if (nameIndex !== undefined) writeInt(w, 0x00, 4, nameIndex);
-  else {
-    w.ensure(1);
-    w.byte(0x00);
-    writeString(w, name);
-  }
+  writeLiteralName(w, 0x00, 4, STATIC_NAME_INDEX.get(name) ?? 0, name);
   writeString(w, value);
 }
 
-/** Writes the name part of a literal: the index when `nameIndex` > 0 (with the representation bits), else the string. */
+/**
+ * Writes the name part of a literal: the representation bits with `nameIndex` (0: a literal name, written as a
+ * string after them).
+ */
 function writeLiteralName(w: ByteWriter, first: number, prefixBits: number, nameIndex: number, name: string): void {
-  if (nameIndex > 0) writeInt(w, first, prefixBits, nameIndex);
-  else {
-    w.ensure(1);
-    w.byte(first);
-    writeString(w, name);
-  }
+  writeInt(w, first, prefixBits, nameIndex);
+  if (nameIndex === 0) writeString(w, name);
 }
 
 /** How {@link HpackEncoder.field} treats a field that is in no table: see the module comment. */

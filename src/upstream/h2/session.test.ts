@@ -132,10 +132,7 @@ function setup(streamWindowBytes = 65_535) {
   };
   /** Opens a GET stream. */
   const open = (handler: StreamHandler = new Recorder(), endStream = true): H2Stream => {
-    const w = new ByteWriter();
-    encodeField(w, ':method', 'GET');
-    encodeField(w, ':path', '/');
-    return session.open(w.buf, w.length, endStream, handler);
+    return session.openRequest([':method', 'GET', ':path', '/'], endStream, handler);
   };
   return { channel, session, events, sent, peer, handshake, open, closed: () => closedWith };
 }

@@ -218,7 +218,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder();
   /**
-   * Our HPACK encoder (a mirror of the peer's decoding table). Blocks are encoded only in {@link open} and
+   * Our HPACK encoder (a mirror of the peer's decoding table). Blocks are encoded only in
    * {@link openRequest}, right where their HEADERS frame is appended to {@link out}, so encoder state and the
    * byte stream stay in the same order.
    */
@@ -289,25 +289,6 @@ export class H2Session implements ChannelReceiver, FrameSink {
   /** True when a new stream may be opened now (ready, not going away, ids left). */
   canOpen(): boolean {
     return this.ready && !this.closed && !this.closing && !this.goawayReceived && this.nextStreamId <= MAX_STREAM_ID;
-  }
-
-  /**
-   * Opens a stream with the header block `block[0, blockLength)` (HPACK-encoded by the caller without using the
-   * dynamic table; copied here; a pending table size update is put in front). `endStream`: no request body
-   * follows. Call only when {@link canOpen}.
-   */
-  open(block: Uint8Array, blockLength: number, endStream: boolean, handler: StreamHandler): H2Stream {
-    const w = blockWriter;
-    w.reset();
-    this.encoder.beginBlock(w);
-    if (w.length === 0) {
-      this.encoder.endBlock(w);
-      this.encoder.bytesEncoded += blockLength;
-      return this.openBlock(block, blockLength, endStream, handler);
-    }
-    w.bytes(block.subarray(0, blockLength));
-    this.encoder.endBlock(w);
-    return this.openBlock(w.buf, w.length, endStream, handler);
   }
 
   /**
@@ -515,16 +496,14 @@ export class H2Session implements ChannelReceiver, FrameSink {
   /** Connection error we detected (RFC 9113 §5.4.1): GOAWAY(code), close, and every stream fails. */
   private connectionError(code: number, message: string): void {
     if (this.closed) return;
-    const stuck = this.congested;
     writeGoaway(this.out, 0, code);
-    this.flush();
-    this.teardown({ kind: 'protocol', code, message: `${errorName(code)}: ${message}` });
-    // A peer that does not read would keep a graceful close (and our unsent output) pending forever.
-    if (stuck) this.channel.destroy();
-    else this.channel.end();
+    this.shutdown({ kind: 'protocol', code, message: `${errorName(code)}: ${message}` });
   }
 
-  /** Closes the channel after the last stream of a going-away session. */
+  /**
+   * Sends what is queued, fails the open streams with `failure` and closes the channel: after the last stream of
+   * a going-away session, or after a connection error (its GOAWAY queued).
+   */
   private shutdown(failure: StreamFailure | undefined): void {
     if (this.closed) return;
     const stuck = this.congested;
