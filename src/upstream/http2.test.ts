@@ -1,11 +1,32 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { makeTempCertificate, type TestCertificate } from '../../test/support/certs.ts';
-import { deadPort, frame, type H2Server, startH2Server, startRawH2Server, waitUntil } from '../../test/support/h2-server.ts';
+import {
+  deadPort,
+  frame,
+  type H2Server,
+  type RawBehaviour,
+  type RawH2Server,
+  startH2Server,
+  startRawH2Server,
+  waitUntil,
+} from '../../test/support/h2-server.ts';
 import { SpookyError } from '../errors.ts';
 import { ByteWriter } from './h2/bytes.ts';
 import { encodeField } from './h2/hpack.ts';
 import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
 import { type ExchangeOptions, SMALL_BODY_BYTES, type UpstreamRequest, type UpstreamResponse } from './transport.ts';
+
+/** Runs `body` with a transport to a raw HTTP/2 server that behaves as `behaviour`; closes both afterwards, also when an assertion fails. */
+async function withRawServer(behaviour: RawBehaviour, body: (t: Http2Transport, raw: RawH2Server) => Promise<void>): Promise<void> {
+  const raw = await startRawH2Server(behaviour);
+  const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+  try {
+    await body(t, raw);
+  } finally {
+    t.close();
+    await raw.close();
+  }
+}
 
 const MB = 1024 * 1024;
 
@@ -786,9 +807,7 @@ describe('Http2Transport: sessions and failures', () => {
   });
 
   test('a peer that never sends SETTINGS -> connect timeout, retryable', async () => {
-    const raw = await startRawH2Server('silent');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('silent', async (t) => {
       const t0 = performance.now();
       const err = await rejection(t.request(mkReq(), mkOpts({ connectTimeoutMs: 200 })));
       expect(err.code).toBe('upstream_connect_failed');
@@ -799,63 +818,43 @@ describe('Http2Transport: sessions and failures', () => {
       const p = t.request(mkReq({ signal: ac.signal }), mkOpts({ connectTimeoutMs: 5000 }));
       ac.abort();
       expect((await rejection(p)).code).toBe('client_aborted');
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('REFUSED_STREAM -> retryable upstream_connect_failed', async () => {
-    const raw = await startRawH2Server('refuse');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('refuse', async (t) => {
       const opts = mkOpts();
       const err = await rejection(t.request(mkReq(), opts));
       expect(err.code).toBe('upstream_connect_failed');
       expect(err.retryable).toBe(true);
       expect(opts.ends.length).toBe(1);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('GOAWAY that excludes the stream -> retryable; the session is not reused', async () => {
-    const raw = await startRawH2Server('goaway-unprocessed');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('goaway-unprocessed', async (t, raw) => {
       const err = await rejection(t.request(mkReq(), mkOpts()));
       expect(err.code).toBe('upstream_connect_failed');
       expect(err.retryable).toBe(true);
       const err2 = await rejection(t.request(mkReq(), mkOpts()));
       expect(err2.retryable).toBe(true);
       expect(raw.connections()).toBe(2);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('RST_STREAM after the head -> the body fails with upstream_reset', async () => {
-    const raw = await startRawH2Server('reset-after-head');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('reset-after-head', async (t) => {
       const opts = mkOpts();
       const res = await t.request(mkReq(), opts);
       expect(res.status).toBe(200);
       const err = await rejection(text(res));
       expect(err.code).toBe('upstream_reset');
       expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_reset']);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('a peer sending a malformed frame: the session fails its streams with upstream_protocol_error; the next request reconnects', async () => {
-    const raw = await startRawH2Server('malformed');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('malformed', async (t, raw) => {
       const opts = mkOpts();
       const err = await rejection(t.request(mkReq(), opts));
       expect(err.code).toBe('upstream_protocol_error');
@@ -865,37 +864,24 @@ describe('Http2Transport: sessions and failures', () => {
       expect(err2.code).toBe('upstream_protocol_error');
       expect(raw.connections()).toBe(2);
       expect(t.stats().connectionsOpened).toBe(2);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('a response header block in HEADERS + CONTINUATION frames', async () => {
-    const raw = await startRawH2Server('continuation');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('continuation', async (t) => {
       const res = await t.request(mkReq(), mkOpts());
       expect(res.status).toBe(200);
       expect(res.headers).toEqual([['x-long', 'y'.repeat(100)]]);
       expect(await text(res)).toBe('ok');
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('a PING from the backend is acknowledged with its payload', async () => {
-    const raw = await startRawH2Server('ping');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('ping', async (t, raw) => {
       const res = await t.request(mkReq(), mkOpts());
       expect(await text(res)).toBe('pong');
       expect(raw.pingAcks()).toEqual(['pingpong']);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('h2c to a backend that only speaks HTTP/1.1 -> retryable upstream_connect_failed', async () => {
@@ -912,9 +898,7 @@ describe('Http2Transport: sessions and failures', () => {
   }, 10_000);
 
   test('a cancelled upload puts RST_STREAM(CANCEL) on the wire and never END_STREAM', async () => {
-    const raw = await startRawH2Server('record');
-    try {
-      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    await withRawServer('record', async (t, raw) => {
       let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
       const body = new ReadableStream<Uint8Array>({
         start(c) {
@@ -964,10 +948,7 @@ describe('Http2Transport: sessions and failures', () => {
           .slice(before)
           .some((f) => f.endStream),
       ).toBe(false);
-      t.close();
-    } finally {
-      await raw.close();
-    }
+    });
   }, 10_000);
 
   test('CONNECT and a content-length without a body are refused as bad_request', async () => {
