@@ -525,6 +525,22 @@ describe('H2Session', () => {
     expect(h.closed()?.code).toBe(ErrorCode.FLOW_CONTROL_ERROR);
   });
 
+  test('repeated INITIAL_WINDOW_SIZE entries count in order: an overflow at an earlier entry fails the connection although the last value fits', () => {
+    const h = setup();
+    h.handshake();
+    const s = h.open(new Recorder(), false);
+    h.peer((w) => writeWindowUpdate(w, 1, 5)); // 5 bytes of credit beyond the initial window
+    expect(s.sendWindow).toBe(65_535 + 5);
+    h.peer((w) =>
+      writeSettings(w, [
+        [Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1],
+        [Setting.INITIAL_WINDOW_SIZE, 10],
+      ]),
+    );
+    expect(h.session.closed).toBe(true);
+    expect(h.closed()?.code).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+  });
+
   test('a handler that throws fails the connection instead of throwing into the socket', () => {
     const h = setup();
     h.handshake();

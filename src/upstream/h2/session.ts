@@ -783,9 +783,11 @@ export class H2Session implements ChannelReceiver, FrameSink {
       this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS length not a multiple of 6');
       return;
     }
-    // INITIAL_WINDOW_SIZE may appear many times in one frame: only the last value matters, so the stream windows
-    // are adjusted once (not once per entry and stream).
+    // INITIAL_WINDOW_SIZE may appear many times in one frame. Entries count in order (RFC 9113 §6.5.3), but the
+    // stream windows are moved once, to the last value (not once per entry and stream): a window overflows at some
+    // entry exactly when it would at the largest one, so that is the one checked.
     let initialWindow = -1;
+    let largestInitial = -1;
     for (let at = 0; at < payload.length; at += 6) {
       const id = ((payload[at] as number) << 8) | (payload[at + 1] as number);
       const value = readU32(payload, at + 2);
@@ -805,6 +807,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
             return;
           }
           initialWindow = value;
+          if (value > largestInitial) largestInitial = value;
           break;
         case Setting.MAX_FRAME_SIZE:
           if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_ALLOWED_FRAME_SIZE) {
@@ -824,16 +827,16 @@ export class H2Session implements ChannelReceiver, FrameSink {
     }
     let windowGrew = false;
     if (initialWindow >= 0) {
+      let widest = Number.NEGATIVE_INFINITY;
+      for (const s of this.streams.values()) if (s.sendWindow > widest) widest = s.sendWindow;
+      if (widest + largestInitial - this.peerInitialWindow > MAX_WINDOW) {
+        this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window');
+        return;
+      }
       // Every stream window moves by the change, and may become negative (RFC 9113 §6.9.2).
       const delta = initialWindow - this.peerInitialWindow;
       this.peerInitialWindow = initialWindow;
-      for (const s of this.streams.values()) {
-        s.sendWindow += delta;
-        if (s.sendWindow > MAX_WINDOW) {
-          this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window');
-          return;
-        }
-      }
+      for (const s of this.streams.values()) s.sendWindow += delta;
       windowGrew = delta > 0;
     }
     writeSettingsAck(this.out);
