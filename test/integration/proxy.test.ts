@@ -96,6 +96,18 @@ upstream:
     expect(headers['keep-alive']).toBeUndefined();
   });
 
+  test('each Set-Cookie line reaches the client on its own; repeated fields arrive joined; Via is added', async () => {
+    for (const protocol of PROTOCOLS) {
+      for (const prefix of ['/h1', '/h2', '/h2c']) {
+        const res = await request(`${spooky.url}${prefix}/cookies`, { protocol });
+        expect(await res.text()).toBe('cookies');
+        expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT']);
+        expect(res.headers.get('cache-control')).toBe('no-cache, no-store');
+        expect(res.headers.get('via')).toContain('spooky');
+      }
+    }
+  });
+
   test('host routing with a wildcard, and 404 for no route', async () => {
     const ok = await request(`${spooky.url}/anything`, { protocol: 'http1.1', headers: { host: 'api.example.test' } });
     expect((await json(ok)).backend).toBe('h1');

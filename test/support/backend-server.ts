@@ -58,7 +58,7 @@ const server = Bun.serve({
     const url = new URL(req.url);
     const full = url.pathname;
     const m =
-      /\/(health|admin\/unhealthy|admin\/healthy|admin\/fail|stats|hang|stall|big|upload|slow|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(
+      /\/(health|admin\/unhealthy|admin\/healthy|admin\/fail|stats|hang|stall|big|upload|slow|cookies|status\/\d+|interop\/page|interop\/res\/[^/]*)$/.exec(
         full,
       );
     const p = m ? `/${m[1]}` : full;
@@ -129,6 +129,15 @@ const server = Bun.serve({
       return new Response(SVG, {
         headers: { 'content-type': 'image/svg+xml', 'cache-control': 'no-store', 'server-timing': `backend;desc="${name}"` },
       });
+    }
+    if (p === '/cookies') {
+      // Two Set-Cookie lines (one with a comma in it) and a field sent twice, for the response header tests.
+      const h = new Headers({ 'x-backend': name });
+      h.append('set-cookie', 'a=1; Path=/');
+      h.append('set-cookie', 'b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT');
+      h.append('cache-control', 'no-cache');
+      h.append('cache-control', 'no-store');
+      return new Response('cookies', { headers: h });
     }
     if (p.startsWith('/status/')) {
       const status = Number(p.slice(8));
