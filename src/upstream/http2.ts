@@ -744,6 +744,9 @@ interface BodyReader {
 /** Placeholder header list of an exchange before its head arrived (never mutated). */
 const NO_HEADERS: [string, string][] = [];
 
+/** The handler of a stream whose exchange is over: every event is ignored, as the exchange would (see `settle`). */
+const FINISHED: StreamHandler = { onHeaders: noop, onData: noop, onReset: noop, onWritable: noop };
+
 /** Exchange whose promise is being created (read by {@link captureResolvers}); avoids a closure per request. */
 let captureTarget: Exchange | undefined;
 
@@ -1107,6 +1110,12 @@ class Exchange implements EventListenerObject, StreamHandler {
       reader.cancel(err).catch(noop);
     }
     this.onWritable(); // an upload waiting for the stream sees the exchange over
+    // From here on every handler call would be a no-op; the stream stops pointing back at this exchange. With the
+    // link, a stream that outlived a young-generation collection (it was in flight) kept its exchange, request,
+    // response and body alive through the next ones, and the old generation filled: under the benchmark's h2c
+    // load 17-23 full collections and 380-430 ms of GC in 5 s, against 7-9 and 110-120 ms without it.
+    const stream = this.stream as H2Stream | undefined;
+    if (stream !== undefined) stream.handler = FINISHED;
   }
 
   /** Ends the exchange exactly once: deadline, abort listener, head promise, body stream, request body, onEnd. */
