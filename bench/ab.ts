@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { cpuSeconds, H3_LOAD_WARMUP_MS, type Rec, runH3Load, spawnReady } from './support.ts';
+import { cpuSeconds, H3_LOAD_WARMUP_MS, median, type Rec, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -45,12 +45,6 @@ const concurrency = Number(values.concurrency);
 async function load(url: string): Promise<number> {
   return (await runH3Load(url, clients, concurrency, duration)).requests;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-ab-'));
 const { cert, key } = await ensureSelfSignedCertificate(dir);

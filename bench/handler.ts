@@ -31,7 +31,7 @@ import { createProxyHandler } from '../src/proxy/handler.ts';
 import { buildGeneration, type Generation } from '../src/runtime/generation.ts';
 import { EndpointRegistry } from '../src/upstream/registry.ts';
 import type { Transport } from '../src/upstream/transport.ts';
-import { cpuSeconds, runH3Load, spawnReady } from './support.ts';
+import { cpuSeconds, median, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -113,10 +113,9 @@ if (values['in-process']) {
     const c = process.cpuUsage(c0);
     rounds.push((c.user + c.system) / n);
   }
-  const sorted = [...rounds].sort((a, b) => a - b);
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
   console.log(
-    `handler in-process, CPU µs per request by round: ${rounds.map((x) => x.toFixed(2)).join(' ')}; median ${sorted[Math.floor(sorted.length / 2)]?.toFixed(2)}`,
+    `handler in-process, CPU µs per request by round: ${rounds.map((x) => x.toFixed(2)).join(' ')}; median ${median(rounds).toFixed(2)}`,
   );
 } else if (values.serve) {
   const [cert = '', key = ''] = positionals;

@@ -23,7 +23,7 @@ import http2 from 'node:http2';
 import { Http2Transport } from '../src/upstream/http2.ts';
 import type { UpstreamRequest } from '../src/upstream/transport.ts';
 import { typicalProxyHeaders } from '../test/support/typical-headers.ts';
-import { pinnedTo, pinSelf } from './support.ts';
+import { median, pinnedTo, pinSelf } from './support.ts';
 
 /** The child: a small h2c server answering every request with 200 and a short body. */
 async function serve(): Promise<void> {
@@ -195,7 +195,6 @@ async function main(): Promise<void> {
   console.log('| client | concurrency | req/s median (range) | client CPU µs/req median (range) |');
   console.log('| --- | --- | --- | --- |');
   const keys = [...new Set(results.map((r) => `${r.label}|${r.concurrency}`))];
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   for (const key of keys) {
     const rs = results.filter((r) => `${r.label}|${r.concurrency}` === key);
     const rps = rs.map((r) => r.requests / r.seconds);

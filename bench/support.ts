@@ -24,6 +24,14 @@ export function pinnedTo(cpu: number | undefined): string[] {
   return cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
 }
 
+/** The median of `xs` (the mean of the two middle values when their number is even); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 /** Moves every thread of this process to CPU `cpu` (`taskset -a -p`); throws when that fails. */
 export function pinSelf(cpu: number): void {
   const r = Bun.spawnSync(['taskset', '-a', '-p', '-c', String(cpu), String(process.pid)]);

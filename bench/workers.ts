@@ -18,7 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeCertificate } from '../test/support/certs.ts';
-import { cpuSeconds, runH3Load, spawnReady } from './support.ts';
+import { cpuSeconds, median, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -106,16 +106,9 @@ async function throughput(dir: string, cert: string, key: string, backendPort: n
       `${String(r.workers).padStart(7)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${r.cpuUs.toFixed(1).padStart(18)}  ${r.split}`,
     );
   }
-  const median = (w: number, f: (r: (typeof rows)[number]) => number) => {
-    const xs = rows
-      .filter((r) => r.workers === w)
-      .map(f)
-      .sort((x, y) => x - y);
-    const mid = Math.floor(xs.length / 2);
-    return xs.length % 2 ? (xs[mid] as number) : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
-  };
+  const medianOf = (w: number, f: (r: (typeof rows)[number]) => number) => median(rows.filter((r) => r.workers === w).map(f));
   console.log(
-    `2 vs 1 workers (medians): req/s ${median(2, (r) => r.rps).toFixed(0)} vs ${median(1, (r) => r.rps).toFixed(0)} = x${(median(2, (r) => r.rps) / median(1, (r) => r.rps)).toFixed(2)}; CPU/request ${median(2, (r) => r.cpuUs).toFixed(1)} vs ${median(1, (r) => r.cpuUs).toFixed(1)} us = x${(median(2, (r) => r.cpuUs) / median(1, (r) => r.cpuUs)).toFixed(2)}`,
+    `2 vs 1 workers (medians): req/s ${medianOf(2, (r) => r.rps).toFixed(0)} vs ${medianOf(1, (r) => r.rps).toFixed(0)} = x${(medianOf(2, (r) => r.rps) / medianOf(1, (r) => r.rps)).toFixed(2)}; CPU/request ${medianOf(2, (r) => r.cpuUs).toFixed(1)} vs ${medianOf(1, (r) => r.cpuUs).toFixed(1)} us = x${(medianOf(2, (r) => r.cpuUs) / medianOf(1, (r) => r.cpuUs)).toFixed(2)}`,
   );
 }
 
