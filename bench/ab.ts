@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { cpuSeconds, H3_LOAD_WARMUP_MS, median, type Rec, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, median, type Rec, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -56,13 +56,13 @@ try {
   const scheme = values.backend === 'h2c' ? 'h2c' : 'http';
   writeFileSync(
     config,
-    `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }
-admin: { port: 0 }
-log: { level: warn, access_log: false }
-upstream:
-  bench:
+    benchConfig(
+      cert,
+      key,
+      `  bench:
     backends: [{ id: b, address: "${scheme}://127.0.0.1:${backend.rec.port}" }]
 `,
+    ),
   );
   const envOf = (s: string): Record<string, string> =>
     Object.fromEntries(

@@ -10,6 +10,7 @@
  * Prints `{"port":N}` when ready.
  */
 import { nextBatch } from '../src/proxy/next-batch.ts';
+import { serveH3Only } from './support.ts';
 
 if (process.argv[2] === '--echo') {
   const echo = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (s, d) => void s.write(d) } });
@@ -53,15 +54,5 @@ if (process.argv[2] === '--echo') {
       return new Response(body);
     };
   }
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    tls: { cert: Bun.file(cert), key: Bun.file(key) },
-    http3: true,
-    http1: false,
-    http2: false,
-    development: false,
-    fetch,
-  });
-  console.log(JSON.stringify({ port: server.port }));
+  serveH3Only(cert, key, fetch);
 }

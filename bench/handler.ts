@@ -31,7 +31,7 @@ import { createProxyHandler } from '../src/proxy/handler.ts';
 import { buildGeneration, type Generation } from '../src/runtime/generation.ts';
 import { EndpointRegistry } from '../src/upstream/registry.ts';
 import type { Transport } from '../src/upstream/transport.ts';
-import { cpuSeconds, median, runH3Load, spawnReady } from './support.ts';
+import { cpuSeconds, median, runH3Load, serveH3Only, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -114,23 +114,11 @@ if (values['in-process']) {
     rounds.push((c.user + c.system) / n);
   }
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
-  console.log(
-    `handler in-process, CPU µs per request by round: ${rounds.map((x) => x.toFixed(2)).join(' ')}; median ${median(rounds).toFixed(2)}`,
-  );
+  console.log(`handler in-process, CPU µs per request by round: ${rounds.map((x) => x.toFixed(2)).join(' ')}; median ${median(rounds).toFixed(2)}`);
 } else if (values.serve) {
   const [cert = '', key = ''] = positionals;
   const handle = instantHandler();
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    tls: { cert: Bun.file(cert), key: Bun.file(key) },
-    http3: true,
-    http1: false,
-    http2: false,
-    development: false,
-    fetch: (req, s) => handle(req, s, 'h3'),
-  });
-  console.log(JSON.stringify({ port: server.port }));
+  serveH3Only(cert, key, (req, s) => handle(req, s, 'h3'));
 } else {
   const duration = Number(values.duration);
   const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-'));

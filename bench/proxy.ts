@@ -34,7 +34,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -115,17 +115,17 @@ try {
   const config = join(dir, 'spooky.yaml');
   writeFileSync(
     config,
-    `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }
-admin: { port: 0 }
-log: { level: warn, access_log: false }
-upstream:
-  h1:
+    benchConfig(
+      cert,
+      key,
+      `  h1:
     route: { path_prefix: /h1 }
     backends: [{ id: h1, address: "http://127.0.0.1:${h1.rec.port}" }]
   h2c:
     route: { path_prefix: /h2c }
     backends: [{ id: h2c, address: "h2c://127.0.0.1:${h2c.rec.port}" }]
 `,
+    ),
   );
   const spooky = await spawnReady(
     ['src/main.ts', 'run', '--config', config, '--log-level', 'info'],

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Server } from 'bun';
 import type { RequestRecord } from '../src/observability/access-log.ts';
 import type { ProxyObserver } from '../src/observability/events.ts';
 import type { Generation } from '../src/runtime/generation.ts';
@@ -22,6 +23,36 @@ const TICK = 100;
  */
 export function pinnedTo(cpu: number | undefined): string[] {
   return cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
+}
+
+/**
+ * Starts a Bun server on 127.0.0.1 (a free port) that speaks HTTP/3 only, with the PEM files `cert` and `key`,
+ * and prints `{"port":N}`: the server under test of the direct and transport-only benchmark cases.
+ */
+export function serveH3Only(cert: string, key: string, fetch: (req: Request, server: Server<undefined>) => Response | Promise<Response>): void {
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    tls: { cert: Bun.file(cert), key: Bun.file(key) },
+    http3: true,
+    http1: false,
+    http2: false,
+    development: false,
+    fetch,
+  });
+  console.log(JSON.stringify({ port: server.port }));
+}
+
+/**
+ * A Spooky config for the benchmarks: TLS listener on a free port of 127.0.0.1 with `cert` and `key`, admin on a
+ * free port, no access log; `upstream` is the YAML of the `upstream:` section's body (indented two spaces).
+ */
+export function benchConfig(cert: string, key: string, upstream: string): string {
+  return `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }
+admin: { port: 0 }
+log: { level: warn, access_log: false }
+upstream:
+${upstream}`;
 }
 
 /** The median of `xs` (the mean of the two middle values when their number is even); NaN when empty. */

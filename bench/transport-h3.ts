@@ -13,6 +13,7 @@ import { Http1Transport } from '../src/upstream/http1.ts';
 import { Http2Transport } from '../src/upstream/http2.ts';
 import type { Transport } from '../src/upstream/transport.ts';
 import { typicalProxyHeaders } from '../test/support/typical-headers.ts';
+import { serveH3Only } from './support.ts';
 
 const [cert = '', key = '', kind = 'http1', backendPort = '0'] = process.argv.slice(2);
 const origin = { host: '127.0.0.1', port: Number(backendPort) };
@@ -21,23 +22,13 @@ const host = `127.0.0.1:${backendPort}`;
 const options = { connectTimeoutMs: 5000, responseHeaderTimeoutMs: 30_000 };
 let n = 0;
 
-const server = Bun.serve({
-  hostname: '127.0.0.1',
-  port: 0,
-  tls: { cert: Bun.file(cert), key: Bun.file(key) },
-  http3: true,
-  http1: false,
-  http2: false,
-  development: false,
-  async fetch(req) {
-    const headers: [string, string][] = [['host', host], ...typicalProxyHeaders(n++, host)];
-    const up = await transport.request({ method: 'GET', target: '/x', headers, body: null, signal: req.signal }, options);
-    const out = new Headers();
-    for (const [name, value] of up.headers) out.append(name, value);
-    out.set('via', '1.1 spooky');
-    const response = new Response(up.body, { status: up.status, headers: out });
-    await nextBatch();
-    return response;
-  },
+serveH3Only(cert, key, async (req) => {
+  const headers: [string, string][] = [['host', host], ...typicalProxyHeaders(n++, host)];
+  const up = await transport.request({ method: 'GET', target: '/x', headers, body: null, signal: req.signal }, options);
+  const out = new Headers();
+  for (const [name, value] of up.headers) out.append(name, value);
+  out.set('via', '1.1 spooky');
+  const response = new Response(up.body, { status: up.status, headers: out });
+  await nextBatch();
+  return response;
 });
-console.log(JSON.stringify({ port: server.port }));

@@ -18,7 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeCertificate } from '../test/support/certs.ts';
-import { cpuSeconds, median, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, cpuSeconds, median, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -48,13 +48,13 @@ async function startSpooky(dir: string, cert: string, key: string, backendPort: 
   const config = join(dir, `spooky-${workers}.yaml`);
   writeFileSync(
     config,
-    `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }
-admin: { port: 0 }
-log: { level: warn, access_log: false }
-upstream:
-  h1:
+    benchConfig(
+      cert,
+      key,
+      `  h1:
     backends: [{ id: h1, address: "http://127.0.0.1:${backendPort}" }]
 `,
+    ),
   );
   const s = await spawnReady(
     ['src/main.ts', 'run', '--config', config, '--workers', String(workers), '--log-level', 'info'],
