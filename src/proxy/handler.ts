@@ -17,7 +17,7 @@ import { PASS_THROUGH_TRACING, type Tracing } from '../observability/trace-conte
 import { backoffDelay } from '../resilience/backoff.ts';
 import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
-import { RequestFields } from '../lib/request-fields.ts';
+import { type FieldRecord, type HeaderLookup, RequestFields } from '../lib/request-fields.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { BackendGate } from '../upstream/backend-gate.ts';
@@ -61,7 +61,7 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
  * (certain), and the position of `host` (Bun appends `host`, made from `:authority`, after the other well-known
  * headers of an HTTP/2 request, while HTTP/1.1 clients send Host first).
  */
-export function tcpProtocol(headers: { has(name: string): boolean; toJSON(): object }): 'h2' | 'h1.1' {
+export function tcpProtocol(headers: Pick<HeaderLookup, 'has'> & { toJSON(): FieldRecord }): 'h2' | 'h1.1' {
   for (const name of H1_ONLY_HEADERS) if (headers.has(name)) return 'h1.1';
   const names = Object.keys(headers.toJSON());
   let first = names[0];
@@ -69,7 +69,6 @@ export function tcpProtocol(headers: { has(name: string): boolean; toJSON(): obj
   if (first !== undefined && ARRAY_INDEX.test(first)) first = names.find((n) => !ARRAY_INDEX.test(n));
   return first === 'host' ? 'h1.1' : 'h2';
 }
-
 
 const VIA: Record<ClientProtocol, string> = { h3: '3 spooky', h2: '2 spooky', 'h1.1': '1.1 spooky' };
 const processTag = Math.floor(Math.random() * 0x100000000)
