@@ -14,6 +14,9 @@
  *        cost under this load,
  *   (b) Spooky in front of an HTTP/1.1 backend,
  *   (c) Spooky in front of an h2c backend,
+ *   (n1), (n2) with --caddy: Caddy (the `caddy` on PATH, e.g. Debian's) as the HTTP/3 reverse proxy in front of
+ *       the same HTTP/1.1 and h2c backends, no access log: a production proxy measured under the same load on the
+ *       same machine, as a reference for (b) and (c),
  *   (d) with --tracing: a second Spooky with OpenTelemetry tracing on (sample ratio 1, default batch settings)
  *       in front of the HTTP/1.1 backend, exporting to an OTLP/HTTP sink in this process that counts spans.
  * Prints requests/s, p50/p99 latency, the server process's CPU time per request (process CPU from /proc /
@@ -34,6 +37,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
+import { startCaddy } from './caddy.ts';
 import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
@@ -45,6 +49,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     pin: { type: 'boolean', default: false },
     tracing: { type: 'boolean', default: false },
+    caddy: { type: 'boolean', default: false },
   },
 });
 const warmup = Number(values.warmup);
@@ -136,6 +141,17 @@ try {
   procs.push(spooky.proc);
   const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
 
+  const reference: Case[] = [];
+  if (values.caddy) {
+    const viaCaddyH1 = await startCaddy(dir, cert, key, `127.0.0.1:${h1.rec.port}`, SERVER_CPU);
+    const viaCaddyH2c = await startCaddy(dir, cert, key, `h2c://127.0.0.1:${h2c.rec.port}`, SERVER_CPU);
+    procs.push(viaCaddyH1.proc, viaCaddyH2c.proc);
+    reference.push(
+      { name: `(n1) Caddy ${viaCaddyH1.version} -> HTTP/1.1`, url: `https://127.0.0.1:${viaCaddyH1.port}/h1/x`, pid: viaCaddyH1.proc.pid },
+      { name: `(n2) Caddy ${viaCaddyH2c.version} -> h2c`, url: `https://127.0.0.1:${viaCaddyH2c.port}/h2c/x`, pid: viaCaddyH2c.proc.pid },
+    );
+  }
+
   const results = await measureCases([
     { name: '(a) direct Bun HTTP/3 server', url: `https://127.0.0.1:${direct.rec.port}/`, pid: direct.proc.pid },
     { name: "(a') direct, answers async", url: `https://127.0.0.1:${directAsync.rec.port}/`, pid: directAsync.proc.pid },
@@ -144,6 +160,7 @@ try {
     { name: '(t2) h3 + HTTP/2 transport, h2c', url: `https://127.0.0.1:${viaH2c.rec.port}/`, pid: viaH2c.proc.pid },
     { name: '(b) Spooky -> HTTP/1.1 backend', url: `https://127.0.0.1:${port}/h1/x`, pid: spooky.proc.pid },
     { name: '(c) Spooky -> h2c backend', url: `https://127.0.0.1:${port}/h2c/x`, pid: spooky.proc.pid },
+    ...reference,
   ]);
   let spans = 0;
   if (values.tracing) {
