@@ -28,6 +28,10 @@
  * interleaved, so a slow phase of a shared machine hits every case alike; the table shows each case's median
  * round and the range of its CPU per request.
  *
+ * `--backend nginx` (default `bun`) answers from nginx (the one on PATH, one worker; `bench/nginx-backend.ts`)
+ * instead of the Bun backends of `bench/small-backend.ts`. On a machine whose cores the backend shares with the
+ * server under test, a backend that costs less per request disturbs the measurement less.
+ *
  * `--pin` (Linux, needs `taskset`) runs the server under test of each case (the direct servers, Spooky) on CPU 0
  * and everything else (load clients, backends, the echo server) on CPU 1, so the measured process does not share
  * its core and caches with the load it is measured under.
@@ -38,6 +42,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
 import { startCaddy } from './caddy.ts';
+import { startNginxBackend } from './nginx-backend.ts';
 import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
@@ -50,6 +55,7 @@ const { values } = parseArgs({
     pin: { type: 'boolean', default: false },
     tracing: { type: 'boolean', default: false },
     caddy: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'bun' },
   },
 });
 const warmup = Number(values.warmup);
@@ -59,6 +65,7 @@ const [SERVER_CPU, LOAD_CPU] = values.pin ? [0, 1] : [undefined, undefined];
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const duration = Number(values.duration);
+if (values.backend !== 'bun' && values.backend !== 'nginx') throw new Error(`--backend must be bun or nginx, not ${values.backend}`);
 
 interface Result {
   name: string;
@@ -111,11 +118,22 @@ try {
   const echo = await spawnReady(['bench/direct-h3.ts', '--echo'], isPort, undefined, LOAD_CPU);
   const roundtrip = await spawnReady(['bench/direct-h3.ts', cert, key, 'roundtrip', String(echo.rec.port)], isPort, undefined, SERVER_CPU);
   procs.push(direct.proc, directAsync.proc, echo.proc, roundtrip.proc);
-  const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], isPort, undefined, LOAD_CPU);
-  const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], isPort, undefined, LOAD_CPU);
-  procs.push(h1.proc, h2c.proc);
-  const viaH1 = await spawnReady(['bench/transport-h3.ts', cert, key, 'http1', String(h1.rec.port)], isPort, undefined, SERVER_CPU);
-  const viaH2c = await spawnReady(['bench/transport-h3.ts', cert, key, 'h2c', String(h2c.rec.port)], isPort, undefined, SERVER_CPU);
+  let h1Port: number;
+  let h2cPort: number;
+  if (values.backend === 'nginx') {
+    const nginx = await startNginxBackend(dir, LOAD_CPU);
+    procs.push(nginx.proc);
+    h1Port = nginx.http1Port;
+    h2cPort = nginx.h2cPort;
+  } else {
+    const h1 = await spawnReady(['bench/small-backend.ts', 'http1'], isPort, undefined, LOAD_CPU);
+    const h2c = await spawnReady(['bench/small-backend.ts', 'h2c'], isPort, undefined, LOAD_CPU);
+    procs.push(h1.proc, h2c.proc);
+    h1Port = h1.rec.port as number;
+    h2cPort = h2c.rec.port as number;
+  }
+  const viaH1 = await spawnReady(['bench/transport-h3.ts', cert, key, 'http1', String(h1Port)], isPort, undefined, SERVER_CPU);
+  const viaH2c = await spawnReady(['bench/transport-h3.ts', cert, key, 'h2c', String(h2cPort)], isPort, undefined, SERVER_CPU);
   procs.push(viaH1.proc, viaH2c.proc);
   const config = join(dir, 'spooky.yaml');
   writeFileSync(
@@ -125,10 +143,10 @@ try {
       key,
       `  h1:
     route: { path_prefix: /h1 }
-    backends: [{ id: h1, address: "http://127.0.0.1:${h1.rec.port}" }]
+    backends: [{ id: h1, address: "http://127.0.0.1:${h1Port}" }]
   h2c:
     route: { path_prefix: /h2c }
-    backends: [{ id: h2c, address: "h2c://127.0.0.1:${h2c.rec.port}" }]
+    backends: [{ id: h2c, address: "h2c://127.0.0.1:${h2cPort}" }]
 `,
     ),
   );
@@ -143,8 +161,8 @@ try {
 
   const reference: Case[] = [];
   if (values.caddy) {
-    const viaCaddyH1 = await startCaddy(dir, cert, key, `127.0.0.1:${h1.rec.port}`, SERVER_CPU);
-    const viaCaddyH2c = await startCaddy(dir, cert, key, `h2c://127.0.0.1:${h2c.rec.port}`, SERVER_CPU);
+    const viaCaddyH1 = await startCaddy(dir, cert, key, `127.0.0.1:${h1Port}`, SERVER_CPU);
+    const viaCaddyH2c = await startCaddy(dir, cert, key, `h2c://127.0.0.1:${h2cPort}`, SERVER_CPU);
     procs.push(viaCaddyH1.proc, viaCaddyH2c.proc);
     reference.push(
       { name: `(n1) Caddy ${viaCaddyH1.version} -> HTTP/1.1`, url: `https://127.0.0.1:${viaCaddyH1.port}/h1/x`, pid: viaCaddyH1.proc.pid },
@@ -199,7 +217,7 @@ try {
   const base = results[0] as Result;
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
   console.log(
-    `load: ${clients} HTTP/3 client processes x ${concurrency} loops, small GET responses; ${warmup} ms warm-up per case, then ${rounds} interleaved rounds of ${duration} ms (median round shown)${values.pin ? '; server under test pinned to CPU 0, everything else to CPU 1' : ''}`,
+    `load: ${clients} HTTP/3 client processes x ${concurrency} loops, small GET responses from ${values.backend === 'nginx' ? 'nginx' : 'Bun'} backends; ${warmup} ms warm-up per case, then ${rounds} interleaved rounds of ${duration} ms (median round shown)${values.pin ? '; server under test pinned to CPU 0, everything else to CPU 1' : ''}`,
   );
   console.log('');
   console.log(
