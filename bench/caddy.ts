@@ -5,7 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pinnedTo } from './support.ts';
+import { reservePort } from '../src/listener/listener.ts';
+import { pinnedTo, readyRecord } from './support.ts';
 
 /** A running Caddy: its process, the port it serves HTTP/3 (and HTTP/1.1, HTTP/2) on, and its version. */
 export interface RunningCaddy {
@@ -21,34 +22,19 @@ export function caddyVersion(): string | undefined {
   return r.exitCode === 0 ? r.stdout.toString().trim().split(/\s+/)[0] : undefined;
 }
 
-/** A port that is free on 127.0.0.1 for both TCP and UDP right now (Caddy needs both and cannot take port 0). */
-async function freeTcpUdpPort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const tcp = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-    const port = tcp.port;
-    try {
-      const udp = await Bun.udpSocket({ hostname: '127.0.0.1', port });
-      udp.close();
-      return port;
-    } catch {
-      // taken on UDP: try another
-    } finally {
-      tcp.stop(true);
-    }
-  }
-  throw new Error('no port free on both TCP and UDP');
-}
-
 /**
  * Starts Caddy with `cert`/`key` on a free port of 127.0.0.1, speaking HTTP/1.1, HTTP/2 and HTTP/3, reverse
  * proxying every request to `upstream` (`127.0.0.1:PORT` for HTTP/1.1, `h2c://127.0.0.1:PORT` for h2c). No admin
  * endpoint, no access log (as Spooky in the benchmark). Its state folders go under `dir`. Waits until Caddy logs
- * that it serves the config (at most `timeoutMs`); throws when it exits or stays silent.
+ * that it serves the config (at most `timeoutMs`); kills it and throws when it exits or stays silent.
  */
 export async function startCaddy(dir: string, cert: string, key: string, upstream: string, cpu?: number, timeoutMs = 15_000): Promise<RunningCaddy> {
   const version = caddyVersion();
   if (version === undefined) throw new Error('caddy is not on PATH (apt-get install caddy)');
-  const port = await freeTcpUdpPort();
+  // Caddy cannot take port 0: a port free on both TCP and UDP now, released for it.
+  const reservation = await reservePort('127.0.0.1', 0);
+  reservation.release();
+  const port = reservation.port;
   const home = join(dir, `caddy-${port}`);
   mkdirSync(home, { recursive: true });
   const caddyfile = join(home, 'Caddyfile');
@@ -73,22 +59,7 @@ https://127.0.0.1:${port} {
     stderr: 'pipe',
     env: { ...process.env, XDG_DATA_HOME: home, XDG_CONFIG_HOME: home, HOME: home },
   });
-  const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  const killer = setTimeout(() => proc.kill(), timeoutMs);
-  let log = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    log += decoder.decode(value, { stream: true });
-    if (log.includes('serving initial configuration')) {
-      clearTimeout(killer);
-      void (async () => {
-        for (;;) if ((await reader.read()).done) break;
-      })();
-      return { proc, port, version };
-    }
-  }
-  proc.kill();
-  throw new Error(`caddy did not start:\n${log.slice(-2000)}`);
+  // Caddy logs JSON lines to stderr.
+  await readyRecord(proc, proc.stderr as ReadableStream<Uint8Array>, (r) => r.msg === 'serving initial configuration', timeoutMs, 'caddy');
+  return { proc, port, version };
 }

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reservePort } from '../src/listener/listener.ts';
 import { pinnedTo } from './support.ts';
 
 /** A running nginx backend: its master process and its HTTP/1.1 and h2c ports. */
@@ -19,16 +20,6 @@ export interface NginxBackend {
 /** The nginx executable, or undefined when there is none. */
 export function nginxPath(): string | undefined {
   return Bun.which('nginx') ?? Bun.which('nginx', { PATH: '/usr/sbin:/usr/local/sbin' }) ?? undefined;
-}
-
-/** Two ports free on 127.0.0.1 right now (listeners opened together, then closed). */
-function freePorts(): [number, number] {
-  const a = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const b = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const ports: [number, number] = [a.port, b.port];
-  a.stop(true);
-  b.stop(true);
-  return ports;
 }
 
 /** Polls until `port` accepts a TCP connection; throws after `timeoutMs`. */
@@ -54,7 +45,10 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 export async function startNginxBackend(dir: string, cpu?: number, timeoutMs = 10_000): Promise<NginxBackend> {
   const nginx = nginxPath();
   if (nginx === undefined) throw new Error('nginx is not on PATH (apt-get install nginx)');
-  const [http1Port, h2cPort] = freePorts();
+  // Both held at once so they differ, then released for nginx.
+  const ports = [await reservePort('127.0.0.1', 0), await reservePort('127.0.0.1', 0)];
+  for (const r of ports) r.release();
+  const [http1Port, h2cPort] = ports.map((r) => r.port) as [number, number];
   const prefix = join(dir, `nginx-${http1Port}`);
   mkdirSync(join(prefix, 'logs'), { recursive: true });
   const conf = join(prefix, 'nginx.conf');

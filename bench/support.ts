@@ -91,10 +91,25 @@ export async function spawnReady(
     stderr: 'inherit',
     ...(where.env ? { env: { ...process.env, ...where.env } } : {}),
   });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  return { proc, rec: await readyRecord(proc, proc.stdout as ReadableStream<Uint8Array>, pred, timeoutMs, args.join(' ')) };
+}
+
+/**
+ * Reads `stream` (the child `proc`'s stdout or stderr) line by line until a JSON line satisfies `pred`, returns
+ * it and keeps draining the stream so the child never blocks on a full pipe. Kills the child and throws (naming
+ * `what`) when no line does within `timeoutMs` milliseconds or the stream ends first.
+ */
+export async function readyRecord(
+  proc: ReturnType<typeof Bun.spawn>,
+  stream: ReadableStream<Uint8Array>,
+  pred: (rec: Rec) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<Rec> {
+  const reader = stream.getReader();
   const decoder = new TextDecoder();
   let buf = '';
-  // A child that prints nothing is killed at the deadline, which ends its stdout and the loop below.
+  // A child that prints nothing is killed at the deadline, which ends its output and the loop below.
   const killer = setTimeout(() => proc.kill(), timeoutMs);
   for (;;) {
     const { value, done } = await reader.read();
@@ -110,13 +125,13 @@ export async function spawnReady(
           void (async () => {
             for (;;) if ((await reader.read()).done) break;
           })();
-          return { proc, rec };
+          return rec;
         }
       } catch {}
     }
   }
   proc.kill();
-  throw new Error(`not ready: ${args.join(' ')}`);
+  throw new Error(`not ready: ${what}`);
 }
 
 /** CPU time (user + system, seconds) process `pid` has used so far; 0 when it is gone. */
