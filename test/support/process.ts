@@ -96,8 +96,9 @@ export class Child {
   }
 }
 
-function spawnChild(args: string[], env: Record<string, string> = {}): Child {
-  const proc = Bun.spawn([BUN, ...args], {
+/** Runs `bun ARGS` from the checkout, or `command` (for example a compiled `spooky`) when given. */
+function spawnChild(args: string[], env: Record<string, string> = {}, command: readonly string[] = [BUN]): Child {
+  const proc = Bun.spawn([...command, ...args], {
     cwd: ROOT,
     stdin: 'ignore',
     stdout: 'pipe',
@@ -160,8 +161,12 @@ export interface SpookyProcess {
 /**
  * Writes `yaml` to a temp folder and starts `spooky run` on it with port 0. `@CERT@` and `@KEY@` in the
  * YAML are replaced by a test certificate's paths. If the YAML has no `listen:` block, one is added.
+ * `executable` runs that file (a `bun build --compile` output) instead of `bun src/main.ts` from the checkout.
  */
-export async function startSpooky(yaml: string, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<SpookyProcess> {
+export async function startSpooky(
+  yaml: string,
+  opts: { args?: string[]; env?: Record<string, string>; executable?: string } = {},
+): Promise<SpookyProcess> {
   const { cert, key } = await testCertificate();
   const dir = mkdtempSync(join(tmpdir(), 'spooky-it-'));
   let text = yaml.replaceAll('@CERT@', cert).replaceAll('@KEY@', key);
@@ -170,7 +175,8 @@ export async function startSpooky(yaml: string, opts: { args?: string[]; env?: R
   }
   const configPath = join(dir, 'spooky.yaml');
   writeFileSync(configPath, text);
-  const child = spawnChild(['src/main.ts', 'run', '--config', configPath, '--port', '0', '--admin-port', '0', ...(opts.args ?? [])], opts.env);
+  const runArgs = ['run', '--config', configPath, '--port', '0', '--admin-port', '0', ...(opts.args ?? [])];
+  const child = opts.executable === undefined ? spawnChild(['src/main.ts', ...runArgs], opts.env) : spawnChild(runArgs, opts.env, [opts.executable]);
   const ready = await child.waitFor((r) => r.event === 'listening', 15_000, 'spooky listening');
   const listeners = ready.listeners as { port: number }[];
   const port = Number(listeners[0]?.port);
