@@ -10,6 +10,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'bun';
 import type { AdminConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
 
@@ -39,9 +40,20 @@ function json(value: unknown, status = 200): Response {
 /**
  * Starts the admin listener. With `obs` it also serves `/metrics` (Prometheus), `/stats` (dashboard JSON),
  * `/config` (effective config, secrets redacted) and `/dashboard` (the live page; static HTML without data, so
- * it is served without the token and sends the token itself on its `/stats` requests).
+ * it is served without the token and sends the token itself on its `/stats` requests). The port is bound
+ * without `SO_REUSEPORT` (Bun sets it unless told not to), so a port any other socket holds, another Spooky's
+ * admin or a traffic listener, is refused with a SpookyError instead of being shared at random.
  */
 export function startAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObservability): Server<unknown> {
+  try {
+    return serveAdmin(cfg, source, obs);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new SpookyError('config_invalid', `cannot listen on admin ${cfg.address}:${cfg.port}: the port is in use (${why})`, { cause: e });
+  }
+}
+
+function serveAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObservability): Server<unknown> {
   const reload = async (req: Request, server: Server<unknown>): Promise<Response> => {
     if (req.method !== 'POST') return new Response('405 method not allowed; use POST\n', { status: 405, headers: { allow: 'POST' } });
     const origin = req.headers.get('origin');
@@ -52,6 +64,7 @@ export function startAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObs
   return Bun.serve({
     hostname: cfg.address,
     port: cfg.port,
+    reusePort: false,
     development: false,
     async fetch(req, server) {
       const path = new URL(req.url, 'http://admin').pathname;

@@ -3,7 +3,7 @@
  * of the YAML document even when the schema found errors elsewhere, so one load reports every problem;
  * every check therefore looks at the types itself and stays silent about values the schema rejects.
  */
-import { isLoopback } from './parse.ts';
+import { bindAddressesOverlap, isLoopback } from './parse.ts';
 import { canonicalStrategy, HOST_POLICY_MODES, STICKY_CID_NAMES } from './schema.ts';
 import type { PathSegment, SourceMap, Target } from './source.ts';
 import type { ConfigIssue } from './types.ts';
@@ -128,11 +128,29 @@ function checkListenerTls(l: Obj, path: PathSegment[], sink: Sink): void {
 }
 
 function checkAdmin(root: Obj, sink: Sink): void {
-  const admin = root.admin;
+  const admin = root.admin ?? {};
   if (!isObj(admin) || admin.enabled === false) return;
   const address = admin.address;
   if (typeof address === 'string' && !isLoopback(address) && admin.token === undefined) {
     sink.warn(['admin', 'address'], 'value', `the admin listener is reachable beyond loopback (${address}) without a \`token\``);
+  }
+  // The admin listener must not share a port with a traffic listener: TCP connections would be split
+  // between the two servers at random.
+  const adminAddress = typeof address === 'string' ? address : '127.0.0.1';
+  const adminPort = admin.port ?? 9901;
+  if (typeof adminPort !== 'number' || adminPort === 0) return;
+  const many = Array.isArray(root.listeners) && root.listeners.length > 0;
+  const listeners: Array<[unknown, PathSegment[]]> = many
+    ? (root.listeners as unknown[]).map((l, i): [unknown, PathSegment[]] => [l, ['listeners', i]])
+    : [[root.listen, ['listen']]];
+  for (const [l, path] of listeners) {
+    if (!isObj(l)) continue;
+    const lAddress = typeof l.address === 'string' ? l.address : '0.0.0.0';
+    const lPort = l.port ?? 9889;
+    if (lPort === adminPort && bindAddressesOverlap(lAddress, adminAddress)) {
+      const at: PathSegment[] = admin.port !== undefined ? ['admin', 'port'] : root.admin !== undefined ? ['admin'] : path;
+      sink.error(at, 'value', `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it`);
+    }
   }
 }
 

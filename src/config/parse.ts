@@ -269,6 +269,16 @@ export function isLoopback(address: string): boolean {
   return false;
 }
 
+/**
+ * Whether two bind addresses can hold the same port at once only by sharing it: equal, either a wildcard
+ * (`0.0.0.0` or `::`, which on Linux also takes IPv4), or `localhost` and a loopback address.
+ */
+export function bindAddressesOverlap(a: string, b: string): boolean {
+  const wild = (x: string) => x === '0.0.0.0' || x === '::';
+  if (a === b || wild(a) || wild(b)) return true;
+  return (a === 'localhost' && isLoopback(b)) || (b === 'localhost' && isLoopback(a));
+}
+
 /** Checks a bind address: an IPv4 or IPv6 literal (no brackets), or `localhost`. */
 export function parseBindAddress(input: string): Parsed<string> {
   if (input === 'localhost' || isIP(input) !== 0) return ok(input);

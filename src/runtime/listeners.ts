@@ -6,7 +6,9 @@
  * - certificates (content or paths) or idle timeout changed: a new TCP + UDP pair is bound on the **same port**
  *   (`SO_REUSEPORT`) before the old pair is released ("replaced");
  * - a new `address:port`: bound (after checking the port is free); a listener no longer configured is
- *   released after the new ones are bound ("removed").
+ *   released after the new ones are bound ("removed"). A new address on the port of a running listener (say
+ *   `127.0.0.1` to `0.0.0.0`) is bound beside it with `SO_REUSEPORT`, like a replacement, since the port cannot
+ *   be checked free while Spooky holds it; the old listener is then released as a replaced one.
  *
  * Everything that can fail (reading and checking certificates, binding) happens in {@link ListenerSet.prepare}
  * before anything is released; {@link ListenerSet.commit} then swaps and retires the old servers, and
@@ -26,6 +28,7 @@
 import type { Server } from 'bun';
 import { listenerId } from '../config/diff.ts';
 import type { ListenerConfig } from '../config/types.ts';
+import { bindAddressesOverlap } from '../config/parse.ts';
 import type { Clock } from '../lib/clock.ts';
 import { CertificateError, type ListenerCertificates, loadListenerCertificates } from '../listener/certs.ts';
 import { bindListener, type FetchHandler, type PortReservation, type RunningListener, reservePort } from '../listener/listener.ts';
@@ -141,6 +144,14 @@ export class ListenerSet {
           p.port = shared;
           continue;
         }
+        // A port one of our own running listeners holds (the same port on another address, as when a reload
+        // only changes `address`) cannot be reserved exclusively: bind it beside the old listener, which is
+        // retired after the swap.
+        const ours = p.cfg.port !== 0 && this.running.some((l) => l.port === p.cfg.port && bindAddressesOverlap(l.address, p.cfg.address));
+        if (ours) {
+          p.port = p.cfg.port;
+          continue;
+        }
         const r = await reservePort(p.cfg.address, p.cfg.port);
         reservations.push(r);
         p.port = r.port;
@@ -170,7 +181,9 @@ export class ListenerSet {
       throw e;
     }
     for (const old of byId.values()) {
-      retire.push({ listener: old, reason: 'removed' });
+      // A new listener on the same port (only the address changed) re-hashes the QUIC flows like a replaced one.
+      const samePort = started.some((l) => l.port === old.port && bindAddressesOverlap(l.address, old.address));
+      retire.push({ listener: old, reason: samePort ? 'replaced' : 'removed' });
       changes.push({ id: listenerId(old.config), action: 'removed', port: old.port });
     }
     return { next, started, retire, changes, warnings };

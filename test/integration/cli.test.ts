@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
 import { makeTempCertificate, testCertificate } from '../support/certs.ts';
-import { type Backend, Child, request, startBackend, startSpooky } from '../support/process.ts';
+import { type Backend, Child, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'spooky-cli-'));
@@ -115,6 +115,43 @@ describe('other commands', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('cannot read upstream_tls.ca_file /nonexistent/ca.pem');
     expect(r.stderr).not.toContain('    at ');
+  });
+});
+
+describe('ports already in use', () => {
+  let backend: Backend;
+  let running: SpookyProcess | undefined;
+  afterAll(async () => {
+    await running?.stop();
+    await backend?.stop();
+  });
+
+  test('validate refuses an admin port that a traffic listener uses (they would split connections)', () => {
+    const path = file(
+      'admin-clash.yaml',
+      `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c.pem, key: k.pem } }\nadmin: { port: 8443 }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+    );
+    const r = cli(['validate', '--config', path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path}:2:16: error: the admin listener cannot use port 8443: the traffic listener at line 1 uses it`);
+  });
+
+  test('a traffic or admin port held by another Spooky stops start-up with exit 3, never a shared port', async () => {
+    backend = await startBackend('ports');
+    running = await startSpooky(`upstream:\n  a:\n    backends: [{ id: a, address: "${backend.address}" }]\n`);
+    const path = file(
+      'second.yaml',
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${(await testCertificate()).cert}", key: "${(await testCertificate()).key}" } }\nupstream:\n  a:\n    backends: [{ id: a, address: "${backend.address}" }]\n`,
+    );
+    const traffic = cli(['run', '--config', path, '--port', String(running.port), '--admin-port', '0']);
+    expect(traffic.code).toBe(3);
+    expect(traffic.stderr).toContain(`cannot listen on 127.0.0.1:${running.port}: the port is in use`);
+    const adminClash = cli(['run', '--config', path, '--admin-port', String(running.adminPort)]);
+    expect(adminClash.code).toBe(3);
+    expect(adminClash.stderr).toContain(`cannot listen on admin 127.0.0.1:${running.adminPort}: the port is in use`);
+    // the first Spooky still answers on both
+    expect((await request(`${running.url}/`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${running.adminPort}/healthz`)).status).toBe(200);
   });
 });
 

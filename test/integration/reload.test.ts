@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testCertificate } from '../support/certs.ts';
+import { reservePort } from '../../src/listener/listener.ts';
 import {
   admin,
   type Backend,
@@ -332,6 +333,36 @@ ${extra}`;
     const still = await request(`${spooky.url}/lb/x`);
     expect(still.status).toBe(200);
     await still.arrayBuffer();
+  });
+
+  test('listeners: changing only the address of a fixed port rebinds it beside the old one, no "port in use"', async () => {
+    const { cert, key } = await testCertificate();
+    const free = await reservePort('127.0.0.1', 0);
+    const fixed = free.port;
+    free.release();
+    const second = (address: string) =>
+      `listeners:\n  - { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }\n  - { address: ${address}, port: ${fixed}, tls: { cert: "${cert}", key: "${key}" } }\n`;
+    const body = config(200).slice(listen.length);
+    writeFileSync(spooky.configPath, `${second('127.0.0.1')}${body}`);
+    expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true, listeners: [{ action: 'added', port: fixed }] });
+    // `localhost` binds 127.0.0.1 here: the same port on an overlapping address, held by Spooky itself
+    writeFileSync(spooky.configPath, `${second('localhost')}${body}`);
+    const r = (await admin(spooky, '/reload', { method: 'POST' })).body as { ok: boolean; errors?: string[]; listeners: unknown[] };
+    expect(r.errors).toBeUndefined();
+    expect(r.ok).toBe(true);
+    expect(r.listeners).toEqual([
+      { id: `localhost:${fixed}`, action: 'added', port: fixed },
+      { id: `127.0.0.1:${fixed}`, action: 'removed', port: fixed },
+    ]);
+    const retired = await spooky.child.waitFor((x) => x.event === 'listener_retired' && x.listener === `127.0.0.1:${fixed}`, 3000, 'old listener released');
+    expect(retired.reason).toBe('replaced');
+    for (const protocol of ['http3', 'http1.1'] as const) {
+      const res = await request(`https://127.0.0.1:${fixed}/lb/x`, { protocol });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    writeFileSync(spooky.configPath, config(200));
+    expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
   });
 
   test('an admin token set by a reload applies at once, on the same admin port', async () => {
