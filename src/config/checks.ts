@@ -163,10 +163,14 @@ function checkTlsCompat(tls: Obj, path: PathSegment[], sink: Sink): void {
 
 function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void {
   if (!isObj(lb)) return;
+  if (lb.hash_on !== undefined) {
+    if (lb.key !== undefined) sink.error([...path, 'hash_on'], 'key', '`hash_on` and `key` are both set; keep `key` only');
+    else sink.warn([...path, 'hash_on'], 'key', '`hash_on` is read as `key` (the name this Spooky and the Rust Spooky use); rename it');
+  }
   const type = lb.type === undefined ? 'round-robin' : lb.type;
   if (typeof type !== 'string') return;
   if (STICKY_CID_NAMES.has(type)) {
-    const ignored = lb.key !== undefined ? '; `key` is ignored' : '';
+    const ignored = lb.key !== undefined || lb.hash_on !== undefined ? '; `key` is ignored' : '';
     sink.warn(
       [...path, 'type'],
       'value',
@@ -178,7 +182,7 @@ function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void 
   if ((canonical === 'ip-hash' || canonical === 'consistent-hash') && lb.slow_start !== undefined)
     sink.warn([...path, 'slow_start'], 'key', `\`slow_start\` is not applied by \`${canonical}\` (it would move sticky keys); it is ignored`);
   if (canonical === undefined || canonical === 'consistent-hash') return;
-  for (const k of ['key', 'virtual_nodes']) {
+  for (const k of ['key', 'hash_on', 'virtual_nodes']) {
     if (lb[k] !== undefined) sink.warn([...path, k], 'key', `\`${k}\` is only used by consistent-hash; it is ignored for \`${canonical}\``);
   }
 }

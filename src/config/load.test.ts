@@ -778,6 +778,33 @@ secrets: {}
     }
   });
 
+  test('an explicit null means "not set" (the Rust Spooky writes `ca_file: null`); an empty value is still an error', () => {
+    const body = (extra: { tls: string; lb: string; route: string; backend: string }) =>
+      `${L}upstream_tls: { verify_certificates: true${extra.tls} }\nupstream:\n  api:\n    load_balancing: { type: round-robin${extra.lb} }\n    route: { path_prefix: /api${extra.route} }\n    backends: [{ id: a, address: "127.0.0.1:7001"${extra.backend} }]\n`;
+    const withNulls = ok(body({ tls: ', ca_file: null', lb: ', key: ~', route: ', host: NULL, method: null', backend: ', health_check: null' }));
+    const without = ok(body({ tls: '', lb: '', route: '', backend: '' }));
+    expect(withNulls.warnings).toEqual([]);
+    expect(withNulls.config.pools).toEqual(without.config.pools);
+    expect(withNulls.config.upstream_tls).toEqual(without.config.upstream_tls);
+    expect(errorsOf(`listen:\n  tls: { cert: c.pem, key: }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => [e.line, e.column, e.message])).toEqual([
+      [2, 23, 'expected a string, got an empty value'],
+    ]);
+    expect(errorsOf(`${L}upstream:\n  web: null\n  api:\n    backends: [{ id: a, address: null }]\n`).map((e) => [e.line, e.path])).toEqual([
+      [4, 'upstream.web'],
+      [6, 'upstream.api.backends[0]'],
+    ]);
+  });
+
+  test('`hash_on` (a Rust sample\'s spelling) is read as `key` with a warning; both together are an error', () => {
+    const { config, warnings } = ok(
+      `${L}upstream:\n  api:\n    load_balancing: { type: ch, hash_on: "header:x-user-id" }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'header', name: 'x-user-id' }, virtual_nodes: 2000 });
+    expect(warnings.map((w) => [w.line, w.column, w.path])).toEqual([[5, 33, 'upstream.api.load_balancing.hash_on']]);
+    const both = errorsOf(`${L}upstream:\n  api:\n    load_balancing: { type: ch, key: path, hash_on: path }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    expect(both.map((e) => [e.path, e.message])).toEqual([['upstream.api.load_balancing.hash_on', '`hash_on` and `key` are both set; keep `key` only']]);
+  });
+
   test('an admin listener beyond loopback without a token is a warning', () => {
     const { warnings } = ok(`${L}admin: { address: 0.0.0.0 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`);
     expect(warnings.map((w) => [w.line, w.column, w.path])).toEqual([[3, 19, 'admin.address']]);

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isAlias, isCollection, isScalar, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { type Document, isAlias, isCollection, isPair, isScalar, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { crossFieldChecks } from './checks.ts';
 import { zodIssuesToConfigIssues } from './issues.ts';
@@ -66,6 +66,24 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
 }
 
 /**
+ * Removes every `key: null` (or `~`, `Null`, `NULL`) from the document: an explicit null means the key is not
+ * set, as it does for the `Option` fields of the Rust Spooky, whose sample configs write `ca_file: null`. An
+ * empty value (`key:` with nothing after it) stays, so a forgotten value is still reported; and so does a null
+ * pool under `upstream`, which is more likely a mistake than a pool to leave out.
+ */
+function dropExplicitNulls(doc: Document): void {
+  visit(doc, {
+    Pair(_key, pair, path) {
+      const v = pair.value;
+      if (!isScalar(v) || v.value !== null || v.range === undefined || v.range === null || v.range[1] <= v.range[0]) return undefined;
+      const parent = path.at(-2);
+      if (path.length === 4 && isPair(parent) && isScalar(parent.key) && parent.key.value === 'upstream') return undefined;
+      return visit.REMOVE;
+    },
+  });
+}
+
+/**
  * Loads a config from YAML text. `file` is only used in issues (use `<embedded>` for text that has no
  * file); relative paths in the config (certificates, CA bundle, log file) are resolved against `baseDir`.
  */
@@ -106,6 +124,7 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
     },
   });
   if (unreadable) return done();
+  dropExplicitNulls(doc);
   // Past a syntax error the document is a guess: keep only the schema and cross-field errors about nodes
   // that end before the first syntax error, so the report holds no follow-on noise.
   const syntaxAt = Math.min(...doc.errors.map((e) => e.pos[0]));

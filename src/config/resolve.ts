@@ -364,7 +364,7 @@ function resolveLoadBalancing(lb: LoadBalancingFile | undefined): LoadBalancingC
   const sticky = STICKY_CID_NAMES.has(written);
   return {
     type,
-    key: sticky || lb?.key === undefined ? { kind: 'client_ip' } : must(parseHashKey(lb.key)),
+    key: sticky || (lb?.key ?? lb?.hash_on) === undefined ? { kind: 'client_ip' } : must(parseHashKey((lb?.key ?? lb?.hash_on) as string)),
     virtual_nodes: lb?.virtual_nodes ?? DEFAULTS.load_balancing.virtual_nodes,
     ...(lb?.slow_start !== undefined && type !== 'ip-hash' && type !== 'consistent-hash'
       ? {

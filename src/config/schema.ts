@@ -71,6 +71,12 @@ export const STRATEGY_ALIASES: Readonly<Record<string, StrategyName>> = {
   p2c: 'latency-aware',
   'sticky-cid': 'consistent-hash',
   sticky_cid: 'consistent-hash',
+  'cid-sticky': 'consistent-hash',
+  cid_sticky: 'consistent-hash',
+  // the Rust Spooky's short names
+  ch: 'consistent-hash',
+  lc: 'least-connections',
+  la: 'latency-aware',
 };
 
 /** The canonical strategy for a written name (canonical or alias), or undefined for an unknown name. */
@@ -80,7 +86,7 @@ export function canonicalStrategy(name: string): StrategyName | undefined {
 }
 
 /** Strategy names of the Rust Spooky that only approximate here (see {@link STRATEGY_ALIASES}). */
-export const STICKY_CID_NAMES: ReadonlySet<string> = new Set(['sticky-cid', 'sticky_cid']);
+export const STICKY_CID_NAMES: ReadonlySet<string> = new Set(['sticky-cid', 'sticky_cid', 'cid-sticky', 'cid_sticky']);
 
 /** The Rust Spooky's log level names and the level each maps to. */
 export const LOG_LEVEL_ALIASES: Readonly<Record<string, LogLevel>> = {
@@ -430,6 +436,10 @@ export const LoadBalancingSchema = z
       checked(parseHashKey),
       'Hash key for `consistent-hash`: `client_ip`, `header:NAME`, `cookie:NAME`, `query:NAME`, `path`, `authority` or `method`. Default `client_ip`.',
       'client_ip',
+    ),
+    hash_on: opt(
+      checked(parseHashKey),
+      'The spelling of `key` in a Rust Spooky sample config (`config.multi-upstream.yaml`): read as `key`, with a warning. Default none.',
     ),
     virtual_nodes: opt(
       z.number().int().min(1).max(10000),
