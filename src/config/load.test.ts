@@ -785,7 +785,6 @@ secrets: {}
     const without = ok(body({ tls: '', lb: '', route: '', backend: '' }));
     expect(withNulls.warnings).toEqual([]);
     expect(withNulls.config.pools).toEqual(without.config.pools);
-    expect(withNulls.config.upstream_tls).toEqual(without.config.upstream_tls);
     expect(errorsOf(`listen:\n  tls: { cert: c.pem, key: }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => [e.line, e.column, e.message])).toEqual([
       [2, 23, 'expected a string, got an empty value'],
     ]);

@@ -72,10 +72,11 @@ describe('buildUpstreamHeaders: hop-by-hop', () => {
         'proxy-authorization': 'Basic eA==',
         'proxy-authenticate': 'Basic',
         trailer: 'x-checksum',
+        'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA',
         accept: '*/*',
       },
       ['accept'],
-      ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'trailer'],
+      ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'trailer', 'http2-settings'],
     ],
     [
       'headers named in Connection removed',
@@ -333,6 +334,24 @@ describe('buildUpstreamHeaders: forwarding headers and trust', () => {
     for (const name of Object.keys(claims)) expect(untrusted.map.has(name)).toBe(name === 'x-other');
     const trusted = build(claims, { clientIp: TRUSTED_PEER });
     for (const [name, value] of Object.entries(claims)) expect(trusted.map.get(name)).toBe(value);
+  });
+
+  test('underscore spellings of managed headers and claims are removed from everyone (CGI reads them as ours)', () => {
+    const spoofed = {
+      x_forwarded_for: '6.6.6.6',
+      x_forwarded_proto: 'http',
+      X_Forwarded_Host: 'evil.test',
+      x_real_ip: '6.6.6.6',
+      true_client_ip: '6.6.6.6',
+      client_ip: '6.6.6.6',
+      x_request_id: 'forged',
+      x_custom_thing: 'kept',
+    };
+    for (const clientIp of [CLIENT, TRUSTED_PEER]) {
+      const r = build(spoofed, { clientIp });
+      for (const name of Object.keys(spoofed)) expect(r.map.has(name.toLowerCase())).toBe(name === 'x_custom_thing');
+      expect(r.map.get('x-forwarded-for')).toBe(clientIp);
+    }
   });
 
   test('host parameter is a bare token when it can be', () => {

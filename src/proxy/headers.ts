@@ -5,12 +5,17 @@
  * - **Hop-by-hop** headers are removed: RFC 9110 §7.6.1's `connection`, `keep-alive`, `proxy-connection`, `te`,
  *   `transfer-encoding`, `upgrade`; also `proxy-authorization` and `proxy-authenticate` (credentials meant for a
  *   forward proxy must not leak to a backend) and `trailer` (Spooky forwards no trailers, so announcing them
- *   would be a lie); and every header named in `Connection`. Names Spooky manages itself (`host`,
+ *   would be a lie), `http2-settings` (RFC 9113 §3.2.1: for its one connection only); and every header named
+ *   in `Connection`. Names Spooky manages itself (`host`,
  *   `content-length`, `x-forwarded-*`, `forwarded`, `via`, `x-request-id`) are always computed from the
  *   incoming values even when `Connection` names them, so a client cannot use `Connection` to strip them.
  * - **Other forwarding claims** (`x-forwarded-port`, `x-forwarded-prefix`, any other `x-forwarded-*`,
  *   `x-real-ip`, `true-client-ip`, `x-client-ip`, `client-ip`, `x-original-forwarded-for`) pass only from a
  *   trusted proxy; from anyone else they are removed, so a backend that believes them cannot be fooled.
+ * - **Underscore spellings** of the names above (`x_forwarded_for`, `x_real_ip`, `x_request_id`, ...) are
+ *   removed from everyone: CGI, WSGI and PHP read `X_Forwarded_For` and `X-Forwarded-For` as the same variable,
+ *   so passing the underscore form would let a client forge what the backend takes for ours (nginx drops every
+ *   header with an underscore for the same reason).
  * - **Pseudo-headers** (`:path` ...) that leak into the header list are dropped.
  * - **Malformed fields reject the request (400)**: a name that is not an RFC 9110 token, or a value containing
  *   CR, LF or NUL. Dropping them silently could change what the request means. (Other control characters
@@ -105,6 +110,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authorization',
   'proxy-authenticate',
   'trailer',
+  'http2-settings',
 ]);
 
 // RFC 9110 tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~
@@ -248,6 +254,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): UpstreamHeader
     }
     if (HOP_BY_HOP.has(name)) continue;
     if (nominated?.includes(name)) continue;
+    if (name.indexOf('_') >= 0 && isManagedOrClaim(name.replaceAll('_', '-'))) continue;
     // Other client-address and forwarding claims (`x-real-ip`, `true-client-ip`, `x-forwarded-port`,
     // `x-forwarded-prefix`, ...) are believed only from a trusted proxy, like the ones Spooky sets itself.
     if (!trustedPeer && isForwardingClaim(name)) continue;
@@ -281,6 +288,11 @@ const FORWARDING_CLAIMS: ReadonlySet<string> = new Set(['x-real-ip', 'true-clien
 /** True for a forwarding claim a client could spoof: any other `x-forwarded-*`, or one of {@link FORWARDING_CLAIMS}. */
 function isForwardingClaim(name: string): boolean {
   return name.startsWith('x-forwarded-') || FORWARDING_CLAIMS.has(name);
+}
+
+/** True for a name Spooky sets itself (`x-request-id`, `x-forwarded-*`) or a forwarding claim. */
+function isManagedOrClaim(name: string): boolean {
+  return name === 'x-request-id' || isForwardingClaim(name);
 }
 
 /** Strips an optional port from an `X-Forwarded-For` element: `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`. */
