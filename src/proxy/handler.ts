@@ -22,6 +22,7 @@ import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
+import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
@@ -509,20 +510,38 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         const resHeaders = sanitizeResponseHeaders(up.headers, { via });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         let body = up.body;
-        let onChunk: ((n: number) => void) | undefined;
-        if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
-        else {
-          const declared = resHeaders.get('content-length');
-          if (declared !== null) rec.bytes_out = Number(declared);
-          else if (body) onChunk = (n) => (rec.bytes_out += n);
-        }
-        if (body instanceof ReadableStream && (onChunk !== undefined || timeouts.idle_ms > 0 || deadline !== Number.POSITIVE_INFINITY)) {
+        // Bytes actually relayed (not the declared length: a body can break off before it).
+        const onChunk = (n: number): void => {
+          rec.bytes_out += n;
+        };
+        if (body instanceof ReadableStream) {
           body = relayBody(body, onChunk, timeouts.idle_ms, deadline, clock, (reason) => {
             bodyTimeout = new SpookyError('upstream_timeout', reason);
             log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
             return bodyTimeout;
           });
-        }
+          // A declared length up to SMALL_BODY_BYTES that did not come with the head is read completely before
+          // answering: Bun drops `content-length` from a body streamed in several chunks, and over HTTP/3 it
+          // ends a stream whose body fails with a clean FIN, so a client could not tell a cut-off body from a
+          // whole one. Read first, a break-off becomes a 502 (or 504) instead.
+          const declared = resHeaders.get('content-length');
+          if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
+            received = body;
+            try {
+              body = await new Response(body).bytes();
+            } catch (e) {
+              const err = bodyTimeout ?? asSpookyError(e);
+              ended = true;
+              endAttempt(headersAt, err, status);
+              if (meter) rec.bytes_in = meter.bytes;
+              rec.bytes_out = 0; // what was read was never sent
+              if (err.code !== 'client_aborted')
+                log.warn({ event: 'response_cut', request_id: requestId, pool: pool.name, backend: member.id, reason: err.message }, 'response body broke off before its content-length');
+              return fail(err.code === 'client_aborted' || err.code === 'upstream_timeout' ? err : new SpookyError('upstream_reset', err.message, { cause: err }));
+            }
+            received = undefined;
+          }
+        } else if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
         if (sample) body = sample.response(up.status, resHeaders, body);
         // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
         if (body instanceof ReadableStream) received = body;
