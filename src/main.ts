@@ -76,8 +76,9 @@ function parseCli() {
 
 function intOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) usage(`--${name} must be a port number, got "${value}"`);
+  // Digits only: `Number("")` is 0, so an unset shell variable (`--port "$PORT"`) would mean "any port".
+  const n = /^[0-9]{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n > 65535) usage(`--${name} must be a port number (0..65535), got "${value}"`);
   return n;
 }
 
@@ -103,8 +104,9 @@ async function loadOrExit(path: string): Promise<{ config: Config; warnings: str
   const result = await loadConfigFile(path);
   const warnings = result.warnings.map(formatIssue);
   if (!result.ok) {
-    for (const w of warnings) process.stderr.write(`${w}\n`);
-    for (const e of result.errors) process.stderr.write(`${formatIssue(e)}\n`);
+    // warnings and errors together, in file order
+    const all = [...result.warnings, ...result.errors].sort((a, b) => a.line - b.line || a.column - b.column);
+    for (const issue of all) process.stderr.write(`${formatIssue(issue)}\n`);
     process.stderr.write(`spooky: ${path}: ${result.errors.length} error(s); not started\n`);
     process.exit(EXIT.configInvalid);
   }

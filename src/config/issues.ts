@@ -158,7 +158,11 @@ export function zodIssuesToConfigIssues(
   base: readonly PathSegment[] = [],
 ): ConfigIssue[] {
   const out: ConfigIssue[] = [];
+  // A number over a field's own maximum and over 2^53 - 1 gets zod's safe-integer issue too: keep the field's.
+  const keyOf = (i: Issue) => i.path.map(String).join('\u0000');
+  const ownMax = new Set(issues.filter((i) => i.code === 'too_big' && Number(i.maximum) < Number.MAX_SAFE_INTEGER).map(keyOf));
   for (const issue of issues) {
+    if (issue.code === 'too_big' && Number(issue.maximum) === Number.MAX_SAFE_INTEGER && ownMax.has(keyOf(issue))) continue;
     const path: PathSegment[] = [...base, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
     const value = valueAt(raw, path);
     const err = (p: readonly PathSegment[], target: Target, message: string) => out.push(src.issue('error', p, target, message));

@@ -286,6 +286,26 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     yaml: '- listen\n- upstream\n',
     want: [[1, 1, '', 'expected a map, got a list']],
   },
+  {
+    name: 'a weight beyond 2^53 gets the field\'s own limit once',
+    yaml: `${L}upstream:\n  api:\n    backends: [{ id: a, address: "http://x", weight: 99999999999999999999 }]\n`,
+    want: [[5, 54, 'upstream.api.backends[0].weight', 'must be at most 1000']],
+  },
+  {
+    name: 'a merge key with a scalar source',
+    yaml: `${L}upstream:\n  a:\n    <<: 5\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[5, 9, 'upstream.a["<<"]', 'a merge key (`<<`) takes a map, an alias of a map, or a list of those']],
+  },
+  {
+    name: 'an alias bomb, at its first alias',
+    yaml: `${L}x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nz: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nw: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`,
+    want: [[4, 8, 'y[0]', 'cannot read the YAML document: Excessive alias count']],
+  },
+  {
+    name: 'an admin port a traffic listener uses',
+    yaml: `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c, key: k } }\nadmin: { address: 127.0.0.1, port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[2, 36, 'admin.port', 'the admin listener cannot use port 8443: the traffic listener at line 1 uses it']],
+  },
 ];
 
 describe('broken configs report the exact position, path and message', () => {
@@ -824,6 +844,35 @@ describe('loadConfigFile', () => {
     expect(b.ok).toBe(false);
     if (!b.ok)
       expect(b.errors.map(formatIssue)).toEqual([`${bad}:18:17: error: must be at least 1, got -1 (at upstream.api_pool.backends[0].weight)`]);
+  });
+
+  test('bytes that are not UTF-8 are an error at their line and column, never silently replaced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spooky-config-'));
+    const write = (name: string, bytes: number[] | string) => {
+      const p = join(dir, name);
+      writeFileSync(p, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : Buffer.from(bytes));
+      return p;
+    };
+    const cases: [string, number[] | string, string | undefined][] = [
+      ['latin1.yaml', 'listen:\n  tls: { cert: c.pem, key: k.pem }\nupstream:\n  caf\xe9:\n    backends: []\n', '4:6: error: the file is not valid UTF-8 (byte 0xe9); save it as UTF-8'],
+      ['bad-lead.yaml', 'upstream:\n  \xc3\x28pi: {}\n', '2:3: error: the file is not valid UTF-8 (byte 0xc3); save it as UTF-8'],
+      ['overlong.yaml', 'a: \xc0\xaf\n', '1:4: error: the file is not valid UTF-8 (byte 0xc0); save it as UTF-8'],
+      ['surrogate.yaml', 'a: \xed\xa0\x80\n', '1:4: error: the file is not valid UTF-8 (byte 0xed); save it as UTF-8'],
+      ['cut.yaml', 'a: \xe2\x82', '1:4: error: the file is not valid UTF-8 (byte 0xe2); save it as UTF-8'],
+      ['utf16.yaml', [0xff, 0xfe, 0x6c, 0x00], '1:1: error: the file is UTF-16; save it as UTF-8'],
+      ['bom-and-euro.yaml', `\xef\xbb\xbf${MINIMAL_RUST.replace('id: "backend1"', 'id: "\xe2\x82\xac1"')}`, undefined],
+    ];
+    for (const [name, bytes, want] of cases) {
+      const path = write(name, bytes);
+      const r = await loadConfigFile(path);
+      if (want === undefined) {
+        expect(r.ok).toBe(true);
+        if (r.ok) expect(r.config.pools[0]?.backends[0]?.id).toBe('\u20ac1');
+      } else {
+        expect(r.ok).toBe(false);
+        if (!r.ok) expect(r.errors.map(formatIssue)).toEqual([`${path}:${want}`]);
+      }
+    }
   });
 
   test('a missing file is one error', async () => {

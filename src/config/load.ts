@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type Document, isAlias, isCollection, isPair, isScalar, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { type Document, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { crossFieldChecks } from './checks.ts';
 import { zodIssuesToConfigIssues } from './issues.ts';
@@ -39,11 +39,14 @@ function byPosition(a: ConfigIssue, b: ConfigIssue): number {
   return a.line - b.line || a.column - b.column;
 }
 
-/** Drops issues that repeat another one at the same position with the same message. */
+/**
+ * Drops issues that repeat another one at the same position and YAML path with the same message. (Two aliases
+ * of one anchored map with an error report it at the anchor's position once per path that reaches it.)
+ */
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
   const seen = new Set<string>();
   return issues.filter((i) => {
-    const k = `${i.line}:${i.column}:${i.message}`;
+    const k = `${i.line}:${i.column}:${i.path}:${i.message}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
@@ -105,8 +108,12 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
   for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
   for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
   let unreadable = false;
+  let firstAlias: number | undefined;
+  /** A merge (`<<`) source: a map, an alias of a map. */
+  const mergeable = (n: unknown): boolean => isMap(n) || (isAlias(n) && isMap(n.resolve(doc)));
   visit(doc, {
     Alias(_key, node) {
+      firstAlias ??= node.range?.[0];
       if (isAlias(node) && !node.resolve(doc)) {
         unreadable = true;
         errors.push(src.issueAtOffset('error', node.range?.[0] ?? 0, `unknown alias *${node.source}: no anchor &${node.source} before it`));
@@ -116,6 +123,14 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
       if (isCollection(pair.key)) {
         unreadable = true;
         errors.push(src.issueAtOffset('error', pair.key.range?.[0] ?? 0, 'map keys must be plain values, not lists or maps'));
+      } else if (isScalar(pair.key) && typeof pair.key.value === 'symbol') {
+        // the merge key `<<` (with `merge: true` its value is a symbol)
+        const v = pair.value;
+        if (!(mergeable(v) || (isSeq(v) && v.items.every(mergeable)))) {
+          unreadable = true;
+          const at = (isNode(v) ? v.range?.[0] : undefined) ?? pair.key.range?.[0] ?? 0;
+          errors.push(src.issueAtOffset('error', at, 'a merge key (`<<`) takes a map, an alias of a map, or a list of those'));
+        }
       } else if (isScalar(pair.key) && pair.key.value === '__proto__') {
         // A plain JS object cannot hold this key; it would silently vanish (or change the object's prototype).
         unreadable = true;
@@ -134,7 +149,8 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
-    errors.push(src.issueAtOffset('error', 0, `cannot read the YAML document: ${e instanceof Error ? e.message : String(e)}`));
+    // Past the checks above, what toJS refuses is an alias bomb: point at the first alias.
+    errors.push(src.issueAtOffset('error', firstAlias ?? 0, `cannot read the YAML document: ${e instanceof Error ? e.message : String(e)}`));
     return done();
   }
   if (raw === null || raw === undefined) {
@@ -153,11 +169,49 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
   return { ok: true, config: resolveConfig(parsed.data, baseDir), warnings: dedupe(warnings.sort(byPosition)) };
 }
 
+/** Offset of the first byte that is not part of valid UTF-8 (overlong forms and surrogates included), or -1. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i] as number;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0 || i + n >= b.length) return i; // not a lead byte, or the sequence is cut off by the end
+    const c1 = b[i + 1] as number;
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 > 0x9f) || (c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 > 0x8f)) return i;
+    for (let k = 1; k <= n; k++) if (((b[i + k] as number) & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
+ * Decodes a config file's bytes as UTF-8 (an optional BOM is skipped), or says where and why it is not: a
+ * silently replaced byte would otherwise turn into a pool or backend name nobody wrote.
+ */
+function decodeConfig(bytes: Uint8Array, path: string): { ok: true; text: string } | { ok: false; issue: ConfigIssue } {
+  const at = (line: number, column: number, message: string) => ({ ok: false as const, issue: { severity: 'error' as const, file: path, line, column, path: '', message } });
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+    return at(1, 1, 'the file is UTF-16; save it as UTF-8');
+  const bad = firstInvalidUtf8(bytes);
+  if (bad < 0) return { ok: true, text: new TextDecoder('utf-8').decode(bytes) };
+  const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
+  let line = 1;
+  for (let i = 0; i < lineStart; i++) if (bytes[i] === 0x0a) line++;
+  const column = [...new TextDecoder('utf-8').decode(bytes.subarray(lineStart, bad))].length + 1;
+  return at(line, column, `the file is not valid UTF-8 (byte 0x${(bytes[bad] as number).toString(16).padStart(2, '0')}); save it as UTF-8`);
+}
+
 /** Reads and loads a config file; relative paths inside it are resolved against the file's folder. */
 export async function loadConfigFile(path: string): Promise<LoadResult> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const decoded = decodeConfig(new Uint8Array(await readFile(path)), path);
+    if (!decoded.ok) return { ok: false, errors: [decoded.issue], warnings: [] };
+    text = decoded.text;
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     return {

@@ -99,6 +99,8 @@ function adminKey(a: AdminConfig): string {
 /** The Spooky process. */
 export class Runtime implements AdminSource {
   private generation: Generation;
+  /** The `workers` count this process started with (a reload cannot change it). */
+  private readonly startedWorkers: number;
   private readonly registry: EndpointRegistry;
   private readonly listeners: ListenerSet;
   private admin: Server<unknown> | undefined;
@@ -165,6 +167,7 @@ export class Runtime implements AdminSource {
     );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
+    this.startedWorkers = opts.config.workers;
     this.tracing = new TracingController(this.log);
     this.tracing.update(opts.config.tracing);
     const handler = createProxyHandler({
@@ -343,6 +346,10 @@ export class Runtime implements AdminSource {
       config.log.access_file !== prev.config.log.access_file
     ) {
       this.log.warn({ event: 'config_warning', trigger }, 'log.format, log.file and log.access_file changes take effect at the next restart');
+    }
+    // The supervisor of `workers` > 1 warns about its own count; a single process (no sharedPort) does here.
+    if (this.opts.sharedPort === undefined && config.workers !== this.startedWorkers) {
+      this.log.warn({ event: 'config_warning', trigger }, `workers: ${config.workers} takes effect at the next restart (running ${this.startedWorkers})`);
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);

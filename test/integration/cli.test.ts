@@ -54,6 +54,17 @@ upstream:
     expect(r.stderr).toContain('error(s); not started');
   });
 
+  test('warnings and errors are printed together in file order', () => {
+    const path = file(
+      'mixed.yaml',
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: c.pem, key: k.pem } }\nupstream:\n  a:\n    load_balancing: { type: rr, key: path }\n    backends: [{ id: a, address: "http://x", weight: 0 }]\nperformance: {}\n`,
+    );
+    const r = cli(['validate', '--config', path]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.map((l) => l.match(/:(\d+):\d+: (warning|error):/)?.slice(1).join(' '))).toEqual(['4 warning', '5 error', '6 warning', undefined]);
+  });
+
   test('Rust Spooky keys that are not implemented give warnings, not errors', () => {
     const path = file(
       'rust.yaml',
@@ -93,6 +104,9 @@ describe('other commands', () => {
     expect(cli(['frobnicate']).code).toBe(2);
     expect(cli(['run']).code).toBe(2);
     expect(cli(['run', '--config', 'x.yaml', '--port', 'abc']).code).toBe(2);
+    // an unset shell variable must not silently mean "any free port"
+    for (const bad of ['', ' ', '1e3', '0x50', '+80', '80.0', '65536']) expect(cli(['run', '--config', 'x.yaml', '--port', bad]).code).toBe(2);
+    expect(cli(['run', '--config', 'x.yaml', '--admin-port', '']).stderr).toContain('--admin-port must be a port number');
   });
 
   test('an unreadable certificate stops start-up with exit 3 and a clear message', () => {

@@ -365,6 +365,20 @@ ${extra}`;
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
   });
 
+  test('a reload that changes `workers` applies the rest and warns that the count waits for a restart', async () => {
+    writeFileSync(spooky.configPath, `workers: 2\n${config(200)}`);
+    expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
+    const warned = await spooky.child.waitFor(
+      (x) => x.event === 'config_warning' && String(x.msg).startsWith('workers: 2'),
+      3000,
+      'workers warning',
+    );
+    expect(warned.msg).toBe('workers: 2 takes effect at the next restart (running 1)');
+    expect(spooky.child.lines.some((x) => x.event === 'worker_started')).toBe(false);
+    writeFileSync(spooky.configPath, config(200));
+    expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
+  });
+
   test('an admin token set by a reload applies at once, on the same admin port', async () => {
     writeFileSync(spooky.configPath, `${config(200)}admin: { token: s3cret }\n`);
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true, changes: { settings: ['admin'] } });
