@@ -292,6 +292,11 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[5, 54, 'upstream.api.backends[0].weight', 'must be at most 1000']],
   },
   {
+    name: 'a tab before a list item: one error, not the parser\'s follow-on ones',
+    yaml: `${L}upstream:\n  api:\n    backends:\n\t  - { id: a, address: "http://x:1" }\n`,
+    want: [[6, 1, '', 'tabs are not allowed for indentation; use spaces']],
+  },
+  {
     name: 'a merge key with a scalar source',
     yaml: `${L}upstream:\n  a:\n    <<: 5\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 9, 'upstream.a["<<"]', 'a merge key (`<<`) takes a map, an alias of a map, or a list of those']],

@@ -53,6 +53,18 @@ function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
   });
 }
 
+const TAB_MESSAGE = 'tabs are not allowed for indentation; use spaces';
+
+/**
+ * A tab used for indentation makes the YAML parser report three or four more errors about the same lines
+ * (implicit keys, block sequences as keys): keep only the tab error for the tab's line and the line before it.
+ */
+function withoutTabNoise(errors: ConfigIssue[]): ConfigIssue[] {
+  const tabLines = new Set(errors.filter((e) => e.message === TAB_MESSAGE).map((e) => e.line));
+  if (tabLines.size === 0) return errors;
+  return errors.filter((e) => e.message === TAB_MESSAGE || !(tabLines.has(e.line) || tabLines.has(e.line + 1)));
+}
+
 function yamlMessage(e: YAMLError, src: SourceMap): string {
   switch (e.code) {
     case 'DUPLICATE_KEY': {
@@ -60,7 +72,7 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
       return key === undefined ? 'duplicate key' : `duplicate key \`${String(key)}\``;
     }
     case 'TAB_AS_INDENT':
-      return 'tabs are not allowed for indentation; use spaces';
+      return TAB_MESSAGE;
     case 'MULTIPLE_DOCS':
       return 'the file holds more than one YAML document (a second `---`); Spooky reads exactly one';
     default:
@@ -103,7 +115,7 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
   const src = new SourceMap(doc, lineCounter, file);
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  const done = (): LoadResult => ({ ok: false, errors: dedupe(errors.sort(byPosition)), warnings: dedupe(warnings.sort(byPosition)) });
+  const done = (): LoadResult => ({ ok: false, errors: dedupe(withoutTabNoise(errors).sort(byPosition)), warnings: dedupe(warnings.sort(byPosition)) });
 
   for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
   for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
