@@ -585,6 +585,8 @@ describe('response framing against a raw server', () => {
     ['status over 599', 'HTTP/1.1 600 Weird\r\ncontent-length: 2\r\n\r\nok'],
     ['invalid chunk size', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'],
     ['head over 64 KiB', `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`],
+    ['bare LF line endings (at once, not at the header timeout)', 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok'],
+    ['a bare LF before the blank line', 'HTTP/1.1 200 OK\r\ncontent-length: 2\n\r\nok'],
   ])('%s -> upstream_protocol_error', async (name, wire) => {
     const server = answer(wire);
     const t = transport({ host: '127.0.0.1', port: server.port });

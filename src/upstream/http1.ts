@@ -78,6 +78,10 @@ export interface Http1PoolOptions {
   maxConnections?: number;
 }
 
+/** A blank line after a bare LF, for spotting a head with bare-LF line endings (see `onData`). */
+const LF_LF = Buffer.from('\n\n', 'latin1');
+const LF_CRLF = Buffer.from('\n\r\n', 'latin1');
+
 /** Response body queue size (bytes) above which the socket is paused until the consumer pulls. */
 const BODY_HIGH_WATER_MARK = 64 * 1024;
 /**
@@ -783,6 +787,12 @@ class Exchange implements ChunkSink, EventListenerObject {
       if (idx < 0) {
         if (b.length - pos > MAX_HEAD_BYTES) {
           this.fail(protocolError('response head too large'));
+          return;
+        }
+        // A blank line with a bare LF: a head that will never end in CRLFCRLF (every LF of a valid head
+        // follows a CR, so neither pattern can occur in one still incomplete). Fail now, not at the timeout.
+        if (b.indexOf(LF_LF, pos) >= 0 || b.indexOf(LF_CRLF, pos) >= 0) {
+          this.fail(protocolError('response head has bare LF line endings'));
           return;
         }
         this.keepHeadBytes(b, pos, buffered);
