@@ -1001,7 +1001,7 @@ describe('timeouts and retries', () => {
       per_try_timeout_ms: 0,
       on: ['connect_failure'],
       statuses: [],
-      backoff: { base_ms: 0, cap_ms: 0 },
+      backoff: { base_ms: 0, cap_ms: 0, jitter: true },
       budget: null,
       buffer_body_bytes: 0,
     });
@@ -1016,7 +1016,7 @@ describe('timeouts and retries', () => {
       per_try_timeout_ms: 0,
       on: ['connect_failure', 'reset', 'timeout'],
       statuses: [502, 503, 504],
-      backoff: { base_ms: 25, cap_ms: 250 },
+      backoff: { base_ms: 25, cap_ms: 250, jitter: true },
       budget: { ratio: 0.2, min_per_second: 10 },
       buffer_body_bytes: 65536,
     });
@@ -1030,7 +1030,7 @@ describe('timeouts and retries', () => {
     expect(api?.timeouts).toEqual({ connect_ms: 100, response_header_ms: 60000, idle_ms: 50, request_ms: 9000 });
     expect(api?.retries.attempts).toBe(4);
     expect(api?.retries.statuses).toEqual([503]);
-    expect(api?.retries.backoff).toEqual({ base_ms: 5, cap_ms: 40 });
+    expect(api?.retries.backoff).toEqual({ base_ms: 5, cap_ms: 40, jitter: true });
     expect(api?.retries.budget).toEqual({ ratio: 0.5, min_per_second: 10 });
     expect(other?.timeouts).toEqual({ connect_ms: 100, response_header_ms: 60000, idle_ms: 2000, request_ms: 0 });
     expect(other?.retries.attempts).toBe(2);

@@ -76,7 +76,7 @@ export const DEFAULTS = {
     per_try_timeout_ms: 0,
     on: ['connect_failure', 'reset', 'timeout'],
     statuses: [502, 503, 504],
-    backoff: { base_ms: 25, cap_ms: 250 },
+    backoff: { base_ms: 25, cap_ms: 250, jitter: true },
     budget: { ratio: 0.2, min_per_second: 10 },
     buffer_body_bytes: 65536,
   },
@@ -284,7 +284,7 @@ const UNCONFIGURED_RETRIES: RetryConfig = {
   per_try_timeout_ms: 0,
   on: ['connect_failure'],
   statuses: [],
-  backoff: { base_ms: 0, cap_ms: 0 },
+  backoff: { base_ms: 0, cap_ms: 0, jitter: true },
   budget: null,
   buffer_body_bytes: 0,
 };
@@ -301,6 +301,7 @@ function resolveRetries(pool: RetriesFile | undefined, global: RetriesFile | und
     backoff: {
       base_ms: pool?.backoff?.base_ms ?? global?.backoff?.base_ms ?? d.backoff.base_ms,
       cap_ms: pool?.backoff?.cap_ms ?? global?.backoff?.cap_ms ?? d.backoff.cap_ms,
+      jitter: pool?.backoff?.jitter ?? global?.backoff?.jitter ?? d.backoff.jitter,
     },
     budget: {
       ratio: pool?.budget?.ratio ?? global?.budget?.ratio ?? d.budget.ratio,

@@ -272,6 +272,11 @@ export const BackoffSchema = z
       25,
     ),
     cap_ms: opt(durationMs(0), 'Largest upper bound in milliseconds of the delay before a retry. Default `250`.', 250),
+    jitter: opt(
+      z.boolean(),
+      '`true`: each delay is random in [0, bound) (full jitter, spreads retries of many clients). `false`: each delay is exactly the bound. Default `true`.',
+      true,
+    ),
   })
   .describe('Exponential backoff with full jitter between retries.');
 

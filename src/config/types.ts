@@ -358,8 +358,8 @@ export interface RetryConfig {
   on: RetryOn[];
   /** Backend statuses that are retried. Default `[502, 503, 504]` (none when not configured). */
   statuses: number[];
-  /** Backoff: upper bound of the first delay and the cap, in ms. Default `25` / `250` (`0` when not configured). */
-  backoff: { base_ms: number; cap_ms: number };
+  /** Backoff: upper bound of the first delay and the cap, in ms, and full jitter. Default `25` / `250` / true (`0` when not configured). */
+  backoff: { base_ms: number; cap_ms: number; jitter: boolean };
   /** Retry budget: ratio of requests and a floor per second. Default `0.2` / `10`; null when not configured. */
   budget: { ratio: number; min_per_second: number } | null;
   /** Request bodies with a declared length up to this many bytes are buffered so they can be replayed. Default `65536` (`0` when not configured). */

@@ -371,7 +371,7 @@ export class Metrics implements ProxyObserver {
     );
     seriesCounter(
       'spooky_upstream_retries_total',
-      'Attempts after the first of a request (another backend tried after a connect failure), by pool and the backend retried to.',
+      'Attempts after the first of a request (another backend tried after a failure or a retried status, see retries), by pool and the backend retried to.',
       ['pool', 'backend'],
       () => self.allUpstreamSeries(),
       (x) => x.retries,

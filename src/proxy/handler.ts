@@ -146,10 +146,11 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /**
- * Relays a response body: counts its bytes with `onChunk` (for bodies without a content-length), and cuts it
- * when it stalls: no chunk for `idleMs` (0: no idle limit), or past the monotonic `deadline` (infinite: none).
- * `onTimeout` gets the reason and returns the error the stream fails with; the upstream reader is cancelled so
- * the transport ends the exchange. One wrapper for both, so a body is never wrapped twice.
+ * Relays a response body: counts the bytes handed on with `onChunk`, and cuts it when it stalls: no chunk for
+ * `idleMs` (0: no idle limit), or past the monotonic `deadline` (infinite: none). `onTimeout` gets the reason
+ * and returns the error the stream fails with; the upstream reader is cancelled so the transport ends the
+ * exchange. `onDone` is called once, when the last byte was handed on (`end`), the relay failed (`error`) or
+ * its reader went away (`cancel`: the client left). One wrapper for all, so a body is never wrapped twice.
  */
 function relayBody(
   source: ReadableStream<Uint8Array>,
@@ -158,12 +159,35 @@ function relayBody(
   deadline: number,
   clock: Clock,
   onTimeout: (reason: string) => SpookyError,
+  onDone?: (outcome: 'end' | 'error' | 'cancel') => void,
 ): ReadableStream<Uint8Array> {
   const reader = source.getReader();
   const timed = idleMs > 0 || deadline !== Number.POSITIVE_INFINITY;
+  let done = false;
+  const finish = (outcome: 'end' | 'error' | 'cancel') => {
+    if (done) return;
+    done = true;
+    onDone?.(outcome);
+  };
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        try {
+          await relayOne(controller);
+        } catch (e) {
+          finish('error');
+          throw e;
+        }
+      },
+      cancel: (reason) => {
+        finish('cancel');
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+
+  async function relayOne(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
         let result: Awaited<ReturnType<typeof reader.read>> | 'timeout';
         if (!timed) result = await reader.read();
         else {
@@ -180,20 +204,33 @@ function relayBody(
               idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
             const err = onTimeout(reason);
             void reader.cancel(err).catch(() => {});
+            finish('error');
             controller.error(err);
             return;
           }
         }
-        if (result.done) controller.close();
-        else {
+        if (result.done) {
+          finish('end');
+          controller.close();
+        } else {
           onChunk?.(result.value.byteLength);
           controller.enqueue(result.value);
         }
-      },
-      cancel: (reason) => reader.cancel(reason),
-    },
-    { highWaterMark: 0 },
-  );
+  }
+}
+
+/** Waits `ms`, or less when `signal` fires first. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
 }
 
 /**
@@ -268,6 +305,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       attempts: 0,
     };
     let logged = false;
+    // The request body's meter, once there is one: every log line counts what was received, failures included.
+    let bodyMeter: BodyMeter | undefined;
     let admitted: string | undefined;
     let sample: BodySample | undefined;
     const finish = (status: number, error?: SpookyError): void => {
@@ -280,6 +319,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         else perClient.delete(admitted);
       }
       rec.status = status;
+      if (bodyMeter) rec.bytes_in = bodyMeter.bytes;
       if (error) rec.error = error.code;
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);
@@ -365,6 +405,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         })
       : undefined;
     const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit, built.contentLength) : undefined;
+    bodyMeter = meter;
     const timeouts = pool.config.timeouts;
     const retries = pool.config.retries;
     const deadline = timeouts.request_ms > 0 ? started + timeouts.request_ms : Number.POSITIVE_INFINITY;
@@ -415,10 +456,18 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
         const delay = Math.min(
-          backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms }, systemRandom),
+          backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms, jitter: retries.backoff.jitter }, systemRandom),
           deadline - clock.now(),
         );
-        if (delay > 0) await Bun.sleep(delay);
+        if (delay > 0) {
+          await sleepUnlessAborted(delay, req.signal);
+          if (req.signal.aborted) return fail(new SpookyError('client_aborted', 'the client went away during the retry backoff'));
+          // The backend picked before the wait may have gone out meanwhile (circuit opened, health, ejection).
+          if (!member.available()) {
+            member = pool.picker.pick({ hashKey, exclude, now: clock.now() });
+            if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
+          }
+        }
       }
       let headerTimeout = timeouts.response_header_ms;
       if (retries.per_try_timeout_ms > 0 && retries.per_try_timeout_ms < headerTimeout) headerTimeout = retries.per_try_timeout_ms;
@@ -465,10 +514,26 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       // The exchange is over: charge the backend and, once the response was handed on, log the request.
       // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
       // transport that ends the exchange before resolving (small bodies) is still charged the real status.
+      // A streamed body is logged once its relay is over too, not when the backend finished: up to about
+      // 64 KiB can still be queued for the client then (bytes_out, duration_ms, and a client that leaves
+      // meanwhile is a 499).
+      let relaying = false;
+      let relayOutcome: 'end' | 'error' | 'cancel' | undefined;
+      let backendSettled = false;
+      const logIfDone = (): void => {
+        if (!backendSettled || (relaying && relayOutcome === undefined)) return;
+        if (meter) rec.bytes_in = meter.bytes;
+        const err = endError ?? (relayOutcome === 'cancel' ? new SpookyError('client_aborted', 'the client went away before the end of the response') : undefined);
+        finish(err?.code === 'client_aborted' ? 499 : status, err);
+      };
       const settle = (): void => {
         endAttempt(headersAt, endError, status);
-        if (meter) rec.bytes_in = meter.bytes;
-        finish(endError?.code === 'client_aborted' ? 499 : status, endError);
+        backendSettled = true;
+        logIfDone();
+      };
+      const onRelayDone = (outcome: 'end' | 'error' | 'cancel'): void => {
+        relayOutcome = outcome;
+        if (responded) logIfDone();
       };
       const onEnd = (error?: SpookyError): void => {
         if (ended) return;
@@ -515,11 +580,19 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           rec.bytes_out += n;
         };
         if (body instanceof ReadableStream) {
-          body = relayBody(body, onChunk, timeouts.idle_ms, deadline, clock, (reason) => {
-            bodyTimeout = new SpookyError('upstream_timeout', reason);
-            log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
-            return bodyTimeout;
-          });
+          body = relayBody(
+            body,
+            onChunk,
+            timeouts.idle_ms,
+            deadline,
+            clock,
+            (reason) => {
+              bodyTimeout = new SpookyError('upstream_timeout', reason);
+              log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
+              return bodyTimeout;
+            },
+            onRelayDone,
+          );
           // A declared length up to SMALL_BODY_BYTES that did not come with the head is read completely before
           // answering: Bun drops `content-length` from a body streamed in several chunks, and over HTTP/3 it
           // ends a stream whose body fails with a clean FIN, so a client could not tell a cut-off body from a
@@ -542,6 +615,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             received = undefined;
           }
         } else if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
+        relaying = body instanceof ReadableStream;
         if (sample) body = sample.response(up.status, resHeaders, body);
         // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
         if (body instanceof ReadableStream) received = body;

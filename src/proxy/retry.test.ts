@@ -9,7 +9,7 @@ const configured: RetryConfig = {
   per_try_timeout_ms: 0,
   on: ['connect_failure', 'reset', 'timeout'],
   statuses: [502, 503, 504],
-  backoff: { base_ms: 0, cap_ms: 0 },
+  backoff: { base_ms: 0, cap_ms: 0, jitter: true },
   budget: null,
   buffer_body_bytes: 1024,
 };

@@ -25,4 +25,14 @@ describe('backoffDelay (full jitter)', () => {
       expect(d).toBeLessThan(Math.min(200, 10 * 2 ** (i % 6)));
     }
   });
+
+  test.each<[number, number, number, number]>([
+    // retry, base, cap, expected: the bound itself, whatever the random source says
+    [0, 100, 10_000, 100],
+    [2, 100, 10_000, 400],
+    [10, 100, 1_000, 1_000],
+    [3, 0, 1_000, 0],
+  ])('without jitter retry %i waits exactly the bound', (retry, base, cap, expected) => {
+    expect(backoffDelay(retry, { baseMs: base, capMs: cap, jitter: false }, scriptedRandom([0.1]))).toBe(expected);
+  });
 });

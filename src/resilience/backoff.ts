@@ -11,6 +11,8 @@ export interface BackoffPolicy {
   baseMs: number;
   /** The largest upper bound any retry's delay can have (ms). */
   capMs: number;
+  /** Full jitter (default): a random delay below the bound. `false`: the bound itself. */
+  jitter?: boolean;
 }
 
 /** The delay in ms before retry `retry` (0-based), drawn with `random`. 0 when base is 0. */
@@ -18,5 +20,5 @@ export function backoffDelay(retry: number, policy: BackoffPolicy, random: Rando
   if (policy.baseMs <= 0) return 0;
   const exp = Math.min(retry, 52); // 2^52 keeps the product finite and exact
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, exp));
-  return Math.floor(random() * ceiling);
+  return policy.jitter === false ? ceiling : Math.floor(random() * ceiling);
 }

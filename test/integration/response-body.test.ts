@@ -6,7 +6,7 @@
  * relayed, not the declared length.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { request, type SpookyProcess, startSpooky } from '../support/process.ts';
+import { type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { type RawConnection, type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
 const PROTOCOLS = ['http3', 'http2', 'http1.1'] as const;
@@ -27,6 +27,8 @@ function answer(conn: RawConnection, total: number, first: number, finish: boole
 describe('response bodies over several reads', () => {
   let raw: RawServer;
   let spooky: SpookyProcess;
+  let h1: Backend;
+  let h2c: Backend;
 
   beforeAll(async () => {
     raw = startRawServer({
@@ -38,8 +40,15 @@ describe('response bodies over several reads', () => {
         else conn.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
       },
     });
+    [h1, h2c] = await Promise.all([startBackend('h1'), startBackend('h2c', { protocol: 'h2c' })]);
     spooky = await startSpooky(`log: { level: info }
 upstream:
+  h1:
+    route: { path_prefix: /h1/ }
+    backends: [{ id: h1, address: "${h1.address}" }]
+  h2c:
+    route: { path_prefix: /h2c/ }
+    backends: [{ id: h2c, address: "${h2c.address}" }]
   raw:
     health_check: { passive_failure_threshold: 0, probes: [] }
     backends: [{ id: raw, address: "http://127.0.0.1:${raw.port}" }]
@@ -49,6 +58,7 @@ upstream:
   afterAll(async () => {
     await spooky?.stop();
     raw?.stop();
+    await Promise.all([h1?.stop(), h2c?.stop()]);
   });
 
   const access = (path: string) => spooky.child.waitFor((r) => r.event === 'access' && r.path === path, 5000, `access line for ${path}`);
@@ -99,5 +109,13 @@ upstream:
     expect(rec.bytes_out as number).toBeLessThanOrEqual(LARGE / 3);
     // whatever Bun's HTTP/3 server makes of the break-off, the client never gets the declared length
     expect(got).toBeLessThan(LARGE);
+  });
+
+  test.each(['h1', 'h2c'])('%s backend: a streamed 200 kB body without a length is logged with all its bytes, once relayed', async (kind) => {
+    const path = `/${kind}/big`;
+    const res = await request(`${spooky.url}${path}?bytes=200000`);
+    expect(res.status).toBe(200);
+    expect((await res.arrayBuffer()).byteLength).toBe(200_000);
+    expect(await access(path)).toMatchObject({ status: 200, bytes_out: 200_000 });
   });
 });
