@@ -317,7 +317,7 @@ function randomFrame(r: Rng, w: ByteWriter, aim: Aim): void {
       for (let i = 0; i < count; i++) {
         const setting = 1 + r.int(7);
         let value = r.pick([0, 1, 100, 65_535, 1_000_000]);
-        if (setting === Setting.ENABLE_PUSH) value = r.int(2);
+        if (setting === Setting.ENABLE_PUSH) value = 0; // a server may only send 0 (RFC 9113 section 6.5.2)
         if (setting === Setting.MAX_FRAME_SIZE) value = r.pick([16_384, 65_536, 16_777_215]);
         if (wild()) value = r.pick([2, 16_383, 16_777_216, 0x80000000, 0xffffffff]);
         entries.push([setting, value]);

@@ -252,6 +252,14 @@ describe('H2Session', () => {
     expect(h.closed()?.code).toBe(ErrorCode.PROTOCOL_ERROR);
   });
 
+  test.each([1, 2])('SETTINGS_ENABLE_PUSH %i from the server fails the connection (RFC 9113 section 6.5.2)', (value) => {
+    const h = setup();
+    h.peer((w) => writeSettings(w, [[Setting.ENABLE_PUSH, value]]));
+    expect(h.session.ready).toBe(false);
+    expect(h.events.at(-1)).toBe('closed');
+    expect(h.closed()?.code).toBe(ErrorCode.PROTOCOL_ERROR);
+  });
+
   test('unknown frame types and PRIORITY frames are ignored', () => {
     const h = setup();
     h.handshake();

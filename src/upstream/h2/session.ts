@@ -793,7 +793,8 @@ export class H2Session implements ChannelReceiver, FrameSink {
       const value = readU32(payload, at + 2);
       switch (id) {
         case Setting.ENABLE_PUSH:
-          if (value > 1) {
+          // RFC 9113 section 6.5.2: a server sends only 0; a client treats anything else as a connection error.
+          if (value !== 0) {
             this.connectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH ${value}`);
             return;
           }
