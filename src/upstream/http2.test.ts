@@ -8,6 +8,7 @@ import {
   type RawH2Server,
   startH2Server,
   startRawH2Server,
+  u32,
   waitUntil,
 } from '../../test/support/h2-server.ts';
 import { SpookyError } from '../errors.ts';
@@ -821,25 +822,69 @@ describe('Http2Transport: sessions and failures', () => {
     });
   }, 10_000);
 
-  test('REFUSED_STREAM -> retryable upstream_connect_failed', async () => {
+  test('REFUSED_STREAM every time -> tried twice, then a retryable upstream_connect_failed', async () => {
     await withRawServer('refuse', async (t) => {
       const opts = mkOpts();
       const err = await rejection(t.request(mkReq(), opts));
       expect(err.code).toBe('upstream_connect_failed');
       expect(err.retryable).toBe(true);
-      expect(opts.ends.length).toBe(1);
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_connect_failed']);
     });
   }, 10_000);
 
-  test('GOAWAY that excludes the stream -> retryable; the session is not reused', async () => {
+  test('GOAWAY that excludes the stream every time -> tried once more on a new session, then retryable', async () => {
     await withRawServer('goaway-unprocessed', async (t, raw) => {
       const err = await rejection(t.request(mkReq(), mkOpts()));
       expect(err.code).toBe('upstream_connect_failed');
       expect(err.retryable).toBe(true);
+      expect(raw.connections()).toBe(2); // the going-away session is not reused for the second try
       const err2 = await rejection(t.request(mkReq(), mkOpts()));
       expect(err2.retryable).toBe(true);
-      expect(raw.connections()).toBe(2);
+      expect(raw.connections()).toBe(4);
     });
+  }, 10_000);
+
+  /** A raw server whose first stream (of all connections) gets `first`, and every later one 200 `ok`. */
+  async function onceThenOk(first: (id: number) => Buffer): Promise<RawH2Server> {
+    let n = 0;
+    return startRawH2Server('custom', (id) =>
+      n++ === 0 ? first(id) : Buffer.concat([frame(0x1, 0x4, id, Uint8Array.of(0x88)), frame(0x0, 0x1, id, Buffer.from('ok'))]),
+    );
+  }
+
+  test.each<[string, (id: number) => Buffer, number]>([
+    ['REFUSED_STREAM', (id) => frame(0x3, 0, id, u32(0x7)), 1],
+    ['GOAWAY below the stream (graceful close of the connection)', () => frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])), 2],
+  ])('a body-less request the backend did not process (%s) is sent once more and succeeds', async (_name, first, connections) => {
+    const raw = await onceThenOk(first);
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    try {
+      const opts = mkOpts();
+      const res = await t.request(mkReq(), opts);
+      expect(res.status).toBe(200);
+      expect(await text(res)).toBe('ok');
+      expect(opts.ends).toEqual([undefined]); // one onEnd, for the exchange that succeeded
+      expect(raw.connections()).toBe(connections);
+    } finally {
+      t.close();
+      await raw.close();
+    }
+  }, 10_000);
+
+  test('a request with a body the backend refused is not sent again by the transport (its body may be read)', async () => {
+    const raw = await onceThenOk((id) => frame(0x3, 0, id, u32(0x7)));
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    try {
+      const opts = mkOpts();
+      const body = new Response('payload').body as ReadableStream<Uint8Array>;
+      const err = await rejection(t.request(mkReq({ method: 'POST', body, contentLength: 7 }), opts));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_connect_failed']);
+    } finally {
+      t.close();
+      await raw.close();
+    }
   }, 10_000);
 
   test('RST_STREAM after the head -> the body fails with upstream_reset', async () => {

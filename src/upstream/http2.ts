@@ -21,7 +21,9 @@
  * loses) h2 is noticed. While h2 is in use, every reconnect is itself a probe.
  *
  * Streams. A request whose stream the backend refused (REFUSED_STREAM), that a GOAWAY excluded, or that was never
- * written before the connection died, fails with a retryable `upstream_connect_failed` (RFC 9113 §8.7). A response
+ * written before the connection died, was not processed (RFC 9113 §8.7): without a body it is sent once more (on
+ * another session when this one is going away), and if that fails too, or when it has a body, it fails with a
+ * retryable `upstream_connect_failed`, which the proxy may retry on another backend. A response
  * body is complete when the backend ends its stream; a body whose length differs from its `content-length`, a
  * `:status` outside 200..599 (after any 1xx, which are consumed), or any protocol violation is an
  * `upstream_protocol_error`. A response that completes while the request body is still being sent ends the upload
@@ -294,6 +296,7 @@ export class Http2Transport implements Transport {
       authority: this.defaultAuthority,
       bodyStrategy: { highWaterMark: this.bodyHighWaterMark, size: chunkBytes },
       sweeper: new Sweeper(),
+      retryUnprocessed: (ex) => this.retryUnprocessed(ex),
     };
     this.owner = {
       release: (s) => this.release(s),
@@ -345,8 +348,21 @@ export class Http2Transport implements Transport {
     return this.requestSlow(req, opts, 0);
   }
 
+  /**
+   * A body-less request whose stream the backend refused (REFUSED_STREAM), or that a GOAWAY excluded, was not
+   * processed (RFC 9113 section 8.7): it is sent once more, on another session when this one is going away,
+   * so a backend that closes connections gracefully (reloads, a request limit per connection) causes no
+   * error. The exchange's promise and `onEnd` are handed to the second try. A request with a body is not
+   * retried here (its body stream may be partly read); the proxy's own retry policy decides about it.
+   */
+  private retryUnprocessed(ex: Exchange): void {
+    const opts: ExchangeOptions = { connectTimeoutMs: ex.opts.connectTimeoutMs, responseHeaderTimeoutMs: ex.opts.responseHeaderTimeoutMs };
+    if (ex.onEnd) opts.onEnd = ex.onEnd;
+    this.requestSlow(ex.req, opts, 0, true).then(ex.resolve, ex.reject);
+  }
+
   /** {@link request} when no session can take the stream at once: waits, connects, retries, or falls back. */
-  private async requestSlow(req: UpstreamRequest, opts: ExchangeOptions, firstAttempt: number): Promise<UpstreamResponse> {
+  private async requestSlow(req: UpstreamRequest, opts: ExchangeOptions, firstAttempt: number, retried = false): Promise<UpstreamResponse> {
     const onEnd = once(opts.onEnd);
     // A few attempts cover the race of a session that dies between being picked and opening the stream;
     // every such failure happens before anything was sent.
@@ -379,7 +395,7 @@ export class Http2Transport implements Transport {
         onEnd(refused);
         throw refused;
       }
-      return this.exchange(route, req, opts, onEnd);
+      return this.exchange(route, req, opts, onEnd, retried);
     }
   }
 
@@ -700,8 +716,14 @@ export class Http2Transport implements Transport {
    * Opens the stream prepared by {@link prepareStream} and drives it: request body, deadline, response head and
    * body, and the single `onEnd` (see {@link Exchange}).
    */
-  private exchange(s: Session, req: UpstreamRequest, opts: ExchangeOptions, onEnd: ExchangeEnd | undefined): Promise<UpstreamResponse> {
-    const ex = new Exchange(this.ctx, req, onEnd, opts.responseHeaderTimeoutMs);
+  private exchange(
+    s: Session,
+    req: UpstreamRequest,
+    opts: ExchangeOptions,
+    onEnd: ExchangeEnd | undefined,
+    retried = false,
+  ): Promise<UpstreamResponse> {
+    const ex = new Exchange(this.ctx, req, onEnd, opts, retried);
     captureTarget = ex;
     const head = new Promise<UpstreamResponse>(captureResolvers);
     captureTarget = undefined;
@@ -724,6 +746,8 @@ interface ExchangeContext {
   readonly bodyStrategy: QueuingStrategy<Uint8Array>;
   /** Deadlines and lazy abort listeners. */
   readonly sweeper: Sweeper;
+  /** Sends the request of an exchange the backend did not process once more, on a usable session. */
+  readonly retryUnprocessed: (ex: Exchange) => void;
 }
 
 /** Exchange states (see {@link Exchange.state}). */
@@ -804,12 +828,19 @@ class Exchange implements EventListenerObject, StreamHandler {
   resolve: (r: UpstreamResponse) => void = noop;
   reject: (e: unknown) => void = noop;
 
+  /** Milliseconds from the request being sent to its response head. */
+  readonly timeoutMs: number;
+
   constructor(
     readonly ctx: ExchangeContext,
     readonly req: UpstreamRequest,
     readonly onEnd: ExchangeEnd | undefined,
-    readonly timeoutMs: number,
-  ) {}
+    readonly opts: ExchangeOptions,
+    /** This is already the second try of a request the backend did not process (see `retryUnprocessed`). */
+    readonly retried: boolean,
+  ) {
+    this.timeoutMs = opts.responseHeaderTimeoutMs;
+  }
 
   // ---- stream events
 
@@ -1126,6 +1157,10 @@ class Exchange implements EventListenerObject, StreamHandler {
       this.first = undefined;
       this.more = undefined;
       const e = err ?? new SpookyError('upstream_reset', `stream to ${this.ctx.authority} closed before response headers`);
+      if (this.state === WAIT_HEAD && e.code === 'upstream_connect_failed' && !this.retried && this.req.body === null && !this.req.signal.aborted) {
+        this.ctx.retryUnprocessed(this); // not processed by the backend: once more, with this promise and onEnd
+        return;
+      }
       this.onEnd?.(e);
       this.reject(e);
       return;

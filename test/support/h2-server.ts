@@ -222,7 +222,8 @@ export function frame(type: number, flags: number, streamId: number, payload: Ui
   return b;
 }
 
-function u32(n: number): Buffer {
+/** `n` as 4 bytes, big-endian (frame fields such as error codes and stream ids). */
+export function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n >>> 0, 0);
   return b;
