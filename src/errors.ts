@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'upstream_protocol_error' // the backend spoke invalid HTTP (502)
   | 'upstream_timeout' // no response headers in time (504)
   | 'client_aborted' // the client went away (499, never charged to the backend)
+  | 'client_timeout' // the client did not send its request body within timeouts.request_ms (408, never charged)
   | 'config_invalid' // configuration failed validation
   | 'internal'; // a bug in Spooky (500)
 
@@ -50,6 +51,7 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   upstream_protocol_error: 502,
   upstream_timeout: 504,
   client_aborted: 499,
+  client_timeout: 408,
   config_invalid: 500,
   internal: 500,
 };
@@ -73,6 +75,7 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
   upstream_protocol_error: 'upstream',
   upstream_timeout: 'upstream',
   client_aborted: 'downstream',
+  client_timeout: 'downstream',
   config_invalid: 'internal',
   internal: 'internal',
 };
@@ -118,6 +121,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
   upstream_protocol_error: 'the backend sent an invalid response',
   upstream_timeout: 'the backend did not answer in time',
   client_aborted: 'client closed request',
+  client_timeout: 'request timeout',
   config_invalid: 'configuration error',
   internal: 'internal error',
 };

@@ -96,7 +96,7 @@ function errorResponse(err: SpookyError, requestId: string, altSvc: string | und
   )
     headers['retry-after'] = '1';
   if (extra) Object.assign(headers, extra);
-  if (status === 413 || status === 431 || status === 400) headers.connection = 'close';
+  if (status === 413 || status === 431 || status === 400 || status === 408) headers.connection = 'close';
   return new Response(`${status} ${PUBLIC_MESSAGE[err.code]}\n`, { status, headers });
 }
 
@@ -105,15 +105,34 @@ class BodyMeter {
   bytes = 0;
   touched = false;
   tooLarge = false;
+  /** A read from the client is pending: the client, not the backend, is what the upload waits for. */
+  waitingForClient = false;
   readonly stream: ReadableStream<Uint8Array>;
+  private readonly reader: ChunkReader;
+  private cut: SpookyError | undefined;
 
   constructor(source: ReadableStream<Uint8Array>, limit: number, declared?: number) {
     const reader: ChunkReader = declared === undefined ? source.getReader() : new DeclaredLengthReader(source.getReader(), declared);
+    this.reader = reader;
     this.stream = new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
           this.touched = true;
-          const { done, value } = await reader.read();
+          this.waitingForClient = true;
+          let chunk: Awaited<ReturnType<ChunkReader['read']>>;
+          try {
+            chunk = await reader.read();
+          } catch (e) {
+            if (!this.cut) throw e;
+            chunk = { done: true };
+          } finally {
+            this.waitingForClient = false;
+          }
+          if (this.cut) {
+            controller.error(this.cut);
+            return;
+          }
+          const { done, value } = chunk;
           if (done) {
             controller.close();
             return;
@@ -132,6 +151,13 @@ class BodyMeter {
       },
       { highWaterMark: 0 },
     );
+  }
+
+  /** Stops reading the client's body: the stream fails with `err` (a pending read ends at once). */
+  cutOff(err: SpookyError): void {
+    if (this.cut) return;
+    this.cut = err;
+    void this.reader.cancel(err).catch(() => {});
   }
 }
 
@@ -412,6 +438,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     // A body with a declared length that fits the buffer is read first so it can be sent again.
     let buffered: Uint8Array | undefined;
     if (meter && built.contentLength !== undefined && built.contentLength <= retries.buffer_body_bytes) {
+      // timeouts.request_ms covers reading the body too: a client that sends it too slowly gets 408.
+      const cut =
+        deadline === Number.POSITIVE_INFINITY
+          ? undefined
+          : setTimeout(
+              () => meter.cutOff(new SpookyError('client_timeout', `the client did not send its request body within timeouts.request_ms (${timeouts.request_ms} ms)`)),
+              Math.max(0, deadline - clock.now()),
+            );
       try {
         buffered = await new Response(meter.stream).bytes();
       } catch (e) {
@@ -424,6 +458,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
               ? new SpookyError('client_aborted', 'client went away while sending the body')
               : err,
         );
+      } finally {
+        clearTimeout(cut);
       }
     }
     const budget = retries.budget ? budgetOf(pool.config, retries.budget) : undefined;
@@ -497,6 +533,30 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           : built.headers,
         { pool: pool.name, backend: member.id, route: matched.routeId, attempt, url: endpoint.url, method: req.method },
       );
+      // With timeouts.request_ms, a timer ends the attempt at the deadline even while the request body is still
+      // being sent (the transport's header timeout starts only after the body): 504, or 408 when the upload was
+      // waiting for the client. Without it (the default) nothing is added to the request path.
+      let attemptSignal = req.signal;
+      let deadlineError: SpookyError | undefined;
+      let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+      let unlinkAbort: (() => void) | undefined;
+      if (deadline !== Number.POSITIVE_INFINITY) {
+        const ac = new AbortController();
+        const forward = () => ac.abort(req.signal.reason);
+        req.signal.addEventListener('abort', forward);
+        unlinkAbort = () => req.signal.removeEventListener('abort', forward);
+        deadlineTimer = setTimeout(
+          () => {
+            deadlineError = meter?.waitingForClient
+              ? new SpookyError('client_timeout', `the client did not send its request body within timeouts.request_ms (${timeouts.request_ms} ms)`)
+              : new SpookyError('upstream_timeout', `no response within timeouts.request_ms (${timeouts.request_ms} ms)`);
+            if (deadlineError.code === 'client_timeout') meter?.cutOff(deadlineError);
+            ac.abort(deadlineError);
+          },
+          Math.max(0, deadline - clock.now()),
+        );
+        attemptSignal = ac.signal;
+      }
       const startedAt = endpoint.begin();
       let headersAt: number | undefined;
       let status = 0;
@@ -508,6 +568,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let received: ReadableStream<Uint8Array> | undefined;
       /** The backend's part of this attempt is over: charge it and give back its concurrency slot. */
       const endAttempt = (at: number | undefined, error: SpookyError | undefined, st: number): void => {
+        clearTimeout(deadlineTimer);
+        unlinkAbort?.();
         endpoint.end(startedAt, at, error, st);
         gate?.release();
       };
@@ -549,10 +611,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             headers,
             body: buffered ? bytesStream(buffered) : meter ? meter.stream : null,
             contentLength: built.contentLength,
-            signal: req.signal,
+            signal: attemptSignal,
           },
           { connectTimeoutMs: timeouts.connect_ms, responseHeaderTimeoutMs: headerTimeout, onEnd },
         );
+        clearTimeout(deadlineTimer); // from here relayBody watches the deadline
         headersAt = clock.now();
         status = up.status;
         if (up.body instanceof ReadableStream) received = up.body;
@@ -625,7 +688,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (transport === 'h3') await nextBatch();
         return response;
       } catch (e) {
-        const err = asSpookyError(e);
+        const err = deadlineError ?? asSpookyError(e);
         if (received !== undefined) void received.cancel(err).catch(() => {});
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.

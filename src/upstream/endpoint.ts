@@ -164,7 +164,7 @@ export class Endpoint {
     this.inFlight--;
     const now = this.clock.now();
     if (headersAt !== undefined) this.latency.observe(headersAt - startedAt, headersAt);
-    if (error?.code === 'client_aborted') {
+    if (error?.code === 'client_aborted' || error?.code === 'client_timeout') {
       this.breaker?.onCancel(now, startedAt);
       return;
     }
