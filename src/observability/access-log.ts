@@ -41,6 +41,8 @@ export interface RequestRecord {
   attempts: number;
   /** Error code when the request failed (see `ErrorCode`). */
   error?: string;
+  /** What went wrong, in words (the error's message: which backend, which protocol violation, which limit). */
+  error_detail?: string;
   /**
    * Custom metric label values by label name, filled by the handler only for pools with `metrics` (see
    * `src/observability/labels.ts`); not written to the access log.
@@ -73,6 +75,7 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
   if (rec.pool !== undefined) line += `,"pool":${str(rec.pool)}`;
   if (rec.backend !== undefined) line += `,"backend":${str(rec.backend)}`;
   if (rec.error !== undefined) line += `,"error":${str(rec.error)}`;
+  if (rec.error_detail !== undefined) line += `,"error_detail":${str(rec.error_detail)}`;
   return `${line}}\n`;
 }
 

@@ -346,7 +346,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       }
       rec.status = status;
       if (bodyMeter) rec.bytes_in = bodyMeter.bytes;
-      if (error) rec.error = error.code;
+      if (error) {
+        rec.error = error.code;
+        rec.error_detail = error.message;
+      }
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);
       observer.requestEnd(rec);
