@@ -71,6 +71,20 @@ describe('HealthChecker against a real backend', () => {
     expect(seen[0]).toEqual({ path: '/hc', host: 'probe.example', probeHeader: 'yes' });
   });
 
+  test.each<[string, Record<string, string>, string | undefined, string]>([
+    ['a Host among the headers is the one Host sent', { Host: 'h.internal' }, undefined, 'h.internal'],
+    ['the host key wins over a Host among the headers', { host: 'h.internal' }, 'probe.example', 'probe.example'],
+  ])('%s (never two Host fields)', async (_name, headers, host, want) => {
+    seen.length = 0;
+    status = {};
+    const { checker, transport } = setup([probe({ path: '/hc', ...(host ? { host } : {}), headers })]);
+    checker.start();
+    await checker.firstRound;
+    checker.stop();
+    transport.close();
+    expect(seen[0]?.host).toBe(want);
+  });
+
   test('a status outside expected_status fails the round and takes the backend out; recovery brings it back', async () => {
     status = { '/hc': 503 };
     const { endpoint, checker, transitions, transport } = setup([probe({ path: '/hc' })]);

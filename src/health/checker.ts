@@ -106,7 +106,14 @@ export class HealthChecker {
       ['host', probe.host ?? this.endpoint.authority],
       ['user-agent', 'spooky-health-check'],
     ];
-    for (const [k, v] of Object.entries(probe.headers)) headers.push([k.toLowerCase(), v]);
+    for (const [k, v] of Object.entries(probe.headers)) {
+      const name = k.toLowerCase();
+      // One Host only (two make a strict backend answer 400): a Host among the headers stands in for an unset
+      // `host` key; the `host` key wins over it.
+      if (name === 'host') {
+        if (probe.host === undefined) (headers[0] as [string, string])[1] = v;
+      } else headers.push([name, v]);
+    }
     try {
       const res = await this.transport(probe).request(
         { method: probe.method, target: probe.path, headers, body: null, signal: controller.signal },
