@@ -297,6 +297,11 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[6, 1, '', 'tabs are not allowed for indentation; use spaces']],
   },
   {
+    name: 'a route path with a malformed percent-escape (no request could ever match it)',
+    yaml: `${L}upstream:\n  api:\n    route: { path_prefix: "/a%zz/" }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[5, 27, 'upstream.api.route.path_prefix', 'has a malformed percent-escape']],
+  },
+  {
     name: 'a merge key with a scalar source',
     yaml: `${L}upstream:\n  a:\n    <<: 5\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 9, 'upstream.a["<<"]', 'a merge key (`<<`) takes a map, an alias of a map, or a list of those']],

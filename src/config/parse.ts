@@ -181,6 +181,9 @@ export function parseMethod(input: string): Parsed<string> {
 export function parsePath(input: string): Parsed<string> {
   if (!input.startsWith('/')) return fail(`the path "${input}" must start with "/"`);
   if (/[\s?#]/.test(input)) return fail(`the path "${input}" must not contain whitespace, "?" or "#"`);
+  // What the request normaliser refuses could never match a request: malformed escapes, %00, control characters.
+  if (/%(?![0-9A-Fa-f]{2})/.test(input)) return fail(`the path "${input}" has a malformed percent-escape (write "%25" for a literal "%")`);
+  if (/%00|[\x00-\x1f\x7f]/.test(input)) return fail(`the path "${input}" must not contain NUL or control characters`);
   return ok(input);
 }
 

@@ -118,6 +118,32 @@ export const ROUTER_CONFORMANCE: readonly ConformanceCase[] = [
     ],
   },
   {
+    name: 'configured paths are normalised like request paths: raw non-ASCII and {}, //, dot segments',
+    routes: [
+      { id: 'cafe', path_prefix: '/café/' },
+      { id: 'braces', path_exact: '/x{y}' },
+      { id: 'double', path_prefix: '/a//b/' },
+      { id: 'dot', path_exact: '/c/./d' },
+    ],
+    requests: [
+      [{ path: '/caf%C3%A9/menu' }, 'cafe'],
+      [{ path: '/x%7By%7D' }, 'braces'],
+      [{ path: '/a/b/c' }, 'double'],
+      [{ path: '/c/d' }, 'dot'],
+    ],
+  },
+  {
+    name: 'an IPv6 host written in full matches its canonical form',
+    routes: [
+      { id: 'long', hosts: ['[0:0:0:0:0:0:0:1]'], path_prefix: '/' },
+      { id: 'upper', hosts: ['[2001:DB8:0::1]'], path_prefix: '/' },
+    ],
+    requests: [
+      [{ host: '[::1]', path: '/x' }, 'long'],
+      [{ host: '[2001:db8::1]', path: '/x' }, 'upper'],
+    ],
+  },
+  {
     name: 'rule 3: exact host > longer wildcard > shorter wildcard > any host (same path)',
     routes: [
       { id: 'any', path_prefix: '/', order: 0 },

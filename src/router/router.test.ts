@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { HeaderMatch, RouteConfig } from '../config/types.ts';
 import { seededRandom } from '../lib/random.ts';
+import { normalisePath, parseAuthority } from '../proxy/request-target.ts';
 import { caseInput, describeRouterConformance, routeConfig } from './conformance.ts';
 import { compileRouter, type RouteEntry, type RouteInput, type Router, routeInput } from './router.ts';
 
@@ -19,19 +20,15 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
       else if (p.startsWith('*.')) {
         const suffix = p.slice(1);
         if (host.endsWith(suffix) && host.length > suffix.length) best = Math.max(best, suffix.length);
-      } else if (p === host) best = Math.max(best, 1e9);
+      } else if ((p.startsWith('[') ? (parseAuthority(p)?.host ?? p) : p) === host) best = Math.max(best, 1e9);
     }
     return best;
   };
-  const canon = (path: string): string =>
-    path
-      .split('%')
-      .map((part, i) => {
-        if (i === 0 || part.length < 2) return part;
-        const ch = String.fromCharCode(Number.parseInt(part.slice(0, 2), 16));
-        return (/^[A-Za-z0-9._~-]$/.test(ch) ? ch : `%${part.slice(0, 2).toUpperCase()}`) + part.slice(2);
-      })
-      .join('');
+  // Configured paths go through the request normaliser (its own table tests are in request-target.test.ts).
+  const canon = (path: string): string => {
+    const n = normalisePath(path);
+    return typeof n === 'string' ? n : path;
+  };
   const holds = (m: HeaderMatch, v: string | null): boolean =>
     m.kind === 'present'
       ? v !== null
@@ -52,7 +49,7 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
         if (r.methods.length > 0 && !r.methods.includes(input.method)) return;
         if (!r.headers.every((m) => holds(m, input.header(m.name.toLowerCase())))) return;
         if (!r.query.every((m) => holds(m, input.query?.get(m.name) ?? null))) return;
-        const pathRank = r.path_exact !== undefined ? 1e9 : r.path_prefix ? r.path_prefix.length + 1 : 0;
+        const pathRank = r.path_exact !== undefined ? 1e9 : r.path_prefix ? canon(r.path_prefix).length + 1 : 0;
         const conds = (r.methods.length > 0 ? 1 : 0) + r.headers.length + r.query.length;
         const key = [pathRank, hr, conds, -e.order, -seq];
         if (best === undefined || compareKeys(key, best.key) > 0) best = { key, target: e.target };

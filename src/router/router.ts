@@ -37,6 +37,7 @@
  */
 
 import type { HeaderMatch, RouteConfig } from '../config/types.ts';
+import { normalisePath, parseAuthority } from '../proxy/request-target.ts';
 
 /** What the router looks at in a request. */
 export interface RouteInput {
@@ -122,14 +123,14 @@ function condHolds(c: Cond, v: string | null): boolean {
   }
 }
 
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-/** Config-time canonicalisation of a configured path's percent-encoding, matching request normalisation. */
-function canonicalPercent(p: string): string {
-  if (p.indexOf('%') < 0) return p;
-  return p.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-    const ch = String.fromCharCode(Number.parseInt(hex, 16));
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
+/**
+ * A configured path in the form request paths are matched in: the request normaliser itself (percent-encoding
+ * canonical, raw non-ASCII and `"<>\^`{|}` encoded, `//` merged, dot segments resolved), so a route written
+ * `/café/` or `/a//b/` matches the requests it names. Validation refused what the normaliser refuses.
+ */
+function normaliseConfigPath(p: string): string {
+  const n = normalisePath(p);
+  return typeof n === 'string' ? n : p;
 }
 
 type HostPattern = { kind: 'exact'; host: string } | { kind: 'wild'; suffix: string } | { kind: 'any' };
@@ -145,6 +146,8 @@ function parseHostPattern(p: string): HostPattern {
     return { kind: 'wild', suffix };
   }
   if (h.length === 0 || h.includes('*')) throw new Error(`invalid host pattern "${p}": only a leading "*." wildcard is supported`);
+  // An IPv6 literal in the canonical text requests are routed on (`[0:0::1]` is `[::1]`).
+  if (h.startsWith('[')) h = parseAuthority(h)?.host ?? h;
   return { kind: 'exact', host: h };
 }
 
@@ -166,8 +169,8 @@ export function compileRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
   }
   const bases: Base[] = routes.map((entry, seq) => {
     const r = entry.route;
-    const exact = r.path_exact !== undefined ? canonicalPercent(r.path_exact) : undefined;
-    const prefix = r.path_prefix !== undefined && r.path_prefix.length > 0 ? canonicalPercent(r.path_prefix) : undefined;
+    const exact = r.path_exact !== undefined ? normaliseConfigPath(r.path_exact) : undefined;
+    const prefix = r.path_prefix !== undefined && r.path_prefix.length > 0 ? normaliseConfigPath(r.path_prefix) : undefined;
     const methods = r.methods.length > 0 ? [...r.methods] : undefined;
     const headers = r.headers.length > 0 ? r.headers.map((m) => compileCond(m, true)) : undefined;
     const query = r.query.length > 0 ? r.query.map((m) => compileCond(m, false)) : undefined;
