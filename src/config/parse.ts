@@ -183,8 +183,17 @@ export function parsePath(input: string): Parsed<string> {
   if (/[\s?#]/.test(input)) return fail(`the path "${input}" must not contain whitespace, "?" or "#"`);
   // What the request normaliser refuses could never match a request: malformed escapes, %00, control characters.
   if (/%(?![0-9A-Fa-f]{2})/.test(input)) return fail(`the path "${input}" has a malformed percent-escape (write "%25" for a literal "%")`);
-  if (/%00|[\x00-\x1f\x7f]/.test(input)) return fail(`the path "${input}" must not contain NUL or control characters`);
+  if (input.includes('%00') || hasControlChar(input)) return fail(`the path "${input}" must not contain NUL or control characters`);
   return ok(input);
+}
+
+/** True when `s` has a control character (U+0000..U+001F or U+007F). */
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 /** Checks a regular expression source and compiles it. */

@@ -128,4 +128,28 @@ describe('HealthState', () => {
     expect(h.probe(false, 1)).toBeUndefined();
     expect(h.probe(true, 6000)).toEqual({ healthy: true, reason: 'probe_successes' });
   });
+
+  test('without probes the end of a passive cooldown is a transition (expire), and availableSince tells when', () => {
+    const h = new HealthState(policy({ probes: [], passive_failure_threshold: 2, cooldown_ms: 1000 }));
+    expect(h.outcome(false, 0)).toBeUndefined(); // a success
+    h.outcome(true, 100); // failures (outcome's argument is `failed`)
+    expect(h.outcome(true, 200)).toEqual({ healthy: false, reason: 'passive_failures' });
+    expect(h.cooldownLeft(200)).toBe(1000);
+    expect(h.expire(1199)).toBeUndefined();
+    expect(h.available(1200)).toBe(true);
+    expect(h.availableSince()).toBe(1200); // available from the end of the cooldown, before anyone looked
+    expect(h.expire(1500)).toEqual({ healthy: true, reason: 'cooldown_over' });
+    expect(h.expire(1600)).toBeUndefined(); // once
+    expect(h.cooldownLeft(1600)).toBe(Number.POSITIVE_INFINITY);
+    // tripping again is an ordinary transition from healthy
+    h.outcome(true, 1700);
+    expect(h.outcome(true, 1800)).toEqual({ healthy: false, reason: 'passive_failures' });
+  });
+
+  test('with probes expire never reports (probes decide)', () => {
+    const h = new HealthState(policy({ passive_failure_threshold: 1, cooldown_ms: 100 }));
+    expect(h.outcome(true, 0)).toEqual({ healthy: false, reason: 'passive_failures' });
+    expect(h.cooldownLeft(0)).toBe(Number.POSITIVE_INFINITY);
+    expect(h.expire(10_000)).toBeUndefined();
+  });
 });

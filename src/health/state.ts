@@ -54,9 +54,29 @@ export class HealthState {
     return this.policy.probes.length === 0 && now >= this.cooldownUntil;
   }
 
+  /** Monotonic ms since which the backend has been available, health-wise (meaningful while it is). */
+  availableSince(): number {
+    return this.up ? this.changedAt : this.cooldownUntil;
+  }
+
   /** The reported state (what /status and metrics show). */
   healthy(now: number): boolean {
     return this.available(now);
+  }
+
+  /**
+   * Without active probes, a backend tripped by passive checks is healthy again once its cooldown is over:
+   * makes that a transition (`cooldown_over`) when the time has come, so it can be logged. Undefined otherwise.
+   */
+  expire(now: number): HealthTransition | undefined {
+    if (this.up || this.policy.probes.length > 0 || now < this.cooldownUntil) return undefined;
+    return this.markUp(now, 'cooldown_over');
+  }
+
+  /** Milliseconds until {@link expire} can report `cooldown_over` (Infinity when nothing is pending). */
+  cooldownLeft(now: number): number {
+    if (this.up || this.policy.probes.length > 0) return Number.POSITIVE_INFINITY;
+    return Math.max(0, this.cooldownUntil - now);
   }
 
   /** Feeds one active probe result. Returns the transition, if any. */

@@ -51,6 +51,11 @@ export class CircuitBreaker {
     this.failed = new SlidingCounter(policy.windowMs);
   }
 
+  /** Monotonic ms at which the last opening ends (the circuit turns half-open); -Infinity if it never opened. */
+  openEndsAt(): number {
+    return this.openedAt + this.policy.openMs;
+  }
+
   /** The state at `now`. */
   state(now: number): BreakerStateName {
     if (!this.isOpen) return 'closed';

@@ -349,7 +349,10 @@ export class Runtime implements AdminSource {
     }
     // The supervisor of `workers` > 1 warns about its own count; a single process (no sharedPort) does here.
     if (this.opts.sharedPort === undefined && config.workers !== this.startedWorkers) {
-      this.log.warn({ event: 'config_warning', trigger }, `workers: ${config.workers} takes effect at the next restart (running ${this.startedWorkers})`);
+      this.log.warn(
+        { event: 'config_warning', trigger },
+        `workers: ${config.workers} takes effect at the next restart (running ${this.startedWorkers})`,
+      );
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);
@@ -497,26 +500,30 @@ export class Runtime implements AdminSource {
       pools: [...gen.pools.values()].map((p) => ({
         name: p.name,
         strategy: p.config.load_balancing.type,
-        backends: p.members.map((m) => ({
-          id: m.id,
-          address: m.endpoint.url.href,
-          protocol: m.endpoint.protocol,
-          weight: m.weight,
-          effective_weight: m.currentWeight ? Math.round(m.currentWeight(now) * 1000) / 1000 : m.weight,
-          healthy: m.endpoint.health.healthy(now),
-          available: m.endpoint.available(),
-          circuit: m.endpoint.circuit(now),
-          ejected: m.endpoint.ejected(now),
-          ejections: m.endpoint.ejections,
-          circuit_opens: m.endpoint.breaker?.opens ?? 0,
-          in_flight: m.endpoint.inFlight,
-          ...(m.endpoint.gate ? { queued: m.endpoint.gate.limiter.queued, max_concurrent_requests: m.endpoint.gate.limiter.limits.maxActive } : {}),
-          requests: m.endpoint.requests,
-          failures: m.endpoint.failures,
-          ewma_ms: Math.round(m.latency(now) * 1000) / 1000,
-          last_probe: m.endpoint.health.lastProbe?.detail ?? null,
-          connections: m.endpoint.transport.stats(),
-        })),
+        backends: p.members.map((m) => {
+          // available() first: it notices a return from being out, which the effective weight depends on
+          const available = m.endpoint.available();
+          return {
+            id: m.id,
+            address: m.endpoint.url.href,
+            protocol: m.endpoint.protocol,
+            weight: m.weight,
+            effective_weight: m.currentWeight ? Math.round(m.currentWeight(now) * 1000) / 1000 : m.weight,
+            healthy: m.endpoint.health.healthy(now),
+            available,
+            circuit: m.endpoint.circuit(now),
+            ejected: m.endpoint.ejected(now),
+            ejections: m.endpoint.ejections,
+            circuit_opens: m.endpoint.breaker?.opens ?? 0,
+            in_flight: m.endpoint.inFlight,
+            ...(m.endpoint.gate ? { queued: m.endpoint.gate.limiter.queued, max_concurrent_requests: m.endpoint.gate.limiter.limits.maxActive } : {}),
+            requests: m.endpoint.requests,
+            failures: m.endpoint.failures,
+            ewma_ms: Math.round(m.latency(now) * 1000) / 1000,
+            last_probe: m.endpoint.health.lastProbe?.detail ?? null,
+            connections: m.endpoint.transport.stats(),
+          };
+        }),
       })),
       audit: this.audit.list(),
     };

@@ -1,10 +1,11 @@
 import { describe, expect, test } from 'bun:test';
 import type { CircuitBreakerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
-import { ManualClock } from '../lib/clock.ts';
+import { ManualClock, systemClock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { Endpoint, type ResilienceChange } from './endpoint.ts';
 import { testBackend, unusedTransport } from '../../test/support/endpoint-fixtures.ts';
+import { waitUntil } from '../../test/support/wait.ts';
 
 const transport = unusedTransport();
 const backend = testBackend(0);
@@ -83,5 +84,41 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
     expect(e.available()).toBe(true);
     expect(e.ejections).toBe(1);
     expect(changes).toEqual([{ kind: 'ejected', ms: 500 }]);
+  });
+
+  test('without probes, the end of a passive cooldown is reported by a timer (logged), not only at the next request', async () => {
+    const seen: { healthy: boolean; reason: string }[] = [];
+    const b = testBackend(1);
+    const e = new Endpoint('k', 'pool', { ...b, health_check: { ...b.health_check, cooldown_ms: 30 } }, transport, systemClock, (_e, t) => seen.push(t));
+    request(e, 503);
+    expect(seen).toEqual([{ healthy: false, reason: 'passive_failures' }]);
+    await waitUntil(() => seen.length === 2, 2000, 'cooldown_over reported');
+    expect(seen[1]).toEqual({ healthy: true, reason: 'cooldown_over' });
+    request(e, 503); // trips again: a second down transition, logged like the first
+    expect(seen.at(-1)).toEqual({ healthy: false, reason: 'passive_failures' });
+  });
+
+  test('a return noticed only at a later pick counts from when it happened (slow start does not restart)', () => {
+    const clock = new ManualClock(0);
+    const b = testBackend(1);
+    const e = new Endpoint('k', 'pool', { ...b, health_check: { ...b.health_check, cooldown_ms: 1000 } }, transport, clock, () => {});
+    request(e, 503); // down at 0, cooldown until 1000
+    expect(e.available()).toBe(false);
+    clock.advance(6000); // nobody looks until long after the cooldown
+    expect(e.available()).toBe(true);
+    expect(e.joinedAt).toBe(1000);
+  });
+
+  test('after an ejection, the backend counts as back from the end of the ejection', () => {
+    const clock = new ManualClock(0);
+    const e = endpoint(clock, []);
+    const d = new OutlierDetector({ consecutiveFailures: 1, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, ['a']);
+    e.outlier = d;
+    request(e, 503);
+    expect(e.available()).toBe(false);
+    clock.advance(3000);
+    expect(e.available()).toBe(true);
+    expect(e.joinedAt).toBe(d.ejectedUntil('a'));
+    expect(e.joinedAt).toBeLessThan(3000);
   });
 });

@@ -107,8 +107,11 @@ export class Endpoint {
       this.health.available(now) && (this.breaker === null || this.breaker.allows(now)) && (this.outlier === null || !this.outlier.ejected(this.id, now));
     if (!ok) this.out = true;
     else if (this.out) {
+      // Back since whichever reason for being out ended last (a recovery noticed only at this pick still
+      // counts from when it happened, so slow start does not restart at the first request after it).
       this.out = false;
-      this.joinedAt = now;
+      const back = Math.max(this.health.availableSince(), this.outlier?.ejectedUntil(this.id) ?? 0, this.breaker?.openEndsAt() ?? 0);
+      this.joinedAt = Math.min(now, back);
     }
     return ok;
   }
@@ -185,9 +188,24 @@ export class Endpoint {
         this.onResilience?.(this, { kind: 'ejected', ms });
       }
     }
+    const back = this.health.expire(now); // a cooldown that ended since the timer below was armed
+    if (back) this.report(back, now);
     const transition = this.health.outcome(failed, now);
-    if (transition && !transition.healthy) this.out = true;
-    if (transition) this.onHealth(this, transition);
+    if (transition) this.report(transition, now);
+  }
+
+  /** Reports a health transition; without probes, arms a timer that reports the end of the cooldown. */
+  private report(transition: HealthTransition, now: number): void {
+    if (!transition.healthy) this.out = true;
+    this.onHealth(this, transition);
+    const left = this.health.cooldownLeft(now);
+    if (!transition.healthy && left !== Number.POSITIVE_INFINITY) {
+      const timer = setTimeout(() => {
+        const t = this.health.expire(this.clock.now());
+        if (t) this.report(t, this.clock.now());
+      }, left + 1);
+      timer.unref?.();
+    }
   }
 
   /** Monotonic milliseconds of the endpoint's clock (for probe durations). */
@@ -202,9 +220,9 @@ export class Endpoint {
 
   /** Feeds one active probe result. */
   probeResult(ok: boolean, detail: string): void {
-    const transition = this.health.probe(ok, this.clock.now(), detail);
-    if (transition && !transition.healthy) this.out = true;
-    if (transition) this.onHealth(this, transition);
+    const now = this.clock.now();
+    const transition = this.health.probe(ok, now, detail);
+    if (transition) this.report(transition, now);
   }
 }
 
