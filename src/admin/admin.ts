@@ -8,7 +8,9 @@
  * With the telemetry wired in: `/metrics`, `/stats`, `/config` and `/dashboard` (see {@link startAdmin}).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Server } from 'bun';
+import { isLoopback } from '../config/parse.ts';
 import type { AdminConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
@@ -27,10 +29,35 @@ export interface AdminSource {
 function tokenOk(req: Request, token: string | undefined): boolean {
   if (!token) return true;
   const got = req.headers.get('authorization') ?? '';
-  const want = `Bearer ${token}`;
-  const a = Buffer.from(got);
-  const b = Buffer.from(want);
+  const space = got.indexOf(' ');
+  // The scheme is case-insensitive (RFC 9110 section 11.1); the token is compared in constant time.
+  if (space < 0 || got.slice(0, space).toLowerCase() !== 'bearer') return false;
+  const a = Buffer.from(got.slice(space + 1).trim());
+  const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * DNS-rebinding guard: a loopback admin listener answers only requests whose Host is `localhost` or an IP address
+ * (with any port), or has no Host. A web page whose name an attacker re-pointed at 127.0.0.1 sends its own
+ * name as Host, so it gets 403 instead of reloads and metrics; `Origin` checks alone cannot tell, because
+ * such a page is same-origin with itself.
+ */
+export function adminHostAllowed(host: string | null): boolean {
+  if (host === null || host === '') return true;
+  let name = host;
+  if (name.startsWith('[')) {
+    const close = name.indexOf(']');
+    return close > 0 && isIP(name.slice(1, close)) === 6 && (close === name.length - 1 || /^:[0-9]{1,5}$/.test(name.slice(close + 1)));
+  }
+  const colon = name.lastIndexOf(':');
+  if (colon >= 0) {
+    if (!/^[0-9]{1,5}$/.test(name.slice(colon + 1))) return false;
+    name = name.slice(0, colon);
+  }
+  name = name.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return name === 'localhost' || isIP(name) === 4;
 }
 
 function json(value: unknown, status = 200): Response {
@@ -61,13 +88,21 @@ function serveAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObservabil
     const result = await source.reload('admin', { client: server.requestIP(req)?.address ?? '' });
     return json(result, result.ok ? 200 : 422);
   };
+  // The Host guard protects the loopback default from pages in the operator's browser. An admin listener
+  // bound beyond loopback is reached by names the operator chooses (a scraper's service name): it takes any
+  // Host, and its protection is `admin.token` (never sent by a browser on its own).
+  const loopbackOnly = isLoopback(cfg.address);
   return Bun.serve({
     hostname: cfg.address,
     port: cfg.port,
     reusePort: false,
     development: false,
     async fetch(req, server) {
+      if (loopbackOnly && !adminHostAllowed(req.headers.get('host')))
+        return new Response('403 the admin listener answers only for localhost and IP addresses\n', { status: 403 });
       const path = new URL(req.url, 'http://admin').pathname;
+      if (path !== '/reload' && req.method !== 'GET' && req.method !== 'HEAD')
+        return new Response('405 method not allowed\n', { status: 405, headers: { allow: 'GET, HEAD' } });
       if (obs && path === '/dashboard') {
         return new Response(DASHBOARD_HTML, {
           headers: {

@@ -248,6 +248,19 @@ describe('20 reloads under HTTP/3 load from five client processes', () => {
     expect((await admin(spooky, '/reload', { method: 'POST', headers: { origin: 'https://evil.example' } })).status).toBe(403);
   });
 
+  test('a DNS-rebinding page (its own name as Host, same-origin with itself) gets 403 from the loopback admin listener', async () => {
+    const before = (await status(spooky)).reloads.ok;
+    const rebound = { host: `attacker.example:${spooky.adminPort}`, origin: `http://attacker.example:${spooky.adminPort}` };
+    expect((await admin(spooky, '/reload', { method: 'POST', headers: rebound })).status).toBe(403);
+    for (const path of ['/config', '/status', '/metrics', '/dashboard']) expect((await admin(spooky, path, { headers: rebound })).status).toBe(403);
+    expect((await status(spooky)).reloads.ok).toBe(before); // nothing reloaded
+    // the names a local operator or scraper uses still work
+    for (const host of [`localhost:${spooky.adminPort}`, `127.0.0.1:${spooky.adminPort}`, '127.0.0.1', `[::1]:${spooky.adminPort}`])
+      expect((await admin(spooky, '/healthz', { headers: { host } })).status).toBe(200);
+    // methods other than GET and HEAD are refused on the read-only endpoints
+    expect((await admin(spooky, '/metrics', { method: 'PUT' })).status).toBe(405);
+  });
+
   test('the pid file goes away when Spooky exits', async () => {
     const pid = join(process.env.TMPDIR ?? '/tmp', `spooky-reload-${process.pid}.pid`);
     expect(await Bun.file(pid).text()).toBe(`${spooky.child.proc.pid}\n`);
@@ -384,6 +397,8 @@ ${extra}`;
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true, changes: { settings: ['admin'] } });
     expect((await admin(spooky, '/status')).status).toBe(401);
     const auth = { authorization: 'Bearer s3cret' };
+    expect((await admin(spooky, '/status', { headers: { authorization: 'bearer s3cret' } })).status).toBe(200); // the scheme is case-insensitive
+    expect((await admin(spooky, '/status', { headers: { authorization: 'Basic s3cret' } })).status).toBe(401);
     expect((await admin(spooky, '/status', { headers: auth })).status).toBe(200);
     writeFileSync(spooky.configPath, config(200));
     expect((await admin(spooky, '/reload', { method: 'POST', headers: auth })).body).toMatchObject({ ok: true });
