@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { suggest } from './parse.ts';
+import { isSecretName } from './redact.ts';
 import { CANONICAL_STRATEGIES, LOG_LEVELS } from './schema.ts';
 import type { PathSegment, SourceMap, Target } from './source.ts';
 import type { ConfigIssue } from './types.ts';
@@ -31,6 +32,24 @@ export function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
 }
 
 /** A short description of a value for messages: `"abc"`, `42`, `a list`, `a map`, `an empty value`. */
+/**
+ * True for a place in the config that may hold a secret: a key that looks like a credential (`token`,
+ * `authorization`, `x-api-key`, ...) anywhere on the path, or any value of a `headers` map. An error there
+ * describes the value's kind but never repeats it (errors reach logs, `/status`, the reload answer and
+ * alert webhooks).
+ */
+function isSecretPath(path: readonly PathSegment[]): boolean {
+  return path.some((seg) => typeof seg === 'string' && (seg === 'headers' || isSecretName(seg)));
+}
+
+/** {@link describeValue}, or only the kind of value when `path` may hold a secret. */
+function describeAt(path: readonly PathSegment[], v: unknown): string {
+  if (!isSecretPath(path)) return describeValue(v);
+  if (typeof v === 'string') return 'a string (not shown: it may be a secret)';
+  if (typeof v === 'number') return 'a number (not shown: it may be a secret)';
+  return describeValue(v);
+}
+
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'an empty value';
@@ -189,7 +208,7 @@ export function zodIssuesToConfigIssues(
         } else {
           const types: string[] = [];
           for (const b of issue.errors) expectedTypes(b, types);
-          err(path, 'value', `expected ${types.join(' or ') || 'a different value'}, got ${describeValue(value)}`);
+          err(path, 'value', `expected ${types.join(' or ') || 'a different value'}, got ${describeAt(path, value)}`);
         }
         break;
       }
@@ -200,7 +219,7 @@ export function zodIssuesToConfigIssues(
         if (value === undefined && typeof last === 'string' && parentValue !== null && typeof parentValue === 'object') {
           err(parent, 'missing', `missing required key \`${last}\``);
         } else {
-          err(path, 'value', `expected ${noun(issue.expected)}, got ${describeValue(value)}`);
+          err(path, 'value', `expected ${noun(issue.expected)}, got ${describeAt(path, value)}`);
         }
         break;
       }
@@ -209,7 +228,7 @@ export function zodIssuesToConfigIssues(
         if (issue.origin === 'string' || issue.origin === 'array') {
           err(path, 'value', min <= 1 ? 'must not be empty' : `must have at least ${min} ${issue.origin === 'string' ? 'characters' : 'items'}`);
         } else {
-          err(path, 'value', `${issue.inclusive ? `must be at least ${min}` : `must be greater than ${min}`}, got ${describeValue(value)}`);
+          err(path, 'value', `${issue.inclusive ? `must be at least ${min}` : `must be greater than ${min}`}, got ${describeAt(path, value)}`);
         }
         break;
       }
@@ -218,17 +237,17 @@ export function zodIssuesToConfigIssues(
         if (issue.origin === 'string' || issue.origin === 'array') {
           err(path, 'value', `must have at most ${max} ${issue.origin === 'string' ? 'characters' : 'items'}`);
         } else {
-          err(path, 'value', `${issue.inclusive ? `must be at most ${max}` : `must be less than ${max}`}, got ${describeValue(value)}`);
+          err(path, 'value', `${issue.inclusive ? `must be at most ${max}` : `must be less than ${max}`}, got ${describeAt(path, value)}`);
         }
         break;
       }
       case 'invalid_value': {
         if (issue.values.length === 1) {
-          err(path, 'value', `must be ${String(issue.values[0])}, got ${describeValue(value)}`);
+          err(path, 'value', `must be ${String(issue.values[0])}, got ${describeAt(path, value)}`);
         } else {
           const { what, list, candidates } = describeChoices(issue.values);
           const s = typeof value === 'string' ? suggest(value, candidates) : undefined;
-          err(path, 'value', `unknown ${what} ${describeValue(value)}${s ? `; did you mean \`${s}\`?` : ''} (${list})`);
+          err(path, 'value', `unknown ${what} ${describeAt(path, value)}${s ? `; did you mean \`${s}\`?` : ''} (${list})`);
         }
         break;
       }

@@ -834,6 +834,18 @@ secrets: {}
     expect(both.map((e) => [e.path, e.message])).toEqual([['upstream.api.load_balancing.hash_on', '`hash_on` and `key` are both set; keep `key` only']]);
   });
 
+  test('an error about a secret describes its kind, never its value (errors reach logs, /status and webhooks)', () => {
+    const errors = errorsOf(
+      `${L}admin: { token: 987654321999 }\ntracing: { headers: { x-api-key: 55555555 } }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(errors.map((e) => [e.path, e.message])).toEqual([
+      ['admin.token', 'expected a string, got a number (not shown: it may be a secret)'],
+      ['tracing.headers.x-api-key', 'expected a string, got a number (not shown: it may be a secret)'],
+    ]);
+    expect(JSON.stringify(errors)).not.toContain('987654321999');
+    expect(JSON.stringify(errors)).not.toContain('55555555');
+  });
+
   test('an admin listener beyond loopback without a token is a warning', () => {
     const { warnings } = ok(`${L}admin: { address: 0.0.0.0 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`);
     expect(warnings.map((w) => [w.line, w.column, w.path])).toEqual([[3, 19, 'admin.address']]);
