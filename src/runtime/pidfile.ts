@@ -3,7 +3,8 @@
  * The file holds the process id and a newline; it is written atomically (temp file + rename) once Spooky
  * listens, and removed when the process exits (only if it still holds this process's id).
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /** Reads a pid file; throws an Error with a clear message when it is missing or does not hold a pid. */
 export function readPidFile(path: string): number {
@@ -38,8 +39,10 @@ export function writePidFile(path: string): number | undefined {
     const old = readPidFile(path);
     if (old !== process.pid && alive(old)) previous = old;
   } catch {}
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+  // A fresh, unpredictable temp name created exclusively (O_EXCL: an existing file or symlink there fails the
+  // write instead of being followed), so nobody who can write the folder can make Spooky overwrite a file.
+  const tmp = `${path}.${process.pid}.${randomBytes(8).toString('hex')}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644, flag: 'wx' });
   renameSync(tmp, path);
   process.on('exit', () => {
     try {
@@ -49,9 +52,33 @@ export function writePidFile(path: string): number | undefined {
   return previous;
 }
 
+/**
+ * Wall-clock ms at which process `pid` started, from `/proc` (Linux); undefined where that cannot be read.
+ * `/proc/<pid>/stat` field 22 is the start in clock ticks after boot (100 per second on Linux); `btime` in
+ * `/proc/stat` is the boot time in seconds.
+ */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the name in parentheses may hold spaces
+    const ticks = Number(fields[19]); // field 22 overall; fields[0] is field 3
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return undefined;
+    return btime * 1000 + ticks * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sends `signal` to the process named in the pid file; throws an Error with a clear message on failure. */
 export function signalPidFile(path: string, signal: NodeJS.Signals): number {
   const pid = readPidFile(path);
+  // Spooky writes its pid file after it starts. A process that started later only reuses the id of one
+  // that is gone (the file was left by a crash or `kill -9`): never signal it.
+  const started = processStartMs(pid);
+  if (started !== undefined && started > statSync(path).mtimeMs + 2000) {
+    throw new Error(`pid ${pid} (from ${path}) started after the pid file was written: the file is stale and Spooky is not running`);
+  }
   try {
     process.kill(pid, signal);
   } catch (e) {
