@@ -11,6 +11,30 @@ import { LogFiles } from './log-files.ts';
 /** pino's logger, the type every module logs through. */
 export type { Logger } from 'pino';
 
+/** Control characters a terminal acts on: C0, DEL and C1 (ESC and CSI start escape sequences). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for
+const NEEDS_QUOTES = /[\s"\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * A value for a text log line: as is when it is plain, else JSON-quoted with every control character escaped
+ * (`JSON.stringify` leaves DEL and C1 alone), so client bytes (a path, a sampled body) cannot move the cursor,
+ * clear the screen or fake a line in a terminal showing the log.
+ */
+function textValue(v: string): string {
+  if (!NEEDS_QUOTES.test(v)) return v;
+  return escapeControls(JSON.stringify(v));
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for
+const CONTROL_ANY = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** JSON text with DEL and C1 escaped too (JSON escapes only C0). */
+function escapeControls(json: string): string {
+  return json.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Turns one pino JSON line into `time LEVEL event msg key=value ...`. */
 export function jsonLineToText(line: string): string {
   let rec: Record<string, unknown>;
@@ -21,9 +45,9 @@ export function jsonLineToText(line: string): string {
   }
   const { time, level, msg, event, ...rest } = rec;
   const parts = [typeof time === 'number' ? new Date(time).toISOString() : String(time ?? ''), String(level ?? '').toUpperCase()];
-  if (event !== undefined) parts.push(String(event));
-  if (msg !== undefined) parts.push(String(msg));
-  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`);
+  if (event !== undefined) parts.push(textValue(String(event)));
+  if (msg !== undefined) parts.push(CONTROL_ANY.test(String(msg)) ? textValue(String(msg)) : String(msg)); // a sentence: quoted only when it must be
+  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? textValue(v) : escapeControls(JSON.stringify(v) ?? 'undefined')}`);
   return `${parts.join(' ')}\n`;
 }
 
