@@ -293,7 +293,14 @@ export class Runtime implements AdminSource {
       );
       return { ok: false, generation: prev.id, errors };
     };
-    if (this.draining) return fail(['Spooky is shutting down; reload refused']);
+    // A reload that meets a shutdown (a deploy sends SIGHUP, then SIGTERM) is not a failed reload: logged at
+    // info, not counted in reloads.error, no reload_failed alert.
+    const ignored = (): ReloadResult => {
+      const errors = ['Spooky is shutting down; reload ignored'];
+      this.log.info({ event: 'reload_ignored', trigger, generation: prev.id, ...meta }, errors[0]);
+      return { ok: false, generation: prev.id, errors };
+    };
+    if (this.draining) return ignored();
     let config: Config = prev.config;
     const path = this.opts.configPath;
     if (path) {
@@ -316,7 +323,7 @@ export class Runtime implements AdminSource {
     }
     if (this.draining) {
       this.listeners.rollback(prepared);
-      return fail(['Spooky is shutting down; reload refused']);
+      return ignored();
     }
     // Everything below is synchronous: no request runs between the bind, the swap and the release.
     let newAdmin: Server<unknown> | undefined;

@@ -463,7 +463,12 @@ export class Supervisor implements AdminSource, AdminObservability {
       );
       return { ok: false, generation: this.generation, errors };
     };
-    if (this.draining) return refuse(['Spooky is shutting down; reload refused'], true);
+    if (this.draining) {
+      // Not a failed reload (a deploy sends SIGHUP, then SIGTERM): info, not counted, no alert.
+      const errors = ['Spooky is shutting down; reload ignored'];
+      this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, ...meta }, errors[0]);
+      return { ok: false, generation: this.generation, errors };
+    }
     const loaded = await loadConfigFile(this.opts.configPath);
     for (const w of loaded.warnings) this.log.warn({ event: 'config_warning', trigger }, formatIssue(w));
     if (!loaded.ok) return refuse(loaded.errors.map(formatIssue), true);

@@ -59,6 +59,14 @@ upstream:
     const notReadyAfter = Date.now() - sigAt;
     await spooky.child.waitFor((r) => r.event === 'audit' && r.action === 'shutdown', 1000, 'shutdown audit record');
 
+    // A SIGHUP that meets the shutdown (a deploy sends SIGHUP, then SIGTERM) is ignored at info: not a failed
+    // reload (no config_error, no reloads.error, no reload_failed alert).
+    spooky.child.signal('SIGHUP');
+    const ignored = await spooky.child.waitFor((r) => r.event === 'reload_ignored', 2000, 'reload_ignored record');
+    expect(ignored.level).toBe('info');
+    expect(spooky.child.lines.some((r) => r.event === 'config_error')).toBe(false);
+    expect(((await admin(spooky, '/status')).body as { reloads: { error: number } }).reloads.error).toBe(0);
+
     // New work while draining: a new TCP connection is refused; an HTTP/3 request gets a quick 503.
     expect(await tcpConnect(spooky.port)).toBe('ECONNREFUSED');
     const h3Start = Date.now();
