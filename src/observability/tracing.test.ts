@@ -144,6 +144,15 @@ describe('OtelTracing', () => {
     expect(headers.filter(([n]) => n === 'tracestate')).toEqual([['tracestate', 'vendor=1']]);
   });
 
+  test('a client tracestate that does not parse is dropped, not sent on as an empty header', async () => {
+    const exporter = new InMemorySpanExporter();
+    const bad = 'not a valid = tracestate,,=';
+    const t = new OtelTracing(config(), silent, exporter).start(new Headers({ traceparent: `00-${TID}-${SID}-01`, tracestate: bad }), 'GET', 'h2');
+    const headers = t.attemptStart([['tracestate', bad]], attempt(1, 'a'));
+    expect(headers.filter(([n]) => n === 'tracestate').every(([, v]) => v.length > 0)).toBe(true);
+    expect(headers.some(([n]) => n === 'traceparent')).toBe(true);
+  });
+
   test.each([
     ['a root with ratio 0: nothing recorded, an unsampled context still propagated', 0, {}, false],
     ['a root with ratio 1: recorded', 1, {}, true],

@@ -62,7 +62,8 @@ const headersGetter: TextMapGetter<HeaderLookup> = {
 
 const pairsSetter: TextMapSetter<[string, string][]> = {
   set: (carrier, key, value) => {
-    carrier.push([key, value]);
+    // An incoming `tracestate` that failed to parse leaves an empty state: send no header rather than an empty one.
+    if (value.length > 0) carrier.push([key, value]);
   },
 };
 
