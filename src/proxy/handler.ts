@@ -23,6 +23,7 @@ import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation
 import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
+import { parseContentLength } from '../lib/http-syntax.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
@@ -638,7 +639,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           }
         }
         if (rec.labels) addResponseLabels(pool.config, up.headers, rec.labels);
-        const resHeaders = sanitizeResponseHeaders(up.headers, { via });
+        // Via names the version the response was received with (RFC 9110 section 7.6.3): the backend's.
+        const resVia = (up.version ?? (endpoint.protocol === 'http1' ? '1.1' : '2')) === '1.1' ? '1.1 spooky' : '2 spooky';
+        const resHeaders = sanitizeResponseHeaders(up.headers, { via: resVia });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         let body = up.body;
         // Bytes actually relayed (not the declared length: a body can break off before it).
@@ -646,25 +649,33 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           rec.bytes_out += n;
         };
         if (body instanceof ReadableStream) {
+          // A declared length up to SMALL_BODY_BYTES that did not come with the head is read completely before
+          // answering: Bun drops `content-length` from a body streamed in several chunks, and over HTTP/3 it
+          // ends a stream whose body fails with a clean FIN, so a client could not tell a cut-off body from a
+          // whole one. Read first, a break-off becomes a 502 (or 504) instead. The client is still waiting for
+          // the head meanwhile, so the read is bounded by response_header_ms as well.
+          const declared = resHeaders.get('content-length');
+          const length = declared === null ? -1 : parseContentLength(declared);
+          const small = length >= 0 && length <= SMALL_BODY_BYTES;
+          const headDeadline = headersAt + headerTimeout;
+          const bounded = small && headDeadline < deadline;
           body = relayBody(
             body,
             onChunk,
             timeouts.idle_ms,
-            deadline,
+            bounded ? headDeadline : deadline,
             clock,
             (reason) => {
-              bodyTimeout = new SpookyError('upstream_timeout', reason);
-              log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason }, 'response stream cut');
+              bodyTimeout = new SpookyError(
+                'upstream_timeout',
+                bounded && !reason.includes('idle_ms') ? `response body not complete within timeouts.response_header_ms (${headerTimeout} ms)` : reason,
+              );
+              log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message }, 'response stream cut');
               return bodyTimeout;
             },
             onRelayDone,
           );
-          // A declared length up to SMALL_BODY_BYTES that did not come with the head is read completely before
-          // answering: Bun drops `content-length` from a body streamed in several chunks, and over HTTP/3 it
-          // ends a stream whose body fails with a clean FIN, so a client could not tell a cut-off body from a
-          // whole one. Read first, a break-off becomes a 502 (or 504) instead.
-          const declared = resHeaders.get('content-length');
-          if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
+          if (small) {
             received = body;
             try {
               body = await new Response(body).bytes();
@@ -674,7 +685,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
               endAttempt(headersAt, err, status);
               if (meter) rec.bytes_in = meter.bytes;
               rec.bytes_out = 0; // what was read was never sent
-              if (err.code !== 'client_aborted')
+              if (err.code !== 'client_aborted' && err.code !== 'upstream_timeout')
                 log.warn({ event: 'response_cut', request_id: requestId, pool: pool.name, backend: member.id, reason: err.message }, 'response body broke off before its content-length');
               return fail(err.code === 'client_aborted' || err.code === 'upstream_timeout' ? err : new SpookyError('upstream_reset', err.message, { cause: err }));
             }
@@ -685,6 +696,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         if (sample) body = sample.response(up.status, resHeaders, body);
         // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
         if (body instanceof ReadableStream) received = body;
+        // Bun gives a bytes body a default `content-type: application/octet-stream`; a body the backend sent
+        // without a type must reach the client without one (RFC 9110 section 8.3: the client may sniff), so it
+        // goes as a one-chunk stream, which Bun sends with its length and no type.
+        if (body instanceof Uint8Array && !resHeaders.has('content-type')) body = bytesStream(body);
         const response = new Response(body, { status: up.status, headers: resHeaders });
         responded = true;
         if (ended) settle();

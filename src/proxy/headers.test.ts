@@ -448,11 +448,14 @@ describe('sanitizeResponseHeaders', () => {
         ['bad name', 'x'],
         ['x-crlf', 'a\r\nb'],
         ['x-nul', 'a\0b'],
+        ['x-ctl', 'a\u0001b'],
+        ['x-del', 'a\u007fb'],
+        ['x-tab', 'a\tb'],
         ['x-ok', 'fine'],
       ],
       { via: '3 spooky' },
     );
-    expect([...h.keys()].sort()).toEqual(['via', 'x-ok']);
+    expect([...h.keys()].sort()).toEqual(['via', 'x-ok', 'x-tab']);
   });
 
   test('repeated non-cookie headers are joined', () => {

@@ -50,6 +50,7 @@ import type { HostPolicyConfig } from '../config/types.ts';
 import { canonicalIp, unmapIPv4 } from '../lib/cidr.ts';
 import { isToken, parseContentLength } from '../lib/http-syntax.ts';
 import type { FieldRecord, HeaderLookup } from '../lib/request-fields.ts';
+import { checkFieldValue } from '../upstream/http1-parser.ts';
 
 export { isToken, parseContentLength };
 
@@ -366,7 +367,9 @@ export function sanitizeResponseHeaders(headers: readonly (readonly [string, str
     if (name.charCodeAt(0) === 58) continue;
     if (HOP_BY_HOP.has(name) || name === 'alt-svc') continue;
     if (nominated?.includes(name)) continue;
-    if (!isToken(name) || hasForbiddenValueChar(value)) continue;
+    // Control characters other than HTAB (RFC 9110 section 5.5) are dropped with their field, whichever backend
+    // protocol sent them: an HTTP/1.1 client would refuse the whole response.
+    if (!isToken(name) || checkFieldValue(value) < 0) continue;
     if (name === 'via') {
       via = via === undefined ? value : `${via}, ${value}`;
       continue;

@@ -894,7 +894,7 @@ class Exchange implements ChunkSink, EventListenerObject {
       if (avail > 0 || (s === 204 && this.req.method !== 'HEAD' && (h.chunked || h.contentLength > 0))) this.keepAlive = false;
       this.phase = P_DONE;
       this.responseComplete();
-      this.resolveFn({ status: s, headers: h.headers, body: null });
+      this.resolveFn({ status: s, headers: h.headers, body: null, version: '1.1' });
       return;
     }
     const cl = h.contentLength;
@@ -905,13 +905,13 @@ class Exchange implements ChunkSink, EventListenerObject {
       this.remaining = 0;
       this.phase = P_DONE;
       this.responseComplete();
-      this.resolveFn({ status: s, headers: h.headers, body });
+      this.resolveFn({ status: s, headers: h.headers, body, version: '1.1' });
       return;
     }
     if (mode === M_CHUNKED) this.decoder = new ChunkedDecoder();
     this.phase = P_BODY;
     const body = new ReadableStream<Uint8Array>(this as Bun.UnderlyingSource<Uint8Array>, BODY_STRATEGY);
-    this.resolveFn({ status: s, headers: h.headers, body });
+    this.resolveFn({ status: s, headers: h.headers, body, version: '1.1' });
   }
 
   private onBody(b: Buffer, pos: number): void {

@@ -995,7 +995,7 @@ class Exchange implements EventListenerObject, StreamHandler {
     }
     this.settle();
     this.onEnd?.();
-    this.resolve({ status: this.status, headers: this.headers, body });
+    this.resolve({ status: this.status, headers: this.headers, body, version: '2' });
   }
 
   /** The backend broke the protocol on this stream: RST_STREAM(PROTOCOL_ERROR) and `upstream_protocol_error`. */
@@ -1089,7 +1089,7 @@ class Exchange implements EventListenerObject, StreamHandler {
     this.ctx.sweeper.remove(this);
     this.first = undefined;
     this.more = undefined;
-    this.resolve({ status: this.status, headers: this.headers, body });
+    this.resolve({ status: this.status, headers: this.headers, body, version: '2' });
   }
 
   /** Hands the head over with a streaming body that starts with whatever was collected. */
@@ -1098,7 +1098,7 @@ class Exchange implements EventListenerObject, StreamHandler {
     this.state = STREAMING;
     this.ctx.sweeper.remove(this);
     const body = new ReadableStream<Uint8Array>(this, this.ctx.bodyStrategy); // start() queues the collected chunks
-    this.resolve({ status: this.status, headers: this.headers, body });
+    this.resolve({ status: this.status, headers: this.headers, body, version: '2' });
   }
 
   /** The collected small body as one Uint8Array. */

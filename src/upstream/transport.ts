@@ -36,6 +36,8 @@ export interface UpstreamResponse {
    * Handing small bodies over as bytes saves a JavaScript stream per request on the hot path.
    */
   body: ReadableStream<Uint8Array> | Uint8Array | null;
+  /** HTTP version the response came with (`1.1` or `2`), for the `Via` Spooky adds towards the client. */
+  version?: '1.1' | '2';
 }
 
 /** Called exactly once when the exchange is over: the body ended, was cancelled, or failed. */

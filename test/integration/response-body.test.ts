@@ -37,11 +37,21 @@ describe('response bodies over several reads', () => {
         if (path.startsWith('/whole')) answer(conn, SMALL, SMALL / 2, true);
         else if (path.startsWith('/cut-small')) answer(conn, SMALL, SMALL / 2, false);
         else if (path.startsWith('/cut-large')) answer(conn, LARGE, LARGE / 3, false);
+        else if (path.startsWith('/notype-split')) {
+          conn.write('HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n<html>');
+          setTimeout(() => conn.write('hi</html>'), 20);
+        } else if (path.startsWith('/notype')) conn.write('HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n<html>hi</html>');
+        else if (path.startsWith('/dup-cl-cut')) {
+          conn.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\ncontent-length: 1000\r\ncontent-type: text/plain\r\n\r\n');
+          setTimeout(() => conn.write('x'.repeat(500)), 20);
+          setTimeout(() => conn.end(), 60);
+        } else if (path.startsWith('/stall-small')) conn.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\ncontent-type: text/plain\r\n\r\n0123456789');
         else conn.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
       },
     });
     [h1, h2c] = await Promise.all([startBackend('h1'), startBackend('h2c', { protocol: 'h2c' })]);
     spooky = await startSpooky(`log: { level: info }
+timeouts: { response_header_ms: 1000 }
 upstream:
   h1:
     route: { path_prefix: /h1/ }
@@ -120,5 +130,42 @@ upstream:
     expect(res.status).toBe(200);
     expect((await res.arrayBuffer()).byteLength).toBe(200_000);
     expect(await access(path)).toMatchObject({ status: 200, bytes_out: 200_000 });
+  });
+
+  test.each(PROTOCOLS)('%s: a body the backend sent without a content-type reaches the client without one, with its length', async (protocol) => {
+    for (const path of [`/notype-${protocol}`, `/notype-split-${protocol}`]) {
+      const res = await request(`${spooky.url}${path}`, { protocol });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBeNull();
+      expect(res.headers.get('content-length')).toBe('15');
+      expect(await res.text()).toBe('<html>hi</html>');
+    }
+  });
+
+  test('a repeated, agreeing content-length is still a declared length: a break-off is a 502', async () => {
+    const res = await request(`${spooky.url}/dup-cl-cut`);
+    expect(res.status).toBe(502);
+    await res.arrayBuffer();
+    expect(await access('/dup-cl-cut')).toMatchObject({ status: 502, error: 'upstream_reset' });
+  });
+
+  test('a small body that stalls after the head: 504 within response_header_ms, not a hang', async () => {
+    const t0 = performance.now();
+    const res = await request(`${spooky.url}/stall-small`);
+    expect(res.status).toBe(504);
+    await res.arrayBuffer();
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const line = await access('/stall-small');
+    expect(line).toMatchObject({ status: 504, error: 'upstream_timeout' });
+    expect(String(line.error_detail)).toContain('timeouts.response_header_ms');
+  });
+
+  test('Via on a response names the version it came from the backend with, not the client\'s', async () => {
+    const fromH1 = await request(`${spooky.url}/notype-via`);
+    expect(fromH1.headers.get('via')).toBe('1.1 spooky');
+    await fromH1.arrayBuffer();
+    const fromH2c = await request(`${spooky.url}/h2c/x`);
+    expect(fromH2c.headers.get('via')).toBe('2 spooky');
+    await fromH2c.arrayBuffer();
   });
 });
