@@ -72,17 +72,17 @@ function checkListeners(root: Obj, sink: Sink): void {
     sink.error([], 'missing', 'missing required key `listen` (or a non-empty `listeners` list)');
     return;
   }
-  const bound = new Map<string, PathSegment[]>();
+  const bound: { address: string; port: number; path: PathSegment[] }[] = [];
   for (const [l, path] of list) {
     if (!isObj(l)) continue;
     checkListenerTls(l, path, sink);
     const address = l.address ?? '0.0.0.0';
     const port = l.port ?? 9889;
     if (typeof address === 'string' && typeof port === 'number' && port !== 0) {
-      const k = `${address}|${port}`;
-      const first = bound.get(k);
-      if (first) sink.error(path, 'value', `another listener already uses ${address} port ${port} (line ${sink.line(first)})`);
-      else bound.set(k, path);
+      // The same port on an overlapping address (equal, a wildcard, localhost and loopback) cannot be bound twice.
+      const first = bound.find((b) => b.port === port && bindAddressesOverlap(b.address, address));
+      if (first) sink.error(path, 'value', `another listener already uses ${first.address} port ${port} (line ${sink.line(first.path)})`);
+      else bound.push({ address, port, path });
     }
   }
 }
@@ -149,7 +149,8 @@ function checkAdmin(root: Obj, sink: Sink): void {
     const lPort = l.port ?? 9889;
     if (lPort === adminPort && bindAddressesOverlap(lAddress, adminAddress)) {
       const at: PathSegment[] = admin.port !== undefined ? ['admin', 'port'] : root.admin !== undefined ? ['admin'] : path;
-      sink.error(at, 'value', `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it`);
+      // A warning, not an error: `run --port/--admin-port` may move one of them; if not, binding refuses it (exit 3).
+      sink.warn(at, 'value', `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it (Spooky will not start unless --port or --admin-port moves one)`);
     }
   }
 }

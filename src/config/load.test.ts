@@ -227,6 +227,11 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[3, 5, 'listeners[1]', 'another listener already uses 0.0.0.0 port 443 (line 2)']],
   },
   {
+    name: 'two listeners on overlapping addresses of one port (a wildcard covers 127.0.0.1)',
+    yaml: 'listeners:\n  - { address: 127.0.0.1, port: 443, tls: { cert: c, key: k } }\n  - { address: 0.0.0.0, port: 443, tls: { cert: c, key: k } }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [[3, 5, 'listeners[1]', 'another listener already uses 127.0.0.1 port 443 (line 2)']],
+  },
+  {
     name: 'unknown strategy with suggestion',
     yaml: `${L}load_balancing:\n  type: least-conections\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[4, 9, 'load_balancing.type', 'unknown load-balancing strategy "least-conections"; did you mean `least-connections`?']],
@@ -310,11 +315,6 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     name: 'an alias bomb, at its first alias',
     yaml: `${L}x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nz: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nw: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`,
     want: [[4, 8, 'y[0]', 'cannot read the YAML document: Excessive alias count']],
-  },
-  {
-    name: 'an admin port a traffic listener uses',
-    yaml: `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c, key: k } }\nadmin: { address: 127.0.0.1, port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
-    want: [[2, 36, 'admin.port', 'the admin listener cannot use port 8443: the traffic listener at line 1 uses it']],
   },
 ];
 
@@ -820,8 +820,16 @@ secrets: {}
     ]);
     expect(errorsOf(`${L}upstream:\n  web: null\n  api:\n    backends: [{ id: a, address: null }]\n`).map((e) => [e.line, e.path])).toEqual([
       [4, 'upstream.web'],
-      [6, 'upstream.api.backends[0]'],
+      [6, 'upstream.api.backends[0].address'],
     ]);
+    // a null never widens a config: a catch-all route, a header condition that matches all, defaults for "off"
+    expect(errorsOf(`${L}admin: ~\nupstream:\n  api:\n    route: ~\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => e.path)).toEqual([
+      'admin',
+      'upstream.api.route',
+    ]);
+    expect(
+      errorsOf(`${L}upstream:\n  api:\n    route: { path_prefix: /admin/, headers: { x-internal-token: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`).length,
+    ).toBeGreaterThan(0);
   });
 
   test('`hash_on` (a Rust sample\'s spelling) is read as `key` with a warning; both together are an error', () => {
@@ -844,6 +852,14 @@ secrets: {}
     ]);
     expect(JSON.stringify(errors)).not.toContain('987654321999');
     expect(JSON.stringify(errors)).not.toContain('55555555');
+  });
+
+  test('an admin port a traffic listener uses is a warning (a command-line port may move one; binding refuses it otherwise)', () => {
+    const { warnings } = ok(
+      `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c, key: k } }\nadmin: { address: 127.0.0.1, port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(warnings.map((w) => [w.line, w.column, w.path])).toEqual([[2, 36, 'admin.port']]);
+    expect(warnings[0]?.message).toContain('the admin listener cannot use port 8443: the traffic listener at line 1 uses it');
   });
 
   test('an admin listener beyond loopback without a token is a warning', () => {

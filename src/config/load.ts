@@ -81,18 +81,37 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
 }
 
 /**
- * Removes every `key: null` (or `~`, `Null`, `NULL`) from the document: an explicit null means the key is not
- * set, as it does for the `Option` fields of the Rust Spooky, whose sample configs write `ca_file: null`. An
- * empty value (`key:` with nothing after it) stays, so a forgotten value is still reported; and so does a null
- * pool under `upstream`, which is more likely a mistake than a pool to leave out.
+ * The keys whose explicit null means "not set": the optional fields of the Rust Spooky, whose sample configs
+ * write `ca_file: null` and the like (serde reads null as `None`). Elsewhere a null stays an error, so it cannot
+ * quietly widen a config: `route: ~` would make a catch-all, a null header condition would match everything,
+ * `admin: ~` or `budget: ~` read as "off" but would mean the defaults.
+ */
+const NULLABLE_KEYS: ReadonlySet<string> = new Set([
+  'ca_file',
+  'ca_dir',
+  'host',
+  'path_prefix',
+  'method',
+  'key',
+  'health_check',
+  'tls',
+  'load_balancing',
+  'otlp_endpoint',
+]);
+
+/**
+ * Removes `key: null` (or `~`, `Null`, `NULL`) for the {@link NULLABLE_KEYS}, except inside `headers` and
+ * `query` condition maps. An empty value (`key:` with nothing after it) stays, so a forgotten value is still
+ * reported.
  */
 function dropExplicitNulls(doc: Document): void {
   visit(doc, {
     Pair(_key, pair, path) {
       const v = pair.value;
       if (!isScalar(v) || v.value !== null || v.range === undefined || v.range === null || v.range[1] <= v.range[0]) return undefined;
-      const parent = path.at(-2);
-      if (path.length === 4 && isPair(parent) && isScalar(parent.key) && parent.key.value === 'upstream') return undefined;
+      if (!isScalar(pair.key) || typeof pair.key.value !== 'string' || !NULLABLE_KEYS.has(pair.key.value)) return undefined;
+      const owner = path.at(-2);
+      if (isPair(owner) && isScalar(owner.key) && (owner.key.value === 'headers' || owner.key.value === 'query')) return undefined;
       return visit.REMOVE;
     },
   });

@@ -547,7 +547,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       if (deadline !== Number.POSITIVE_INFINITY) {
         const ac = new AbortController();
         const forward = () => ac.abort(req.signal.reason);
-        req.signal.addEventListener('abort', forward);
+        if (req.signal.aborted) forward();
+        else req.signal.addEventListener('abort', forward);
         unlinkAbort = () => req.signal.removeEventListener('abort', forward);
         deadlineTimer = setTimeout(
           () => {

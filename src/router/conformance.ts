@@ -133,6 +133,17 @@ export const ROUTER_CONFORMANCE: readonly ConformanceCase[] = [
     ],
   },
   {
+    name: 'a prefix ending in a dot is a string prefix for dotfiles, not a dot segment',
+    routes: [
+      { id: 'app', path_prefix: '/app/' },
+      { id: 'dotfiles', path_prefix: '/app/.' },
+    ],
+    requests: [
+      [{ path: '/app/.env' }, 'dotfiles'],
+      [{ path: '/app/index.html' }, 'app'],
+    ],
+  },
+  {
     name: 'an IPv6 host written in full matches its canonical form',
     routes: [
       { id: 'long', hosts: ['[0:0:0:0:0:0:0:1]'], path_prefix: '/' },

@@ -25,9 +25,10 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
     return best;
   };
   // Configured paths go through the request normaliser (its own table tests are in request-target.test.ts).
-  const canon = (path: string): string => {
-    const n = normalisePath(path);
-    return typeof n === 'string' ? n : path;
+  const canon = (path: string, prefix = false): string => {
+    const dots = prefix ? /\/(\.\.?)$/.exec(path)?.[1] : undefined;
+    const n = normalisePath(dots === undefined ? path : path.slice(0, -dots.length));
+    return typeof n === 'string' ? (dots === undefined ? n : `${n}${dots}`) : path;
   };
   const holds = (m: HeaderMatch, v: string | null): boolean =>
     m.kind === 'present'
@@ -45,11 +46,11 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
         const hr = hostRank(r, input.host);
         if (hr < 0) return;
         if (r.path_exact !== undefined && input.path !== canon(r.path_exact)) return;
-        if (r.path_prefix !== undefined && !input.path.startsWith(canon(r.path_prefix))) return;
+        if (r.path_prefix !== undefined && !input.path.startsWith(canon(r.path_prefix, true))) return;
         if (r.methods.length > 0 && !r.methods.includes(input.method)) return;
         if (!r.headers.every((m) => holds(m, input.header(m.name.toLowerCase())))) return;
         if (!r.query.every((m) => holds(m, input.query?.get(m.name) ?? null))) return;
-        const pathRank = r.path_exact !== undefined ? 1e9 : r.path_prefix ? canon(r.path_prefix).length + 1 : 0;
+        const pathRank = r.path_exact !== undefined ? 1e9 : r.path_prefix ? canon(r.path_prefix, true).length + 1 : 0;
         const conds = (r.methods.length > 0 ? 1 : 0) + r.headers.length + r.query.length;
         const key = [pathRank, hr, conds, -e.order, -seq];
         if (best === undefined || compareKeys(key, best.key) > 0) best = { key, target: e.target };

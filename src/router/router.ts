@@ -128,9 +128,12 @@ function condHolds(c: Cond, v: string | null): boolean {
  * canonical, raw non-ASCII and `"<>\^`{|}` encoded, `//` merged, dot segments resolved), so a route written
  * `/café/` or `/a//b/` matches the requests it names. Validation refused what the normaliser refuses.
  */
-function normaliseConfigPath(p: string): string {
-  const n = normalisePath(p);
-  return typeof n === 'string' ? n : p;
+function normaliseConfigPath(p: string, prefix = false): string {
+  // A prefix may end in `.` or `..` on purpose (`/app/.` for dotfiles): as a string prefix that is no dot
+  // segment, so only the part before it is normalised.
+  const dots = prefix ? /\/(\.\.?)$/.exec(p)?.[1] : undefined;
+  const n = normalisePath(dots === undefined ? p : p.slice(0, -dots.length));
+  return typeof n === 'string' ? (dots === undefined ? n : `${n}${dots}`) : p;
 }
 
 type HostPattern = { kind: 'exact'; host: string } | { kind: 'wild'; suffix: string } | { kind: 'any' };
@@ -170,7 +173,7 @@ export function compileRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
   const bases: Base[] = routes.map((entry, seq) => {
     const r = entry.route;
     const exact = r.path_exact !== undefined ? normaliseConfigPath(r.path_exact) : undefined;
-    const prefix = r.path_prefix !== undefined && r.path_prefix.length > 0 ? normaliseConfigPath(r.path_prefix) : undefined;
+    const prefix = r.path_prefix !== undefined && r.path_prefix.length > 0 ? normaliseConfigPath(r.path_prefix, true) : undefined;
     const methods = r.methods.length > 0 ? [...r.methods] : undefined;
     const headers = r.headers.length > 0 ? r.headers.map((m) => compileCond(m, true)) : undefined;
     const query = r.query.length > 0 ? r.query.map((m) => compileCond(m, false)) : undefined;

@@ -11,6 +11,7 @@
  */
 import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
+import { bindAddressesOverlap } from '../config/parse.ts';
 import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
@@ -167,7 +168,7 @@ export class Runtime implements AdminSource {
     );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
-    this.startedWorkers = opts.config.workers;
+    this.startedWorkers = opts.sharedPort === undefined ? 1 : opts.config.workers; // a single process runs one
     this.tracing = new TracingController(this.log);
     this.tracing.update(opts.config.tracing);
     const handler = createProxyHandler({
@@ -329,19 +330,39 @@ export class Runtime implements AdminSource {
     let newAdmin: Server<unknown> | undefined;
     const adminChanged = adminKey(config.admin) !== adminKey(prev.config.admin);
     let next: Generation;
+    // The admin listener binds without SO_REUSEPORT: a new one on the port the running one holds (only the
+    // address changed, say 127.0.0.1 to localhost) can bind only once the old one let go. The admin is down
+    // for that moment; if the new one cannot bind, the old one is bound again.
+    const running = this.admin;
+    const handOver =
+      adminChanged &&
+      config.admin.enabled &&
+      running !== undefined &&
+      config.admin.port !== 0 &&
+      config.admin.port === running.port &&
+      bindAddressesOverlap(config.admin.address, prev.config.admin.address);
+    if (handOver) void running.stop(false); // the listening socket closes now; a request in flight (this reload's POST) finishes
     try {
       if (adminChanged && config.admin.enabled) newAdmin = startAdmin(this.adminConfig(config.admin), this, this.telemetry);
       next = buildGeneration(config, this.registry, prev.id + 1, this.opts.random);
     } catch (e) {
       this.listeners.rollback(prepared);
       void newAdmin?.stop(true);
+      if (handOver) {
+        try {
+          this.admin = startAdmin(this.adminConfig(prev.config.admin), this, this.telemetry);
+        } catch (again) {
+          this.admin = undefined;
+          this.log.error({ event: 'admin_lost', err: again }, 'the admin listener could not be bound again after a failed reload');
+        }
+      }
       return fail([`${(e as Error).message}`]);
     }
     this.generation = next;
     this.rateLimiter.retain(rateLimitRuleIds(config)); // rules a reload removed or changed keep no buckets
     this.listeners.commit(prepared, config.shutdown.drain_timeout_ms);
     if (adminChanged) {
-      void this.admin?.stop(false);
+      if (!handOver) void this.admin?.stop(false);
       this.admin = newAdmin;
     }
 
@@ -355,7 +376,7 @@ export class Runtime implements AdminSource {
       this.log.warn({ event: 'config_warning', trigger }, 'log.format, log.file and log.access_file changes take effect at the next restart');
     }
     // The supervisor of `workers` > 1 warns about its own count; a single process (no sharedPort) does here.
-    if (this.opts.sharedPort === undefined && config.workers !== this.startedWorkers) {
+    if (this.opts.sharedPort === undefined && config.workers !== prev.config.workers) {
       this.log.warn(
         { event: 'config_warning', trigger },
         `workers: ${config.workers} takes effect at the next restart (running ${this.startedWorkers})`,

@@ -463,13 +463,16 @@ export class Supervisor implements AdminSource, AdminObservability {
       );
       return { ok: false, generation: this.generation, errors };
     };
-    if (this.draining) {
-      // Not a failed reload (a deploy sends SIGHUP, then SIGTERM): info, not counted, no alert.
+    // Not a failed reload (a deploy sends SIGHUP, then SIGTERM): info, not counted, no alert. Checked again after
+    // every wait, since the shutdown can begin while the file is read or the workers answer.
+    const ignored = (): SupervisorReloadResult => {
       const errors = ['Spooky is shutting down; reload ignored'];
       this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, ...meta }, errors[0]);
       return { ok: false, generation: this.generation, errors };
-    }
+    };
+    if (this.draining) return ignored();
     const loaded = await loadConfigFile(this.opts.configPath);
+    if (this.draining) return ignored();
     for (const w of loaded.warnings) this.log.warn({ event: 'config_warning', trigger }, formatIssue(w));
     if (!loaded.ok) return refuse(loaded.errors.map(formatIssue), true);
     const config = this.opts.overrides(loaded.config);
@@ -483,8 +486,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     try {
       first = await this.request<WorkerReloadResult>(leader, op({}), RELOAD_TIMEOUT_MS);
     } catch (e) {
+      if (this.draining) return ignored();
       return refuse([(e as Error).message], true);
     }
+    if (this.draining) return ignored();
     // The leader logged its errors (certificates, ports); refused once, the others are not asked.
     if (!first.ok) return refuse(first.errors ?? [], false);
     this.ports = Object.fromEntries((first.listeners_bound ?? []).map((l) => [l.id, l.port]));
@@ -501,6 +506,13 @@ export class Supervisor implements AdminSource, AdminObservability {
       return { worker: s.index, pid: s.pid, ok: r.ok, generation: r.generation, ...(r.ok ? {} : { errors: r.errors ?? [] }) };
     });
     const ok = workers.every((w) => w.ok);
+    if (!ok && this.draining) {
+      // Some workers had begun to drain and ignored it: the config is what the others run now; not a failure.
+      this.current = config;
+      this.generation++;
+      this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, workers, ...meta }, 'reload met the shutdown; some workers ignored it');
+      return { ok: false, generation: this.generation, errors: ['Spooky is shutting down; reload ignored'] };
+    }
     this.current = config;
     this.log.level = config.log.level;
     this.generation++;

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
+import { reservePort } from '../../src/listener/listener.ts';
 import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { type Backend, Child, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
@@ -140,14 +141,25 @@ describe('ports already in use', () => {
     await backend?.stop();
   });
 
-  test('validate refuses an admin port that a traffic listener uses (they would split connections)', () => {
+  test('validate warns about an admin port that a traffic listener uses; run refuses it unless a flag moves one', async () => {
     const path = file(
       'admin-clash.yaml',
       `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c.pem, key: k.pem } }\nadmin: { port: 8443 }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
     );
     const r = cli(['validate', '--config', path]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`${path}:2:16: error: the admin listener cannot use port 8443: the traffic listener at line 1 uses it`);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`${path}:2:16: warning: the admin listener cannot use port 8443: the traffic listener at line 1 uses it`);
+    // run: the clash is refused when binding (exit 3), never shared
+    const { cert, key } = await testCertificate();
+    const free = await reservePort('127.0.0.1', 0);
+    free.release();
+    const real = file(
+      'admin-clash-real.yaml',
+      `listen: { address: 127.0.0.1, port: ${free.port}, tls: { cert: "${cert}", key: "${key}" } }\nadmin: { port: ${free.port} }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+    );
+    const run = cli(['run', '--config', real]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(`cannot listen on admin 127.0.0.1:${free.port}: the port is in use`);
   });
 
   test('a traffic or admin port held by another Spooky stops start-up with exit 3, never a shared port', async () => {

@@ -392,6 +392,23 @@ ${extra}`;
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
   });
 
+  test('a reload that moves the admin listener to another address on the same port hands the port over', async () => {
+    const free = await reservePort('127.0.0.1', 0);
+    const port = free.port;
+    free.release();
+    const sp = await startSpooky(`${listen}admin: { address: 127.0.0.1 }\n${config(100).slice(listen.length)}`, { args: ['--admin-port', String(port)] });
+    try {
+      expect(sp.adminPort).toBe(port);
+      writeFileSync(sp.configPath, `${listen}admin: { address: localhost }\n${config(100).slice(listen.length)}`);
+      const r = await admin(sp, '/reload', { method: 'POST' });
+      expect(r.body).toMatchObject({ ok: true, changes: { settings: ['admin'] } });
+      // the new admin listener answers on the same port
+      expect((await fetch(`http://localhost:${port}/healthz`)).status).toBe(200);
+    } finally {
+      await sp.stop();
+    }
+  });
+
   test('an admin token set by a reload applies at once, on the same admin port', async () => {
     writeFileSync(spooky.configPath, `${config(200)}admin: { token: s3cret }\n`);
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true, changes: { settings: ['admin'] } });
