@@ -854,6 +854,14 @@ secrets: {}
     expect(JSON.stringify(errors)).not.toContain('55555555');
   });
 
+  test('localhost (bound to 127.0.0.1 by Bun) overlaps 127.0.0.1 only, so localhost and ::1 may share a port', () => {
+    const two = (a: string, b: string) =>
+      `listeners:\n  - { address: ${a}, port: 8443, tls: { cert: c, key: k } }\n  - { address: "${b}", port: 8443, tls: { cert: c, key: k } }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`;
+    expect(load(two('localhost', '::1')).ok).toBe(true);
+    expect(load(two('localhost', '127.0.0.2')).ok).toBe(true);
+    expect(load(two('localhost', '127.0.0.1')).ok).toBe(false);
+  });
+
   test('an admin port a traffic listener uses is a warning (a command-line port may move one; binding refuses it otherwise)', () => {
     const { warnings } = ok(
       `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c, key: k } }\nadmin: { address: 127.0.0.1, port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,

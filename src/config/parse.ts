@@ -283,12 +283,13 @@ export function isLoopback(address: string): boolean {
 
 /**
  * Whether two bind addresses can hold the same port at once only by sharing it: equal, either a wildcard
- * (`0.0.0.0` or `::`, which on Linux also takes IPv4), or `localhost` and a loopback address.
+ * (`0.0.0.0` or `::`, which on Linux also takes IPv4), or `localhost` and `127.0.0.1` (what Bun binds it to).
  */
 export function bindAddressesOverlap(a: string, b: string): boolean {
   const wild = (x: string) => x === '0.0.0.0' || x === '::';
   if (a === b || wild(a) || wild(b)) return true;
-  return (a === 'localhost' && isLoopback(b)) || (b === 'localhost' && isLoopback(a));
+  // Bun binds `localhost` to one address, 127.0.0.1 (not every loopback address).
+  return (a === 'localhost' && b === '127.0.0.1') || (b === 'localhost' && a === '127.0.0.1');
 }
 
 /** Checks a bind address: an IPv4 or IPv6 literal (no brackets), or `localhost`. */

@@ -658,7 +658,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           const declared = resHeaders.get('content-length');
           const length = declared === null ? -1 : parseContentLength(declared);
           const small = length >= 0 && length <= SMALL_BODY_BYTES;
-          const headDeadline = headersAt + headerTimeout;
+          const headDeadline = headersAt + timeouts.response_header_ms;
           const bounded = small && headDeadline < deadline;
           body = relayBody(
             body,
@@ -669,7 +669,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             (reason) => {
               bodyTimeout = new SpookyError(
                 'upstream_timeout',
-                bounded && !reason.includes('idle_ms') ? `response body not complete within timeouts.response_header_ms (${headerTimeout} ms)` : reason,
+                bounded && !reason.includes('idle_ms') ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)` : reason,
               );
               log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message }, 'response stream cut');
               return bodyTimeout;

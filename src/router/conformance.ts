@@ -137,10 +137,12 @@ export const ROUTER_CONFORMANCE: readonly ConformanceCase[] = [
     routes: [
       { id: 'app', path_prefix: '/app/' },
       { id: 'dotfiles', path_prefix: '/app/.' },
+      { id: 'docs', path_prefix: '/docs/v1/..' },
     ],
     requests: [
       [{ path: '/app/.env' }, 'dotfiles'],
       [{ path: '/app/index.html' }, 'app'],
+      [{ path: '/docs/x' }, 'docs'], // a trailing `..` still goes up a segment
     ],
   },
   {

@@ -26,7 +26,7 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
   };
   // Configured paths go through the request normaliser (its own table tests are in request-target.test.ts).
   const canon = (path: string, prefix = false): string => {
-    const dots = prefix ? /\/(\.\.?)$/.exec(path)?.[1] : undefined;
+    const dots = prefix && path.endsWith('/.') ? '.' : undefined;
     const n = normalisePath(dots === undefined ? path : path.slice(0, -dots.length));
     return typeof n === 'string' ? (dots === undefined ? n : `${n}${dots}`) : path;
   };

@@ -129,9 +129,9 @@ function condHolds(c: Cond, v: string | null): boolean {
  * `/café/` or `/a//b/` matches the requests it names. Validation refused what the normaliser refuses.
  */
 function normaliseConfigPath(p: string, prefix = false): string {
-  // A prefix may end in `.` or `..` on purpose (`/app/.` for dotfiles): as a string prefix that is no dot
-  // segment, so only the part before it is normalised.
-  const dots = prefix ? /\/(\.\.?)$/.exec(p)?.[1] : undefined;
+  // A prefix may end in `.` on purpose (`/app/.` for dotfiles): as a string prefix that is no dot segment, so
+  // only the part before it is normalised. (`..` at the end still goes up a segment.)
+  const dots = prefix && p.endsWith('/.') ? '.' : undefined;
   const n = normalisePath(dots === undefined ? p : p.slice(0, -dots.length));
   return typeof n === 'string' ? (dots === undefined ? n : `${n}${dots}`) : p;
 }

@@ -40,8 +40,13 @@ describe('pid file', () => {
     expect(Math.abs(started - performance.timeOrigin)).toBeLessThan(3000);
   });
 
-  test('a pid file older than the process it names is stale: that process is never signalled', async () => {
-    const sleeper = Bun.spawn(['sleep', '30']);
+  test.each<[string, string[]]>([
+    ['sleep', ['sleep', '30']],
+    ['tail on a Spooky log', ['tail', '-f', join(tmpdir(), 'spooky-access.log')]],
+    ['another Bun program', [process.execPath, '-e', 'setInterval(() => {}, 1000)', 'spooky']],
+  ])('a pid file older than the process it names (%s) is stale: that process is never signalled', async (_name, command) => {
+    if (command[0] === 'tail') writeFileSync(command[2] as string, '');
+    const sleeper = Bun.spawn(command);
     try {
       const path = join(dir, 'stale.pid');
       writeFileSync(path, `${sleeper.pid}\n`);
@@ -53,6 +58,28 @@ describe('pid file', () => {
       expect(sleeper.killed).toBe(false);
     } finally {
       sleeper.kill();
+    }
+  });
+
+  test('a process started with --pid-file naming the file is trusted even when the clock makes it look younger', async () => {
+    const path = join(dir, 'trusted.pid');
+    const child = Bun.spawn(
+      [process.execPath, '-e', "process.on('SIGHUP', () => process.exit(0)); console.log('ready'); setInterval(() => {}, 1000);", '--pid-file', path],
+      { stdout: 'pipe' },
+    );
+    try {
+      // readiness line: the SIGHUP handler is installed
+      const reader = child.stdout.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain('ready');
+      writeFileSync(path, `${child.pid}\n`);
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      utimesSync(path, hourAgo, hourAgo); // as if the wall clock had been stepped forward since
+      if (processStartMs(child.pid) === undefined) return; // no /proc here
+      expect(signalPidFile(path, 'SIGHUP')).toBe(child.pid);
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.kill();
     }
   });
 });

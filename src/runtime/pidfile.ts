@@ -4,7 +4,8 @@
  * listens, and removed when the process exits (only if it still holds this process's id).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 /** Reads a pid file; throws an Error with a clear message when it is missing or does not hold a pid. */
 export function readPidFile(path: string): number {
@@ -70,12 +71,22 @@ export function processStartMs(pid: number): number | undefined {
   }
 }
 
-/** True when `/proc` shows `pid` running Bun or a program whose command line names Spooky. */
-function looksLikeSpooky(pid: number): boolean {
+/**
+ * True when `/proc` shows `pid` started with `--pid-file` naming this very file (resolved against its working
+ * folder): the Spooky that wrote it. Anything else (an editor or `tail` on a Spooky file, another Bun program)
+ * is not.
+ */
+function startedWithPidFile(pid: number, path: string): boolean {
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const exe = (cmdline[0] ?? '').split('/').at(-1) ?? '';
-    return exe === 'bun' || cmdline.some((a) => /spooky|src\/main\.ts$/i.test(a));
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const cwd = readlinkSync(`/proc/${pid}/cwd`);
+    const want = resolve(path);
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i] as string;
+      const value = a === '--pid-file' ? args[i + 1] : a.startsWith('--pid-file=') ? a.slice('--pid-file='.length) : undefined;
+      if (value !== undefined && resolve(cwd, value) === want) return true;
+    }
+    return false;
   } catch {
     return false;
   }
@@ -86,10 +97,10 @@ export function signalPidFile(path: string, signal: NodeJS.Signals): number {
   const pid = readPidFile(path);
   // Spooky writes its pid file after it starts. A process that started later only reuses the id of one
   // that is gone (the file was left by a crash or `kill -9`): never signal it.
-  // A process that looks like Spooky (Bun running it, or the compiled `spooky`) is trusted even so: a wall clock
-  // stepped after the file was written (NTP at boot) would otherwise make a live Spooky look too young.
+  // A process started with `--pid-file` naming this file is trusted even so: a wall clock stepped after the
+  // file was written (NTP at boot) would otherwise make a live Spooky look too young.
   const started = processStartMs(pid);
-  if (started !== undefined && started > statSync(path).mtimeMs + 2000 && !looksLikeSpooky(pid)) {
+  if (started !== undefined && started > statSync(path).mtimeMs + 2000 && !startedWithPidFile(pid, path)) {
     throw new Error(`pid ${pid} (from ${path}) started after the pid file was written: the file is stale and Spooky is not running`);
   }
   try {

@@ -489,7 +489,7 @@ export class Supervisor implements AdminSource, AdminObservability {
       if (this.draining) return ignored();
       return refuse([(e as Error).message], true);
     }
-    if (this.draining) return ignored();
+    if (this.draining && !first.ok) return ignored(); // a leader that applied it is recorded below
     // The leader logged its errors (certificates, ports); refused once, the others are not asked.
     if (!first.ok) return refuse(first.errors ?? [], false);
     this.ports = Object.fromEntries((first.listeners_bound ?? []).map((l) => [l.id, l.port]));
@@ -506,18 +506,17 @@ export class Supervisor implements AdminSource, AdminObservability {
       return { worker: s.index, pid: s.pid, ok: r.ok, generation: r.generation, ...(r.ok ? {} : { errors: r.errors ?? [] }) };
     });
     const ok = workers.every((w) => w.ok);
-    if (!ok && this.draining) {
-      // Some workers had begun to drain and ignored it: the config is what the others run now; not a failure.
-      this.current = config;
-      this.generation++;
-      this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, workers, ...meta }, 'reload met the shutdown; some workers ignored it');
-      return { ok: false, generation: this.generation, errors: ['Spooky is shutting down; reload ignored'] };
-    }
+    // The leader applied it: that is the config now, also when the shutdown began meanwhile.
     this.current = config;
     this.log.level = config.log.level;
     this.generation++;
     this.loadedAt = this.opts.clock.wallNow();
     this.syncWatcher();
+    if (!ok && this.draining) {
+      // Some workers had begun to drain and ignored it: not a failure.
+      this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, workers, ...meta }, 'reload met the shutdown; some workers ignored it');
+      return { ok: false, generation: this.generation, errors: ['Spooky is shutting down; reload ignored'] };
+    }
     if (ok) this.counts.ok++;
     else this.counts.error++;
     const record = {
