@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { connect } from 'node:tls';
 import { backendStatus } from '../support/backend-status.ts';
-import { type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { accessLine, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
 describe('timeouts.request_ms during the upload', () => {
@@ -36,7 +36,7 @@ upstream:
     await backend?.stop();
   });
 
-  const access = (path: string) => spooky.child.waitFor((r) => r.event === 'access' && r.path === path, 8000, `access line for ${path}`);
+  const access = (path: string) => accessLine(spooky, path);
 
   test('a backend that stops reading a 16 MiB upload: 504 at the deadline, not a hang', async () => {
     const body = new Uint8Array(16 * 1024 * 1024);

@@ -6,7 +6,7 @@
  * relayed, not the declared length.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { accessLine, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { type RawConnection, type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
 const PROTOCOLS = ['http3', 'http2', 'http1.1'] as const;
@@ -71,7 +71,7 @@ upstream:
     await Promise.all([h1?.stop(), h2c?.stop()]);
   });
 
-  const access = (path: string) => spooky.child.waitFor((r) => r.event === 'access' && r.path === path, 5000, `access line for ${path}`);
+  const access = (path: string) => accessLine(spooky, path);
 
   test.each(PROTOCOLS)('%s: a 20 kB body in two reads arrives whole, with its content-length', async (protocol) => {
     const path = `/whole-${protocol}`;

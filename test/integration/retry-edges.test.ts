@@ -4,8 +4,8 @@
  * a request whose body the backend read before it broke the connection is logged with the bytes received.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { served } from '../support/backend-status.ts';
-import { admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { failWith, served } from '../support/backend-status.ts';
+import { accessLine, admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { parseExposition, sumOf } from '../support/prom.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
@@ -41,11 +41,10 @@ upstream:
     await Promise.all([a?.stop(), b?.stop()]);
   });
 
-  const access = (path: string) => spooky.child.waitFor((r) => r.event === 'access' && r.path === path, 8000, `access line for ${path}`);
-  const fail = (x: Backend, status: number) => fetch(`${x.address}/admin/fail?status=${status}`, { method: 'POST' });
+  const access = (path: string) => accessLine(spooky, path);
 
   test('a client that leaves during the retry backoff is logged at once as 499, with no second attempt', async () => {
-    await Promise.all([fail(a, 503), fail(b, 503)]);
+    await Promise.all([failWith(a, 503), failWith(b, 503)]);
     try {
       const before = (await served(a)) + (await served(b));
       const abort = new AbortController();
@@ -61,7 +60,7 @@ upstream:
       const metrics = parseExposition(String((await admin(spooky, '/metrics')).body));
       expect(sumOf(metrics, 'spooky_upstream_attempts_total', { pool: 'slow_retry' })).toBe(1);
     } finally {
-      await Promise.all([fail(a, 0), fail(b, 0)]);
+      await Promise.all([failWith(a, 0), failWith(b, 0)]);
     }
   });
 
@@ -76,7 +75,7 @@ upstream:
     load_balancing: { type: round-robin }
     backends: [{ id: a, address: "${a.address}" }, { id: b, address: "${b.address}" }]
 `);
-    await Promise.all([fail(a, 503), fail(b, 503)]);
+    await Promise.all([failWith(a, 503), failWith(b, 503)]);
     try {
       const before = { a: await served(a), b: await served(b) };
       const one = request(`${sp.url}/one`);
@@ -94,7 +93,7 @@ upstream:
       // each backend answered exactly once: /one's first attempt and /two
       expect([(await served(a)) - before.a, (await served(b)) - before.b].sort()).toEqual([1, 1]);
     } finally {
-      await Promise.all([fail(a, 0), fail(b, 0)]);
+      await Promise.all([failWith(a, 0), failWith(b, 0)]);
       await sp.stop();
     }
   });

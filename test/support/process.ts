@@ -198,6 +198,11 @@ export async function startSpooky(
   };
 }
 
+/** Resolves with Spooky's access-log line for `path` (already written or to come); rejects after `timeoutMs`. */
+export function accessLine(spooky: SpookyProcess, path: string, timeoutMs = 8000): Promise<LogRecord> {
+  return spooky.child.waitFor((r) => r.event === 'access' && r.path === path, timeoutMs, `access line for ${path}`);
+}
+
 /** Polls `check` until it returns true or the deadline passes (then throws with `what`). */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
   await waitUntil(check, timeoutMs, what, everyMs);
