@@ -14,6 +14,7 @@ import { isLoopback } from '../config/parse.ts';
 import type { AdminConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
+import { parseAuthority } from '../proxy/request-target.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
 
 /** What the admin endpoints read from the running process. */
@@ -45,19 +46,8 @@ function tokenOk(req: Request, token: string | undefined): boolean {
  */
 export function adminHostAllowed(host: string | null): boolean {
   if (host === null || host === '') return true;
-  let name = host;
-  if (name.startsWith('[')) {
-    const close = name.indexOf(']');
-    return close > 0 && isIP(name.slice(1, close)) === 6 && (close === name.length - 1 || /^:[0-9]{1,5}$/.test(name.slice(close + 1)));
-  }
-  const colon = name.lastIndexOf(':');
-  if (colon >= 0) {
-    if (!/^[0-9]{1,5}$/.test(name.slice(colon + 1))) return false;
-    name = name.slice(0, colon);
-  }
-  name = name.toLowerCase();
-  if (name.endsWith('.')) name = name.slice(0, -1);
-  return name === 'localhost' || isIP(name) === 4;
+  const name = parseAuthority(host)?.host; // lower case, port and trailing dot removed, IPv6 in brackets
+  return name !== undefined && (name === 'localhost' || name.startsWith('[') || isIP(name) === 4);
 }
 
 function json(value: unknown, status = 200): Response {

@@ -58,20 +58,19 @@ export function crossFieldChecks(raw: unknown, src: SourceMap): { errors: Config
   return { errors, warnings };
 }
 
+/** The traffic listeners the config describes, with their YAML paths: `listeners` when non-empty, else `listen`. */
+function listenerEntries(root: Obj): Array<[unknown, PathSegment[]]> {
+  if (Array.isArray(root.listeners) && root.listeners.length > 0) return root.listeners.map((l, i): [unknown, PathSegment[]] => [l, ['listeners', i]]);
+  return root.listen === undefined ? [] : [[root.listen, ['listen']]];
+}
+
 function checkListeners(root: Obj, sink: Sink): void {
-  const list: Array<[unknown, PathSegment[]]> = [];
-  const many = Array.isArray(root.listeners) && root.listeners.length > 0;
-  if (many) {
-    (root.listeners as unknown[]).forEach((l, i) => {
-      list.push([l, ['listeners', i]]);
-    });
-    if (root.listen !== undefined) sink.warn(['listen'], 'key', '`listen` is ignored because `listeners` is given');
-  } else if (root.listen !== undefined) {
-    list.push([root.listen, ['listen']]);
-  } else {
+  const list = listenerEntries(root);
+  if (list.length === 0) {
     sink.error([], 'missing', 'missing required key `listen` (or a non-empty `listeners` list)');
     return;
   }
+  if (list[0]?.[1][0] === 'listeners' && root.listen !== undefined) sink.warn(['listen'], 'key', '`listen` is ignored because `listeners` is given');
   const bound: { address: string; port: number; path: PathSegment[] }[] = [];
   for (const [l, path] of list) {
     if (!isObj(l)) continue;
@@ -139,11 +138,7 @@ function checkAdmin(root: Obj, sink: Sink): void {
   const adminAddress = typeof address === 'string' ? address : '127.0.0.1';
   const adminPort = admin.port ?? 9901;
   if (typeof adminPort !== 'number' || adminPort === 0) return;
-  const many = Array.isArray(root.listeners) && root.listeners.length > 0;
-  const listeners: Array<[unknown, PathSegment[]]> = many
-    ? (root.listeners as unknown[]).map((l, i): [unknown, PathSegment[]] => [l, ['listeners', i]])
-    : [[root.listen, ['listen']]];
-  for (const [l, path] of listeners) {
+  for (const [l, path] of listenerEntries(root)) {
     if (!isObj(l)) continue;
     const lAddress = typeof l.address === 'string' ? l.address : '0.0.0.0';
     const lPort = l.port ?? 9889;

@@ -31,7 +31,6 @@ export function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
   return v;
 }
 
-/** A short description of a value for messages: `"abc"`, `42`, `a list`, `a map`, `an empty value`. */
 /**
  * True for a place in the config that may hold a secret: a key that looks like a credential (`token`,
  * `authorization`, `x-api-key`, ...) anywhere on the path, or any value of a `headers` map. An error there
@@ -50,6 +49,7 @@ function describeAt(path: readonly PathSegment[], v: unknown): string {
   return describeValue(v);
 }
 
+/** A short description of a value for messages: `"abc"`, `42`, `a list`, `a map`, `an empty value`. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'an empty value';

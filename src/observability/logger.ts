@@ -27,9 +27,6 @@ function textValue(v: string): string {
   return escapeControls(JSON.stringify(v));
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for
-const CONTROL_ANY = /[\u0000-\u001f\u007f-\u009f]/;
-
 /** JSON text with DEL and C1 escaped too (JSON escapes only C0). */
 function escapeControls(json: string): string {
   return json.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -46,7 +43,10 @@ export function jsonLineToText(line: string): string {
   const { time, level, msg, event, ...rest } = rec;
   const parts = [typeof time === 'number' ? new Date(time).toISOString() : String(time ?? ''), String(level ?? '').toUpperCase()];
   if (event !== undefined) parts.push(textValue(String(event)));
-  if (msg !== undefined) parts.push(CONTROL_ANY.test(String(msg)) ? textValue(String(msg)) : String(msg)); // a sentence: quoted only when it must be
+  if (msg !== undefined) {
+    const m = String(msg);
+    parts.push(escapeControls(m) === m ? m : textValue(m)); // a sentence: quoted only when it has control characters
+  }
   for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? textValue(v) : escapeControls(JSON.stringify(v) ?? 'undefined')}`);
   return `${parts.join(' ')}\n`;
 }

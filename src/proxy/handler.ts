@@ -246,6 +246,11 @@ function relayBody(
   }
 }
 
+/** The 408 of a client that did not send its request body within `timeouts.request_ms`. */
+function clientTimeout(requestMs: number): SpookyError {
+  return new SpookyError('client_timeout', `the client did not send its request body within timeouts.request_ms (${requestMs} ms)`);
+}
+
 /** Waits `ms`, or less when `signal` fires first. */
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
@@ -447,13 +452,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         deadline === Number.POSITIVE_INFINITY
           ? undefined
           : setTimeout(
-              () => meter.cutOff(new SpookyError('client_timeout', `the client did not send its request body within timeouts.request_ms (${timeouts.request_ms} ms)`)),
+              () => meter.cutOff(clientTimeout(timeouts.request_ms)),
               Math.max(0, deadline - clock.now()),
             );
       try {
         buffered = await new Response(meter.stream).bytes();
       } catch (e) {
-        rec.bytes_in = meter.bytes;
         const err = asSpookyError(e);
         return fail(
           meter.tooLarge
@@ -553,7 +557,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         deadlineTimer = setTimeout(
           () => {
             deadlineError = meter?.waitingForClient
-              ? new SpookyError('client_timeout', `the client did not send its request body within timeouts.request_ms (${timeouts.request_ms} ms)`)
+              ? clientTimeout(timeouts.request_ms)
               : new SpookyError('upstream_timeout', `no response within timeouts.request_ms (${timeouts.request_ms} ms)`);
             if (deadlineError.code === 'client_timeout') meter?.cutOff(deadlineError);
             ac.abort(deadlineError);
@@ -589,7 +593,6 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let backendSettled = false;
       const logIfDone = (): void => {
         if (!backendSettled || (relaying && relayOutcome === undefined)) return;
-        if (meter) rec.bytes_in = meter.bytes;
         const err = endError ?? (relayOutcome === 'cancel' ? new SpookyError('client_aborted', 'the client went away before the end of the response') : undefined);
         finish(err?.code === 'client_aborted' ? 499 : status, err);
       };
@@ -684,7 +687,6 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
               const err = bodyTimeout ?? asSpookyError(e);
               ended = true;
               endAttempt(headersAt, err, status);
-              if (meter) rec.bytes_in = meter.bytes;
               rec.bytes_out = 0; // what was read was never sent
               if (err.code !== 'client_aborted' && err.code !== 'upstream_timeout')
                 log.warn({ event: 'response_cut', request_id: requestId, pool: pool.name, backend: member.id, reason: err.message }, 'response body broke off before its content-length');

@@ -100,8 +100,6 @@ function adminKey(a: AdminConfig): string {
 /** The Spooky process. */
 export class Runtime implements AdminSource {
   private generation: Generation;
-  /** The `workers` count this process started with (a reload cannot change it). */
-  private readonly startedWorkers: number;
   private readonly registry: EndpointRegistry;
   private readonly listeners: ListenerSet;
   private admin: Server<unknown> | undefined;
@@ -168,7 +166,6 @@ export class Runtime implements AdminSource {
     );
     this.warnInsecure(opts.config);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
-    this.startedWorkers = opts.sharedPort === undefined ? 1 : opts.config.workers; // a single process runs one
     this.tracing = new TracingController(this.log);
     this.tracing.update(opts.config.tracing);
     const handler = createProxyHandler({
@@ -379,7 +376,7 @@ export class Runtime implements AdminSource {
     if (this.opts.sharedPort === undefined && config.workers !== prev.config.workers) {
       this.log.warn(
         { event: 'config_warning', trigger },
-        `workers: ${config.workers} takes effect at the next restart (running ${this.startedWorkers})`,
+        `workers: ${config.workers} takes effect at the next restart (running 1)`,
       );
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);

@@ -356,9 +356,7 @@ export class Http2Transport implements Transport {
    * retried here (its body stream may be partly read); the proxy's own retry policy decides about it.
    */
   private retryUnprocessed(ex: Exchange): void {
-    const opts: ExchangeOptions = { connectTimeoutMs: ex.opts.connectTimeoutMs, responseHeaderTimeoutMs: ex.opts.responseHeaderTimeoutMs };
-    if (ex.onEnd) opts.onEnd = ex.onEnd;
-    this.requestSlow(ex.req, opts, 0, true).then(ex.resolve, ex.reject);
+    this.requestSlow(ex.req, ex.opts, 0, true).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
   }
 
   /** {@link request} when no session can take the stream at once: waits, connects, retries, or falls back. */
@@ -828,9 +826,6 @@ class Exchange implements EventListenerObject, StreamHandler {
   resolve: (r: UpstreamResponse) => void = noop;
   reject: (e: unknown) => void = noop;
 
-  /** Milliseconds from the request being sent to its response head. */
-  readonly timeoutMs: number;
-
   constructor(
     readonly ctx: ExchangeContext,
     readonly req: UpstreamRequest,
@@ -838,9 +833,7 @@ class Exchange implements EventListenerObject, StreamHandler {
     readonly opts: ExchangeOptions,
     /** This is already the second try of a request the backend did not process (see `retryUnprocessed`). */
     readonly retried: boolean,
-  ) {
-    this.timeoutMs = opts.responseHeaderTimeoutMs;
-  }
+  ) {}
 
   // ---- stream events
 
@@ -1015,7 +1008,7 @@ class Exchange implements EventListenerObject, StreamHandler {
       return;
     }
     if (this.state === WAIT_HEAD) {
-      this.reset(new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.timeoutMs} ms`));
+      this.reset(new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.opts.responseHeaderTimeoutMs} ms`));
       return;
     }
     if (this.state !== COLLECT) return;
@@ -1222,8 +1215,8 @@ class Exchange implements EventListenerObject, StreamHandler {
     }
     this.uploading = false;
     stream.end();
-    // The response head is due `timeoutMs` after the whole body was sent (see expire()).
-    if (this.timeoutMs > 0 && this.state === WAIT_HEAD) this.ctx.sweeper.setDeadline(this, performance.now() + this.timeoutMs);
+    // The response head is due `opts.responseHeaderTimeoutMs` after the whole body was sent (see expire()).
+    if (this.opts.responseHeaderTimeoutMs > 0 && this.state === WAIT_HEAD) this.ctx.sweeper.setDeadline(this, performance.now() + this.opts.responseHeaderTimeoutMs);
   }
 }
 
@@ -1239,13 +1232,13 @@ class Sweeper {
   private minDeadline = Number.POSITIVE_INFINITY;
   private readonly run = () => this.sweep();
 
-  /** Starts tracking `ex`: its deadline (`ex.timeoutMs` from now, none when not positive) and its signal. */
+  /** Starts tracking `ex`: its deadline (`ex.opts.responseHeaderTimeoutMs` from now, none when not positive) and its signal. */
   add(ex: Exchange): void {
     const now = performance.now();
     ex.started = now;
     let due = now + ABORT_POLL_MS;
-    if (ex.timeoutMs > 0) {
-      const deadline = now + ex.timeoutMs;
+    if (ex.opts.responseHeaderTimeoutMs > 0) {
+      const deadline = now + ex.opts.responseHeaderTimeoutMs;
       ex.deadline = deadline;
       if (deadline < this.minDeadline) this.minDeadline = deadline;
       if (deadline < due) due = deadline;
