@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
-import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, median, type Rec, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, type LoadResult, median, type Rec, runH3Load, spawnReady } from './support.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -41,9 +41,9 @@ const duration = Number(values.duration);
 const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 
-/** Runs the load clients against `url`; resolves with the requests they counted (after their own warm-up). */
-async function load(url: string): Promise<number> {
-  return (await runH3Load(url, clients, concurrency, duration)).requests;
+/** Runs the load clients against `url`; resolves with what they counted (after their own warm-up). */
+function load(url: string): Promise<LoadResult> {
+  return runH3Load(url, clients, concurrency, duration);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-ab-'));
@@ -87,6 +87,7 @@ try {
   // One unmeasured round warms both up (JIT).
   await Promise.all([load(urlOf(a)), load(urlOf(b))]);
   const diffs: number[] = [];
+  const p50s: { a: number[]; b: number[] } = { a: [], b: [] };
   let bCheaper = 0;
   for (let r = 1; r <= rounds; r++) {
     const pair = r % 2 ? [a, b] : [b, a];
@@ -94,16 +95,23 @@ try {
     const served = await Promise.all(pair.map((s) => load(urlOf(s))));
     const us = pair.map((s, i) => {
       // Requests the clients counted, scaled up by their unmeasured warm-up (its CPU is in the process time too).
-      const requests = (served[i] as number) * (1 + H3_LOAD_WARMUP_MS / duration);
+      const requests = (served[i] as LoadResult).requests * (1 + H3_LOAD_WARMUP_MS / duration);
       return ((cpuSeconds(s.proc.pid) - (before[i] as number)) / requests) * 1e6;
     });
     const [usA, usB] = pair[0] === a ? us : [us[1], us[0]];
+    const [loadA, loadB] = (pair[0] === a ? served : [served[1], served[0]]) as [LoadResult, LoadResult];
+    p50s.a.push(loadA.p50);
+    p50s.b.push(loadB.p50);
     const d = (usB as number) - (usA as number);
     diffs.push(d);
     if (d < 0) bCheaper++;
-    console.log(`round ${r}: A ${(usA as number).toFixed(1)} µs/request, B ${(usB as number).toFixed(1)}, B - A ${d >= 0 ? '+' : ''}${d.toFixed(1)}`);
+    console.log(
+      `round ${r}: A ${(usA as number).toFixed(1)} µs/request, B ${(usB as number).toFixed(1)}, B - A ${d >= 0 ? '+' : ''}${d.toFixed(1)}` +
+        `   (p50 A ${loadA.p50.toFixed(2)} ms, B ${loadB.p50.toFixed(2)} ms; req/s A ${loadA.rps.toFixed(0)}, B ${loadB.rps.toFixed(0)})`,
+    );
   }
   console.log(`median B - A: ${median(diffs).toFixed(1)} µs per request; B cheaper in ${bCheaper} of ${rounds} rounds`);
+  console.log(`median p50 latency: A ${median(p50s.a).toFixed(2)} ms, B ${median(p50s.b).toFixed(2)} ms`);
 } finally {
   for (const p of procs) p.kill();
 }
