@@ -14,9 +14,9 @@ function build(weights: number[], inFlight: number[], random = seededRandom(1)) 
 describe('least-connections (weighted)', () => {
   test.each<[string, number[], number[], string]>([
     ['fewest in flight wins at equal weight', [100, 100, 100], [5, 3, 4], 'b1'],
-    ['relative to weight: 6/300 < 3/100', [100, 300], [2, 5], 'b1'],
-    ['relative to weight: 2/100 < 7/300', [100, 300], [1, 6], 'b0'],
-    ['nothing in flight: the heaviest goes first, (0+1)/w', [100, 300, 200], [0, 0, 0], 'b1'],
+    ['relative to weight: 5/300 < 2/100', [100, 300], [2, 5], 'b1'],
+    ['relative to weight: 1/100 < 6/300', [100, 300], [1, 6], 'b0'],
+    ['an idle backend wins over busy heavier ones', [100, 300, 200], [1, 2, 0], 'b2'],
     ['a negative count (a bug elsewhere) counts as 0', [100, 100], [-3, 1], 'b0'],
   ])('%s', (_name, weights, inFlight, expected) => {
     expect(build(weights, inFlight).p.pick({ now: 0 })?.id).toBe(expected);
@@ -30,6 +30,20 @@ describe('least-connections (weighted)', () => {
     [[0.1, 0.2], 'b2'],
   ])('ties are broken with the injected random source: draws %p -> %s', (draws, expected) => {
     expect(build([100, 100, 100], [2, 2, 2], scriptedRandom(draws)).p.pick({ now: 0 })?.id).toBe(expected);
+  });
+
+  test.each<[number, string]>([
+    // weights 100 and 300, both idle: b1 replaces b0 when r * 400 < 300
+    [0.74, 'b1'],
+    [0.76, 'b0'],
+  ])('a tie goes by weight: draw %p -> %s', (draw, expected) => {
+    expect(build([100, 300], [0, 0], scriptedRandom([draw])).p.pick({ now: 0 })?.id).toBe(expected);
+  });
+
+  test('one request at a time (nothing in flight at each pick): weights 100/200/300 honoured within 5% over 10,000 picks', () => {
+    const { cs, p } = build([100, 200, 300], [0, 0, 0]);
+    const counts = countPicks(p, 10_000, () => ({ now: 0 }));
+    for (const [id, err] of Object.entries(relativeShareErrors(cs, counts))) expect({ id, ok: err < 0.05 }).toEqual({ id, ok: true });
   });
 
   test('the random source is not called without a tie', () => {
@@ -51,7 +65,7 @@ describe('least-connections (weighted)', () => {
   // What this tests: a closed loop with 1,000 requests always in flight, every request taking the same time
   // (first in, first out). Least-connections then keeps in-flight counts proportional to weight, and with
   // equal service times throughput (picks) follows in-flight, so picks come out proportional to weight. With
-  // nothing ever in flight there is no load to balance and the heaviest backend takes every pick (see above).
+  // nothing ever in flight every pick is a tie, broken by weight (see above).
   test.each([[[100, 200, 300]], [[100, 100, 200]], [[1, 2, 3, 4]]])(
     'under equal service times, weights %p are honoured within 5 percent over 10,000 picks',
     (weights) => {

@@ -1,11 +1,13 @@
 /**
- * Least connections, weighted: the usable candidate with the fewest requests in flight relative to its weight,
- * i.e. the smallest (inFlight + 1) / weight. The "+ 1" counts the request being placed, so with nothing in
- * flight the heaviest backend goes first and, under load, in-flight counts settle proportional to weight.
+ * Least connections, weighted (as nginx's `least_conn`): the usable candidate with the fewest requests in flight
+ * relative to its weight, i.e. the smallest inFlight / weight. Under load, in-flight counts settle proportional
+ * to weight.
  *
- * Ties are broken uniformly at random among the tied candidates with the injected random source (reservoir
- * sampling: the k-th tied candidate replaces the current choice with probability 1/k), so equal backends
- * share evenly rather than the first in the list taking every tie. The random source is only called on ties.
+ * Ties are broken at random in proportion to weight, with the injected random source (weighted reservoir
+ * sampling: a tied candidate replaces the current choice with probability weight / sum of the tied weights so
+ * far). So idle backends (nothing in flight: all tied at 0) share light traffic by weight, as with nginx,
+ * HAProxy and Envoy, instead of the heaviest taking every request; equal backends share evenly. The random
+ * source is only called on ties.
  */
 
 import type { Random } from '../lib/random.ts';
@@ -28,37 +30,30 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
     this.dynamic = hasDynamicWeights(this.candidates);
   }
 
-  /** The usable candidate minimising (inFlight + 1) / weight, or undefined when none is usable. */
+  /** The usable candidate minimising inFlight / weight (ties: at random by weight), or undefined when none is usable. */
   pick(ctx: PickContext): C | undefined {
     const cs = this.candidates;
     const ws = this.weights;
     let best: C | undefined;
-    let bestLoad = 0; // inFlight + 1 of best
+    let bestLoad = 0; // inFlight of best
     let bestWeight = 1;
-    let ties = 0;
+    let tiedWeight = 0; // sum of the weights tied with best, best's included
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i] as C;
       if (!usable(c, ctx.exclude)) continue;
-      const load = Math.max(0, c.inFlight()) + 1;
+      const load = Math.max(0, c.inFlight());
       const w = this.dynamic ? weightAt(c, ctx.now) : (ws[i] as number);
-      if (best === undefined) {
-        best = c;
-        bestLoad = load;
-        bestWeight = w;
-        ties = 1;
-        continue;
-      }
       // Compare load/w with bestLoad/bestWeight by cross-multiplying: exact for integer counts and weights.
       const lhs = load * bestWeight;
       const rhs = bestLoad * w;
-      if (lhs < rhs) {
+      if (best === undefined || lhs < rhs) {
         best = c;
         bestLoad = load;
         bestWeight = w;
-        ties = 1;
+        tiedWeight = w;
       } else if (lhs === rhs) {
-        ties++;
-        if (this.random() * ties < 1) {
+        tiedWeight += w;
+        if (this.random() * tiedWeight < w) {
           best = c;
           bestLoad = load;
           bestWeight = w;
@@ -69,7 +64,7 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
   }
 }
 
-/** The `least-connections` strategy: fewest in-flight requests relative to weight, random tie-break. */
+/** The `least-connections` strategy: fewest in-flight requests relative to weight, ties broken at random by weight. */
 export const leastConnectionsStrategy: Strategy = {
   name: 'least-connections',
   build<C extends Candidate>(candidates: readonly C[], deps: StrategyDeps): Picker<C> {
