@@ -125,7 +125,7 @@ if (values['in-process']) {
   const { cert, key } = await ensureSelfSignedCertificate(dir);
   const cases: [string, string[]][] = [
     ['(a) direct Bun HTTP/3 server', ['bench/direct-h3.ts', cert, key, 'sync']],
-    ["(a') direct, answers async", ['bench/direct-h3.ts', cert, key, 'async']],
+    ["(a') direct, answers next turn", ['bench/direct-h3.ts', cert, key, 'async']],
     ['(h) handler, instant transport', ['bench/handler.ts', '--serve', cert, key]],
   ];
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);

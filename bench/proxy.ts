@@ -4,8 +4,8 @@
  *
  * In one run, against the same HTTP/3 load (N client processes, C request loops each):
  *   (a) a direct Bun HTTP/3 server that answers by itself (baseline),
- *   (a') the same server answering one event-loop turn later (what any proxy on Bun must do while it waits
- *        for its backend: Bun sends one QUIC packet per asynchronously completed response),
+ *   (a') the same server answering one event-loop turn later, the answers of a turn handed to Bun together (as
+ *        Spooky answers once its backend has): what answering asynchronously costs on Bun at the least,
  *   (a'') the same server answering once one byte went to a TCP echo server and came back (the floor of any Bun
  *        proxy that makes one TCP round trip per request, before any HTTP work),
  *   (t1), (t2) a bare Bun HTTP/3 server forwarding through Spooky's HTTP/1.1 or HTTP/2 transport with a fixed,
@@ -172,7 +172,7 @@ try {
 
   const results = await measureCases([
     { name: '(a) direct Bun HTTP/3 server', url: `https://127.0.0.1:${direct.rec.port}/`, pid: direct.proc.pid },
-    { name: "(a') direct, answers async", url: `https://127.0.0.1:${directAsync.rec.port}/`, pid: directAsync.proc.pid },
+    { name: "(a') direct, answers next turn", url: `https://127.0.0.1:${directAsync.rec.port}/`, pid: directAsync.proc.pid },
     { name: "(a'') direct, one TCP round trip", url: `https://127.0.0.1:${roundtrip.rec.port}/`, pid: roundtrip.proc.pid },
     { name: '(t1) h3 + HTTP/1.1 transport', url: `https://127.0.0.1:${viaH1.rec.port}/`, pid: viaH1.proc.pid },
     { name: '(t2) h3 + HTTP/2 transport, h2c', url: `https://127.0.0.1:${viaH2c.rec.port}/`, pid: viaH2c.proc.pid },
