@@ -855,16 +855,39 @@ describe('Http2Transport: sessions and failures', () => {
   test.each<[string, (id: number) => Buffer, number]>([
     ['REFUSED_STREAM', (id) => frame(0x3, 0, id, u32(0x7)), 1],
     ['GOAWAY below the stream (graceful close of the connection)', () => frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])), 2],
-  ])('a body-less request the backend did not process (%s) is sent once more and succeeds', async (_name, first, connections) => {
-    const raw = await onceThenOk(first);
+  ])(
+    'a body-less request the backend did not process (%s) is sent once more and succeeds',
+    async (_name, first, connections) => {
+      const raw = await onceThenOk(first);
+      const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+      try {
+        const opts = mkOpts();
+        const res = await t.request(mkReq(), opts);
+        expect(res.status).toBe(200);
+        expect(await text(res)).toBe('ok');
+        expect(opts.ends).toEqual([undefined]); // one onEnd, for the exchange that succeeded
+        expect(raw.connections()).toBe(connections);
+      } finally {
+        t.close();
+        await raw.close();
+      }
+    },
+    10_000,
+  );
+
+  test('the second try of an unprocessed request waits only for what is left of the response-header timeout', async () => {
+    let n = 0;
+    // The first stream is refused after 400 ms; the second try is never answered.
+    const raw = await startRawH2Server('custom', (id) => (n++ === 0 ? Bun.sleep(400).then(() => frame(0x3, 0, id, u32(0x7))) : new Uint8Array(0)));
     const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
     try {
-      const opts = mkOpts();
-      const res = await t.request(mkReq(), opts);
-      expect(res.status).toBe(200);
-      expect(await text(res)).toBe('ok');
-      expect(opts.ends).toEqual([undefined]); // one onEnd, for the exchange that succeeded
-      expect(raw.connections()).toBe(connections);
+      const t0 = performance.now();
+      const err = await rejection(t.request(mkReq(), mkOpts({ responseHeaderTimeoutMs: 700 })));
+      const took = performance.now() - t0;
+      expect(err.code).toBe('upstream_timeout');
+      expect(n).toBe(2);
+      expect(took).toBeGreaterThanOrEqual(650);
+      expect(took).toBeLessThan(1000); // a fresh timeout for the second try would end it at 400 + 700 ms
     } finally {
       t.close();
       await raw.close();

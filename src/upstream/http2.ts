@@ -356,7 +356,11 @@ export class Http2Transport implements Transport {
    * retried here (its body stream may be partly read); the proxy's own retry policy decides about it.
    */
   private retryUnprocessed(ex: Exchange): void {
-    this.requestSlow(ex.req, ex.opts, 0, true).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
+    // The second try waits only for what is left of the first one's response-header timeout, so a refusal that
+    // came late does not double the wait.
+    const left = ex.deadline - performance.now();
+    const opts = Number.isFinite(left) ? { ...ex.opts, responseHeaderTimeoutMs: Math.max(1, Math.ceil(left)) } : ex.opts;
+    this.requestSlow(ex.req, opts, 0, true).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
   }
 
   /** {@link request} when no session can take the stream at once: waits, connects, retries, or falls back. */
@@ -1008,7 +1012,9 @@ class Exchange implements EventListenerObject, StreamHandler {
       return;
     }
     if (this.state === WAIT_HEAD) {
-      this.reset(new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.opts.responseHeaderTimeoutMs} ms`));
+      this.reset(
+        new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.opts.responseHeaderTimeoutMs} ms`),
+      );
       return;
     }
     if (this.state !== COLLECT) return;
@@ -1216,7 +1222,8 @@ class Exchange implements EventListenerObject, StreamHandler {
     this.uploading = false;
     stream.end();
     // The response head is due `opts.responseHeaderTimeoutMs` after the whole body was sent (see expire()).
-    if (this.opts.responseHeaderTimeoutMs > 0 && this.state === WAIT_HEAD) this.ctx.sweeper.setDeadline(this, performance.now() + this.opts.responseHeaderTimeoutMs);
+    if (this.opts.responseHeaderTimeoutMs > 0 && this.state === WAIT_HEAD)
+      this.ctx.sweeper.setDeadline(this, performance.now() + this.opts.responseHeaderTimeoutMs);
   }
 }
 

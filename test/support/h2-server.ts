@@ -233,7 +233,7 @@ export function u32(n: number): Buffer {
  * Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. `respond` builds the answer
  * (raw frames, see {@link frame}) to the request on stream `id` for the `custom` behaviour.
  */
-export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: number) => Uint8Array): Promise<RawH2Server> {
+export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: number) => Uint8Array | Promise<Uint8Array>): Promise<RawH2Server> {
   let conns = 0;
   const frames: RawFrame[] = [];
   const pingAcks: string[] = [];
@@ -304,7 +304,9 @@ export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: n
             ]),
           );
         } else if (behaviour === 'custom') {
-          if (respond) sock.write(respond(id));
+          const out = respond?.(id);
+          if (out instanceof Uint8Array) sock.write(out);
+          else if (out) void out.then((b) => sock.write(b));
         } else if (behaviour === 'ping') {
           pingStream = id;
           sock.write(frame(0x6, 0x0, 0, Buffer.from('pingpong')));
