@@ -5,6 +5,7 @@
  * mapping overflow to `other` is the metrics module's job.
  */
 import type { PoolConfig } from '../config/types.ts';
+import { fieldText } from '../lib/field-text.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
 
 /** Longest label value kept; longer values are cut (header values can be long). */
@@ -12,7 +13,10 @@ export const MAX_LABEL_VALUE_LENGTH = 64;
 
 function clip(v: string | null | undefined): string {
   if (!v) return '';
-  return v.length > MAX_LABEL_VALUE_LENGTH ? v.slice(0, MAX_LABEL_VALUE_LENGTH) : v;
+  if (v.length <= MAX_LABEL_VALUE_LENGTH) return v;
+  // Never keep half of a surrogate pair (a character outside the BMP, e.g. an emoji, read from UTF-8).
+  const high = v.charCodeAt(MAX_LABEL_VALUE_LENGTH - 1);
+  return v.slice(0, high >= 0xd800 && high <= 0xdbff ? MAX_LABEL_VALUE_LENGTH - 1 : MAX_LABEL_VALUE_LENGTH);
 }
 
 /**
@@ -27,7 +31,7 @@ export function requestLabels(pool: PoolConfig, routeId: string, headers: Header
   for (const l of cfg.labels) {
     switch (l.from.kind) {
       case 'request_header':
-        out[l.name] = clip(headers.get(l.from.name));
+        out[l.name] = clip(fieldText(headers.get(l.from.name)));
         break;
       case 'route_tag':
         tags ??= pool.routes[Number(routeId.slice(routeId.lastIndexOf('#') + 1))]?.tags ?? {};
@@ -50,7 +54,7 @@ export function addResponseLabels(pool: PoolConfig, headers: readonly [string, s
     const name = l.from.name;
     for (const [k, v] of headers) {
       if (k === name) {
-        labels[l.name] = clip(v);
+        labels[l.name] = clip(fieldText(v));
         break;
       }
     }

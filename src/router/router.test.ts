@@ -162,6 +162,19 @@ describe('routeInput', () => {
     expect(routeInput('h', '/', 'GET', new Headers(), raw).query).toBeNull();
   });
 
+  test('header values are compared as UTF-8 text; query values as decoded by URLSearchParams', () => {
+    const router = compileRouter([
+      { route: routeConfig({ path_prefix: '/h', headers: [{ name: 'x-name', kind: 'equals', value: 'José' }] }), target: 'h', order: 0 },
+      { route: routeConfig({ path_prefix: '/r', headers: [{ name: 'x-name', kind: 'regex', regex: /^Jos.$/ }] }), target: 'r', order: 0 },
+      { route: routeConfig({ path_prefix: '/q', query: [{ name: 'n', kind: 'equals', value: 'José' }] }), target: 'q', order: 0 },
+    ]);
+    const utf8 = new Headers({ 'x-name': Buffer.from('José', 'utf8').toString('latin1') }); // as Bun hands it over
+    expect(router.match(routeInput('h', '/h', 'GET', utf8, ''))).toBe('h');
+    expect(router.match(routeInput('h', '/r', 'GET', utf8, ''))).toBe('r');
+    expect(router.match(routeInput('h', '/h', 'GET', new Headers({ 'x-name': 'Jose' }), ''))).toBeUndefined();
+    expect(router.match(routeInput('h', '/q', 'GET', new Headers(), '?n=Jos%C3%A9'))).toBe('q');
+  });
+
   test('works end to end with compileRouter', () => {
     const router = compileRouter([
       { route: routeConfig({ hosts: ['*.example.com'], query: [{ name: 'v', kind: 'equals', value: '2' }] }), target: 'v2', order: 0 },

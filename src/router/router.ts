@@ -26,7 +26,8 @@
  * - Methods are compared exactly (upper case); `HEAD` is not implied by `GET`.
  * - Header conditions (name case-insensitive): `present`, `absent`, `equals` (exact, case-sensitive value; a
  *   repeated header is seen as its values joined with `, `, as `Headers.get` gives them) and `regex` (tested
- *   against that value; `g`/`y` flags are dropped so matching is stateless).
+ *   against that value; `g`/`y` flags are dropped so matching is stateless). Values are read as UTF-8 text
+ *   first ({@link fieldText}), so a non-ASCII value in the config matches what a client sends.
  * - Query conditions (name case-sensitive) use the same kinds on `URLSearchParams.get` (the first value);
  *   `?a` has `a` present with value `''`. The query is only read when a candidate with query conditions is
  *   reached.
@@ -37,6 +38,7 @@
  */
 
 import type { HeaderMatch, RouteConfig } from '../config/types.ts';
+import { fieldText } from '../lib/field-text.ts';
 import { normalisePath, parseAuthority } from '../proxy/request-target.ts';
 
 /** What the router looks at in a request. */
@@ -252,7 +254,7 @@ export function compileRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
         if (c.prefix !== undefined && !path.startsWith(c.prefix)) continue;
         if (c.methods !== undefined && !c.methods.includes(input.method)) continue;
         if (c.headers !== undefined) {
-          for (const h of c.headers) if (!condHolds(h, input.header(h.name))) continue next;
+          for (const h of c.headers) if (!condHolds(h, fieldText(input.header(h.name)))) continue next;
         }
         if (c.query !== undefined) {
           const q = input.query;

@@ -40,6 +40,11 @@ upstream:
   hosts:
     route: { host: "*.example.test" }
     backends: [{ id: h1, address: "${h1.address}" }]
+  utf8:
+    route:
+      - { path_prefix: /who, headers: { x-name: "José" } }
+      - { path_prefix: /who-re, headers: { x-name: { regex: "^Jos.$" } } }
+    backends: [{ id: h2c, address: "${h2c.address}" }]
 `);
   });
   afterAll(async () => {
@@ -66,6 +71,21 @@ upstream:
       expect(headers.host).toBe(`127.0.0.1:${spooky.port}`);
     });
   }
+
+  test('a header condition with a non-ASCII value matches what a client sends in UTF-8, over every protocol', async () => {
+    // Bun hands header values over one character per byte; Spooky reads them as UTF-8 before comparing.
+    const onTheWire = Buffer.from('José', 'utf8').toString('latin1');
+    for (const protocol of PROTOCOLS) {
+      for (const path of ['/who', '/who-re']) {
+        const res = await request(`${spooky.url}${path}`, { protocol, headers: { 'x-name': onTheWire } });
+        expect({ protocol, path, status: res.status }).toEqual({ protocol, path, status: 200 });
+        expect((await json(res)).backend).toBe('h2c');
+      }
+      const other = await request(`${spooky.url}/who`, { protocol, headers: { 'x-name': 'Jose' } });
+      expect(other.status).toBe(404);
+      await other.arrayBuffer();
+    }
+  });
 
   test('TCP responses advertise HTTP/3 with Alt-Svc', async () => {
     for (const protocol of ['http2', 'http1.1'] as const) {
