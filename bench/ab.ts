@@ -7,8 +7,10 @@
  * other differ by more than most code changes. Here both run at the same time instead: one backend, one
  * Spooky started from each directory, and in every round N load clients against each (C request loops each),
  * so both are measured over the same seconds, under the same load, on the same cores. Each round prints both
- * CPU times per request (process CPU from /proc over the round / requests) and their difference; the end prints
- * the median difference and in how many rounds B was cheaper. Which Spooky is spawned first swaps every round.
+ * CPU times per request (process CPU from /proc over the round / requests) and their difference, and each side's
+ * p50 latency and requests/s; the end prints the median difference, in how many rounds B was cheaper, and each
+ * side's median p50. (The side that gets more of the shared CPU in a round serves more requests per event-loop
+ * turn and so costs less per request: single rounds swing; read the median.) Which Spooky is spawned first swaps every round.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';

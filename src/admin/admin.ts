@@ -27,14 +27,18 @@ export interface AdminSource {
   reload(trigger: 'admin', meta: { client?: string }): Promise<{ ok: boolean }>;
 }
 
-function tokenOk(req: Request, token: string | undefined): boolean {
+/**
+ * Whether `req` carries `Authorization: Bearer <token>` (always true without a token). The scheme is
+ * case-insensitive (RFC 9110 section 11.1); the token is compared in constant time, as bytes: the header's as
+ * received (Bun hands them over one character per byte), the configured one in UTF-8.
+ */
+export function tokenOk(req: Request, token: string | undefined): boolean {
   if (!token) return true;
   const got = req.headers.get('authorization') ?? '';
   const space = got.indexOf(' ');
-  // The scheme is case-insensitive (RFC 9110 section 11.1); the token is compared in constant time.
   if (space < 0 || got.slice(0, space).toLowerCase() !== 'bearer') return false;
-  const a = Buffer.from(got.slice(space + 1).trim());
-  const b = Buffer.from(token);
+  const a = Buffer.from(got.slice(space + 1).trim(), 'latin1');
+  const b = Buffer.from(token, 'utf8');
   return a.length === b.length && timingSafeEqual(a, b);
 }
 

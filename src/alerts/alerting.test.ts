@@ -1,4 +1,4 @@
-import { expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { Registry } from 'prom-client';
 import { waitUntil } from '../../test/support/wait.ts';
 import { diffConfigs } from '../config/diff.ts';
@@ -8,7 +8,9 @@ import { ManualClock } from '../lib/clock.ts';
 import { scriptedRandom } from '../lib/random.ts';
 import { NO_OBSERVER } from '../observability/events.ts';
 import { createLogging } from '../observability/logger.ts';
+import type { HealthTransition } from '../health/state.ts';
 import type { Generation } from '../runtime/generation.ts';
+import type { Endpoint } from '../upstream/endpoint.ts';
 import { Alerting, tickMs } from './alerting.ts';
 
 const BASE = `listen: { tls: { cert: c.pem, key: k.pem } }
@@ -100,4 +102,109 @@ test.each([
 test('a reload that changes only alerts shows up in the audit changes', () => {
   expect(diffConfigs(config(''), config('alerts: {}\n')).settings).toEqual(['alerts']);
   expect(diffConfigs(config('alerts: {}\n'), config('alerts: {}\n')).settings).toEqual([]);
+});
+
+describe('a reload ends backend and pool alerts it made moot', () => {
+  /** A stand-in for a backend's Endpoint: what the alerts read of it. */
+  const state = { healthy: false };
+  const endpoint = (host: string) =>
+    ({ id: 'a', pool: 'api', url: new URL(`http://${host}`), health: { healthy: () => state.healthy, lastProbe: undefined } }) as unknown as Endpoint;
+  const generationWith = (members: { id: string; endpoint: Endpoint }[] | undefined) =>
+    ({ id: 1, loadedAt: 0, config: {}, pools: new Map(members ? [['api', { name: 'api', members }]] : []) }) as unknown as Generation;
+  const RULES = 'alerts: { min_interval_ms: 0, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n';
+
+  /** Alerting whose webhook records every payload; the backend `a` of pool `api` has gone down. */
+  async function withDownBackend() {
+    state.healthy = false;
+    const down = endpoint('127.0.0.1:1');
+    let gen = generationWith([{ id: 'a', endpoint: down }]);
+    const sent: { kind: string; status: string; message: string }[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        const p = JSON.parse(init.body);
+        sent.push({ kind: p.kind, status: p.status, message: p.message });
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config(RULES));
+    alerting.healthChanged(down, { healthy: false, reason: 'probe_failures' } satisfies HealthTransition);
+    await waitUntil(() => sent.length === 2, 2000, 'the two firing alerts');
+    return {
+      alerting,
+      sent,
+      down,
+      reload: (g: Generation, yaml = RULES) => {
+        gen = g;
+        alerting.apply(config(yaml));
+      },
+    };
+  }
+
+  test('the pool (and its backend) removed: both resolved', async () => {
+    const { alerting, sent, reload } = await withDownBackend();
+    reload(generationWith(undefined));
+    await waitUntil(() => sent.length === 4, 2000, 'the two resolved alerts');
+    expect(sent.slice(2)).toEqual([
+      { kind: 'backend_unhealthy', status: 'resolved', message: 'backend a of pool api (127.0.0.1:1): alert ended, removed by a reload' },
+      { kind: 'pool_unavailable', status: 'resolved', message: 'pool api: alert ended, removed by a reload' },
+    ]);
+    reload(generationWith(undefined)); // nothing is resolved twice
+    await Bun.sleep(50);
+    expect(sent.length).toBe(4);
+    alerting.stop();
+  });
+
+  test('the backend available again after the reload (a changed health_check needs no transition): both resolved', async () => {
+    const { alerting, sent, reload, down } = await withDownBackend();
+    state.healthy = true;
+    reload(generationWith([{ id: 'a', endpoint: down }]));
+    await waitUntil(() => sent.length === 4, 2000, 'the two resolved alerts');
+    expect(sent.slice(2).map((p) => [p.kind, p.status])).toEqual([
+      ['backend_unhealthy', 'resolved'],
+      ['pool_unavailable', 'resolved'],
+    ]);
+    expect(sent[2]?.message).toBe('backend a of pool api (127.0.0.1:1) is healthy again (after a reload)');
+    alerting.stop();
+  });
+
+  test('the backend renamed (same address, same health state) and still down: the alert moves to the new name', async () => {
+    const { alerting, sent, reload, down } = await withDownBackend();
+    reload(generationWith([{ id: 'a2', endpoint: down }]));
+    await waitUntil(() => sent.length === 4, 2000, 'resolved under the old name, firing under the new one');
+    expect(sent.slice(2)).toEqual([
+      { kind: 'backend_unhealthy', status: 'resolved', message: 'backend a of pool api (127.0.0.1:1): alert ended, renamed by a reload' },
+      {
+        kind: 'backend_unhealthy',
+        status: 'firing',
+        message: 'backend a2 of pool api (127.0.0.1:1) is unhealthy (still down after a rename by a reload)',
+      },
+    ]);
+    alerting.stop();
+  });
+
+  test('still down after the reload: nothing; the rules switched off: both resolved', async () => {
+    const { alerting, sent, reload, down } = await withDownBackend();
+    const stillDown = generationWith([{ id: 'a', endpoint: down }]);
+    reload(stillDown);
+    await Bun.sleep(50);
+    expect(sent.length).toBe(2);
+    reload(
+      stillDown,
+      'alerts: { min_interval_ms: 0, rules: { backend_unhealthy: false, pool_unavailable: false }, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n',
+    );
+    await waitUntil(() => sent.length === 4, 2000, 'the two resolved alerts');
+    expect(sent.slice(2).map((p) => p.message)).toEqual([
+      'backend a of pool api (127.0.0.1:1): alert ended, backend_unhealthy alerts switched off by a reload',
+      'pool api: alert ended, pool_unavailable alerts switched off by a reload',
+    ]);
+    alerting.stop();
+  });
 });

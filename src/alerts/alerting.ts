@@ -25,7 +25,16 @@ import { type AlertPayload, type AlertSignal, alertKey, SEVERITY } from './alert
 import { DeliveryQueue, fetchPost, type PostFn } from './delivery.ts';
 import { AlertGate } from './gate.ts';
 import { AlertMetrics } from './metrics.ts';
-import { backendSignal, type CertificateInfo, certificateSignals, poolSignal, RouteRule, reloadFailedSignal } from './rules.ts';
+import {
+  backendGoneSignal,
+  backendSignal,
+  type CertificateInfo,
+  certificateSignals,
+  poolGoneSignal,
+  poolSignal,
+  RouteRule,
+  reloadFailedSignal,
+} from './rules.ts';
 
 /** What the alerts need from the process. */
 export interface AlertingDeps {
@@ -77,6 +86,8 @@ export class Alerting {
   private latencyRule: RouteRule | undefined;
   private readonly certFiring = new Set<string>();
   private readonly poolsDown = new Set<string>();
+  /** Backends whose `backend_unhealthy` fired and has not been resolved, by alert key. */
+  private readonly backendsDown = new Map<string, { subject: { pool: string; backend: string; address: string }; endpoint: Endpoint }>();
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private certTimer: ReturnType<typeof setInterval> | undefined;
   private timerKey = '';
@@ -92,10 +103,13 @@ export class Alerting {
     const cfg = config.alerts;
     this.cfg = cfg;
     if (!cfg) {
+      // Without webhooks nothing can be resolved any more: what fired is forgotten.
       this.stopTimers();
       this.observer.attach(undefined);
       this.errorRule = undefined;
       this.latencyRule = undefined;
+      this.backendsDown.clear();
+      this.poolsDown.clear();
       this.queue?.close(); // the attempt in progress finishes; nothing more is sent to the old webhooks
       this.queue = undefined;
       this.queueKey = '';
@@ -143,6 +157,7 @@ export class Alerting {
     }
     this.errorRule = this.rule('route_error_rate', cfg.rules.route_error_rate, this.errorRule);
     this.latencyRule = this.rule('route_latency_p99', cfg.rules.route_latency_p99, this.latencyRule);
+    this.resolveAfterReload(cfg);
     this.observer.attach(this.errorRule || this.latencyRule ? this : undefined);
     const tKey = `${tickMs(cfg)}|${cfg.rules.certificate_expiring?.check_interval_ms ?? 0}`;
     if (tKey !== this.timerKey) {
@@ -159,10 +174,61 @@ export class Alerting {
     this.checkCertificates();
   }
 
+  /**
+   * The route rule of `kind` for `cfg`: `old` itself when unchanged; a new one that keeps `old`'s windows and
+   * firing routes when only thresholds changed. Routes that fire under a rule switched off, or whose window
+   * changed (its measurements cannot carry over), are resolved.
+   */
   private rule(kind: RouteRule['kind'], cfg: RouteRule['cfg'] | undefined, old: RouteRule | undefined): RouteRule | undefined {
-    if (!cfg) return undefined;
+    if (!cfg) {
+      if (old) for (const s of old.resolveAll('rule switched off by a reload')) this.emit(s);
+      return undefined;
+    }
     if (old && JSON.stringify(old.cfg) === JSON.stringify(cfg)) return old;
-    return new RouteRule(kind, cfg, old?.firing);
+    const next = new RouteRule(kind, cfg);
+    if (old && !next.adopt(old)) for (const s of old.resolveAll('its window changed by a reload')) this.emit(s);
+    return next;
+  }
+
+  /**
+   * After a (re)load: resolves `backend_unhealthy` and `pool_unavailable` alerts that fire for a backend or pool
+   * the config no longer has, under a rule that was switched off, or for one that is fine now (a changed
+   * `health_check` can make a backend available without a health transition). A backend renamed by the reload
+   * (same pool and address, so the same health state) that is still down fires again under its new name.
+   */
+  private resolveAfterReload(cfg: AlertsConfig): void {
+    const gen = this.deps.generation();
+    const now = this.deps.clock.now();
+    for (const [key, { subject, endpoint }] of [...this.backendsDown]) {
+      const member = gen.pools.get(subject.pool)?.members.find((m) => m.endpoint === endpoint);
+      let signal: AlertSignal | undefined;
+      if (!cfg.rules.backend_unhealthy) signal = backendGoneSignal(subject, 'rule off');
+      else if (!member) signal = backendGoneSignal(subject, 'removed');
+      else if (member.id !== subject.backend) signal = backendGoneSignal(subject, 'renamed');
+      else if (endpoint.health.healthy(now)) signal = backendSignal(subject, true, 'after a reload', undefined);
+      if (!signal) continue;
+      this.backendsDown.delete(key);
+      this.emit(signal);
+      if (member && member.id !== subject.backend && cfg.rules.backend_unhealthy && !endpoint.health.healthy(now)) {
+        const renamed = { ...subject, backend: member.id };
+        const again = backendSignal(renamed, false, 'still down after a rename by a reload', endpoint.health.lastProbe?.detail);
+        this.backendsDown.set(alertKey(again), { subject: renamed, endpoint });
+        this.emit(again);
+      }
+    }
+    for (const name of [...this.poolsDown]) {
+      const pool = gen.pools.get(name);
+      let signal: AlertSignal | undefined;
+      if (!cfg.rules.pool_unavailable) signal = poolGoneSignal(name, 'rule off');
+      else if (!pool) signal = poolGoneSignal(name, 'removed');
+      else {
+        const healthy = pool.members.filter((m) => m.endpoint.health.healthy(now)).length;
+        if (healthy > 0) signal = poolSignal(name, healthy, pool.members.length);
+      }
+      if (!signal) continue;
+      this.poolsDown.delete(name);
+      this.emit(signal);
+    }
   }
 
   /** Request path: a finished request (only called while a route rule is configured). */
@@ -182,14 +248,11 @@ export class Alerting {
     if (!pool?.members.some((m) => m.endpoint === endpoint)) return; // a backend the running config no longer has
     if (rules.backend_unhealthy) {
       const member = pool.members.find((m) => m.endpoint === endpoint);
-      this.emit(
-        backendSignal(
-          { pool: pool.name, backend: member?.id ?? endpoint.id, address: endpoint.url.host },
-          t.healthy,
-          t.reason,
-          endpoint.health.lastProbe?.detail,
-        ),
-      );
+      const subject = { pool: pool.name, backend: member?.id ?? endpoint.id, address: endpoint.url.host };
+      const signal = backendSignal(subject, t.healthy, t.reason, endpoint.health.lastProbe?.detail);
+      if (t.healthy) this.backendsDown.delete(alertKey(signal));
+      else this.backendsDown.set(alertKey(signal), { subject, endpoint });
+      this.emit(signal);
     }
     if (rules.pool_unavailable) {
       const now = this.deps.clock.now();

@@ -93,10 +93,33 @@ describe('RouteRule', () => {
     expect(out[0]?.values.p99_ms as number).toBeGreaterThanOrEqual(400);
   });
 
-  test('a replacing rule keeps the firing routes (so a reload can still resolve them)', () => {
-    const rule = new RouteRule('route_error_rate', errorRule, ['api#0']);
-    for (let i = 0; i < 10; i++) rule.record('api#0', 'api', 0, 200, 1);
-    expect(rule.evaluate(0).map((s) => s.status)).toEqual(['resolved']);
+  test('a replacing rule with the same window keeps the measurements and the firing routes', () => {
+    const old = new RouteRule('route_error_rate', errorRule);
+    for (let i = 0; i < 20; i++) old.record('api#0', 'api', 0, 500, 1);
+    expect(old.evaluate(0).map((s) => s.status)).toEqual(['firing']);
+    const next = new RouteRule('route_error_rate', { ...errorRule, threshold: 0.5 });
+    expect(next.adopt(old)).toBe(true);
+    expect(next.evaluate(1)).toEqual([]); // still over the new threshold: no second firing
+    // A route that gets no more requests (removed by the reload) resolves once its window has moved on.
+    expect(next.evaluate(10_001).map((s) => [s.subject.route, s.status])).toEqual([['api#0', 'resolved']]);
+  });
+
+  test('a replacing rule with another window takes nothing; resolveAll ends what fired', () => {
+    const old = new RouteRule('route_error_rate', errorRule);
+    for (let i = 0; i < 20; i++) old.record('api#0', 'api', 0, 500, 1);
+    old.evaluate(0);
+    expect(new RouteRule('route_error_rate', { ...errorRule, window_ms: 5000 }).adopt(old)).toBe(false);
+    const ended = old.resolveAll('its window changed by a reload');
+    expect(ended).toEqual([
+      {
+        kind: 'route_error_rate',
+        status: 'resolved',
+        subject: { pool: 'api', route: 'api#0' },
+        message: 'route api#0: route_error_rate alert ended (its window changed by a reload)',
+        values: { reason: 'its window changed by a reload' },
+      },
+    ]);
+    expect(old.resolveAll('again')).toEqual([]);
   });
 });
 

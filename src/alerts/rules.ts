@@ -13,18 +13,44 @@ export class RouteRule {
   private readonly windows = new Map<string, RouteWindow>();
   private readonly pools = new Map<string, string>();
   /** Routes firing now. */
-  readonly firing: Set<string>;
+  readonly firing = new Set<string>();
 
   /**
    * `kind` picks the measure: `route_error_rate` (5xx share against `threshold`) or `route_latency_p99` (p99 ms
-   * against `threshold_ms`). `firing` carries the firing routes over from the rule this one replaces on reload.
+   * against `threshold_ms`).
    */
   constructor(
     readonly kind: Extract<AlertKind, 'route_error_rate' | 'route_latency_p99'>,
     readonly cfg: NonNullable<AlertRulesConfig['route_error_rate'] | AlertRulesConfig['route_latency_p99']>,
-    firing: Iterable<string> = [],
-  ) {
-    this.firing = new Set(firing);
+  ) {}
+
+  /**
+   * Takes over what `old` (the rule this one replaces on a reload) measured and what fires, when both have the
+   * same window; returns false (and takes nothing) when the window changed.
+   */
+  adopt(old: RouteRule): boolean {
+    if (old.kind !== this.kind || old.cfg.window_ms !== this.cfg.window_ms) return false;
+    for (const [route, w] of old.windows) this.windows.set(route, w);
+    for (const [route, pool] of old.pools) this.pools.set(route, pool);
+    for (const route of old.firing) this.firing.add(route);
+    return true;
+  }
+
+  /** Resolves every firing route because of `why` (the rule was switched off or its window changed by a reload). */
+  resolveAll(why: string): AlertSignal[] {
+    const out: AlertSignal[] = [];
+    for (const route of this.firing) {
+      const pool = this.pools.get(route) ?? '';
+      out.push({
+        kind: this.kind,
+        status: 'resolved',
+        subject: { pool, route },
+        message: `route ${route}: ${this.kind} alert ended (${why})`,
+        values: { reason: why },
+      });
+    }
+    this.firing.clear();
+    return out;
   }
 
   /** Counts one finished request of `route` (of `pool`). */
@@ -166,6 +192,27 @@ export function backendSignal(
       : `backend ${b.backend} of pool ${b.pool} (${b.address}) is unhealthy (${reason}${lastProbe ? `: ${lastProbe}` : ''})`,
     values: { reason, ...(lastProbe !== undefined ? { last_probe: lastProbe } : {}) },
   };
+}
+
+/**
+ * The end of a firing `backend_unhealthy` that a reload made moot: the backend is no longer configured (`why`
+ * `removed`), has another id now (`renamed`) or the rule was switched off (`rule off`).
+ */
+export function backendGoneSignal(b: { pool: string; backend: string; address: string }, why: 'removed' | 'renamed' | 'rule off'): AlertSignal {
+  const reason = why === 'rule off' ? 'backend_unhealthy alerts switched off by a reload' : `${why} by a reload`;
+  return {
+    kind: 'backend_unhealthy',
+    status: 'resolved',
+    subject: { pool: b.pool, backend: b.backend, address: b.address },
+    message: `backend ${b.backend} of pool ${b.pool} (${b.address}): alert ended, ${reason}`,
+    values: { reason },
+  };
+}
+
+/** The end of a firing `pool_unavailable` that a reload made moot: the pool was removed or the rule switched off. */
+export function poolGoneSignal(pool: string, why: 'removed' | 'rule off'): AlertSignal {
+  const reason = why === 'removed' ? 'removed by a reload' : 'pool_unavailable alerts switched off by a reload';
+  return { kind: 'pool_unavailable', status: 'resolved', subject: { pool }, message: `pool ${pool}: alert ended, ${reason}`, values: { reason } };
 }
 
 /** A pool's availability as a signal: firing with no healthy backend, resolved with one. */

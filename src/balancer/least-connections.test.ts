@@ -46,6 +46,14 @@ describe('least-connections (weighted)', () => {
     for (const [id, err] of Object.entries(relativeShareErrors(cs, counts))) expect({ id, ok: err < 0.05 }).toEqual({ id, ok: true });
   });
 
+  test('a busy first candidate does not count in the tie of the idle ones after it: 100/300 idle share 1:3', () => {
+    const { p } = build([100, 100, 300], [5, 0, 0]);
+    const counts = countPicks(p, 10_000, () => ({ now: 0 }));
+    expect(counts.get('b0') ?? 0).toBe(0);
+    expect(Math.abs((counts.get('b1') ?? 0) / 10_000 - 0.25)).toBeLessThan(0.0125);
+    expect(Math.abs((counts.get('b2') ?? 0) / 10_000 - 0.75)).toBeLessThan(0.0375);
+  });
+
   test('the random source is not called without a tie', () => {
     let calls = 0;
     const { p } = build([100, 100, 100], [1, 0, 2], () => {

@@ -1,13 +1,17 @@
 /**
- * Least connections, weighted (as nginx's `least_conn`): the usable candidate with the fewest requests in flight
- * relative to its weight, i.e. the smallest inFlight / weight. Under load, in-flight counts settle proportional
- * to weight.
+ * Least connections, weighted (nginx's `least_conn` rule): the usable candidate with the fewest requests in
+ * flight relative to its weight, i.e. the smallest inFlight / weight. Under load, in-flight counts settle
+ * proportional to weight.
  *
  * Ties are broken at random in proportion to weight, with the injected random source (weighted reservoir
  * sampling: a tied candidate replaces the current choice with probability weight / sum of the tied weights so
- * far). So idle backends (nothing in flight: all tied at 0) share light traffic by weight, as with nginx,
- * HAProxy and Envoy, instead of the heaviest taking every request; equal backends share evenly. The random
- * source is only called on ties.
+ * far). So idle backends (nothing in flight: all tied at 0) share light traffic by weight instead of the
+ * heaviest taking every request (nginx rotates among tied backends by weight; the shares are the same); equal
+ * backends share evenly. The random source is only called on ties.
+ *
+ * Slow start: a ramping backend counts with its ramped weight and as if it had 1 − ramped/full weight more
+ * request in flight. Without that virtual load an idle ramping backend would beat every busy one whatever its
+ * weight, and slow start would do nothing at low concurrency; it fades out as the ramp completes.
  */
 
 import type { Random } from '../lib/random.ts';
@@ -41,8 +45,13 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i] as C;
       if (!usable(c, ctx.exclude)) continue;
-      const load = Math.max(0, c.inFlight());
-      const w = this.dynamic ? weightAt(c, ctx.now) : (ws[i] as number);
+      let load = Math.max(0, c.inFlight());
+      let w = ws[i] as number;
+      if (this.dynamic) {
+        const ramped = weightAt(c, ctx.now);
+        if (ramped < w) load += 1 - ramped / w;
+        w = ramped;
+      }
       // Compare load/w with bestLoad/bestWeight by cross-multiplying: exact for integer counts and weights.
       const lhs = load * bestWeight;
       const rhs = bestLoad * w;

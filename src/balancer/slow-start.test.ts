@@ -19,7 +19,7 @@ const PICKS = 6_000;
  * flight with equal service times (each pick starts one, the oldest ends), so load-based strategies see
  * in-flight counts that follow their choices, as in real traffic.
  */
-function shareOfB1(picker: Picker<FakeCandidate>, cs: FakeCandidate[], now: number): number {
+function shareOfB1(picker: Picker<FakeCandidate>, cs: FakeCandidate[], now: number, concurrency = 40): number {
   for (const c of cs) c.active = 0;
   const inFlight: FakeCandidate[] = [];
   let b1 = 0;
@@ -28,7 +28,7 @@ function shareOfB1(picker: Picker<FakeCandidate>, cs: FakeCandidate[], now: numb
     if (c.id === 'b1') b1++;
     c.active++;
     inFlight.push(c);
-    if (inFlight.length > 40) (inFlight.shift() as FakeCandidate).active--;
+    if (inFlight.length > concurrency) (inFlight.shift() as FakeCandidate).active--;
   }
   return b1 / PICKS;
 }
@@ -99,6 +99,21 @@ describe.each(RAMPED)('slow start: %s', (name, tolerance) => {
       if (got === undefined) expect(usable).toEqual([]);
       else expect(usable).toContain(got);
     }
+  });
+});
+
+describe('slow start under least-connections at low concurrency', () => {
+  // An idle backend wins every pick against busy ones (in flight / weight), so a ramping backend counts a
+  // virtual load of 1 - ramped/full weight: without it, one that just rejoined took half the requests at 2 in flight.
+  test.each([2, 3, 5, 10])('%i in flight: a backend that just rejoined (10 percent weight) gets at most its ramped share', (concurrency) => {
+    const b0 = new RampingCandidate('b0', 100, WINDOW);
+    const b1 = new RampingCandidate('b1', 100, WINDOW);
+    b0.joinedAt = -1e9;
+    const cs = [b0, b1];
+    const picker = strategyByName('least-connections').build(cs, { random: seededRandom(4) });
+    expect(shareOfB1(picker, cs, 0, concurrency)).toBeLessThanOrEqual(10 / 110 + 0.02);
+    // After the window both are equal: half each.
+    expect(Math.abs(shareOfB1(picker, cs, WINDOW + 1, concurrency) - 0.5)).toBeLessThan(0.04);
   });
 });
 

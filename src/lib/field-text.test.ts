@@ -15,6 +15,7 @@ describe('fieldText', () => {
     ['not valid UTF-8 (a latin1 sender): kept byte for byte', 'Jos\u00e9', 'Jos\u00e9'],
     ['a cut UTF-8 sequence: kept', 'Jos\u00c3', 'Jos\u00c3'],
     ['a character above U+00FF (not from the wire): kept', 'Jos\u0100', 'Jos\u0100'],
+    ['a leading byte-order mark is part of the value', onTheWire('\ufeffcanary'), '\ufeffcanary'],
   ])('%s', (_name, input, want) => {
     expect(fieldText(input)).toBe(want);
   });

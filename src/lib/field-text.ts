@@ -7,12 +7,12 @@
 
 /** A byte above ASCII: the value needs decoding (rare, so the common case is one scan). */
 const NON_ASCII = /[\u0080-\uffff]/;
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a leading BOM is part of the value
 
 /**
  * `value` (as Bun delivers header values: one character per byte) read as UTF-8 text. ASCII values, values that
- * are not valid UTF-8 (kept byte for byte, so latin1 senders still compare as before) and values with a character
- * above U+00FF (not from the wire) come back unchanged; `null` stays `null`.
+ * are not valid UTF-8 (kept byte for byte, as most latin1 text is) and values with a character above U+00FF (not
+ * from the wire) come back unchanged; `null` stays `null`.
  */
 export function fieldText(value: string | null): string | null {
   if (value === null || !NON_ASCII.test(value)) return value;

@@ -57,6 +57,8 @@ export function caseInput(q: CaseRequest): RouteInput {
 const h = (name: string, kind: 'present' | 'absent'): HeaderMatch => ({ name, kind });
 const eq = (name: string, value: string): HeaderMatch => ({ name, kind: 'equals', value });
 const re = (name: string, regex: RegExp): HeaderMatch => ({ name, kind: 'regex', regex });
+/** `text` sent in UTF-8, as Bun hands a header value over: one character per byte. */
+const wire = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
 /** The conformance table. */
 export const ROUTER_CONFORMANCE: readonly ConformanceCase[] = [
@@ -276,6 +278,21 @@ export const ROUTER_CONFORMANCE: readonly ConformanceCase[] = [
       [{ path: '/g', headers: { 'x-id': '42' } }, 'regex-g'],
       [{ path: '/g', headers: { 'x-id': '42' } }, 'regex-g'],
       [{ path: '/g', headers: { 'x-id': '42' } }, 'regex-g'],
+    ],
+  },
+  {
+    // Bun hands header values over one character per byte; `wire` builds such a value from text sent in UTF-8.
+    name: 'header values are compared as UTF-8 text',
+    routes: [
+      { id: 'equals', path_prefix: '/e', headers: [eq('x-name', 'José')] },
+      { id: 'regex', path_prefix: '/r', headers: [re('x-name', /^Jos.$/)] },
+    ],
+    requests: [
+      [{ path: '/e', headers: { 'x-name': wire('José') } }, 'equals'],
+      [{ path: '/r', headers: { 'x-name': wire('José') } }, 'regex'],
+      [{ path: '/e', headers: { 'x-name': 'Jose' } }, null],
+      [{ path: '/e', headers: { 'x-name': wire('\ufeffJosé') } }, null], // a byte-order mark is part of the value
+      [{ path: '/r', headers: { 'x-name': wire('Josée') } }, null],
     ],
   },
   {

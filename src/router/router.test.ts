@@ -30,6 +30,15 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
     const n = normalisePath(dots === undefined ? path : path.slice(0, -dots.length));
     return typeof n === 'string' ? (dots === undefined ? n : `${n}${dots}`) : path;
   };
+  // Header values arrive one character per byte; they are compared as UTF-8 text when they are valid UTF-8.
+  const asUtf8 = (v: string | null): string | null => {
+    if (v === null) return v;
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(v, 'latin1'));
+    } catch {
+      return v;
+    }
+  };
   const holds = (m: HeaderMatch, v: string | null): boolean =>
     m.kind === 'present'
       ? v !== null
@@ -48,7 +57,7 @@ function referenceRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
         if (r.path_exact !== undefined && input.path !== canon(r.path_exact)) return;
         if (r.path_prefix !== undefined && !input.path.startsWith(canon(r.path_prefix, true))) return;
         if (r.methods.length > 0 && !r.methods.includes(input.method)) return;
-        if (!r.headers.every((m) => holds(m, input.header(m.name.toLowerCase())))) return;
+        if (!r.headers.every((m) => holds(m, asUtf8(input.header(m.name.toLowerCase()))))) return;
         if (!r.query.every((m) => holds(m, input.query?.get(m.name) ?? null))) return;
         const pathRank = r.path_exact !== undefined ? 1e9 : r.path_prefix ? canon(r.path_prefix, true).length + 1 : 0;
         const conds = (r.methods.length > 0 ? 1 : 0) + r.headers.length + r.query.length;

@@ -254,7 +254,10 @@ export function compileRouter<T>(routes: readonly RouteEntry<T>[]): Router<T> {
         if (c.prefix !== undefined && !path.startsWith(c.prefix)) continue;
         if (c.methods !== undefined && !c.methods.includes(input.method)) continue;
         if (c.headers !== undefined) {
-          for (const h of c.headers) if (!condHolds(h, fieldText(input.header(h.name)))) continue next;
+          for (const h of c.headers) {
+            const v = input.header(h.name);
+            if (!condHolds(h, h.kind >= 2 ? fieldText(v) : v)) continue next;
+          }
         }
         if (c.query !== undefined) {
           const q = input.query;

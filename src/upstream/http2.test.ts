@@ -885,6 +885,7 @@ describe('Http2Transport: sessions and failures', () => {
       const err = await rejection(t.request(mkReq(), mkOpts({ responseHeaderTimeoutMs: 700 })));
       const took = performance.now() - t0;
       expect(err.code).toBe('upstream_timeout');
+      expect(err.message).toContain('within 700 ms'); // the configured timeout, not what was left of it
       expect(n).toBe(2);
       expect(took).toBeGreaterThanOrEqual(650);
       expect(took).toBeLessThan(1000); // a fresh timeout for the second try would end it at 400 + 700 ms

@@ -356,15 +356,23 @@ export class Http2Transport implements Transport {
    * retried here (its body stream may be partly read); the proxy's own retry policy decides about it.
    */
   private retryUnprocessed(ex: Exchange): void {
-    // The second try waits only for what is left of the first one's response-header timeout, so a refusal that
-    // came late does not double the wait.
-    const left = ex.deadline - performance.now();
-    const opts = Number.isFinite(left) ? { ...ex.opts, responseHeaderTimeoutMs: Math.max(1, Math.ceil(left)) } : ex.opts;
-    this.requestSlow(ex.req, opts, 0, true).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
+    // The second try keeps the first one's response-header deadline, so a refusal that came late does not
+    // double the wait; one that came after the deadline ends the request now.
+    if (ex.deadline <= performance.now()) {
+      const e = headerTimeout(this.defaultAuthority, ex.opts.responseHeaderTimeoutMs);
+      ex.opts.onEnd?.(e); // the first try never called opts.onEnd
+      ex.reject(e);
+      return;
+    }
+    this.requestSlow(ex.req, ex.opts, 0, ex.deadline).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
   }
 
-  /** {@link request} when no session can take the stream at once: waits, connects, retries, or falls back. */
-  private async requestSlow(req: UpstreamRequest, opts: ExchangeOptions, firstAttempt: number, retried = false): Promise<UpstreamResponse> {
+  /**
+   * {@link request} when no session can take the stream at once: waits, connects, retries, or falls back.
+   * `retryDeadline` is set for the second try of an unprocessed request: the `performance.now()` by which its
+   * response head must have come (Infinity without a header timeout).
+   */
+  private async requestSlow(req: UpstreamRequest, opts: ExchangeOptions, firstAttempt: number, retryDeadline?: number): Promise<UpstreamResponse> {
     const onEnd = once(opts.onEnd);
     // A few attempts cover the race of a session that dies between being picked and opening the stream;
     // every such failure happens before anything was sent.
@@ -385,7 +393,10 @@ export class Http2Transport implements Transport {
       }
       if (route === 'h1') {
         const h1 = this.h1;
-        if (h1) return h1.request(req, { ...opts, onEnd });
+        if (h1) {
+          const left = retryDeadline === undefined || !Number.isFinite(retryDeadline) ? undefined : Math.max(1, Math.ceil(retryDeadline - performance.now()));
+          return h1.request(req, left === undefined ? { ...opts, onEnd } : { ...opts, onEnd, responseHeaderTimeoutMs: left });
+        }
         if (attempt < 2) continue; // the fallback was retired meanwhile (the backend gained h2)
         const e = connectFailed(`no connection to ${this.defaultAuthority}`);
         onEnd(e);
@@ -397,7 +408,7 @@ export class Http2Transport implements Transport {
         onEnd(refused);
         throw refused;
       }
-      return this.exchange(route, req, opts, onEnd, retried);
+      return this.exchange(route, req, opts, onEnd, retryDeadline);
     }
   }
 
@@ -723,9 +734,10 @@ export class Http2Transport implements Transport {
     req: UpstreamRequest,
     opts: ExchangeOptions,
     onEnd: ExchangeEnd | undefined,
-    retried = false,
+    retryDeadline?: number,
   ): Promise<UpstreamResponse> {
-    const ex = new Exchange(this.ctx, req, onEnd, opts, retried);
+    const ex = new Exchange(this.ctx, req, onEnd, opts, retryDeadline !== undefined);
+    if (retryDeadline !== undefined) ex.headDeadline = retryDeadline;
     captureTarget = ex;
     const head = new Promise<UpstreamResponse>(captureResolvers);
     captureTarget = undefined;
@@ -804,6 +816,8 @@ class Exchange implements EventListenerObject, StreamHandler {
   started = 0;
   /** `performance.now()` by which the head (and a small body) must have arrived. */
   deadline = Number.POSITIVE_INFINITY;
+  /** A deadline the head must meet whatever the timeout says: the first try's, for a second try. */
+  headDeadline = Number.POSITIVE_INFINITY;
   /** The abort listener is attached. */
   watching = false;
   /** {@link WAIT_HEAD}, {@link COLLECT}, {@link STREAMING} or {@link NO_BODY}. */
@@ -1012,9 +1026,7 @@ class Exchange implements EventListenerObject, StreamHandler {
       return;
     }
     if (this.state === WAIT_HEAD) {
-      this.reset(
-        new SpookyError('upstream_timeout', `no response headers from ${this.ctx.authority} within ${this.opts.responseHeaderTimeoutMs} ms`),
-      );
+      this.reset(headerTimeout(this.ctx.authority, this.opts.responseHeaderTimeoutMs));
       return;
     }
     if (this.state !== COLLECT) return;
@@ -1245,7 +1257,7 @@ class Sweeper {
     ex.started = now;
     let due = now + ABORT_POLL_MS;
     if (ex.opts.responseHeaderTimeoutMs > 0) {
-      const deadline = now + ex.opts.responseHeaderTimeoutMs;
+      const deadline = Math.min(now + ex.opts.responseHeaderTimeoutMs, ex.headDeadline);
       ex.deadline = deadline;
       if (deadline < this.minDeadline) this.minDeadline = deadline;
       if (deadline < due) due = deadline;
@@ -1394,6 +1406,11 @@ function validate(req: UpstreamRequest): SpookyError | undefined {
 }
 
 /** The error for a fired abort signal: its reason when that is a SpookyError, else `client_aborted`. */
+/** The response head did not come within `ms` (the configured `response_header_ms`). */
+function headerTimeout(authority: string, ms: number): SpookyError {
+  return new SpookyError('upstream_timeout', `no response headers from ${authority} within ${ms} ms`);
+}
+
 function abortedError(signal: AbortSignal): SpookyError {
   const reason: unknown = signal.reason;
   if (reason instanceof SpookyError) return reason;
