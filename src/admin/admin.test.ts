@@ -15,6 +15,8 @@ test.each<[string, string | undefined, string | undefined, boolean]>([
   ['another scheme', 's3cret', 'Basic s3cret', false],
   ['a non-ASCII token sent in UTF-8', 'pässwörd', 'Bearer pässwörd', true],
   ['a non-ASCII token, one letter off', 'pässwörd', 'Bearer passwörd', false],
+  ['a token ending in a character whose last UTF-8 byte is 0xA0', 'voilà', 'Bearer voilà', true],
+  ['spaces and tabs around the token', 'voilà', 'Bearer  \tvoilà \t', true],
 ])('%s', (_name, token, header, ok) => {
   expect(tokenOk(withAuth(header), token)).toBe(ok);
 });

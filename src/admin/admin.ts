@@ -37,7 +37,8 @@ export function tokenOk(req: Request, token: string | undefined): boolean {
   const got = req.headers.get('authorization') ?? '';
   const space = got.indexOf(' ');
   if (space < 0 || got.slice(0, space).toLowerCase() !== 'bearer') return false;
-  const a = Buffer.from(got.slice(space + 1).trim(), 'latin1');
+  // Only SP and HTAB are trimmed: String.trim() would also strip 0xA0, the last byte of UTF-8 `à` or `†`.
+  const a = Buffer.from(got.slice(space + 1).replace(/^[ \t]+|[ \t]+$/g, ''), 'latin1');
   const b = Buffer.from(token, 'utf8');
   return a.length === b.length && timingSafeEqual(a, b);
 }

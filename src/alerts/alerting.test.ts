@@ -153,7 +153,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     reload(generationWith(undefined));
     await waitUntil(() => sent.length === 4, 2000, 'the two resolved alerts');
     expect(sent.slice(2)).toEqual([
-      { kind: 'backend_unhealthy', status: 'resolved', message: 'backend a of pool api (127.0.0.1:1): alert ended, removed by a reload' },
+      { kind: 'backend_unhealthy', status: 'resolved', message: 'backend a of pool api (127.0.0.1:1): alert ended, removed or replaced by a reload' },
       { kind: 'pool_unavailable', status: 'resolved', message: 'pool api: alert ended, removed by a reload' },
     ]);
     reload(generationWith(undefined)); // nothing is resolved twice
@@ -186,6 +186,21 @@ describe('a reload ends backend and pool alerts it made moot', () => {
         status: 'firing',
         message: 'backend a2 of pool api (127.0.0.1:1) is unhealthy (still down after a rename by a reload)',
       },
+    ]);
+    alerting.stop();
+  });
+
+  test('alerts removed from the config and added back after the backend recovered: both resolved then', async () => {
+    const { alerting, sent, reload, down } = await withDownBackend();
+    const same = generationWith([{ id: 'a', endpoint: down }]);
+    alerting.apply(config('')); // no alerts section: nothing can be sent
+    state.healthy = true;
+    alerting.healthChanged(down, { healthy: true, reason: 'probe_successes' } satisfies HealthTransition); // ignored without alerts
+    reload(same);
+    await waitUntil(() => sent.length === 4, 2000, 'the two resolved alerts');
+    expect(sent.slice(2).map((p) => [p.kind, p.status])).toEqual([
+      ['backend_unhealthy', 'resolved'],
+      ['pool_unavailable', 'resolved'],
     ]);
     alerting.stop();
   });

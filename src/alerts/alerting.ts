@@ -103,13 +103,11 @@ export class Alerting {
     const cfg = config.alerts;
     this.cfg = cfg;
     if (!cfg) {
-      // Without webhooks nothing can be resolved any more: what fired is forgotten.
+      // What fires is kept (as in the gate): when alerts come back, the next apply resolves what ended meanwhile.
       this.stopTimers();
       this.observer.attach(undefined);
       this.errorRule = undefined;
       this.latencyRule = undefined;
-      this.backendsDown.clear();
-      this.poolsDown.clear();
       this.queue?.close(); // the attempt in progress finishes; nothing more is sent to the old webhooks
       this.queue = undefined;
       this.queueKey = '';

@@ -195,11 +195,17 @@ export function backendSignal(
 }
 
 /**
- * The end of a firing `backend_unhealthy` that a reload made moot: the backend is no longer configured (`why`
- * `removed`), has another id now (`renamed`) or the rule was switched off (`rule off`).
+ * The end of a firing `backend_unhealthy` that a reload made moot: the backend is no longer configured, or was
+ * replaced by a new one (another address, protocol or TLS settings: `why` `removed`), has another id now
+ * (`renamed`) or the rule was switched off (`rule off`).
  */
 export function backendGoneSignal(b: { pool: string; backend: string; address: string }, why: 'removed' | 'renamed' | 'rule off'): AlertSignal {
-  const reason = why === 'rule off' ? 'backend_unhealthy alerts switched off by a reload' : `${why} by a reload`;
+  const reason =
+    why === 'rule off'
+      ? 'backend_unhealthy alerts switched off by a reload'
+      : why === 'removed'
+        ? 'removed or replaced by a reload'
+        : 'renamed by a reload';
   return {
     kind: 'backend_unhealthy',
     status: 'resolved',

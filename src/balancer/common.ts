@@ -42,7 +42,12 @@ export function weightAt(c: Candidate, now: number): number {
  * usable weights. Unusable (down or excluded) candidates keep their current weight. Returns the winner's
  * index, or -1 when none is usable.
  */
-export function smoothWeightedPick<C extends Candidate>(cs: readonly C[], cur: Float64Array, ctx: PickContext, weight: (c: C, i: number, now: number) => number): number {
+export function smoothWeightedPick<C extends Candidate>(
+  cs: readonly C[],
+  cur: Float64Array,
+  ctx: PickContext,
+  weight: (c: C, i: number, now: number) => number,
+): number {
   let best = -1;
   let total = 0;
   for (let i = 0; i < cs.length; i++) {

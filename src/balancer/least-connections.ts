@@ -9,9 +9,12 @@
  * heaviest taking every request (nginx rotates among tied backends by weight; the shares are the same); equal
  * backends share evenly. The random source is only called on ties.
  *
- * Slow start: a ramping backend counts with its ramped weight and as if it had 1 − ramped/full weight more
- * request in flight. Without that virtual load an idle ramping backend would beat every busy one whatever its
- * weight, and slow start would do nothing at low concurrency; it fades out as the ramp completes.
+ * Slow start: a ramping backend counts with its ramped weight. While any usable backend has a request in
+ * flight, it also counts as if it had 1 − ramped/full weight more request in flight: otherwise an idle ramping
+ * backend would beat every busy one whatever its weight, and slow start would do nothing at low concurrency
+ * (at 2 in flight one that had just rejoined got half the requests). With nothing in flight anywhere there is
+ * no virtual load, so light traffic reaches it by the weighted tie-break, in proportion to its ramped weight.
+ * The virtual load fades out as the ramp completes.
  */
 
 import type { Random } from '../lib/random.ts';
@@ -42,6 +45,7 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
     let bestLoad = 0; // inFlight of best
     let bestWeight = 1;
     let tiedWeight = 0; // sum of the weights tied with best, best's included
+    const busy = this.dynamic && this.anyInFlight(ctx);
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i] as C;
       if (!usable(c, ctx.exclude)) continue;
@@ -49,10 +53,11 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
       let w = ws[i] as number;
       if (this.dynamic) {
         const ramped = weightAt(c, ctx.now);
-        if (ramped < w) load += 1 - ramped / w;
+        if (busy && ramped < w) load += 1 - ramped / w;
         w = ramped;
       }
-      // Compare load/w with bestLoad/bestWeight by cross-multiplying: exact for integer counts and weights.
+      // Compare load/w with bestLoad/bestWeight by cross-multiplying: exact for integer counts and weights (a
+      // virtual load is fractional, but then the ramping backend's ties do not matter).
       const lhs = load * bestWeight;
       const rhs = bestLoad * w;
       if (best === undefined || lhs < rhs) {
@@ -70,6 +75,12 @@ export class LeastConnectionsPicker<C extends Candidate> implements Picker<C> {
       }
     }
     return best;
+  }
+
+  /** Whether some usable candidate has a request in flight. */
+  private anyInFlight(ctx: PickContext): boolean {
+    for (const c of this.candidates) if (c.inFlight() > 0 && usable(c, ctx.exclude)) return true;
+    return false;
   }
 }
 

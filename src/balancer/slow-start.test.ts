@@ -103,8 +103,22 @@ describe.each(RAMPED)('slow start: %s', (name, tolerance) => {
 });
 
 describe('slow start under least-connections at low concurrency', () => {
-  // An idle backend wins every pick against busy ones (in flight / weight), so a ramping backend counts a
-  // virtual load of 1 - ramped/full weight: without it, one that just rejoined took half the requests at 2 in flight.
+  // An idle backend wins every pick against busy ones (in flight / weight), so while anything is in flight a
+  // ramping backend counts a virtual load of 1 - ramped/full weight: without it, one that just rejoined took half
+  // the requests at 2 in flight.
+  test.each([
+    [0, 0, 10 / 110],
+    [0, 5_000, 55 / 155],
+    [0, 7_500, 77.5 / 177.5],
+  ])('nothing in flight at each pick: at %i in flight and %i ms into the window, the ramped share', (concurrency, t, expected) => {
+    const b0 = new RampingCandidate('b0', 100, WINDOW);
+    const b1 = new RampingCandidate('b1', 100, WINDOW);
+    b0.joinedAt = -1e9;
+    const cs = [b0, b1];
+    const picker = strategyByName('least-connections').build(cs, { random: seededRandom(6) });
+    expect(Math.abs(shareOfB1(picker, cs, t, concurrency) - expected)).toBeLessThan(0.03);
+  });
+
   test.each([2, 3, 5, 10])('%i in flight: a backend that just rejoined (10 percent weight) gets at most its ramped share', (concurrency) => {
     const b0 = new RampingCandidate('b0', 100, WINDOW);
     const b1 = new RampingCandidate('b1', 100, WINDOW);

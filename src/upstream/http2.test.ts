@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import * as net from 'node:net';
 import { makeTempCertificate, type TestCertificate } from '../../test/support/certs.ts';
 import {
   deadPort,
@@ -892,6 +893,56 @@ describe('Http2Transport: sessions and failures', () => {
     } finally {
       t.close();
       await raw.close();
+    }
+  }, 10_000);
+
+  test('a second try that waited for a new connection past the deadline is not sent at all', async () => {
+    // Connection 1 takes the stream and answers with a GOAWAY after 400 ms; connection 2 finishes its SETTINGS
+    // exchange only after 600 ms more, past the 700 ms header deadline of the request.
+    let conns = 0;
+    const headersOn: number[] = [];
+    const srv = net.createServer((sock) => {
+      const c = ++conns;
+      const delay = c === 1 ? 0 : 600;
+      sock.on('error', () => {});
+      setTimeout(() => sock.write(frame(0x4, 0, 0, new Uint8Array(0))), delay);
+      let buf = Buffer.alloc(0);
+      let preface = false;
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (!preface) {
+          if (buf.length < 24) return;
+          buf = buf.subarray(24);
+          preface = true;
+        }
+        while (buf.length >= 9) {
+          const len = buf.readUIntBE(0, 3);
+          if (buf.length < 9 + len) return;
+          const type = buf[3] as number;
+          const flags = buf[4] as number;
+          buf = buf.subarray(9 + len);
+          if (type === 0x4 && (flags & 0x1) === 0) setTimeout(() => sock.write(frame(0x4, 0x1, 0, new Uint8Array(0))), delay);
+          if (type !== 0x1) continue;
+          headersOn.push(c);
+          if (c === 1) setTimeout(() => sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)]))), 400);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+    const t = new Http2Transport({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
+    try {
+      const opts = mkOpts({ connectTimeoutMs: 2000, responseHeaderTimeoutMs: 700 });
+      const t0 = performance.now();
+      const err = await rejection(t.request(mkReq(), opts));
+      expect(err.code).toBe('upstream_timeout');
+      expect(err.message).toContain('within 700 ms');
+      expect(performance.now() - t0).toBeLessThan(950); // sent anyway, it failed at about 1,015 ms
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_timeout']);
+      await Bun.sleep(400); // the second connection is ready by now: still nothing may reach it
+      expect(headersOn).toEqual([1]);
+    } finally {
+      t.close();
+      srv.close();
     }
   }, 10_000);
 

@@ -376,25 +376,32 @@ export class Http2Transport implements Transport {
     const onEnd = once(opts.onEnd);
     // A few attempts cover the race of a session that dies between being picked and opening the stream;
     // every such failure happens before anything was sent.
+    // A second try must not outlive the first one's deadline, not even while it waits for a connection.
+    const timedOut = (): boolean => retryDeadline !== undefined && retryDeadline <= performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       let route: Route;
       try {
         if (req.signal.aborted) throw abortedError(req.signal);
-        route = this.pick() ?? (await this.acquire(req.signal, opts.connectTimeoutMs));
-        if (req.signal.aborted) {
-          // Fired in the same turn the wait ended: nothing was sent yet; give the reserved slot back.
+        let wait = opts.connectTimeoutMs;
+        if (retryDeadline !== undefined && Number.isFinite(retryDeadline))
+          wait = Math.max(1, Math.min(wait, Math.ceil(retryDeadline - performance.now())));
+        route = this.pick() ?? (await this.acquire(req.signal, wait));
+        if (req.signal.aborted || timedOut()) {
+          // Fired (or the deadline passed) while waiting: nothing was sent yet; give the reserved slot back.
           if (route instanceof Session) this.release(route);
-          throw abortedError(req.signal);
+          throw req.signal.aborted ? abortedError(req.signal) : headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
         }
       } catch (err) {
-        const e = err instanceof SpookyError ? err : connectFailed(describe(err), err);
+        let e = err instanceof SpookyError ? err : connectFailed(describe(err), err);
+        if (e.code === 'upstream_connect_failed' && timedOut()) e = headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
         onEnd(e);
         throw e;
       }
       if (route === 'h1') {
         const h1 = this.h1;
         if (h1) {
-          const left = retryDeadline === undefined || !Number.isFinite(retryDeadline) ? undefined : Math.max(1, Math.ceil(retryDeadline - performance.now()));
+          const left =
+            retryDeadline === undefined || !Number.isFinite(retryDeadline) ? undefined : Math.max(1, Math.ceil(retryDeadline - performance.now()));
           return h1.request(req, left === undefined ? { ...opts, onEnd } : { ...opts, onEnd, responseHeaderTimeoutMs: left });
         }
         if (attempt < 2) continue; // the fallback was retired meanwhile (the backend gained h2)
@@ -1405,12 +1412,12 @@ function validate(req: UpstreamRequest): SpookyError | undefined {
   return undefined;
 }
 
-/** The error for a fired abort signal: its reason when that is a SpookyError, else `client_aborted`. */
 /** The response head did not come within `ms` (the configured `response_header_ms`). */
 function headerTimeout(authority: string, ms: number): SpookyError {
   return new SpookyError('upstream_timeout', `no response headers from ${authority} within ${ms} ms`);
 }
 
+/** The error for a fired abort signal: its reason when that is a SpookyError, else `client_aborted`. */
 function abortedError(signal: AbortSignal): SpookyError {
   const reason: unknown = signal.reason;
   if (reason instanceof SpookyError) return reason;
