@@ -106,9 +106,16 @@ test('a reload that changes only alerts shows up in the audit changes', () => {
 
 describe('a reload ends backend and pool alerts it made moot', () => {
   /** A stand-in for a backend's Endpoint: what the alerts read of it. */
-  const state = { healthy: false };
+  /** The backend's health, and whether it takes requests (healthy, circuit closed, not ejected; default: healthy). */
+  const state: { healthy: boolean; available?: boolean } = { healthy: false };
   const endpoint = (host: string) =>
-    ({ id: 'a', pool: 'api', url: new URL(`http://${host}`), health: { healthy: () => state.healthy, lastProbe: undefined } }) as unknown as Endpoint;
+    ({
+      id: 'a',
+      pool: 'api',
+      url: new URL(`http://${host}`),
+      health: { healthy: () => state.healthy, lastProbe: undefined },
+      available: () => state.available ?? state.healthy,
+    }) as unknown as Endpoint;
   const generationWith = (members: { id: string; endpoint: Endpoint }[] | undefined) =>
     ({ id: 1, loadedAt: 0, config: {}, pools: new Map(members ? [['api', { name: 'api', members }]] : []) }) as unknown as Generation;
   const RULES = 'alerts: { min_interval_ms: 0, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n';
@@ -116,6 +123,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
   /** Alerting whose webhook records every payload; the backend `a` of pool `api` has gone down. */
   async function withDownBackend() {
     state.healthy = false;
+    state.available = undefined;
     const down = endpoint('127.0.0.1:1');
     let gen = generationWith([{ id: 'a', endpoint: down }]);
     const sent: { kind: string; status: string; message: string }[] = [];
@@ -202,6 +210,31 @@ describe('a reload ends backend and pool alerts it made moot', () => {
       ['backend_unhealthy', 'resolved'],
       ['pool_unavailable', 'resolved'],
     ]);
+    alerting.stop();
+  });
+
+  test('a healthy backend whose circuit is open (or that is ejected) leaves the pool unavailable: found by the tick', async () => {
+    const { alerting, sent, reload, down } = await withDownBackend();
+    state.healthy = true;
+    state.available = false; // healthy again, but its circuit is still open
+    alerting.healthChanged(down, { healthy: true, reason: 'probe_successes' } satisfies HealthTransition);
+    await waitUntil(() => sent.length === 3, 2000, 'the backend resolved');
+    expect(sent[2]?.kind).toBe('backend_unhealthy');
+    state.available = true; // the circuit closed: no health transition, the tick sees it
+    alerting.tick();
+    await waitUntil(() => sent.length === 4, 2000, 'the pool resolved');
+    expect(sent[3]).toEqual({ kind: 'pool_unavailable', status: 'resolved', message: 'pool api has an available backend again (1 of 1)' });
+    state.available = false; // the circuit opened again
+    alerting.tick();
+    await waitUntil(() => sent.length === 5, 2000, 'the pool firing again');
+    expect(sent[4]).toEqual({
+      kind: 'pool_unavailable',
+      status: 'firing',
+      message: 'pool api has no available backend (1 of 1 healthy, but their circuits are open or they are ejected)',
+    });
+    reload(generationWith([{ id: 'a', endpoint: down }]));
+    await Bun.sleep(50);
+    expect(sent.length).toBe(5); // still unavailable after the reload: nothing new
     alerting.stop();
   });
 

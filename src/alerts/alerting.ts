@@ -36,6 +36,9 @@ import {
   reloadFailedSignal,
 } from './rules.ts';
 
+/** One pool of a generation, as the alerts read it. */
+type PoolRuntime = NonNullable<ReturnType<Generation['pools']['get']>>;
+
 /** What the alerts need from the process. */
 export interface AlertingDeps {
   /** The observer the request path would use without alerts (telemetry). */
@@ -216,17 +219,31 @@ export class Alerting {
     }
     for (const name of [...this.poolsDown]) {
       const pool = gen.pools.get(name);
-      let signal: AlertSignal | undefined;
-      if (!cfg.rules.pool_unavailable) signal = poolGoneSignal(name, 'rule off');
-      else if (!pool) signal = poolGoneSignal(name, 'removed');
-      else {
-        const healthy = pool.members.filter((m) => m.endpoint.health.healthy(now)).length;
-        if (healthy > 0) signal = poolSignal(name, healthy, pool.members.length);
+      if (pool && cfg.rules.pool_unavailable) {
+        this.checkPool(pool, now);
+        continue;
       }
-      if (!signal) continue;
       this.poolsDown.delete(name);
-      this.emit(signal);
+      this.emit(poolGoneSignal(name, pool ? 'rule off' : 'removed'));
     }
+  }
+
+  /**
+   * Fires `pool_unavailable` when no backend of `pool` can take a request (unhealthy, its circuit open or
+   * ejected by outlier detection), and resolves it when one can again; only on a change.
+   */
+  private checkPool(pool: PoolRuntime, now: number): void {
+    let available = 0;
+    let healthy = 0;
+    for (const m of pool.members) {
+      if (m.endpoint.health.healthy(now)) healthy++;
+      if (m.endpoint.available()) available++;
+    }
+    const down = available === 0;
+    if (down === this.poolsDown.has(pool.name)) return;
+    if (down) this.poolsDown.add(pool.name);
+    else this.poolsDown.delete(pool.name);
+    this.emit(poolSignal(pool.name, available, pool.members.length, healthy));
   }
 
   /** Request path: a finished request (only called while a route rule is configured). */
@@ -252,16 +269,7 @@ export class Alerting {
       else this.backendsDown.set(alertKey(signal), { subject, endpoint });
       this.emit(signal);
     }
-    if (rules.pool_unavailable) {
-      const now = this.deps.clock.now();
-      const healthy = pool.members.filter((m) => m.endpoint.health.healthy(now)).length;
-      const down = healthy === 0;
-      if (down !== this.poolsDown.has(pool.name)) {
-        if (down) this.poolsDown.add(pool.name);
-        else this.poolsDown.delete(pool.name);
-        this.emit(poolSignal(pool.name, healthy, pool.members.length));
-      }
-    }
+    if (rules.pool_unavailable) this.checkPool(pool, this.deps.clock.now());
   }
 
   /** Reload hook: a reload was refused. */
@@ -277,10 +285,14 @@ export class Alerting {
     for (const s of certificateSignals(certificateInfos(this.deps.listeners()), this.deps.clock.wallNow(), rule.days, this.certFiring)) this.emit(s);
   }
 
-  /** Evaluates the route rules and releases held notifications whose interval is over. */
+  /**
+   * Evaluates the route rules, checks every pool's availability (circuits and ejections open and end without a
+   * health transition) and releases held notifications whose interval is over.
+   */
   tick(): void {
     const now = this.deps.clock.now();
     for (const rule of [this.errorRule, this.latencyRule]) if (rule) for (const s of rule.evaluate(now)) this.emit(s);
+    if (this.cfg?.rules.pool_unavailable) for (const pool of this.deps.generation().pools.values()) this.checkPool(pool, now);
     for (const s of this.gate.due(now)) this.send(s);
   }
 

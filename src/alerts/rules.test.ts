@@ -168,6 +168,11 @@ describe('signals', () => {
     expect(backendSignal({ pool: 'p', backend: 'b', address: 'x' }, true, 'probe_successes', undefined).status).toBe('resolved');
     expect(poolSignal('p', 0, 2)).toMatchObject({ status: 'firing', message: 'pool p has no healthy backend (0 of 2)' });
     expect(poolSignal('p', 1, 2).status).toBe('resolved');
+    expect(poolSignal('p', 0, 2, 1)).toMatchObject({
+      status: 'firing',
+      message: 'pool p has no available backend (1 of 2 healthy, but their circuits are open or they are ejected)',
+      values: { available_backends: 0, healthy_backends: 1, backends: 2 },
+    });
     const r = reloadFailedSignal('/etc/spooky.yaml', 'signal', ['a', 'b'], 3);
     expect(r).toMatchObject({
       kind: 'reload_failed',

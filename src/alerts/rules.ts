@@ -221,15 +221,21 @@ export function poolGoneSignal(pool: string, why: 'removed' | 'rule off'): Alert
   return { kind: 'pool_unavailable', status: 'resolved', subject: { pool }, message: `pool ${pool}: alert ended, ${reason}`, values: { reason } };
 }
 
-/** A pool's availability as a signal: firing with no healthy backend, resolved with one. */
-export function poolSignal(pool: string, healthy: number, total: number): AlertSignal {
+/**
+ * A pool's availability as a signal: firing when none of its `total` backends is `available` (healthy, circuit
+ * letting requests through, not ejected), resolved when one is; `healthy` counts health alone.
+ */
+export function poolSignal(pool: string, available: number, total: number, healthy: number = available): AlertSignal {
+  let message: string;
+  if (available > 0) message = `pool ${pool} has an available backend again (${available} of ${total})`;
+  else if (healthy === 0) message = `pool ${pool} has no healthy backend (0 of ${total})`;
+  else message = `pool ${pool} has no available backend (${healthy} of ${total} healthy, but their circuits are open or they are ejected)`;
   return {
     kind: 'pool_unavailable',
-    status: healthy === 0 ? 'firing' : 'resolved',
+    status: available === 0 ? 'firing' : 'resolved',
     subject: { pool },
-    message:
-      healthy === 0 ? `pool ${pool} has no healthy backend (0 of ${total})` : `pool ${pool} has a healthy backend again (${healthy} of ${total})`,
-    values: { healthy_backends: healthy, backends: total },
+    message,
+    values: { available_backends: available, healthy_backends: healthy, backends: total },
   };
 }
 

@@ -912,7 +912,7 @@ const windowFields = {
 export const AlertRulesSchema = z
   .strictObject({
     backend_unhealthy: opt(z.boolean(), 'Alert when a backend becomes unhealthy (resolved when healthy again). Default `true`.', true),
-    pool_unavailable: opt(z.boolean(), 'Alert when a pool has no healthy backend (resolved when one is back). Default `true`.', true),
+    pool_unavailable: opt(z.boolean(), 'Alert when no backend of a pool can take a request: unhealthy, circuit open or ejected (resolved when one can again). Default `true`.', true),
     reload_failed: opt(z.boolean(), 'Alert when a config reload is refused. Default `true`.', true),
     certificate_expiring: opt(
       z.strictObject({
