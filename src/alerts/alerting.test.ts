@@ -230,11 +230,37 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     expect(sent[4]).toEqual({
       kind: 'pool_unavailable',
       status: 'firing',
-      message: 'pool api has no available backend (1 of 1 healthy, but their circuits are open or they are ejected)',
+      message: 'pool api has no available backend (1 of 1 healthy, but kept out by circuit breakers or outlier detection)',
     });
     reload(generationWith([{ id: 'a', endpoint: down }]));
     await Bun.sleep(50);
     expect(sent.length).toBe(5); // still unavailable after the reload: nothing new
+    alerting.stop();
+  });
+
+  test('a pool down on health alone at start (initial: unhealthy) raises nothing from the tick', async () => {
+    state.healthy = false;
+    state.available = undefined;
+    const sent: string[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const gen = generationWith([{ id: 'a', endpoint: endpoint('127.0.0.1:1') }]);
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        sent.push(JSON.parse(init.body).kind);
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config(RULES));
+    alerting.tick();
+    await Bun.sleep(50);
+    expect(sent).toEqual([]);
     alerting.stop();
   });
 
@@ -255,4 +281,57 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     ]);
     alerting.stop();
   });
+});
+
+test('route alerts survive an alerts section that is removed and added back: the recovery is still reported', async () => {
+  const clock = new ManualClock();
+  const sent: string[] = [];
+  const { log } = createLogging({ level: 'silent', format: 'json' });
+  const gen = { id: 1, loadedAt: 0, config: {}, pools: new Map() } as unknown as Generation;
+  const alerting = new Alerting({
+    base: NO_OBSERVER,
+    registry: new Registry(),
+    generation: () => gen,
+    listeners: () => [],
+    clock,
+    random: scriptedRandom([0]),
+    log,
+    post: (_url, init) => {
+      const p = JSON.parse(init.body);
+      sent.push(`${p.kind}:${p.status}`);
+      return Promise.resolve(200);
+    },
+  });
+  const yaml =
+    'alerts: { min_interval_ms: 0, rules: { route_error_rate: { window_ms: 1000, min_requests: 5, threshold: 0.5 } }, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n';
+  const requests = (status: number) => {
+    for (let i = 0; i < 10; i++)
+      alerting.requestEnd({
+        request_id: 'r',
+        client: '',
+        protocol: 'h3',
+        method: 'GET',
+        host: 'h',
+        path: '/',
+        status,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_ms: 1,
+        attempts: 1,
+        route: 'api#0',
+        pool: 'api',
+      });
+  };
+  alerting.apply(config(yaml));
+  requests(500);
+  alerting.tick();
+  await waitUntil(() => sent.length === 1, 2000, 'the route alert');
+  alerting.apply(config('')); // alerts removed: nothing is measured or sent
+  alerting.apply(config(yaml)); // and back, unchanged
+  clock.advance(2000);
+  requests(200);
+  alerting.tick();
+  await waitUntil(() => sent.length === 2, 2000, 'the recovery');
+  expect(sent).toEqual(['route_error_rate:firing', 'route_error_rate:resolved']);
+  alerting.stop();
 });

@@ -106,11 +106,10 @@ export class Alerting {
     const cfg = config.alerts;
     this.cfg = cfg;
     if (!cfg) {
-      // What fires is kept (as in the gate): when alerts come back, the next apply resolves what ended meanwhile.
+      // What fires is kept (as in the gate), the route rules included (they stop measuring): when alerts come
+      // back, the next apply resolves what ended meanwhile, or takes the rules over.
       this.stopTimers();
       this.observer.attach(undefined);
-      this.errorRule = undefined;
-      this.latencyRule = undefined;
       this.queue?.close(); // the attempt in progress finishes; nothing more is sent to the old webhooks
       this.queue = undefined;
       this.queueKey = '';
@@ -230,9 +229,11 @@ export class Alerting {
 
   /**
    * Fires `pool_unavailable` when no backend of `pool` can take a request (unhealthy, its circuit open or
-   * ejected by outlier detection), and resolves it when one can again; only on a change.
+   * ejected by outlier detection), and resolves it when one can again; only on a change. The evaluation tick
+   * (`fromTick`) fires only for pools kept out by circuits or ejections: a pool down on health alone fires on
+   * its health transition, so backends that start `initial: unhealthy` raise nothing at every start.
    */
-  private checkPool(pool: PoolRuntime, now: number): void {
+  private checkPool(pool: PoolRuntime, now: number, fromTick = false): void {
     let available = 0;
     let healthy = 0;
     for (const m of pool.members) {
@@ -241,6 +242,7 @@ export class Alerting {
     }
     const down = available === 0;
     if (down === this.poolsDown.has(pool.name)) return;
+    if (down && fromTick && healthy === 0) return;
     if (down) this.poolsDown.add(pool.name);
     else this.poolsDown.delete(pool.name);
     this.emit(poolSignal(pool.name, available, pool.members.length, healthy));
@@ -292,7 +294,7 @@ export class Alerting {
   tick(): void {
     const now = this.deps.clock.now();
     for (const rule of [this.errorRule, this.latencyRule]) if (rule) for (const s of rule.evaluate(now)) this.emit(s);
-    if (this.cfg?.rules.pool_unavailable) for (const pool of this.deps.generation().pools.values()) this.checkPool(pool, now);
+    if (this.cfg?.rules.pool_unavailable) for (const pool of this.deps.generation().pools.values()) this.checkPool(pool, now, true);
     for (const s of this.gate.due(now)) this.send(s);
   }
 

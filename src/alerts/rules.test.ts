@@ -170,7 +170,7 @@ describe('signals', () => {
     expect(poolSignal('p', 1, 2).status).toBe('resolved');
     expect(poolSignal('p', 0, 2, 1)).toMatchObject({
       status: 'firing',
-      message: 'pool p has no available backend (1 of 2 healthy, but their circuits are open or they are ejected)',
+      message: 'pool p has no available backend (1 of 2 healthy, but kept out by circuit breakers or outlier detection)',
       values: { available_backends: 0, healthy_backends: 1, backends: 2 },
     });
     const r = reloadFailedSignal('/etc/spooky.yaml', 'signal', ['a', 'b'], 3);

@@ -229,7 +229,7 @@ export function poolSignal(pool: string, available: number, total: number, healt
   let message: string;
   if (available > 0) message = `pool ${pool} has an available backend again (${available} of ${total})`;
   else if (healthy === 0) message = `pool ${pool} has no healthy backend (0 of ${total})`;
-  else message = `pool ${pool} has no available backend (${healthy} of ${total} healthy, but their circuits are open or they are ejected)`;
+  else message = `pool ${pool} has no available backend (${healthy} of ${total} healthy, but kept out by circuit breakers or outlier detection)`;
   return {
     kind: 'pool_unavailable',
     status: available === 0 ? 'firing' : 'resolved',

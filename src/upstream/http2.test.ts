@@ -896,9 +896,10 @@ describe('Http2Transport: sessions and failures', () => {
     }
   }, 10_000);
 
-  test('a second try that waited for a new connection past the deadline is not sent at all', async () => {
+  test('a second try that waited for a new connection past the deadline is not sent at all; others still use it', async () => {
     // Connection 1 takes the stream and answers with a GOAWAY after 400 ms; connection 2 finishes its SETTINGS
-    // exchange only after 600 ms more, past the 700 ms header deadline of the request.
+    // exchange only after 600 ms more, past the 700 ms header deadline of the request. A second request, sent at
+    // 450 ms with the usual connect timeout, waits for connection 2 and is answered there.
     let conns = 0;
     const headersOn: number[] = [];
     const srv = net.createServer((sock) => {
@@ -920,11 +921,13 @@ describe('Http2Transport: sessions and failures', () => {
           if (buf.length < 9 + len) return;
           const type = buf[3] as number;
           const flags = buf[4] as number;
+          const id = buf.readUInt32BE(5) & 0x7fffffff;
           buf = buf.subarray(9 + len);
           if (type === 0x4 && (flags & 0x1) === 0) setTimeout(() => sock.write(frame(0x4, 0x1, 0, new Uint8Array(0))), delay);
           if (type !== 0x1) continue;
           headersOn.push(c);
           if (c === 1) setTimeout(() => sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)]))), 400);
+          else sock.write(Buffer.concat([frame(0x1, 0x4, id, Uint8Array.of(0x88)), frame(0x0, 0x1, id, Buffer.from('ok'))]));
         }
       });
     });
@@ -933,13 +936,17 @@ describe('Http2Transport: sessions and failures', () => {
     try {
       const opts = mkOpts({ connectTimeoutMs: 2000, responseHeaderTimeoutMs: 700 });
       const t0 = performance.now();
-      const err = await rejection(t.request(mkReq(), opts));
+      const first = rejection(t.request(mkReq(), opts));
+      await Bun.sleep(450);
+      const second = t.request(mkReq(), mkOpts({ connectTimeoutMs: 2000, responseHeaderTimeoutMs: 5000 }));
+      const err = await first;
       expect(err.code).toBe('upstream_timeout');
       expect(err.message).toContain('within 700 ms');
       expect(performance.now() - t0).toBeLessThan(950); // sent anyway, it failed at about 1,015 ms
       expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_timeout']);
-      await Bun.sleep(400); // the second connection is ready by now: still nothing may reach it
-      expect(headersOn).toEqual([1]);
+      const res = await second; // a connect timeout cut short by the first request's deadline failed it
+      expect(await text(res)).toBe('ok');
+      expect(headersOn).toEqual([1, 2]); // the first request on connection 1, the second on connection 2
     } finally {
       t.close();
       srv.close();

@@ -382,10 +382,22 @@ export class Http2Transport implements Transport {
       let route: Route;
       try {
         if (req.signal.aborted) throw abortedError(req.signal);
-        let wait = opts.connectTimeoutMs;
-        if (retryDeadline !== undefined && Number.isFinite(retryDeadline))
-          wait = Math.max(1, Math.min(wait, Math.ceil(retryDeadline - performance.now())));
-        route = this.pick() ?? (await this.acquire(req.signal, wait));
+        const picked = this.pick();
+        if (picked !== undefined) route = picked;
+        else if (retryDeadline === undefined || !Number.isFinite(retryDeadline)) route = await this.acquire(req.signal, opts.connectTimeoutMs);
+        else {
+          // Only this request's wait is bounded by its deadline: the connection it may start (and others may
+          // wait for) keeps the configured connect timeout. A slot that comes after the deadline is given back.
+          const acquiring = this.acquire(req.signal, opts.connectTimeoutMs);
+          const got = await untilDeadline(acquiring, retryDeadline);
+          if (got === DEADLINE) {
+            acquiring.then((late) => {
+              if (late instanceof Session) this.release(late);
+            }, noop);
+            throw headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
+          }
+          route = got;
+        }
         if (req.signal.aborted || timedOut()) {
           // Fired (or the deadline passed) while waiting: nothing was sent yet; give the reserved slot back.
           if (route instanceof Session) this.release(route);
@@ -1410,6 +1422,26 @@ function validate(req: UpstreamRequest): SpookyError | undefined {
     if (req.body === null && cl !== 0) return new SpookyError('bad_request', 'content-length declared without a body');
   }
   return undefined;
+}
+
+/** What {@link untilDeadline} resolves with when the deadline came first. */
+const DEADLINE: unique symbol = Symbol('deadline');
+
+/** `p`'s value, or {@link DEADLINE} once `performance.now()` reaches `deadline` first (`p` goes on regardless). */
+function untilDeadline<T>(p: Promise<T>, deadline: number): Promise<T | typeof DEADLINE> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(DEADLINE), Math.max(0, deadline - performance.now()));
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** The response head did not come within `ms` (the configured `response_header_ms`). */
