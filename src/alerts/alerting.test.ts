@@ -107,13 +107,19 @@ test('a reload that changes only alerts shows up in the audit changes', () => {
 describe('a reload ends backend and pool alerts it made moot', () => {
   /** A stand-in for a backend's Endpoint: what the alerts read of it. */
   /** The backend's health, and whether it takes requests (healthy, circuit closed, not ejected; default: healthy). */
-  const state: { healthy: boolean; available?: boolean } = { healthy: false };
+  const state: { healthy: boolean; available?: boolean; changedAt: number } = { healthy: false, changedAt: 1 };
   const endpoint = (host: string) =>
     ({
       id: 'a',
       pool: 'api',
       url: new URL(`http://${host}`),
-      health: { healthy: () => state.healthy, lastProbe: undefined },
+      health: {
+        healthy: () => state.healthy,
+        lastProbe: undefined,
+        get changedAt() {
+          return state.changedAt;
+        },
+      },
       available: () => state.available ?? state.healthy,
     }) as unknown as Endpoint;
   const generationWith = (members: { id: string; endpoint: Endpoint }[] | undefined) =>
@@ -124,6 +130,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
   async function withDownBackend() {
     state.healthy = false;
     state.available = undefined;
+    state.changedAt = 1; // it went down: a transition
     const down = endpoint('127.0.0.1:1');
     let gen = generationWith([{ id: 'a', endpoint: down }]);
     const sent: { kind: string; status: string; message: string }[] = [];
@@ -241,6 +248,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
   test('a pool down on health alone at start (initial: unhealthy) raises nothing from the tick', async () => {
     state.healthy = false;
     state.available = undefined;
+    state.changedAt = 0; // no transition yet
     const sent: string[] = [];
     const { log } = createLogging({ level: 'silent', format: 'json' });
     const gen = generationWith([{ id: 'a', endpoint: endpoint('127.0.0.1:1') }]);
@@ -261,6 +269,32 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     alerting.tick();
     await Bun.sleep(50);
     expect(sent).toEqual([]);
+    alerting.stop();
+  });
+
+  test("a reload that removes the pool's last healthy backend: the tick fires pool_unavailable", async () => {
+    const { alerting, sent, reload, down } = await withDownBackend(); // backend a down, pool down
+    // The pool of the next config has a second, healthy backend: the pool is available again.
+    const upState = { healthy: true, changedAt: 0 };
+    const up = {
+      id: 'b',
+      pool: 'api',
+      url: new URL('http://127.0.0.1:2'),
+      health: { healthy: () => upState.healthy, lastProbe: undefined, changedAt: 0 },
+      available: () => upState.healthy,
+    } as unknown as Endpoint;
+    reload(
+      generationWith([
+        { id: 'a', endpoint: down },
+        { id: 'b', endpoint: up },
+      ]),
+    );
+    await waitUntil(() => sent.length === 3, 2000, 'the pool resolved');
+    expect(sent[2]).toMatchObject({ kind: 'pool_unavailable', status: 'resolved' });
+    reload(generationWith([{ id: 'a', endpoint: down }])); // b removed again: only the down backend is left
+    alerting.tick();
+    await waitUntil(() => sent.length === 4, 2000, 'the pool firing');
+    expect(sent[3]).toEqual({ kind: 'pool_unavailable', status: 'firing', message: 'pool api has no healthy backend (0 of 1)' });
     alerting.stop();
   });
 

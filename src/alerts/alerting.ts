@@ -230,8 +230,10 @@ export class Alerting {
   /**
    * Fires `pool_unavailable` when no backend of `pool` can take a request (unhealthy, its circuit open or
    * ejected by outlier detection), and resolves it when one can again; only on a change. The evaluation tick
-   * (`fromTick`) fires only for pools kept out by circuits or ejections: a pool down on health alone fires on
-   * its health transition, so backends that start `initial: unhealthy` raise nothing at every start.
+   * (`fromTick`) does not fire for a pool whose backends are all down on health without any of them ever having
+   * changed state: backends that start `initial: unhealthy` raise nothing at every start (their first
+   * transition decides). Anything else the tick sees (circuits, ejections, a reload that left the pool without
+   * a healthy backend, alerts switched on while it was down) fires.
    */
   private checkPool(pool: PoolRuntime, now: number, fromTick = false): void {
     let available = 0;
@@ -242,7 +244,7 @@ export class Alerting {
     }
     const down = available === 0;
     if (down === this.poolsDown.has(pool.name)) return;
-    if (down && fromTick && healthy === 0) return;
+    if (down && fromTick && healthy === 0 && pool.members.every((m) => m.endpoint.health.changedAt === 0)) return;
     if (down) this.poolsDown.add(pool.name);
     else this.poolsDown.delete(pool.name);
     this.emit(poolSignal(pool.name, available, pool.members.length, healthy));

@@ -906,7 +906,8 @@ describe('Http2Transport: sessions and failures', () => {
       const c = ++conns;
       const delay = c === 1 ? 0 : 600;
       sock.on('error', () => {});
-      setTimeout(() => sock.write(frame(0x4, 0, 0, new Uint8Array(0))), delay);
+      // SETTINGS_MAX_CONCURRENT_STREAMS = 1: one stream per connection.
+      setTimeout(() => sock.write(frame(0x4, 0, 0, Buffer.concat([Uint8Array.of(0, 3), u32(1)]))), delay);
       let buf = Buffer.alloc(0);
       let preface = false;
       sock.on('data', (d: Buffer) => {
@@ -947,6 +948,8 @@ describe('Http2Transport: sessions and failures', () => {
       const res = await second; // a connect timeout cut short by the first request's deadline failed it
       expect(await text(res)).toBe('ok');
       expect(headersOn).toEqual([1, 2]); // the first request on connection 1, the second on connection 2
+      await Bun.sleep(200);
+      expect(conns).toBe(2); // the first request stopped waiting at its deadline: no connection opened for it later
     } finally {
       t.close();
       srv.close();

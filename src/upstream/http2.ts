@@ -387,16 +387,20 @@ export class Http2Transport implements Transport {
         else if (retryDeadline === undefined || !Number.isFinite(retryDeadline)) route = await this.acquire(req.signal, opts.connectTimeoutMs);
         else {
           // Only this request's wait is bounded by its deadline: the connection it may start (and others may
-          // wait for) keeps the configured connect timeout. A slot that comes after the deadline is given back.
-          const acquiring = this.acquire(req.signal, opts.connectTimeoutMs);
-          const got = await untilDeadline(acquiring, retryDeadline);
-          if (got === DEADLINE) {
-            acquiring.then((late) => {
-              if (late instanceof Session) this.release(late);
-            }, noop);
-            throw headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
+          // wait for) keeps the configured connect timeout, and at the deadline this request stops waiting.
+          const bound = new AbortController();
+          const follow = () => bound.abort(req.signal.reason);
+          req.signal.addEventListener('abort', follow, { once: true });
+          const timer = setTimeout(
+            () => bound.abort(headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs)),
+            Math.max(0, retryDeadline - performance.now()),
+          );
+          try {
+            route = await this.acquire(bound.signal, opts.connectTimeoutMs);
+          } finally {
+            clearTimeout(timer);
+            req.signal.removeEventListener('abort', follow);
           }
-          route = got;
         }
         if (req.signal.aborted || timedOut()) {
           // Fired (or the deadline passed) while waiting: nothing was sent yet; give the reserved slot back.
@@ -1422,26 +1426,6 @@ function validate(req: UpstreamRequest): SpookyError | undefined {
     if (req.body === null && cl !== 0) return new SpookyError('bad_request', 'content-length declared without a body');
   }
   return undefined;
-}
-
-/** What {@link untilDeadline} resolves with when the deadline came first. */
-const DEADLINE: unique symbol = Symbol('deadline');
-
-/** `p`'s value, or {@link DEADLINE} once `performance.now()` reaches `deadline` first (`p` goes on regardless). */
-function untilDeadline<T>(p: Promise<T>, deadline: number): Promise<T | typeof DEADLINE> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(DEADLINE), Math.max(0, deadline - performance.now()));
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** The response head did not come within `ms` (the configured `response_header_ms`). */
