@@ -298,6 +298,47 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     alerting.stop();
   });
 
+  test('a reload that removes the last healthy backend of a pool whose other backends never came up: the tick fires', async () => {
+    const fake = (id: string, port: number, healthy: boolean) =>
+      ({
+        id,
+        pool: 'api',
+        url: new URL(`http://127.0.0.1:${port}`),
+        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
+        available: () => healthy,
+      }) as unknown as Endpoint;
+    const up = fake('a', 1, true);
+    const neverUp = fake('b', 2, false); // initial: unhealthy, its probes still failing: no transition yet
+    let gen = generationWith([
+      { id: 'a', endpoint: up },
+      { id: 'b', endpoint: neverUp },
+    ]);
+    const sent: string[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        const p = JSON.parse(init.body);
+        sent.push(`${p.kind}:${p.status}`);
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config(RULES));
+    alerting.tick(); // the pool is available
+    gen = generationWith([{ id: 'b', endpoint: neverUp }]);
+    alerting.apply(config(RULES));
+    alerting.tick();
+    await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
+    expect(sent).toEqual(['pool_unavailable:firing']);
+    alerting.stop();
+  });
+
   test('still down after the reload: nothing; the rules switched off: both resolved', async () => {
     const { alerting, sent, reload, down } = await withDownBackend();
     const stillDown = generationWith([{ id: 'a', endpoint: down }]);

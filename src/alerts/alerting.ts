@@ -89,6 +89,8 @@ export class Alerting {
   private latencyRule: RouteRule | undefined;
   private readonly certFiring = new Set<string>();
   private readonly poolsDown = new Set<string>();
+  /** Pools that have had an available backend since start (the tick fires for these whatever their health history). */
+  private readonly poolsSeenUp = new Set<string>();
   /** Backends whose `backend_unhealthy` fired and has not been resolved, by alert key. */
   private readonly backendsDown = new Map<string, { subject: { pool: string; backend: string; address: string }; endpoint: Endpoint }>();
   private tickTimer: ReturnType<typeof setInterval> | undefined;
@@ -216,6 +218,7 @@ export class Alerting {
         this.emit(again);
       }
     }
+    for (const name of [...this.poolsSeenUp]) if (!gen.pools.has(name)) this.poolsSeenUp.delete(name);
     for (const name of [...this.poolsDown]) {
       const pool = gen.pools.get(name);
       if (pool && cfg.rules.pool_unavailable) {
@@ -230,10 +233,11 @@ export class Alerting {
   /**
    * Fires `pool_unavailable` when no backend of `pool` can take a request (unhealthy, its circuit open or
    * ejected by outlier detection), and resolves it when one can again; only on a change. The evaluation tick
-   * (`fromTick`) does not fire for a pool whose backends are all down on health without any of them ever having
-   * changed state: backends that start `initial: unhealthy` raise nothing at every start (their first
-   * transition decides). Anything else the tick sees (circuits, ejections, a reload that left the pool without
-   * a healthy backend, alerts switched on while it was down) fires.
+   * (`fromTick`) does not fire for a pool that has never had an available backend and whose backends are all
+   * down on health without any of them ever having changed state: backends that start `initial: unhealthy`
+   * raise nothing at every start (their first transition decides). Anything else the tick sees (circuits,
+   * ejections, a reload that left the pool without a healthy backend, alerts switched on while it was down)
+   * fires.
    */
   private checkPool(pool: PoolRuntime, now: number, fromTick = false): void {
     let available = 0;
@@ -243,8 +247,9 @@ export class Alerting {
       if (m.endpoint.available()) available++;
     }
     const down = available === 0;
+    if (!down) this.poolsSeenUp.add(pool.name);
     if (down === this.poolsDown.has(pool.name)) return;
-    if (down && fromTick && healthy === 0 && pool.members.every((m) => m.endpoint.health.changedAt === 0)) return;
+    if (down && fromTick && healthy === 0 && !this.poolsSeenUp.has(pool.name) && pool.members.every((m) => m.endpoint.health.changedAt === 0)) return;
     if (down) this.poolsDown.add(pool.name);
     else this.poolsDown.delete(pool.name);
     this.emit(poolSignal(pool.name, available, pool.members.length, healthy));

@@ -382,6 +382,7 @@ export class Http2Transport implements Transport {
       let route: Route;
       try {
         if (req.signal.aborted) throw abortedError(req.signal);
+        if (timedOut()) throw headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
         const picked = this.pick();
         if (picked !== undefined) route = picked;
         else if (retryDeadline === undefined || !Number.isFinite(retryDeadline)) route = await this.acquire(req.signal, opts.connectTimeoutMs);
