@@ -339,6 +339,83 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     alerting.stop();
   });
 
+  test('seen available while alerts were off, then left without one by the reload that switches them on: fires', async () => {
+    const fake = (id: string, port: number, healthy: boolean) =>
+      ({
+        id,
+        pool: 'api',
+        url: new URL(`http://127.0.0.1:${port}`),
+        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
+        available: () => healthy,
+      }) as unknown as Endpoint;
+    const neverUp = fake('b', 2, false);
+    let gen = generationWith([
+      { id: 'a', endpoint: fake('a', 1, true) },
+      { id: 'b', endpoint: neverUp },
+    ]);
+    const sent: string[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        const p = JSON.parse(init.body);
+        sent.push(`${p.kind}:${p.status}`);
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config('')); // start without alerts
+    gen = generationWith([{ id: 'b', endpoint: neverUp }]);
+    alerting.apply(config(RULES)); // a removed, alerts on
+    alerting.tick();
+    await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
+    expect(sent).toEqual(['pool_unavailable:firing']);
+    alerting.stop();
+  });
+
+  test('a pool removed while alerts are off and added again with a backend that never came up is a new pool: nothing fires', async () => {
+    const fake = (id: string, port: number, healthy: boolean) =>
+      ({
+        id,
+        pool: 'api',
+        url: new URL(`http://127.0.0.1:${port}`),
+        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
+        available: () => healthy,
+      }) as unknown as Endpoint;
+    let gen = generationWith([{ id: 'a', endpoint: fake('a', 1, true) }]);
+    const sent: string[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        const p = JSON.parse(init.body);
+        sent.push(`${p.kind}:${p.status}`);
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config(RULES));
+    alerting.tick(); // available: seen up
+    gen = generationWith(undefined);
+    alerting.apply(config('')); // the pool removed, alerts off
+    gen = generationWith([{ id: 'c', endpoint: fake('c', 3, false) }]);
+    alerting.apply(config(RULES)); // added again: new endpoints that never came up
+    alerting.tick();
+    await Bun.sleep(50);
+    expect(sent).toEqual([]);
+    alerting.stop();
+  });
+
   test('still down after the reload: nothing; the rules switched off: both resolved', async () => {
     const { alerting, sent, reload, down } = await withDownBackend();
     const stillDown = generationWith([{ id: 'a', endpoint: down }]);

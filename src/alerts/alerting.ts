@@ -107,6 +107,7 @@ export class Alerting {
   apply(config: Config): void {
     const cfg = config.alerts;
     this.cfg = cfg;
+    this.notePools();
     if (!cfg) {
       // What fires is kept (as in the gate), the route rules included (they stop measuring): when alerts come
       // back, the next apply resolves what ended meanwhile, or takes the rules over.
@@ -218,7 +219,6 @@ export class Alerting {
         this.emit(again);
       }
     }
-    for (const name of [...this.poolsSeenUp]) if (!gen.pools.has(name)) this.poolsSeenUp.delete(name);
     for (const name of [...this.poolsDown]) {
       const pool = gen.pools.get(name);
       if (pool && cfg.rules.pool_unavailable) {
@@ -228,6 +228,16 @@ export class Alerting {
       this.poolsDown.delete(name);
       this.emit(poolGoneSignal(name, pool ? 'rule off' : 'removed'));
     }
+  }
+
+  /**
+   * Keeps {@link poolsSeenUp} current at every (re)load, alerts on or off: pools the generation no longer has are
+   * forgotten (one added again under the name is new), pools with an available backend now are remembered.
+   */
+  private notePools(): void {
+    const pools = this.deps.generation().pools;
+    for (const name of [...this.poolsSeenUp]) if (!pools.has(name)) this.poolsSeenUp.delete(name);
+    for (const pool of pools.values()) if (pool.members.some((m) => m.endpoint.available())) this.poolsSeenUp.add(pool.name);
   }
 
   /**
@@ -266,10 +276,11 @@ export class Alerting {
 
   /** Health hook: a backend became healthy or unhealthy; also re-checks its pool. */
   healthChanged(endpoint: Endpoint, t: HealthTransition): void {
-    const rules = this.cfg?.rules;
-    if (!rules) return;
     const pool = this.deps.generation().pools.get(endpoint.pool);
     if (!pool?.members.some((m) => m.endpoint === endpoint)) return; // a backend the running config no longer has
+    if (t.healthy && endpoint.available()) this.poolsSeenUp.add(pool.name); // also while alerts are off
+    const rules = this.cfg?.rules;
+    if (!rules) return;
     if (rules.backend_unhealthy) {
       const member = pool.members.find((m) => m.endpoint === endpoint);
       const subject = { pool: pool.name, backend: member?.id ?? endpoint.id, address: endpoint.url.host };
