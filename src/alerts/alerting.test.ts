@@ -120,7 +120,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
           return state.changedAt;
         },
       },
-      available: () => state.available ?? state.healthy,
+      canServe: () => state.available ?? state.healthy,
     }) as unknown as Endpoint;
   const generationWith = (members: { id: string; endpoint: Endpoint }[] | undefined) =>
     ({ id: 1, loadedAt: 0, config: {}, pools: new Map(members ? [['api', { name: 'api', members }]] : []) }) as unknown as Generation;
@@ -281,7 +281,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
       pool: 'api',
       url: new URL('http://127.0.0.1:2'),
       health: { healthy: () => upState.healthy, lastProbe: undefined, changedAt: 0 },
-      available: () => upState.healthy,
+      canServe: () => upState.healthy,
     } as unknown as Endpoint;
     reload(
       generationWith([
@@ -305,7 +305,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
         pool: 'api',
         url: new URL(`http://127.0.0.1:${port}`),
         health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        available: () => healthy,
+        canServe: () => healthy,
       }) as unknown as Endpoint;
     const up = fake('a', 1, true);
     const neverUp = fake('b', 2, false); // initial: unhealthy, its probes still failing: no transition yet
@@ -346,7 +346,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
         pool: 'api',
         url: new URL(`http://127.0.0.1:${port}`),
         health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        available: () => healthy,
+        canServe: () => healthy,
       }) as unknown as Endpoint;
     const neverUp = fake('b', 2, false);
     let gen = generationWith([
@@ -378,6 +378,49 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     alerting.stop();
   });
 
+  test('a pool that came up on a health transition while alerts were off counts as seen: the reload leaving it down fires', async () => {
+    const aState = { healthy: false };
+    const mk = (id: string, port: number, st: { healthy: boolean }) =>
+      ({
+        id,
+        pool: 'api',
+        url: new URL(`http://127.0.0.1:${port}`),
+        health: { healthy: () => st.healthy, lastProbe: undefined, changedAt: 0 },
+        canServe: () => st.healthy,
+      }) as unknown as Endpoint;
+    const a = mk('a', 1, aState);
+    const neverUp = mk('b', 2, { healthy: false });
+    let gen = generationWith([
+      { id: 'a', endpoint: a },
+      { id: 'b', endpoint: neverUp },
+    ]);
+    const sent: string[] = [];
+    const { log } = createLogging({ level: 'silent', format: 'json' });
+    const alerting = new Alerting({
+      base: NO_OBSERVER,
+      registry: new Registry(),
+      generation: () => gen,
+      listeners: () => [],
+      clock: new ManualClock(),
+      random: scriptedRandom([0]),
+      log,
+      post: (_url, init) => {
+        const p = JSON.parse(init.body);
+        sent.push(`${p.kind}:${p.status}`);
+        return Promise.resolve(200);
+      },
+    });
+    alerting.apply(config('')); // alerts off; nothing is available yet
+    aState.healthy = true;
+    alerting.healthChanged(a, { healthy: true, reason: 'probe_successes' } satisfies HealthTransition);
+    gen = generationWith([{ id: 'b', endpoint: neverUp }]);
+    alerting.apply(config(RULES)); // a removed, alerts on
+    alerting.tick();
+    await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
+    expect(sent).toEqual(['pool_unavailable:firing']);
+    alerting.stop();
+  });
+
   test('a pool removed while alerts are off and added again with a backend that never came up is a new pool: nothing fires', async () => {
     const fake = (id: string, port: number, healthy: boolean) =>
       ({
@@ -385,7 +428,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
         pool: 'api',
         url: new URL(`http://127.0.0.1:${port}`),
         health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        available: () => healthy,
+        canServe: () => healthy,
       }) as unknown as Endpoint;
     let gen = generationWith([{ id: 'a', endpoint: fake('a', 1, true) }]);
     const sent: string[] = [];

@@ -237,7 +237,7 @@ export class Alerting {
   private notePools(): void {
     const pools = this.deps.generation().pools;
     for (const name of [...this.poolsSeenUp]) if (!pools.has(name)) this.poolsSeenUp.delete(name);
-    for (const pool of pools.values()) if (pool.members.some((m) => m.endpoint.available())) this.poolsSeenUp.add(pool.name);
+    for (const pool of pools.values()) if (pool.members.some((m) => m.endpoint.canServe())) this.poolsSeenUp.add(pool.name);
   }
 
   /**
@@ -254,7 +254,7 @@ export class Alerting {
     let healthy = 0;
     for (const m of pool.members) {
       if (m.endpoint.health.healthy(now)) healthy++;
-      if (m.endpoint.available()) available++;
+      if (m.endpoint.canServe()) available++;
     }
     const down = available === 0;
     if (!down) this.poolsSeenUp.add(pool.name);
@@ -278,7 +278,7 @@ export class Alerting {
   healthChanged(endpoint: Endpoint, t: HealthTransition): void {
     const pool = this.deps.generation().pools.get(endpoint.pool);
     if (!pool?.members.some((m) => m.endpoint === endpoint)) return; // a backend the running config no longer has
-    if (t.healthy && endpoint.available()) this.poolsSeenUp.add(pool.name); // also while alerts are off
+    if (t.healthy && endpoint.canServe()) this.poolsSeenUp.add(pool.name); // also while alerts are off
     const rules = this.cfg?.rules;
     if (!rules) return;
     if (rules.backend_unhealthy) {

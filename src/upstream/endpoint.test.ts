@@ -9,7 +9,14 @@ import { waitUntil } from '../../test/support/wait.ts';
 
 const transport = unusedTransport();
 const backend = testBackend(0);
-const breaker: CircuitBreakerConfig = { consecutive_failures: 2, failure_rate: 0, window_ms: 10_000, min_requests: 10, open_ms: 1000, half_open_max: 1 };
+const breaker: CircuitBreakerConfig = {
+  consecutive_failures: 2,
+  failure_rate: 0,
+  window_ms: 10_000,
+  min_requests: 10,
+  open_ms: 1000,
+  half_open_max: 1,
+};
 
 function endpoint(clock: ManualClock, changes: ResilienceChange[]): Endpoint {
   const e = new Endpoint('k', 'pool', backend, transport, clock, () => {});
@@ -89,7 +96,9 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
   test('without probes, the end of a passive cooldown is reported by a timer (logged), not only at the next request', async () => {
     const seen: { healthy: boolean; reason: string }[] = [];
     const b = testBackend(1);
-    const e = new Endpoint('k', 'pool', { ...b, health_check: { ...b.health_check, cooldown_ms: 30 } }, transport, systemClock, (_e, t) => seen.push(t));
+    const e = new Endpoint('k', 'pool', { ...b, health_check: { ...b.health_check, cooldown_ms: 30 } }, transport, systemClock, (_e, t) =>
+      seen.push(t),
+    );
     request(e, 503);
     expect(seen).toEqual([{ healthy: false, reason: 'passive_failures' }]);
     await waitUntil(() => seen.length === 2, 2000, 'cooldown_over reported');
@@ -107,6 +116,17 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
     clock.advance(6000); // nobody looks until long after the cooldown
     expect(e.available()).toBe(true);
     expect(e.joinedAt).toBe(1000);
+  });
+
+  test('canServe() answers like available() but never marks the backend out or rejoined (observers do not start slow start)', () => {
+    const clock = new ManualClock(0);
+    const b = testBackend(1);
+    const e = new Endpoint('k', 'pool', { ...b, health_check: { ...b.health_check, cooldown_ms: 1000 } }, transport, clock, () => {});
+    request(e, 503); // down at 0, cooldown until 1000
+    expect(e.canServe()).toBe(false);
+    clock.advance(6000);
+    expect(e.canServe()).toBe(true);
+    expect(e.joinedAt).toBe(0); // as created: asking did not count as a return
   });
 
   test('after an ejection, the backend counts as back from the end of the ejection', () => {

@@ -103,8 +103,7 @@ export class Endpoint {
    */
   available(): boolean {
     const now = this.clock.now();
-    const ok =
-      this.health.available(now) && (this.breaker === null || this.breaker.allows(now)) && (this.outlier === null || !this.outlier.ejected(this.id, now));
+    const ok = this.serves(now);
     if (!ok) this.out = true;
     else if (this.out) {
       // Back since whichever reason for being out ended last (a recovery noticed only at this pick still
@@ -114,6 +113,22 @@ export class Endpoint {
       this.joinedAt = Math.min(now, back);
     }
     return ok;
+  }
+
+  /**
+   * Whether the backend may take traffic now, like {@link available} but with no bookkeeping: for observers
+   * (alerts), whose asking must not change when a backend counts as rejoined (slow start).
+   */
+  canServe(): boolean {
+    return this.serves(this.clock.now());
+  }
+
+  private serves(now: number): boolean {
+    return (
+      this.health.available(now) &&
+      (this.breaker === null || this.breaker.allows(now)) &&
+      (this.outlier === null || !this.outlier.ejected(this.id, now))
+    );
   }
 
   /** Circuit state at `now` (`closed` when there is no breaker). */

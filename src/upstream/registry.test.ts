@@ -39,7 +39,9 @@ test('a sync that fails to make a transport changes nothing: removed backends ke
   const b = first.get('app')?.get('b');
   expect(b).toBeDefined();
   // The new config drops b and adds a pool whose transport cannot be made: the sync throws before touching b.
-  const next = config('  app:\n    backends: [{ id: a, address: "http://a:80" }]\n  other:\n    route: { path_prefix: /other }\n    backends: [{ id: c, address: "http://bad:80" }]\n');
+  const next = config(
+    '  app:\n    backends: [{ id: a, address: "http://a:80" }]\n  other:\n    route: { path_prefix: /other }\n    backends: [{ id: c, address: "http://bad:80" }]\n',
+  );
   expect(() => registry.sync(next)).toThrow('ca_file');
   expect(made.get('http://b:80')?.closed).toBe(false);
   // b is still the same endpoint with the same transport when the old config is synced again.
