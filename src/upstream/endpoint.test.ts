@@ -129,6 +129,22 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
     expect(e.joinedAt).toBe(0); // as created: asking did not count as a return
   });
 
+  test.each([false, true])(
+    'a backend that starts initial: unhealthy counts as rejoined when it first comes up (asked while down: %p)',
+    (askedWhileDown) => {
+      const clock = new ManualClock(0);
+      const b = testBackend(0);
+      const hc = { ...b.health_check, initial: 'unhealthy' as const, probes: [{} as never], success_threshold: 1 };
+      const e = new Endpoint('k', 'pool', { ...b, health_check: hc }, transport, clock, () => {});
+      clock.advance(1000);
+      if (askedWhileDown) expect(e.available()).toBe(false); // a request or /status looked while it was down
+      clock.advance(9000);
+      e.health.probe(true, clock.now()); // up at 10000
+      expect(e.available()).toBe(true);
+      expect(e.joinedAt).toBe(10_000); // slow start counts from its first return either way
+    },
+  );
+
   test('after an ejection, the backend counts as back from the end of the ejection', () => {
     const clock = new ManualClock(0);
     const e = endpoint(clock, []);

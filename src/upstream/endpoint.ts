@@ -95,6 +95,9 @@ export class Endpoint {
     this.transport = transport;
     this.health = new HealthState(backend.health_check);
     this.joinedAt = clock.now();
+    // A backend that starts `initial: unhealthy` is out from the start, like one that went down: it ramps up
+    // when it first comes up, whether or not anything (a request, /status) asked about it while it was down.
+    this.out = !this.serves(clock.now());
   }
 
   /**
