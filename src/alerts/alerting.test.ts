@@ -52,6 +52,54 @@ function setup(cfg: Config) {
   return { alerting, posts, value };
 }
 
+/** A notification as the recording webhook of {@link recording} received it. */
+interface Sent {
+  kind: string;
+  status: string;
+  message: string;
+}
+
+/** Alerting over `generation()` whose webhook answers 200 at once and records every payload in `sent`. */
+function recording(generation: () => Generation, clock = new ManualClock()) {
+  const sent: Sent[] = [];
+  const { log } = createLogging({ level: 'silent', format: 'json' });
+  const alerting = new Alerting({
+    base: NO_OBSERVER,
+    registry: new Registry(),
+    generation,
+    listeners: () => [],
+    clock,
+    random: scriptedRandom([0]),
+    log,
+    post: (_url, init) => {
+      const p = JSON.parse(init.body);
+      sent.push({ kind: p.kind, status: p.status, message: p.message });
+      return Promise.resolve(200);
+    },
+  });
+  return { alerting, sent, tags: () => sent.map((x) => `${x.kind}:${x.status}`) };
+}
+
+/**
+ * A stand-in for backend `id` of pool `api` at 127.0.0.1:`port` (what the alerts read of an Endpoint): health
+ * from `state.healthy`, taking requests per `state.available` (default: when healthy), `changedAt` 0 unless set.
+ */
+function fakeEndpoint(id: string, port: number, state: { healthy: boolean; available?: boolean; changedAt?: number }): Endpoint {
+  return {
+    id,
+    pool: 'api',
+    url: new URL(`http://127.0.0.1:${port}`),
+    health: {
+      healthy: () => state.healthy,
+      lastProbe: undefined,
+      get changedAt() {
+        return state.changedAt ?? 0;
+      },
+    },
+    canServe: () => state.available ?? state.healthy,
+  } as unknown as Endpoint;
+}
+
 test('a hanging webhook: reload alerts beyond queue_size are dropped and counted, the hook returns at once', async () => {
   const { alerting, posts, value } = setup(
     config('alerts: { min_interval_ms: 0, queue_size: 2, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n'),
@@ -105,23 +153,8 @@ test('a reload that changes only alerts shows up in the audit changes', () => {
 });
 
 describe('a reload ends backend and pool alerts it made moot', () => {
-  /** A stand-in for a backend's Endpoint: what the alerts read of it. */
-  /** The backend's health, and whether it takes requests (healthy, circuit closed, not ejected; default: healthy). */
+  /** Backend `a`'s health, and whether it takes requests (healthy, circuit closed, not ejected; default: healthy). */
   const state: { healthy: boolean; available?: boolean; changedAt: number } = { healthy: false, changedAt: 1 };
-  const endpoint = (host: string) =>
-    ({
-      id: 'a',
-      pool: 'api',
-      url: new URL(`http://${host}`),
-      health: {
-        healthy: () => state.healthy,
-        lastProbe: undefined,
-        get changedAt() {
-          return state.changedAt;
-        },
-      },
-      canServe: () => state.available ?? state.healthy,
-    }) as unknown as Endpoint;
   const generationWith = (members: { id: string; endpoint: Endpoint }[] | undefined) =>
     ({ id: 1, loadedAt: 0, config: {}, pools: new Map(members ? [['api', { name: 'api', members }]] : []) }) as unknown as Generation;
   const RULES = 'alerts: { min_interval_ms: 0, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n';
@@ -131,24 +164,9 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     state.healthy = false;
     state.available = undefined;
     state.changedAt = 1; // it went down: a transition
-    const down = endpoint('127.0.0.1:1');
+    const down = fakeEndpoint('a', 1, state);
     let gen = generationWith([{ id: 'a', endpoint: down }]);
-    const sent: { kind: string; status: string; message: string }[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        const p = JSON.parse(init.body);
-        sent.push({ kind: p.kind, status: p.status, message: p.message });
-        return Promise.resolve(200);
-      },
-    });
+    const { alerting, sent } = recording(() => gen);
     alerting.apply(config(RULES));
     alerting.healthChanged(down, { healthy: false, reason: 'probe_failures' } satisfies HealthTransition);
     await waitUntil(() => sent.length === 2, 2000, 'the two firing alerts');
@@ -249,22 +267,8 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     state.healthy = false;
     state.available = undefined;
     state.changedAt = 0; // no transition yet
-    const sent: string[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const gen = generationWith([{ id: 'a', endpoint: endpoint('127.0.0.1:1') }]);
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        sent.push(JSON.parse(init.body).kind);
-        return Promise.resolve(200);
-      },
-    });
+    const gen = generationWith([{ id: 'a', endpoint: fakeEndpoint('a', 1, state) }]);
+    const { alerting, sent } = recording(() => gen);
     alerting.apply(config(RULES));
     alerting.tick();
     await Bun.sleep(50);
@@ -275,14 +279,7 @@ describe('a reload ends backend and pool alerts it made moot', () => {
   test("a reload that removes the pool's last healthy backend: the tick fires pool_unavailable", async () => {
     const { alerting, sent, reload, down } = await withDownBackend(); // backend a down, pool down
     // The pool of the next config has a second, healthy backend: the pool is available again.
-    const upState = { healthy: true, changedAt: 0 };
-    const up = {
-      id: 'b',
-      pool: 'api',
-      url: new URL('http://127.0.0.1:2'),
-      health: { healthy: () => upState.healthy, lastProbe: undefined, changedAt: 0 },
-      canServe: () => upState.healthy,
-    } as unknown as Endpoint;
+    const up = fakeEndpoint('b', 2, { healthy: true });
     reload(
       generationWith([
         { id: 'a', endpoint: down },
@@ -299,117 +296,48 @@ describe('a reload ends backend and pool alerts it made moot', () => {
   });
 
   test('a reload that removes the last healthy backend of a pool whose other backends never came up: the tick fires', async () => {
-    const fake = (id: string, port: number, healthy: boolean) =>
-      ({
-        id,
-        pool: 'api',
-        url: new URL(`http://127.0.0.1:${port}`),
-        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        canServe: () => healthy,
-      }) as unknown as Endpoint;
-    const up = fake('a', 1, true);
-    const neverUp = fake('b', 2, false); // initial: unhealthy, its probes still failing: no transition yet
+    const up = fakeEndpoint('a', 1, { healthy: true });
+    const neverUp = fakeEndpoint('b', 2, { healthy: false }); // initial: unhealthy, its probes still failing: no transition yet
     let gen = generationWith([
       { id: 'a', endpoint: up },
       { id: 'b', endpoint: neverUp },
     ]);
-    const sent: string[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        const p = JSON.parse(init.body);
-        sent.push(`${p.kind}:${p.status}`);
-        return Promise.resolve(200);
-      },
-    });
+    const { alerting, sent, tags } = recording(() => gen);
     alerting.apply(config(RULES));
     alerting.tick(); // the pool is available
     gen = generationWith([{ id: 'b', endpoint: neverUp }]);
     alerting.apply(config(RULES));
     alerting.tick();
     await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
-    expect(sent).toEqual(['pool_unavailable:firing']);
+    expect(tags()).toEqual(['pool_unavailable:firing']);
     alerting.stop();
   });
 
   test('seen available while alerts were off, then left without one by the reload that switches them on: fires', async () => {
-    const fake = (id: string, port: number, healthy: boolean) =>
-      ({
-        id,
-        pool: 'api',
-        url: new URL(`http://127.0.0.1:${port}`),
-        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        canServe: () => healthy,
-      }) as unknown as Endpoint;
-    const neverUp = fake('b', 2, false);
+    const neverUp = fakeEndpoint('b', 2, { healthy: false });
     let gen = generationWith([
-      { id: 'a', endpoint: fake('a', 1, true) },
+      { id: 'a', endpoint: fakeEndpoint('a', 1, { healthy: true }) },
       { id: 'b', endpoint: neverUp },
     ]);
-    const sent: string[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        const p = JSON.parse(init.body);
-        sent.push(`${p.kind}:${p.status}`);
-        return Promise.resolve(200);
-      },
-    });
+    const { alerting, sent, tags } = recording(() => gen);
     alerting.apply(config('')); // start without alerts
     gen = generationWith([{ id: 'b', endpoint: neverUp }]);
     alerting.apply(config(RULES)); // a removed, alerts on
     alerting.tick();
     await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
-    expect(sent).toEqual(['pool_unavailable:firing']);
+    expect(tags()).toEqual(['pool_unavailable:firing']);
     alerting.stop();
   });
 
   test('a pool that came up on a health transition while alerts were off counts as seen: the reload leaving it down fires', async () => {
     const aState = { healthy: false };
-    const mk = (id: string, port: number, st: { healthy: boolean }) =>
-      ({
-        id,
-        pool: 'api',
-        url: new URL(`http://127.0.0.1:${port}`),
-        health: { healthy: () => st.healthy, lastProbe: undefined, changedAt: 0 },
-        canServe: () => st.healthy,
-      }) as unknown as Endpoint;
-    const a = mk('a', 1, aState);
-    const neverUp = mk('b', 2, { healthy: false });
+    const a = fakeEndpoint('a', 1, aState);
+    const neverUp = fakeEndpoint('b', 2, { healthy: false });
     let gen = generationWith([
       { id: 'a', endpoint: a },
       { id: 'b', endpoint: neverUp },
     ]);
-    const sent: string[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        const p = JSON.parse(init.body);
-        sent.push(`${p.kind}:${p.status}`);
-        return Promise.resolve(200);
-      },
-    });
+    const { alerting, sent, tags } = recording(() => gen);
     alerting.apply(config('')); // alerts off; nothing is available yet
     aState.healthy = true;
     alerting.healthChanged(a, { healthy: true, reason: 'probe_successes' } satisfies HealthTransition);
@@ -417,41 +345,18 @@ describe('a reload ends backend and pool alerts it made moot', () => {
     alerting.apply(config(RULES)); // a removed, alerts on
     alerting.tick();
     await waitUntil(() => sent.length === 1, 2000, 'the pool firing');
-    expect(sent).toEqual(['pool_unavailable:firing']);
+    expect(tags()).toEqual(['pool_unavailable:firing']);
     alerting.stop();
   });
 
   test('a pool removed while alerts are off and added again with a backend that never came up is a new pool: nothing fires', async () => {
-    const fake = (id: string, port: number, healthy: boolean) =>
-      ({
-        id,
-        pool: 'api',
-        url: new URL(`http://127.0.0.1:${port}`),
-        health: { healthy: () => healthy, lastProbe: undefined, changedAt: 0 },
-        canServe: () => healthy,
-      }) as unknown as Endpoint;
-    let gen = generationWith([{ id: 'a', endpoint: fake('a', 1, true) }]);
-    const sent: string[] = [];
-    const { log } = createLogging({ level: 'silent', format: 'json' });
-    const alerting = new Alerting({
-      base: NO_OBSERVER,
-      registry: new Registry(),
-      generation: () => gen,
-      listeners: () => [],
-      clock: new ManualClock(),
-      random: scriptedRandom([0]),
-      log,
-      post: (_url, init) => {
-        const p = JSON.parse(init.body);
-        sent.push(`${p.kind}:${p.status}`);
-        return Promise.resolve(200);
-      },
-    });
+    let gen = generationWith([{ id: 'a', endpoint: fakeEndpoint('a', 1, { healthy: true }) }]);
+    const { alerting, sent } = recording(() => gen);
     alerting.apply(config(RULES));
     alerting.tick(); // available: seen up
     gen = generationWith(undefined);
     alerting.apply(config('')); // the pool removed, alerts off
-    gen = generationWith([{ id: 'c', endpoint: fake('c', 3, false) }]);
+    gen = generationWith([{ id: 'c', endpoint: fakeEndpoint('c', 3, { healthy: false }) }]);
     alerting.apply(config(RULES)); // added again: new endpoints that never came up
     alerting.tick();
     await Bun.sleep(50);
@@ -480,23 +385,8 @@ describe('a reload ends backend and pool alerts it made moot', () => {
 
 test('route alerts survive an alerts section that is removed and added back: the recovery is still reported', async () => {
   const clock = new ManualClock();
-  const sent: string[] = [];
-  const { log } = createLogging({ level: 'silent', format: 'json' });
   const gen = { id: 1, loadedAt: 0, config: {}, pools: new Map() } as unknown as Generation;
-  const alerting = new Alerting({
-    base: NO_OBSERVER,
-    registry: new Registry(),
-    generation: () => gen,
-    listeners: () => [],
-    clock,
-    random: scriptedRandom([0]),
-    log,
-    post: (_url, init) => {
-      const p = JSON.parse(init.body);
-      sent.push(`${p.kind}:${p.status}`);
-      return Promise.resolve(200);
-    },
-  });
+  const { alerting, sent, tags } = recording(() => gen, clock);
   const yaml =
     'alerts: { min_interval_ms: 0, rules: { route_error_rate: { window_ms: 1000, min_requests: 5, threshold: 0.5 } }, webhooks: [{ name: w, url: "http://127.0.0.1:9/h" }] }\n';
   const requests = (status: number) => {
@@ -527,6 +417,6 @@ test('route alerts survive an alerts section that is removed and added back: the
   requests(200);
   alerting.tick();
   await waitUntil(() => sent.length === 2, 2000, 'the recovery');
-  expect(sent).toEqual(['route_error_rate:firing', 'route_error_rate:resolved']);
+  expect(tags()).toEqual(['route_error_rate:firing', 'route_error_rate:resolved']);
   alerting.stop();
 });
