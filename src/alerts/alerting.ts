@@ -204,18 +204,19 @@ export class Alerting {
     const now = this.deps.clock.now();
     for (const [key, { subject, endpoint }] of [...this.backendsDown]) {
       const member = gen.pools.get(subject.pool)?.members.find((m) => m.endpoint === endpoint);
+      const renamed = member !== undefined && member.id !== subject.backend;
       let signal: AlertSignal | undefined;
       if (!cfg.rules.backend_unhealthy) signal = backendGoneSignal(subject, 'rule off');
       else if (!member) signal = backendGoneSignal(subject, 'removed');
-      else if (member.id !== subject.backend) signal = backendGoneSignal(subject, 'renamed');
+      else if (renamed) signal = backendGoneSignal(subject, 'renamed');
       else if (endpoint.health.healthy(now)) signal = backendSignal(subject, true, 'after a reload', undefined);
       if (!signal) continue;
       this.backendsDown.delete(key);
       this.emit(signal);
-      if (member && member.id !== subject.backend && cfg.rules.backend_unhealthy && !endpoint.health.healthy(now)) {
-        const renamed = { ...subject, backend: member.id };
-        const again = backendSignal(renamed, false, 'still down after a rename by a reload', endpoint.health.lastProbe?.detail);
-        this.backendsDown.set(alertKey(again), { subject: renamed, endpoint });
+      if (renamed && member && cfg.rules.backend_unhealthy && !endpoint.health.healthy(now)) {
+        const newSubject = { ...subject, backend: member.id };
+        const again = backendSignal(newSubject, false, 'still down after a rename by a reload', endpoint.health.lastProbe?.detail);
+        this.backendsDown.set(alertKey(again), { subject: newSubject, endpoint });
         this.emit(again);
       }
     }

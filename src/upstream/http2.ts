@@ -377,49 +377,31 @@ export class Http2Transport implements Transport {
     // A few attempts cover the race of a session that dies between being picked and opening the stream;
     // every such failure happens before anything was sent.
     // A second try must not outlive the first one's deadline, not even while it waits for a connection.
-    const timedOut = (): boolean => retryDeadline !== undefined && retryDeadline <= performance.now();
+    const deadline = retryDeadline !== undefined && Number.isFinite(retryDeadline) ? retryDeadline : undefined;
+    const timedOut = (): boolean => deadline !== undefined && deadline <= performance.now();
+    const late = (): SpookyError => headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
     for (let attempt = firstAttempt; ; attempt++) {
       let route: Route;
       try {
         if (req.signal.aborted) throw abortedError(req.signal);
-        if (timedOut()) throw headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
-        const picked = this.pick();
-        if (picked !== undefined) route = picked;
-        else if (retryDeadline === undefined || !Number.isFinite(retryDeadline)) route = await this.acquire(req.signal, opts.connectTimeoutMs);
-        else {
-          // Only this request's wait is bounded by its deadline: the connection it may start (and others may
-          // wait for) keeps the configured connect timeout, and at the deadline this request stops waiting.
-          const bound = new AbortController();
-          const follow = () => bound.abort(req.signal.reason);
-          req.signal.addEventListener('abort', follow, { once: true });
-          const timer = setTimeout(
-            () => bound.abort(headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs)),
-            Math.max(0, retryDeadline - performance.now()),
-          );
-          try {
-            route = await this.acquire(bound.signal, opts.connectTimeoutMs);
-          } finally {
-            clearTimeout(timer);
-            req.signal.removeEventListener('abort', follow);
-          }
-        }
+        if (timedOut()) throw late();
+        route = this.pick() ?? (await this.acquireBy(req.signal, opts.connectTimeoutMs, deadline, late));
         if (req.signal.aborted || timedOut()) {
           // Fired (or the deadline passed) while waiting: nothing was sent yet; give the reserved slot back.
           if (route instanceof Session) this.release(route);
-          throw req.signal.aborted ? abortedError(req.signal) : headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
+          throw req.signal.aborted ? abortedError(req.signal) : late();
         }
       } catch (err) {
         let e = err instanceof SpookyError ? err : connectFailed(describe(err), err);
-        if (e.code === 'upstream_connect_failed' && timedOut()) e = headerTimeout(this.defaultAuthority, opts.responseHeaderTimeoutMs);
+        if (e.code === 'upstream_connect_failed' && timedOut()) e = late();
         onEnd(e);
         throw e;
       }
       if (route === 'h1') {
         const h1 = this.h1;
         if (h1) {
-          const left =
-            retryDeadline === undefined || !Number.isFinite(retryDeadline) ? undefined : Math.max(1, Math.ceil(retryDeadline - performance.now()));
-          return h1.request(req, left === undefined ? { ...opts, onEnd } : { ...opts, onEnd, responseHeaderTimeoutMs: left });
+          if (deadline === undefined) return h1.request(req, { ...opts, onEnd });
+          return h1.request(req, { ...opts, onEnd, responseHeaderTimeoutMs: Math.max(1, Math.ceil(deadline - performance.now())) });
         }
         if (attempt < 2) continue; // the fallback was retired meanwhile (the backend gained h2)
         const e = connectFailed(`no connection to ${this.defaultAuthority}`);
@@ -433,6 +415,25 @@ export class Http2Transport implements Transport {
         throw refused;
       }
       return this.exchange(route, req, opts, onEnd, retryDeadline);
+    }
+  }
+
+  /**
+   * {@link acquire} for a request whose wait ends at `deadline` (when set) with the error `late()`: only this
+   * request stops waiting then; the connection it may have started (and others may wait for) keeps the
+   * configured connect timeout.
+   */
+  private async acquireBy(signal: AbortSignal, connectTimeoutMs: number, deadline: number | undefined, late: () => SpookyError): Promise<Route> {
+    if (deadline === undefined) return this.acquire(signal, connectTimeoutMs);
+    const bound = new AbortController();
+    const follow = () => bound.abort(signal.reason);
+    signal.addEventListener('abort', follow, { once: true });
+    const timer = setTimeout(() => bound.abort(late()), Math.max(0, deadline - performance.now()));
+    try {
+      return await this.acquire(bound.signal, connectTimeoutMs);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', follow);
     }
   }
 
