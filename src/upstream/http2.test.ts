@@ -1295,3 +1295,104 @@ describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
     expect(opts.ends).toEqual([undefined]);
   });
 });
+
+describe('Http2Transport: HTTP_1_1_REQUIRED (RFC 9113 section 7)', () => {
+  let cert: TestCertificate;
+  beforeAll(async () => {
+    cert = await makeTempCertificate();
+  });
+
+  /** Runs `body` with a TLS transport to a raw server that behaves as `behaviour` on h2 and answers HTTP/1.1 too. */
+  async function withTlsRaw(
+    behaviour: RawBehaviour,
+    body: (t: Http2Transport, raw: RawH2Server) => Promise<void>,
+    opts: Http2TransportOptions = {},
+    respond?: (id: number) => Uint8Array,
+  ): Promise<void> {
+    const raw = await startRawH2Server(behaviour, respond, { tls: { cert: cert.certPem, key: cert.keyPem } });
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port, tls: { rejectUnauthorized: true, ca: cert.certPem } }, opts);
+    try {
+      await body(t, raw);
+    } finally {
+      t.close();
+      await raw.close();
+    }
+  }
+
+  const post = (target: string) => mkReq({ method: 'POST', target, body: new Blob(['abc']).stream(), contentLength: 3 });
+
+  test('RST_STREAM(HTTP_1_1_REQUIRED): the request is sent again over HTTP/1.1, and later ones go there directly', async () => {
+    await withTlsRaw('http1-required', async (t, raw) => {
+      const opts = mkOpts();
+      const res = await t.request(mkReq({ target: '/first' }), opts);
+      expect(res.status).toBe(200);
+      expect(await text(res)).toBe('h1 GET /first 0');
+      expect(opts.ends).toEqual([undefined]); // one onEnd, for the answered second try
+      expect(t.protocol).toBe('http/1.1');
+      expect(raw.h2Requests()).toBe(1);
+      // Later requests, with and without a body, go over HTTP/1.1 without trying h2 again.
+      expect(await text(await t.request(post('/upload'), mkOpts()))).toBe('h1 POST /upload 3');
+      expect(await text(await t.request(mkReq({ target: '/again' }), mkOpts()))).toBe('h1 GET /again 0');
+      expect(raw.h2Requests()).toBe(1);
+      expect(raw.http1Requests()).toBe(3);
+    });
+  });
+
+  test('GOAWAY(HTTP_1_1_REQUIRED) excluding the stream: sent again over HTTP/1.1', async () => {
+    await withTlsRaw('goaway-http1-required', async (t, raw) => {
+      expect(await text(await t.request(mkReq({ target: '/x' }), mkOpts()))).toBe('h1 GET /x 0');
+      expect(t.protocol).toBe('http/1.1');
+      expect(raw.h2Requests()).toBe(1);
+    });
+  });
+
+  test('a request with a body is not sent again (its body may be read): retryable, and the next one goes over HTTP/1.1', async () => {
+    await withTlsRaw('http1-required', async (t, raw) => {
+      const opts = mkOpts();
+      const err = await rejection(t.request(post('/first'), opts));
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      expect(err.message).toContain('HTTP_1_1_REQUIRED');
+      expect(opts.ends.map((e) => e?.code)).toEqual(['upstream_connect_failed']);
+      expect(await text(await t.request(post('/second'), mkOpts()))).toBe('h1 POST /second 3');
+      expect(raw.h2Requests()).toBe(1);
+    });
+  });
+
+  test('after protocolRecheckMs only body-less requests try h2 again; an h2 answer ends the HTTP/1.1 decision', async () => {
+    let n = 0;
+    // The first two h2 requests are declined, later ones answered over h2 (0x88 is ":status: 200").
+    const respond = (id: number) =>
+      n++ < 2 ? frame(0x3, 0, id, u32(0xd)) : Buffer.concat([frame(0x1, 0x4, id, Uint8Array.of(0x88)), frame(0x0, 0x1, id, Buffer.from('h2'))]);
+    await withTlsRaw(
+      'custom',
+      async (t, raw) => {
+        expect(await text(await t.request(mkReq({ target: '/a' }), mkOpts()))).toBe('h1 GET /a 0');
+        // A body always goes over HTTP/1.1 while the backend's request stands, even when the decision is due for a re-check.
+        expect(await text(await t.request(post('/b'), mkOpts()))).toBe('h1 POST /b 3');
+        expect(raw.h2Requests()).toBe(1);
+        // A body-less request re-checks: declined again, sent again over HTTP/1.1.
+        expect(await text(await t.request(mkReq({ target: '/c' }), mkOpts()))).toBe('h1 GET /c 0');
+        expect(raw.h2Requests()).toBe(2);
+        // The next re-check is answered over h2: from then on bodies go over h2 too.
+        expect(await text(await t.request(mkReq({ target: '/d' }), mkOpts()))).toBe('h2');
+        expect(await text(await t.request(post('/e'), mkOpts()))).toBe('h2');
+        expect(raw.h2Requests()).toBe(4);
+        expect(raw.http1Requests()).toBe(3);
+        expect(t.protocol).toBe('h2');
+      },
+      { protocolRecheckMs: 0 },
+      respond,
+    );
+  });
+
+  test('h2c: no HTTP/1.1 to fall back to -> upstream_reset naming the fix, not sent again', async () => {
+    await withRawServer('http1-required', async (t, raw) => {
+      const err = await rejection(t.request(mkReq(), mkOpts()));
+      expect(err.code).toBe('upstream_reset');
+      expect(err.message).toContain('HTTP_1_1_REQUIRED');
+      expect(err.message).toContain('http://');
+      expect(raw.h2Requests()).toBe(1);
+    });
+  });
+});

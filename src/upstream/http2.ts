@@ -18,7 +18,11 @@
  * `h2` (including no ALPN at all), the probe socket is closed and requests go to an {@link Http1Transport} for the
  * same origin and TLS policy. The decision is remembered per transport (that is, per backend) for
  * `protocolRecheckMs`; after that, the next request runs one new probe handshake, so a backend that gains (or
- * loses) h2 is noticed. While h2 is in use, every reconnect is itself a probe.
+ * loses) h2 is noticed. While h2 is in use, every reconnect is itself a probe. A backend that declines a stream
+ * with HTTP_1_1_REQUIRED (RST_STREAM before the head, or GOAWAY) is switched to HTTP/1.1 the same way; the
+ * declined request is sent again over HTTP/1.1 when it has no body. Until a request started after the last such
+ * refusal is answered over h2, requests with a body stay on HTTP/1.1 even once the decision is due for a re-check
+ * (a second refusal would find their body partly read). h2c has nothing to fall back to: `upstream_reset`.
  *
  * Streams. A request whose stream the backend refused (REFUSED_STREAM), that a GOAWAY excluded, or that was never
  * written before the connection died, was not processed (RFC 9113 §8.7): without a body it is sent once more (on
@@ -297,11 +301,16 @@ export class Http2Transport implements Transport {
       bodyStrategy: { highWaterMark: this.bodyHighWaterMark, size: chunkBytes },
       sweeper: new Sweeper(),
       retryUnprocessed: (ex) => this.retryUnprocessed(ex),
+      requireHttp1: () => this.requireHttp1(),
+      http1Required: false,
+      http1Switches: 0,
+      h2Answered: () => this.h2Answered(),
     };
     this.owner = {
       release: (s) => this.release(s),
       wakeAll: () => this.wakeAll(),
       goaway: (s) => {
+        if (s.h2.goawayCode === ErrorCode.HTTP_1_1_REQUIRED) this.requireHttp1();
         if (s.active === 0) this.closeSession(s);
         this.wakeAll();
       },
@@ -335,7 +344,7 @@ export class Http2Transport implements Transport {
       return Promise.reject(invalid);
     }
     // Hot path: a session with a free stream slot right now. No async function, no extra promise.
-    const route = req.signal.aborted ? undefined : this.pick();
+    const route = req.signal.aborted ? undefined : this.pickFor(req);
     if (route instanceof Session) {
       const refused = this.prepareStream(route, req);
       if (refused === undefined) return this.exchange(route, req, opts, opts.onEnd);
@@ -350,7 +359,8 @@ export class Http2Transport implements Transport {
 
   /**
    * A body-less request whose stream the backend refused (REFUSED_STREAM), or that a GOAWAY excluded, was not
-   * processed (RFC 9113 section 8.7): it is sent once more, on another session when this one is going away,
+   * processed (RFC 9113 section 8.7), and one declined with HTTP_1_1_REQUIRED was not either: it is sent once
+   * more (over HTTP/1.1 after HTTP_1_1_REQUIRED), on another session when this one is going away,
    * so a backend that closes connections gracefully (reloads, a request limit per connection) causes no
    * error. The exchange's promise and `onEnd` are handed to the second try. A request with a body is not
    * retried here (its body stream may be partly read); the proxy's own retry policy decides about it.
@@ -362,6 +372,14 @@ export class Http2Transport implements Transport {
       const e = headerTimeout(this.defaultAuthority, ex.opts.responseHeaderTimeoutMs);
       ex.opts.onEnd?.(e); // the first try never called opts.onEnd
       ex.reject(e);
+      return;
+    }
+    const h1 = this.h1;
+    if (ex.declinedForHttp1 && h1 !== undefined) {
+      // Declined with HTTP_1_1_REQUIRED: straight to HTTP/1.1, whatever the re-check period says.
+      const left = ex.deadline - performance.now();
+      const opts = Number.isFinite(left) ? { ...ex.opts, responseHeaderTimeoutMs: Math.max(1, Math.ceil(left)) } : ex.opts;
+      h1.request(ex.req, opts).then(ex.resolve, ex.reject);
       return;
     }
     this.requestSlow(ex.req, ex.opts, 0, ex.deadline).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
@@ -385,7 +403,7 @@ export class Http2Transport implements Transport {
       try {
         if (req.signal.aborted) throw abortedError(req.signal);
         if (timedOut()) throw late();
-        route = this.pick() ?? (await this.acquireBy(req.signal, opts.connectTimeoutMs, deadline, late));
+        route = this.pickFor(req) ?? (await this.acquireBy(req.signal, opts.connectTimeoutMs, deadline, late));
         if (req.signal.aborted || timedOut()) {
           // Fired (or the deadline passed) while waiting: nothing was sent yet; give the reserved slot back.
           if (route instanceof Session) this.release(route);
@@ -499,6 +517,54 @@ export class Http2Transport implements Transport {
       }
     }
     return undefined;
+  }
+
+  /**
+   * {@link pick} for `req`: while the backend asked for HTTP/1.1 (HTTP_1_1_REQUIRED), a request with a body
+   * always takes the HTTP/1.1 pool, since a refusal would find its body partly read and could not be sent again;
+   * only body-less requests re-probe h2 once the decision is {@link Http2TransportOptions.protocolRecheckMs} old.
+   */
+  private pickFor(req: UpstreamRequest): Route | undefined {
+    if (this.ctx.http1Required && req.body !== null && this.h1 && !this.isClosed) return 'h1';
+    return this.pick();
+  }
+
+  /**
+   * The backend answered with HTTP_1_1_REQUIRED (RST_STREAM before the response head, or GOAWAY). Over TLS, requests
+   * go to the HTTP/1.1 pool from now on, as after an ALPN answer without h2 (re-checked after `protocolRecheckMs`),
+   * and every HTTP/2 session stops taking streams (its streams in flight finish). Returns false for h2c, where
+   * there is no HTTP/1.1 to fall back to.
+   */
+  private requireHttp1(): boolean {
+    if (!this.origin.tls || this.isClosed) return false;
+    const ctx = this.ctx;
+    ctx.http1Switches++;
+    ctx.http1Required = true;
+    this.negotiated = 'http/1.1';
+    this.h1Until = performance.now() + this.protocolRecheckMs;
+    this.h1 ??= this.http1Factory(this.origin);
+    for (const s of this.sessions) {
+      if (!s.usable) continue;
+      s.usable = false;
+      if (s.active === 0) this.closeSession(s);
+    }
+    this.wakeAll();
+    return true;
+  }
+
+  /** A request started after the last HTTP_1_1_REQUIRED got its response over h2: the backend serves h2 again. */
+  private h2Answered(): void {
+    this.ctx.http1Required = false;
+    this.retireHttp1();
+  }
+
+  /** Retires the HTTP/1.1 fallback pool (its requests in flight finish); its connections stay counted as opened. */
+  private retireHttp1(): void {
+    const old = this.h1;
+    if (old === undefined) return;
+    this.h1 = undefined;
+    this.opened += old.stats().connectionsOpened;
+    old.close();
   }
 
   /** Waits for a session with a free stream slot, opening one when allowed. Rejects only with SpookyError. */
@@ -654,13 +720,9 @@ export class Http2Transport implements Transport {
         sock.setNoDelay(true);
         if (sock.alpnProtocol === 'h2') {
           this.negotiated = 'h2';
-          if (this.h1) {
-            // The backend gained h2: retire the fallback pool (its in-flight requests finish).
-            const old = this.h1;
-            this.h1 = undefined;
-            this.opened += old.stats().connectionsOpened;
-            old.close();
-          }
+          // The backend gained h2: retire the fallback pool (its in-flight requests finish). After an
+          // HTTP_1_1_REQUIRED, ALPN says h2 all along; the pool stays until a request is answered over h2.
+          if (!this.ctx.http1Required) this.retireHttp1();
           startSession(tlsChannel(sock));
           return;
         }
@@ -787,6 +849,17 @@ interface ExchangeContext {
   readonly sweeper: Sweeper;
   /** Sends the request of an exchange the backend did not process once more, on a usable session. */
   readonly retryUnprocessed: (ex: Exchange) => void;
+  /**
+   * The backend answered a stream with HTTP_1_1_REQUIRED: over TLS the transport switches to HTTP/1.1 and this
+   * returns true; for h2c (no HTTP/1.1 to fall back to) it returns false.
+   */
+  readonly requireHttp1: () => boolean;
+  /** Set while requests go over HTTP/1.1 because the backend asked for it (see {@link Http2Transport}). */
+  http1Required: boolean;
+  /** How many times the backend asked for HTTP/1.1; an exchange notes the count it started under. */
+  http1Switches: number;
+  /** An exchange started after the last switch got a response over h2: the backend serves h2 again. */
+  readonly h2Answered: () => void;
 }
 
 /** Exchange states (see {@link Exchange.state}). */
@@ -868,6 +941,10 @@ class Exchange implements EventListenerObject, StreamHandler {
   writable: (() => void) | undefined = undefined;
   resolve: (r: UpstreamResponse) => void = noop;
   reject: (e: unknown) => void = noop;
+  /** {@link ExchangeContext.http1Switches} when this exchange started. */
+  readonly switches: number;
+  /** The backend declined this request with HTTP_1_1_REQUIRED (a second try goes over HTTP/1.1). */
+  declinedForHttp1 = false;
 
   constructor(
     readonly ctx: ExchangeContext,
@@ -876,7 +953,9 @@ class Exchange implements EventListenerObject, StreamHandler {
     readonly opts: ExchangeOptions,
     /** This is already the second try of a request the backend did not process (see `retryUnprocessed`). */
     readonly retried: boolean,
-  ) {}
+  ) {
+    this.switches = ctx.http1Switches;
+  }
 
   // ---- stream events
 
@@ -937,6 +1016,8 @@ class Exchange implements EventListenerObject, StreamHandler {
     }
     this.status = status;
     this.headers = list;
+    // A request started since the backend last asked for HTTP/1.1 was answered over h2: it serves h2 again.
+    if (this.ctx.http1Required && this.switches === this.ctx.http1Switches) this.ctx.h2Answered();
     if (endStream) {
       // Nothing follows the head: hand it over (body null) now that the stream ended.
       this.state = COLLECT;
@@ -991,6 +1072,22 @@ class Exchange implements EventListenerObject, StreamHandler {
 
   onReset(failure: StreamFailure): void {
     if (this.finished) return;
+    if (this.state === WAIT_HEAD && failure.code === ErrorCode.HTTP_1_1_REQUIRED && (failure.kind === 'reset' || failure.kind === 'refused')) {
+      // The backend declined the request on HTTP/2 before answering it (RFC 9113 section 7). Over TLS the
+      // transport switches to HTTP/1.1, and a body-less request is sent again there (see `finish`).
+      if (this.ctx.requireHttp1()) {
+        this.declinedForHttp1 = true;
+        this.finish(connectFailed(`${this.ctx.authority} requires HTTP/1.1 (HTTP_1_1_REQUIRED)`));
+        return;
+      }
+      this.finish(
+        new SpookyError(
+          'upstream_reset',
+          `${this.ctx.authority} requires HTTP/1.1 (HTTP_1_1_REQUIRED), which h2c cannot fall back to: address the backend as http:// instead`,
+        ),
+      );
+      return;
+    }
     this.finish(classify(failure, this.state !== WAIT_HEAD, this.ctx.authority));
   }
 

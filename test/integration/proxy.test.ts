@@ -3,7 +3,9 @@
  * processes on 127.0.0.1, driven over HTTP/3, HTTP/2 and HTTP/1.1.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { makeTempCertificate } from '../support/certs.ts';
+import { startRawH2Server } from '../support/h2-server.ts';
+import { accessLine, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 type Proto = 'http3' | 'http2' | 'http1.1';
 const PROTOCOLS: Proto[] = ['http3', 'http2', 'http1.1'];
@@ -12,7 +14,9 @@ async function json(res: Response): Promise<Record<string, unknown>> {
   return (await res.json()) as Record<string, unknown>;
 }
 
-async function status(spooky: SpookyProcess): Promise<{ pools: { name: string; backends: { id: string; healthy: boolean; requests: number; failures: number }[] }[] }> {
+async function status(
+  spooky: SpookyProcess,
+): Promise<{ pools: { name: string; backends: { id: string; healthy: boolean; requests: number; failures: number }[] }[] }> {
   const res = await fetch(`http://127.0.0.1:${spooky.adminPort}/status`);
   return (await res.json()) as never;
 }
@@ -110,7 +114,10 @@ upstream:
   });
 
   test('hop-by-hop headers and those named in Connection are not forwarded', async () => {
-    const res = await request(`${spooky.url}/h1/`, { protocol: 'http1.1', headers: { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5' } });
+    const res = await request(`${spooky.url}/h1/`, {
+      protocol: 'http1.1',
+      headers: { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5' },
+    });
     const headers = (await json(res)).headers as Record<string, string>;
     expect(headers['x-secret-hop']).toBeUndefined();
     expect(headers['keep-alive']).toBeUndefined();
@@ -153,6 +160,33 @@ upstream:
     const rec = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/h2c/logged', 5000, 'access line');
     expect(rec).toMatchObject({ method: 'GET', status: 200, pool: 'three', route: 'three#0', backend: 'h2c', attempts: 1, client: '127.0.0.1' });
     for (const k of ['time', 'request_id', 'host', 'bytes_in', 'bytes_out', 'duration_ms']) expect(rec).toHaveProperty(k);
+  });
+});
+
+describe('an https:// backend that declines HTTP/2 with HTTP_1_1_REQUIRED', () => {
+  test('the request is answered over HTTP/1.1 with no error, and so are later ones', async () => {
+    const cert = await makeTempCertificate();
+    const raw = await startRawH2Server('http1-required', undefined, { tls: { cert: cert.certPem, key: cert.keyPem } });
+    const spooky = await startSpooky(`
+upstream:
+  iis:
+    tls: { verify_certificates: false }
+    backends: [{ id: iis, address: "https://127.0.0.1:${raw.port}" }]
+`);
+    try {
+      for (const path of ['/first', '/second']) {
+        const res = await request(`${spooky.url}${path}`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe(`h1 GET ${path} 0`);
+        const line = await accessLine(spooky, path);
+        expect(line).toMatchObject({ status: 200, backend: 'iis', attempts: 1 });
+      }
+      expect(raw.h2Requests()).toBe(1);
+      expect(raw.http1Requests()).toBe(2);
+    } finally {
+      await spooky.stop();
+      await raw.close();
+    }
   });
 });
 
@@ -318,7 +352,11 @@ upstream:
     const res = await request(`${spooky.url}/passive/status/200`);
     expect(res.status).toBe(503);
     expect(await res.text()).toContain('no healthy backend');
-    await spooky.child.waitFor((r) => r.event === 'health_change' && r.backend === 'flaky' && r.reason === 'passive_failures', 5000, 'passive trip logged');
+    await spooky.child.waitFor(
+      (r) => r.event === 'health_change' && r.backend === 'flaky' && r.reason === 'passive_failures',
+      5000,
+      'passive trip logged',
+    );
   });
 
   test('Spooky is still serving after all of that', async () => {

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Subprocess } from 'bun';
 import { waitUntil } from './wait.ts';
 
@@ -178,8 +179,21 @@ export type RawBehaviour =
   | 'continuation'
   /** Sends PING `pingpong` first and answers 200 `pong` only once the client acknowledged it. */
   | 'ping'
+  /** RST_STREAM(HTTP_1_1_REQUIRED): the backend wants the request over HTTP/1.1. */
+  | 'http1-required'
+  /** GOAWAY(last stream id 0, HTTP_1_1_REQUIRED). */
+  | 'goaway-http1-required'
   /** Answers with the bytes the `respond` callback of {@link startRawH2Server} builds for the stream. */
   | 'custom';
+
+/** Options of {@link startRawH2Server}. */
+export interface RawH2ServerOptions {
+  /**
+   * Serve over TLS with these PEM texts, offering ALPN `h2, http/1.1`. A connection that does not pick h2 gets
+   * HTTP/1.1: every request is answered 200 with the body `h1 METHOD PATH BODY_BYTES` (keep-alive).
+   */
+  tls?: { cert: string; key: string };
+}
 
 /** A frame a {@link startRawH2Server} received on a stream. */
 export interface RawFrame {
@@ -207,6 +221,10 @@ export interface RawH2Server {
   readonly frames: () => RawFrame[];
   /** Payloads of the PING acknowledgements received, as text. */
   readonly pingAcks: () => string[];
+  /** HTTP/2 requests (HEADERS frames opening a stream) received. */
+  readonly h2Requests: () => number;
+  /** HTTP/1.1 requests answered (TLS only, on connections that did not pick h2). */
+  readonly http1Requests: () => number;
   /** Destroys every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -233,17 +251,27 @@ export function u32(n: number): Buffer {
  * Starts an in-process TCP server that speaks minimal HTTP/2 and misbehaves as told. `respond` builds the answer
  * (raw frames, see {@link frame}) to the request on stream `id` for the `custom` behaviour.
  */
-export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: number) => Uint8Array | Promise<Uint8Array>): Promise<RawH2Server> {
+export async function startRawH2Server(
+  behaviour: RawBehaviour,
+  respond?: (id: number) => Uint8Array | Promise<Uint8Array>,
+  opts: RawH2ServerOptions = {},
+): Promise<RawH2Server> {
   let conns = 0;
+  let h2Requests = 0;
+  let http1Requests = 0;
   const frames: RawFrame[] = [];
   const pingAcks: string[] = [];
   const sockets = new Set<net.Socket>();
-  const srv = net.createServer((sock) => {
+  const onConnection = (sock: net.Socket) => {
     conns++;
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => {});
     if (behaviour === 'silent') return;
+    if (opts.tls && (sock as tls.TLSSocket).alpnProtocol !== 'h2') {
+      serveHttp1(sock, () => http1Requests++);
+      return;
+    }
     sock.write(frame(0x4, 0, 0, new Uint8Array(0))); // our SETTINGS (empty)
     let buf = Buffer.alloc(0);
     let prefaceSeen = false;
@@ -283,7 +311,10 @@ export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: n
           }
         }
         if (type !== 0x1) continue; // HEADERS starts a request
+        h2Requests++;
         if (behaviour === 'refuse') sock.write(frame(0x3, 0, id, u32(0x7)));
+        else if (behaviour === 'http1-required') sock.write(frame(0x3, 0, id, u32(0xd)));
+        else if (behaviour === 'goaway-http1-required') sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0xd)])));
         else if (behaviour === 'goaway-unprocessed') sock.write(frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])));
         else if (behaviour === 'reset-after-head') {
           // HPACK: 0x88 is the static-table entry ":status: 200".
@@ -313,19 +344,47 @@ export async function startRawH2Server(behaviour: RawBehaviour, respond?: (id: n
         }
       }
     });
-  });
+  };
+  const srv = opts.tls
+    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['h2', 'http/1.1'] }, onConnection)
+    : net.createServer(onConnection);
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
   return {
     port: (srv.address() as net.AddressInfo).port,
     connections: () => conns,
     frames: () => frames,
     pingAcks: () => pingAcks,
+    h2Requests: () => h2Requests,
+    http1Requests: () => http1Requests,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         srv.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Answers HTTP/1.1 on `sock` (keep-alive): every request, once its `content-length` body (if any) arrived, gets
+ * 200 with the body `h1 METHOD PATH BODY_BYTES`; `counted` runs for each.
+ */
+function serveHttp1(sock: net.Socket, counted: () => void): void {
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      buf = buf.subarray(end + 4 + length);
+      const [method, path] = head.split(' ');
+      counted();
+      const body = `h1 ${method} ${path} ${length}`;
+      sock.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    }
+  });
 }
 
 // ---- the child server ---------------------------------------------------------------------------------------

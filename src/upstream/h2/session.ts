@@ -241,6 +241,8 @@ export class H2Session implements ChannelReceiver, FrameSink {
   ready = false;
   /** The peer sent GOAWAY. */
   goawayReceived = false;
+  /** Error code of the last GOAWAY received (NO_ERROR before any). */
+  goawayCode: number = ErrorCode.NO_ERROR;
   /** We sent GOAWAY (graceful close): no new streams; the connection closes when the last stream does. */
   closing = false;
   /** The connection is gone. */
@@ -888,6 +890,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
     const lastStreamId = readU32(payload, 0) & 0x7fffffff;
     const code = readU32(payload, 4);
     this.goawayReceived = true;
+    this.goawayCode = code;
     // Streams above the last one the peer processed were not processed: they may be retried elsewhere.
     const refused: H2Stream[] = [];
     for (const s of this.streams.values()) if (s.id > lastStreamId) refused.push(s);
