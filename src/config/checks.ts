@@ -3,7 +3,7 @@
  * of the YAML document even when the schema found errors elsewhere, so one load reports every problem;
  * every check therefore looks at the types itself and stays silent about values the schema rejects.
  */
-import { bindAddressesOverlap, isLoopback } from './parse.ts';
+import { bindAddressesOverlap, isLoopback, parseBackendAddress } from './parse.ts';
 import { canonicalStrategy, HOST_POLICY_MODES, STICKY_CID_NAMES } from './schema.ts';
 import type { PathSegment, SourceMap, Target } from './source.ts';
 import type { ConfigIssue } from './types.ts';
@@ -60,7 +60,8 @@ export function crossFieldChecks(raw: unknown, src: SourceMap): { errors: Config
 
 /** The traffic listeners the config describes, with their YAML paths: `listeners` when non-empty, else `listen`. */
 function listenerEntries(root: Obj): Array<[unknown, PathSegment[]]> {
-  if (Array.isArray(root.listeners) && root.listeners.length > 0) return root.listeners.map((l, i): [unknown, PathSegment[]] => [l, ['listeners', i]]);
+  if (Array.isArray(root.listeners) && root.listeners.length > 0)
+    return root.listeners.map((l, i): [unknown, PathSegment[]] => [l, ['listeners', i]]);
   return root.listen === undefined ? [] : [[root.listen, ['listen']]];
 }
 
@@ -145,7 +146,11 @@ function checkAdmin(root: Obj, sink: Sink): void {
     if (lPort === adminPort && bindAddressesOverlap(lAddress, adminAddress)) {
       const at: PathSegment[] = admin.port !== undefined ? ['admin', 'port'] : root.admin !== undefined ? ['admin'] : path;
       // A warning, not an error: `run --port/--admin-port` may move one of them; if not, binding refuses it (exit 3).
-      sink.warn(at, 'value', `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it (Spooky will not start unless --port or --admin-port moves one)`);
+      sink.warn(
+        at,
+        'value',
+        `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it (Spooky will not start unless --port or --admin-port moves one)`,
+      );
     }
   }
 }
@@ -309,7 +314,7 @@ function checkPools(root: Obj, sink: Sink): void {
         }
         if (typeof b.address === 'string') {
           const p = [...pp, 'backends', i, 'address'];
-          const key = b.address.trim().toLowerCase();
+          const key = originKey(b.address);
           const first = addresses.get(key);
           if (first)
             sink.error(
@@ -324,6 +329,16 @@ function checkPools(root: Obj, sink: Sink): void {
   }
 }
 
+/**
+ * What makes two backend addresses one backend: protocol, host and effective port (`http://h` is `http://h:80`,
+ * a bare `h:443` is `https://h`, a trailing `/` changes nothing), as the connection pools are keyed. An address
+ * that does not parse (reported by the schema) is compared as written.
+ */
+function originKey(address: string): string {
+  const parsed = parseBackendAddress(address.trim());
+  return parsed.ok ? `${parsed.value.protocol}|${parsed.value.url.host}` : address.trim().toLowerCase();
+}
+
 /** Warns about custom metric labels from a route tag that no route of the pool sets (the value would always be empty). */
 function checkRouteTags(pool: Obj, routes: Array<[unknown, PathSegment[], Target]>, pp: PathSegment[], sink: Sink): void {
   if (!isObj(pool.metrics) || !Array.isArray(pool.metrics.labels)) return;
@@ -333,7 +348,11 @@ function checkRouteTags(pool: Obj, routes: Array<[unknown, PathSegment[], Target
     if (!isObj(l) || typeof l.from !== 'string' || !l.from.startsWith('route_tag:')) return;
     const key = l.from.slice('route_tag:'.length);
     if (key && !tags.has(key)) {
-      sink.warn([...pp, 'metrics', 'labels', i, 'from'], 'value', `no route of pool \`${String(pp[1])}\` has the tag \`${key}\`; this label will always be empty`);
+      sink.warn(
+        [...pp, 'metrics', 'labels', i, 'from'],
+        'value',
+        `no route of pool \`${String(pp[1])}\` has the tag \`${key}\`; this label will always be empty`,
+      );
     }
   });
 }

@@ -292,12 +292,12 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[1, 1, '', 'expected a map, got a list']],
   },
   {
-    name: 'a weight beyond 2^53 gets the field\'s own limit once',
+    name: "a weight beyond 2^53 gets the field's own limit once",
     yaml: `${L}upstream:\n  api:\n    backends: [{ id: a, address: "http://x", weight: 99999999999999999999 }]\n`,
     want: [[5, 54, 'upstream.api.backends[0].weight', 'must be at most 1000']],
   },
   {
-    name: 'a tab before a list item: one error, not the parser\'s follow-on ones',
+    name: "a tab before a list item: one error, not the parser's follow-on ones",
     yaml: `${L}upstream:\n  api:\n    backends:\n\t  - { id: a, address: "http://x:1" }\n`,
     want: [[6, 1, '', 'tabs are not allowed for indentation; use spaces']],
   },
@@ -310,6 +310,32 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     name: 'a merge key with a scalar source',
     yaml: `${L}upstream:\n  a:\n    <<: 5\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 9, 'upstream.a["<<"]', 'a merge key (`<<`) takes a map, an alias of a map, or a list of those']],
+  },
+  ...(
+    [
+      ['http://10.0.0.1', 'http://10.0.0.1:80'],
+      ['10.0.0.1:443', 'https://10.0.0.1'],
+      ['http://10.0.0.1:8080', 'HTTP://10.0.0.1:8080/'],
+    ] as const
+  ).map(([a, b]) => ({
+    name: `two spellings of one backend origin: ${a} and ${b}`,
+    yaml: `${L}upstream:\n  api:\n    backends:\n      - { id: a, address: "${a}" }\n      - { id: b, address: "${b}" }\n`,
+    want: [[7, 27, 'upstream.api.backends[1].address', `duplicate backend address "${b}" in pool \`api\` (first at line 6)`] as Want],
+  })),
+  {
+    name: 'a fractional idle timeout (Bun takes whole seconds; validate must not pass what run refuses)',
+    yaml: 'listen:\n  idle_timeout_s: 1.5\n  tls: { cert: c.pem, key: k.pem }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [[2, 19, 'listen.idle_timeout_s', 'expected a whole number, got 1.5']],
+  },
+  {
+    name: 'pool keys `1` and `"1"`: two YAML keys that read as one, so one pool would vanish',
+    yaml: `${L}upstream:\n  1:\n    backends: [{ id: a, address: "http://x" }]\n  "1":\n    backends: [{ id: b, address: "http://y" }]\n`,
+    want: [[6, 3, 'upstream["1"]', 'duplicate key `1`']],
+  },
+  {
+    name: 'keys `true` and `"true"` in a user map read as one',
+    yaml: `${L}upstream:\n  api:\n    route: { path_prefix: /a, tags: { true: x, "true": y } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[5, 48, 'upstream.api.route.tags.true', 'duplicate key `true`']],
   },
   {
     name: 'an alias bomb, at its first alias',
@@ -427,7 +453,13 @@ describe('good configs', () => {
     ]);
     expect(config.admin).toEqual({ enabled: true, address: '127.0.0.1', port: 9901 });
     expect(config.trusted_proxies).toEqual([]);
-    expect(config.limits).toEqual({ max_request_body_bytes: 104857600, max_header_bytes: 16384, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 });
+    expect(config.limits).toEqual({
+      max_request_body_bytes: 104857600,
+      max_header_bytes: 16384,
+      max_uri_bytes: 8192,
+      max_in_flight: 0,
+      max_in_flight_per_client: 0,
+    });
     expect(config.timeouts).toEqual({ connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 });
     expect(config.log).toEqual({ level: 'info', format: 'json', access_log: true });
     expect(config.pools).toHaveLength(1);
@@ -675,7 +707,13 @@ log:
 `);
     expect(config.admin).toEqual({ enabled: false, address: '127.0.0.1', port: 0, token: 's3cret' });
     expect(config.trusted_proxies).toEqual(['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
-    expect(config.limits).toEqual({ max_request_body_bytes: 1024, max_header_bytes: 2048, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 });
+    expect(config.limits).toEqual({
+      max_request_body_bytes: 1024,
+      max_header_bytes: 2048,
+      max_uri_bytes: 8192,
+      max_in_flight: 0,
+      max_in_flight_per_client: 0,
+    });
     expect(config.timeouts).toEqual({ connect_ms: 100, response_header_ms: 200, idle_ms: 0, request_ms: 0 });
     expect(config.pools[0]?.host_policy).toEqual({ mode: 'rewrite', host: 'internal:8080' });
     expect(config.log).toEqual({ level: 'debug', format: 'text', file: resolve(BASE, 'logs/spooky.log'), access_log: false });
@@ -815,9 +853,13 @@ secrets: {}
     const without = ok(body({ tls: '', lb: '', route: '', backend: '' }));
     expect(withNulls.warnings).toEqual([]);
     expect(withNulls.config.pools).toEqual(without.config.pools);
-    expect(errorsOf(`listen:\n  tls: { cert: c.pem, key: }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => [e.line, e.column, e.message])).toEqual([
-      [2, 23, 'expected a string, got an empty value'],
-    ]);
+    expect(
+      errorsOf(`listen:\n  tls: { cert: c.pem, key: }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => [
+        e.line,
+        e.column,
+        e.message,
+      ]),
+    ).toEqual([[2, 23, 'expected a string, got an empty value']]);
     expect(errorsOf(`${L}upstream:\n  web: null\n  api:\n    backends: [{ id: a, address: null }]\n`).map((e) => [e.line, e.path])).toEqual([
       [4, 'upstream.web'],
       [6, 'upstream.api.backends[0].address'],
@@ -828,18 +870,45 @@ secrets: {}
       'upstream.api.route',
     ]);
     expect(
-      errorsOf(`${L}upstream:\n  api:\n    route: { path_prefix: /admin/, headers: { x-internal-token: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`).length,
+      errorsOf(
+        `${L}upstream:\n  api:\n    route: { path_prefix: /admin/, headers: { x-internal-token: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+      ).length,
     ).toBeGreaterThan(0);
   });
 
-  test('`hash_on` (a Rust sample\'s spelling) is read as `key` with a warning; both together are an error', () => {
+  test('a null is "not set" only where the Rust Spooky has that field: a user-named entry is never dropped for its name', () => {
+    // In route lists, at pool level, and in a pool's tls, the Rust fields may be null.
+    const { config } = ok(
+      `${L}upstream:\n  api:\n    route: [{ path_prefix: /a, host: ~ }, { path_prefix: /b, method: null }]\n    health_check: null\n    tls: { ca_file: null }\n    backends: [{ id: a, address: "http://x", health_check: ~ }]\n`,
+    );
+    expect(config.pools[0]?.routes.map((r) => r.path_prefix)).toEqual(['/a', '/b']);
+    // A tag named `host`, a pool named `tls`: user-chosen names, so the null is an error as anywhere else.
+    expect(
+      errorsOf(`${L}upstream:\n  api:\n    route: { path_prefix: /a, tags: { host: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`).map(
+        (e) => e.path,
+      ),
+    ).toEqual(['upstream.api.route.tags.host']);
+    expect(errorsOf(`${L}upstream:\n  tls: ~\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => e.path)).toEqual([
+      'upstream.tls',
+    ]);
+    // A Rust field name at a place where the Rust Spooky does not have it (the probe's Host header).
+    expect(
+      errorsOf(`${L}upstream:\n  api:\n    health_check: { path: /h, host: ~ }\n    backends: [{ id: a, address: "http://x" }]\n`).map((e) => e.path),
+    ).toEqual(['upstream.api.health_check.host']);
+  });
+
+  test("`hash_on` (a Rust sample's spelling) is read as `key` with a warning; both together are an error", () => {
     const { config, warnings } = ok(
       `${L}upstream:\n  api:\n    load_balancing: { type: ch, hash_on: "header:x-user-id" }\n    backends: [{ id: a, address: "http://x" }]\n`,
     );
     expect(config.pools[0]?.load_balancing).toEqual({ type: 'consistent-hash', key: { kind: 'header', name: 'x-user-id' }, virtual_nodes: 2000 });
     expect(warnings.map((w) => [w.line, w.column, w.path])).toEqual([[5, 33, 'upstream.api.load_balancing.hash_on']]);
-    const both = errorsOf(`${L}upstream:\n  api:\n    load_balancing: { type: ch, key: path, hash_on: path }\n    backends: [{ id: a, address: "http://x" }]\n`);
-    expect(both.map((e) => [e.path, e.message])).toEqual([['upstream.api.load_balancing.hash_on', '`hash_on` and `key` are both set; keep `key` only']]);
+    const both = errorsOf(
+      `${L}upstream:\n  api:\n    load_balancing: { type: ch, key: path, hash_on: path }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(both.map((e) => [e.path, e.message])).toEqual([
+      ['upstream.api.load_balancing.hash_on', '`hash_on` and `key` are both set; keep `key` only'],
+    ]);
   });
 
   test('an error about a secret describes its kind, never its value (errors reach logs, /status and webhooks)', () => {
@@ -900,7 +969,11 @@ describe('loadConfigFile', () => {
       return p;
     };
     const cases: [string, number[] | string, string | undefined][] = [
-      ['latin1.yaml', 'listen:\n  tls: { cert: c.pem, key: k.pem }\nupstream:\n  caf\xe9:\n    backends: []\n', '4:6: error: the file is not valid UTF-8 (byte 0xe9); save it as UTF-8'],
+      [
+        'latin1.yaml',
+        'listen:\n  tls: { cert: c.pem, key: k.pem }\nupstream:\n  caf\xe9:\n    backends: []\n',
+        '4:6: error: the file is not valid UTF-8 (byte 0xe9); save it as UTF-8',
+      ],
       ['bad-lead.yaml', 'upstream:\n  \xc3\x28pi: {}\n', '2:3: error: the file is not valid UTF-8 (byte 0xc3); save it as UTF-8'],
       ['overlong.yaml', 'a: \xc0\xaf\n', '1:4: error: the file is not valid UTF-8 (byte 0xc0); save it as UTF-8'],
       ['surrogate.yaml', 'a: \xed\xa0\x80\n', '1:4: error: the file is not valid UTF-8 (byte 0xed); save it as UTF-8'],
@@ -1090,7 +1163,9 @@ describe('timeouts and retries', () => {
 
 describe('route limits', () => {
   test('allowed_methods adds HEAD to GET; max_request_body_bytes is kept per route', () => {
-    const { config } = ok(`${L}upstream:\n  api:\n    route: { path_prefix: /api, allowed_methods: [get, POST], max_request_body_bytes: 10 }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    const { config } = ok(
+      `${L}upstream:\n  api:\n    route: { path_prefix: /api, allowed_methods: [get, POST], max_request_body_bytes: 10 }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
     const route = config.pools[0]?.routes[0];
     expect(route?.allowed_methods?.sort()).toEqual(['GET', 'HEAD', 'POST']);
     expect(route?.max_request_body_bytes).toBe(10);
@@ -1108,8 +1183,11 @@ describe('rate limits', () => {
     ]);
   });
 
-  test.each([['{ key: ip, rate: 1 }'], ['{ key: client_ip, rate: 0 }'], ['{ key: client_ip }'], ['{ key: "header:bad name", rate: 1 }']])('%s is refused', (rule) => {
-    const errors = errorsOf(`${L}upstream:\n  api:\n    route: { rate_limits: [${rule}] }\n    backends: [{ id: a, address: "http://x" }]\n`);
-    expect(errors.some((e) => e.path.includes('rate_limits'))).toBe(true);
-  });
+  test.each([['{ key: ip, rate: 1 }'], ['{ key: client_ip, rate: 0 }'], ['{ key: client_ip }'], ['{ key: "header:bad name", rate: 1 }']])(
+    '%s is refused',
+    (rule) => {
+      const errors = errorsOf(`${L}upstream:\n  api:\n    route: { rate_limits: [${rule}] }\n    backends: [{ id: a, address: "http://x" }]\n`);
+      expect(errors.some((e) => e.path.includes('rate_limits'))).toBe(true);
+    },
+  );
 });

@@ -7,7 +7,20 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type Document, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import {
+  type Document,
+  isAlias,
+  isCollection,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type YAMLError,
+} from 'yaml';
 import { z } from 'zod';
 import { crossFieldChecks } from './checks.ts';
 import { zodIssuesToConfigIssues } from './issues.ts';
@@ -81,40 +94,62 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
 }
 
 /**
- * The keys whose explicit null means "not set": the optional fields of the Rust Spooky, whose sample configs
- * write `ca_file: null` and the like (serde reads null as `None`). Elsewhere a null stays an error, so it cannot
- * quietly widen a config: `route: ~` would make a catch-all, a null header condition would match everything,
- * `admin: ~` or `budget: ~` read as "off" but would mean the defaults.
+ * Where an explicit null means "not set": the optional fields of the Rust Spooky, whose sample configs write
+ * `ca_file: null` and the like (serde reads null as `None`), at the places that config format has them. The key
+ * is the path of the map that holds the field (a pool name is `*`, a list item `#`). Anywhere else, a null stays
+ * an error, so it cannot quietly widen a config: `route: ~` would make a catch-all, a null header condition would
+ * match everything, `admin: ~` or `budget: ~` read as "off" but would mean the defaults; and a map whose keys are
+ * the user's (pool names, `tags`, `headers`) never loses an entry because its name looks like such a field.
  */
-const NULLABLE_KEYS: ReadonlySet<string> = new Set([
-  'ca_file',
-  'ca_dir',
-  'host',
-  'path_prefix',
-  'method',
-  'key',
-  'health_check',
-  'tls',
-  'load_balancing',
-  'otlp_endpoint',
+const NULLABLE_AT: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['upstream_tls', new Set(['ca_file', 'ca_dir'])],
+  ['load_balancing', new Set(['key'])],
+  ['upstream.*', new Set(['tls', 'load_balancing', 'health_check'])],
+  ['upstream.*.tls', new Set(['ca_file', 'ca_dir'])],
+  ['upstream.*.load_balancing', new Set(['key'])],
+  ['upstream.*.route', new Set(['host', 'path_prefix', 'method'])],
+  ['upstream.*.route.#', new Set(['host', 'path_prefix', 'method'])],
+  ['upstream.*.backends.#', new Set(['health_check'])],
 ]);
 
+/** The {@link NULLABLE_AT} key of the map holding a pair, from the pair's ancestors; undefined for an unusual key. */
+function ownerPath(ancestors: readonly unknown[]): string | undefined {
+  const parts: string[] = [];
+  for (let i = 0; i < ancestors.length; i++) {
+    const n = ancestors[i];
+    if (isPair(n)) {
+      if (!isScalar(n.key) || typeof n.key.value !== 'string') return undefined;
+      parts.push(parts.length === 1 && parts[0] === 'upstream' ? '*' : n.key.value);
+    } else if (isSeq(n)) parts.push('#');
+  }
+  return parts.join('.');
+}
+
 /**
- * Removes `key: null` (or `~`, `Null`, `NULL`) for the {@link NULLABLE_KEYS}, except inside `headers` and
- * `query` condition maps. An empty value (`key:` with nothing after it) stays, so a forgotten value is still
- * reported.
+ * Removes `key: null` (or `~`, `Null`, `NULL`) where {@link NULLABLE_AT} allows it. An empty value (`key:` with
+ * nothing after it) stays, so a forgotten value is still reported.
  */
 function dropExplicitNulls(doc: Document): void {
   visit(doc, {
     Pair(_key, pair, path) {
       const v = pair.value;
       if (!isScalar(v) || v.value !== null || v.range === undefined || v.range === null || v.range[1] <= v.range[0]) return undefined;
-      if (!isScalar(pair.key) || typeof pair.key.value !== 'string' || !NULLABLE_KEYS.has(pair.key.value)) return undefined;
-      const owner = path.at(-2);
-      if (isPair(owner) && isScalar(owner.key) && (owner.key.value === 'headers' || owner.key.value === 'query')) return undefined;
+      if (!isScalar(pair.key) || typeof pair.key.value !== 'string') return undefined;
+      const owner = ownerPath(path);
+      if (owner === undefined || !NULLABLE_AT.get(owner)?.has(pair.key.value)) return undefined;
       return visit.REMOVE;
     },
   });
+}
+
+/** Two map keys that become the same object key once read (`1` and `"1"`), or the same node. */
+function sameKeyText(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (!isScalar(a) || !isScalar(b)) return false;
+  const x = a.value;
+  const y = b.value;
+  if (typeof x === 'symbol' || typeof y === 'symbol') return x === y;
+  return x === y || String(x) === String(y);
 }
 
 /**
@@ -128,13 +163,18 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
     keepSourceTokens: true,
     prettyErrors: false,
     merge: true,
-    uniqueKeys: true,
+    // Keys are compared as the text they become: `1` and `"1"` (or `true` and `"true"`) are one key once read.
+    uniqueKeys: sameKeyText,
     logLevel: 'error',
   });
   const src = new SourceMap(doc, lineCounter, file);
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  const done = (): LoadResult => ({ ok: false, errors: dedupe(withoutTabNoise(errors).sort(byPosition)), warnings: dedupe(warnings.sort(byPosition)) });
+  const done = (): LoadResult => ({
+    ok: false,
+    errors: dedupe(withoutTabNoise(errors).sort(byPosition)),
+    warnings: dedupe(warnings.sort(byPosition)),
+  });
 
   for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
   for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
@@ -224,9 +264,11 @@ function firstInvalidUtf8(b: Uint8Array): number {
  * silently replaced byte would otherwise turn into a pool or backend name nobody wrote.
  */
 function decodeConfig(bytes: Uint8Array, path: string): { ok: true; text: string } | { ok: false; issue: ConfigIssue } {
-  const at = (line: number, column: number, message: string) => ({ ok: false as const, issue: { severity: 'error' as const, file: path, line, column, path: '', message } });
-  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
-    return at(1, 1, 'the file is UTF-16; save it as UTF-8');
+  const at = (line: number, column: number, message: string) => ({
+    ok: false as const,
+    issue: { severity: 'error' as const, file: path, line, column, path: '', message },
+  });
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) return at(1, 1, 'the file is UTF-16; save it as UTF-8');
   const bad = firstInvalidUtf8(bytes);
   if (bad < 0) return { ok: true, text: new TextDecoder('utf-8').decode(bytes) };
   const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;

@@ -200,8 +200,8 @@ export const ListenerSchema = z
     address: opt(checked(parseBindAddress), 'IP address to bind (TCP and UDP). Default `0.0.0.0`.', '0.0.0.0'),
     port: opt(port(), 'Port for both TCP and UDP, 0..65535; `0` picks a free port. Default `9889`.', 9889),
     idle_timeout_s: opt(
-      z.number().positive().max(255, 'at most 255 (the largest idle timeout Bun accepts)'),
-      'Idle connection timeout in seconds, up to 255 (also the QUIC idle timeout). Default `30`.',
+      z.number().int().positive().max(255, 'at most 255 (the largest idle timeout Bun accepts)'),
+      'Idle connection timeout in whole seconds, 1..255 (also the QUIC idle timeout). Default `30`.',
       30,
     ),
     tls: ListenTlsSchema.optional(),

@@ -374,10 +374,7 @@ export class Runtime implements AdminSource {
     }
     // The supervisor of `workers` > 1 warns about its own count; a single process (no sharedPort) does here.
     if (this.opts.sharedPort === undefined && config.workers !== prev.config.workers) {
-      this.log.warn(
-        { event: 'config_warning', trigger },
-        `workers: ${config.workers} takes effect at the next restart (running 1)`,
-      );
+      this.log.warn({ event: 'config_warning', trigger }, `workers: ${config.workers} takes effect at the next restart (running 1)`);
     }
     for (const w of prepared.warnings) this.log.warn({ event: 'certificate_warning', trigger }, w);
     this.warnInsecure(config);
@@ -410,7 +407,8 @@ export class Runtime implements AdminSource {
       this.watcher.update([], config.reload.debounce_ms);
       return;
     }
-    const files = [path, ...config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key]))];
+    const caFiles = config.pools.flatMap((p) => (p.tls.ca_file !== undefined ? [p.tls.ca_file] : []));
+    const files = [...new Set([path, ...config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key])), ...caFiles])];
     this.watcher.update(files, config.reload.debounce_ms);
   }
 

@@ -5,7 +5,11 @@
  * an endpoint and start their health checks, kept ones get the new policy, removed ones stop probing, and a
  * transport no pool uses any more closes its connections once in-flight requests end.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseBackendAddress } from '../config/parse.ts';
 import type { BackendConfig, Config, OutlierDetectionConfig, UpstreamTlsConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
 import { HealthChecker } from '../health/checker.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -22,12 +26,28 @@ interface Entry {
   checker?: HealthChecker;
 }
 
-/** Key of a connection pool: protocol, origin and TLS policy. */
-export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig): string {
-  const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}` : '';
+/**
+ * Key of a connection pool: protocol, origin and TLS policy. `caDigest` stands for the contents of `tls.ca_file`
+ * (see {@link caFileDigest}), so a bundle rotated in place under the same path gets a new pool on reload.
+ */
+export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig, caDigest = ''): string {
+  const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${caDigest}` : '';
   // A connection limit is part of the pool's identity: backends with different limits get their own pools.
   const maxConn = backend.limits?.max_connections ?? 0;
   return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
+}
+
+/**
+ * SHA-256 of a CA bundle file, or a marker when it cannot be read (the transport made from it then fails with
+ * `config_invalid`, which fails the load or reload).
+ */
+export function caFileDigest(path: string | undefined): string {
+  if (path === undefined) return '';
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /** Key of an endpoint: its pool and its transport key (without the connection limit, so a new limit keeps the endpoint's state). */
@@ -63,12 +83,26 @@ export class EndpointRegistry {
   sync(config: Config): Map<string, Map<string, Endpoint>> {
     const wanted = new Map<string, { pool: string; backend: BackendConfig; tls: UpstreamTlsConfig; transportKey: string }>();
     const byPool = new Map<string, Map<string, string>>();
+    // Every CA bundle is read once per load: new contents under the same path make new connection pools.
+    const digests = new Map<string, string>();
+    const digestOf = (path: string | undefined): string => {
+      if (path === undefined) return '';
+      let d = digests.get(path);
+      if (d === undefined) {
+        d = caFileDigest(path);
+        digests.set(path, d);
+      }
+      return d;
+    };
     for (const pool of config.pools) {
       const ids = new Map<string, string>();
       for (const backend of pool.backends) {
         const key = endpointKey(pool.name, backend, pool.tls);
         ids.set(backend.id, key);
-        if (!wanted.has(key)) wanted.set(key, { pool: pool.name, backend, tls: pool.tls, transportKey: transportKey(backend, pool.tls) });
+        if (!wanted.has(key)) {
+          const ca = backend.protocol === 'h2' ? digestOf(pool.tls.ca_file) : '';
+          wanted.set(key, { pool: pool.name, backend, tls: pool.tls, transportKey: transportKey(backend, pool.tls, ca) });
+        }
       }
       byPool.set(pool.name, ids);
     }
@@ -205,8 +239,11 @@ export class EndpointRegistry {
       return;
     }
     entry.checker = new HealthChecker(entry.endpoint, probes, (address) => {
-      const url = new URL(address.includes('://') ? address : `${backend.url.protocol}//${address}`);
-      return this.transportFor({ ...backend, address, url }, tls);
+      // A probe address has its own scheme (the loader writes it out in full): it decides the protocol, so an
+      // https:// backend can be probed on a plain http:// sidecar port and the other way round.
+      const parsed = parseBackendAddress(address);
+      if (!parsed.ok) throw new SpookyError('config_invalid', `probe address ${address}: ${parsed.message}`);
+      return this.transportFor({ ...backend, address, url: parsed.value.url, protocol: parsed.value.protocol }, tls);
     });
     entry.checker.start();
   }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { makeTempCertificate } from '../support/certs.ts';
 import { startRawH2Server } from '../support/h2-server.ts';
-import { accessLine, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { accessLine, admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 type Proto = 'http3' | 'http2' | 'http1.1';
 const PROTOCOLS: Proto[] = ['http3', 'http2', 'http1.1'];
@@ -188,6 +188,48 @@ upstream:
       await raw.close();
     }
   });
+});
+
+describe('a probe address with its own scheme', () => {
+  test('an https:// backend is probed on a plain http:// sidecar, and an http:// backend on an https:// one', async () => {
+    const [plain, tls] = await Promise.all([startBackend('plain'), startBackend('tls', { protocol: 'h2' })]);
+    const probe = (address: string) =>
+      `health_check: { address: "${address}", path: /health, interval: 100, timeout_ms: 1000, failure_threshold: 1, success_threshold: 1, initial: unhealthy }`;
+    const spooky = await startSpooky(`
+upstream:
+  secure:
+    route: { path_prefix: /secure }
+    tls: { verify_certificates: false }
+    ${probe(plain.address)}
+    backends: [{ id: s, address: "${tls.address}" }]
+  cleartext:
+    route: { path_prefix: /cleartext }
+    tls: { verify_certificates: false }
+    ${probe(tls.address)}
+    backends: [{ id: c, address: "${plain.address}" }]
+`);
+    try {
+      // Both start unhealthy: only a probe that succeeds over its own address's protocol brings them up.
+      const state = async () => {
+        const body = (await admin(spooky, '/status')).body as {
+          pools: { name: string; backends: { healthy: boolean; last_probe: string | null }[] }[];
+        };
+        return body.pools.map((p) => [p.name, p.backends[0]?.healthy, p.backends[0]?.last_probe]);
+      };
+      await eventually(async () => (await state()).every(([, healthy]) => healthy === true), 5000, 'both backends healthy by their probes');
+      for (const [path, backend] of [
+        ['/secure/x', 'tls'],
+        ['/cleartext/x', 'plain'],
+      ]) {
+        const res = await request(`${spooky.url}${path}`);
+        expect(res.status).toBe(200);
+        expect((await json(res)).backend).toBe(backend);
+      }
+    } finally {
+      await spooky.stop();
+      await Promise.all([plain.stop(), tls.stop()]);
+    }
+  }, 20_000);
 });
 
 describe('balancing and health', () => {

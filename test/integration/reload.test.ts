@@ -6,9 +6,9 @@
  * errors while traffic goes on; health state and counters survive a reload; listeners are added and removed.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { testCertificate } from '../support/certs.ts';
+import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { reservePort } from '../../src/listener/listener.ts';
 import {
   admin,
@@ -367,7 +367,11 @@ ${extra}`;
       { id: `localhost:${fixed}`, action: 'added', port: fixed },
       { id: `127.0.0.1:${fixed}`, action: 'removed', port: fixed },
     ]);
-    const retired = await spooky.child.waitFor((x) => x.event === 'listener_retired' && x.listener === `127.0.0.1:${fixed}`, 3000, 'old listener released');
+    const retired = await spooky.child.waitFor(
+      (x) => x.event === 'listener_retired' && x.listener === `127.0.0.1:${fixed}`,
+      3000,
+      'old listener released',
+    );
     expect(retired.reason).toBe('replaced');
     for (const protocol of ['http3', 'http1.1'] as const) {
       const res = await request(`https://127.0.0.1:${fixed}/lb/x`, { protocol });
@@ -381,11 +385,7 @@ ${extra}`;
   test('a reload that changes `workers` applies the rest and warns that the count waits for a restart', async () => {
     writeFileSync(spooky.configPath, `workers: 2\n${config(200)}`);
     expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
-    const warned = await spooky.child.waitFor(
-      (x) => x.event === 'config_warning' && String(x.msg).startsWith('workers: 2'),
-      3000,
-      'workers warning',
-    );
+    const warned = await spooky.child.waitFor((x) => x.event === 'config_warning' && String(x.msg).startsWith('workers: 2'), 3000, 'workers warning');
     expect(warned.msg).toBe('workers: 2 takes effect at the next restart (running 1)');
     expect(spooky.child.lines.some((x) => x.event === 'worker_started')).toBe(false);
     writeFileSync(spooky.configPath, config(200));
@@ -396,7 +396,9 @@ ${extra}`;
     const free = await reservePort('127.0.0.1', 0);
     const port = free.port;
     free.release();
-    const sp = await startSpooky(`${listen}admin: { address: 127.0.0.1 }\n${config(100).slice(listen.length)}`, { args: ['--admin-port', String(port)] });
+    const sp = await startSpooky(`${listen}admin: { address: 127.0.0.1 }\n${config(100).slice(listen.length)}`, {
+      args: ['--admin-port', String(port)],
+    });
     try {
       expect(sp.adminPort).toBe(port);
       writeFileSync(sp.configPath, `${listen}admin: { address: localhost }\n${config(100).slice(listen.length)}`);
@@ -446,4 +448,41 @@ ${extra}`;
       throw new Error(`${e.message}; audit records: ${JSON.stringify(audits())}`);
     });
   });
+});
+
+describe('upstream CA bundles on reload', () => {
+  test('a ca_file rotated in place (same path) is trusted after a reload, and reload.watch notices it', async () => {
+    const backend = await startBackend('tls', { protocol: 'h2' });
+    const trusted = await testCertificate(); // the backend's certificate
+    const other = await makeTempCertificate();
+    const ca = join(other.dir, 'ca.pem');
+    writeFileSync(ca, other.certPem);
+    const spooky = await startSpooky(`
+reload: { watch: true, debounce_ms: 100 }
+upstream:
+  p:
+    tls: { ca_file: "${ca}" }
+    backends: [{ id: b, address: "${backend.address}" }]
+`);
+    try {
+      const get = async () => {
+        const res = await request(`${spooky.url}/x`);
+        await res.arrayBuffer();
+        return res.status;
+      };
+      expect(await get()).toBe(502); // the bundle does not trust the backend
+      expect(((await admin(spooky, '/status')).body as { watching: string[] }).watching).toContain(ca);
+      // New contents under the same path: the file watch reloads, and the new pool trusts the backend.
+      writeFileSync(ca, readFileSync(trusted.cert, 'utf8'));
+      await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file' && r.result === 'ok', 6000, 'reload by file watch');
+      expect(await get()).toBe(200);
+      // And back, by an explicit reload this time.
+      writeFileSync(ca, other.certPem);
+      expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
+      expect(await get()).toBe(502);
+    } finally {
+      await spooky.stop();
+      await backend.stop();
+    }
+  }, 20_000);
 });
