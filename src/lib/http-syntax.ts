@@ -20,7 +20,7 @@ export function isToken(s: string): boolean {
 
 /**
  * Parses a `Content-Length` value: 1*DIGIT, or a comma-separated list of identical values (RFC 9110 §8.6),
- * each trimmed of spaces and tabs and at most `maxDigits` digits (default 16).
+ * each trimmed of spaces and tabs and at most `maxDigits` significant digits (default 16; leading zeros are allowed).
  * @returns the length, or -1 when it is invalid, its elements differ, or it exceeds `Number.MAX_SAFE_INTEGER`.
  */
 export function parseContentLength(v: string, maxDigits = 16): number {
@@ -33,7 +33,11 @@ export function parseContentLength(v: string, maxDigits = 16): number {
     let b = i;
     while (a < b && (v.charCodeAt(a) === 32 || v.charCodeAt(a) === 9)) a++;
     while (b > a && (v.charCodeAt(b - 1) === 32 || v.charCodeAt(b - 1) === 9)) b--;
-    if (a === b || b - a > maxDigits) return -1;
+    if (a === b) return -1;
+    // Leading zeros are digits too (1*DIGIT): only the significant ones count against maxDigits.
+    let z = a;
+    while (z < b - 1 && v.charCodeAt(z) === 48) z++;
+    if (b - z > maxDigits) return -1;
     let x = 0;
     for (let k = a; k < b; k++) {
       const c = v.charCodeAt(k);

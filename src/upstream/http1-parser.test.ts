@@ -63,7 +63,7 @@ describe('parseResponseHead', () => {
     ['HTTP/1.1 200 O\x00K\r\n\r\n', 'reason'],
     ['HTTP/1.1 200 OK\r\nfoo: bar\r\n baz\r\n\r\n', 'obs-fold'],
     ['HTTP/1.1 200 OK\r\n\tfoo: bar\r\n\r\n', 'obs-fold'],
-    ['HTTP/1.1 200 OK\r\nfoo : bar\r\n\r\n', 'space before colon'],
+    ['HTTP/1.1 200 OK\r\nfoo \tx: bar\r\n\r\n', 'whitespace, then more name, before the colon'],
     ['HTTP/1.1 200 OK\r\nfo o: bar\r\n\r\n', 'space in name'],
     ['HTTP/1.1 200 OK\r\n: bar\r\n\r\n', 'empty name'],
     ['HTTP/1.1 200 OK\r\nfoo bar\r\n\r\n', 'no colon'],
@@ -84,8 +84,23 @@ describe('parseResponseHead', () => {
     ['HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n', 'TE gzip'],
     ['HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n', 'TE chunked twice'],
     ['HTTP/1.1 200 OK\r\ntransfer-encoding: identity\r\n\r\n', 'TE identity'],
+    ['HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n', 'TE in HTTP/1.0 (RFC 9112 §6.1: framing faulty)'],
+    ['HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n', 'TE in keep-alive HTTP/1.0'],
   ])('rejects %j (%s)', (raw) => {
     expect(typeof parse(raw)).toBe('string');
+  });
+
+  test('whitespace between a field name and its colon is removed (RFC 9112 §5.1: a proxy MUST remove it)', () => {
+    expect(ok('HTTP/1.1 200 OK\r\nX-A \t: 1\r\ncontent-length : 2\r\n\r\n').headers).toEqual([
+      ['x-a', '1'],
+      ['content-length', '2'],
+    ]);
+    expect(ok('HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\n').contentLength).toBe(2);
+  });
+
+  test('content-length with leading zeros (1*DIGIT): only significant digits count against the limit', () => {
+    expect(ok('HTTP/1.1 200 OK\r\ncontent-length: 0000000000000002\r\n\r\n').contentLength).toBe(2);
+    expect(typeof parse('HTTP/1.1 200 OK\r\ncontent-length: 0001234567890123456\r\n\r\n')).toBe('string');
   });
 
   test('identical repeated content-length values are accepted (RFC 9110 §8.6)', () => {
@@ -128,6 +143,8 @@ describe('parseContentLength', () => {
     ['+1', -1],
     ['1e3', -1],
     ['1234567890123456', -1],
+    ['00000000000000000042', 42],
+    ['0001234567890123456', -1],
   ])('%j -> %p', (v, n) => {
     expect(parseContentLength(v)).toBe(n);
   });
@@ -159,6 +176,7 @@ describe('ChunkedDecoder', () => {
     ['5\r\nhello\r\n0\r\nx-trailer: 1\r\nx-other: 2\r\n\r\n', 'hello'],
     ['0\r\n\r\n', ''],
     ['000\r\n\r\n', ''],
+    ['0000000000000002\r\nok\r\n0000000000000000\r\n\r\n', 'ok'], // leading zeros: chunk-size is 1*HEXDIG
   ];
 
   test.each(wires)('decodes %j whole', (wire, body) => {
@@ -181,6 +199,7 @@ describe('ChunkedDecoder', () => {
     ['5\r\nhelloX\r\n0\r\n\r\n', 'missing CRLF after data'],
     ['5\r\nhello\rX', 'CR without LF after data'],
     ['1000000000000\r\n', 'size too large'],
+    ['0001000000000000\r\n', 'size too large behind leading zeros'],
     ['5;a\nb\r\n', 'LF in extension'],
     ['0\r\n bad\r\n\r\n', 'folded trailer'],
     ['0\r\nx: y\n\r\n', 'bare LF in trailer'],

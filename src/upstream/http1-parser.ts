@@ -135,9 +135,11 @@ const HTAB = 0x09;
 /**
  * Parses a response head. `s` is the latin1 text from the first byte of the status line up to and including
  * the CRLF that ends the last header line (the blank line is not included). Strict: CRLF line endings only,
- * no obs-fold, token header names with no whitespace before the colon, no control characters in values,
- * content-length digits only (repeats must agree), transfer-encoding must be exactly `chunked`, and a
- * message with both transfer-encoding and content-length is rejected. Returns an error string on failure.
+ * no obs-fold, token header names, no control characters in values, content-length digits only (repeats must
+ * agree; leading zeros are digits too), transfer-encoding must be exactly `chunked`, and a message with both
+ * transfer-encoding and content-length is rejected, as is an HTTP/1.0 response with transfer-encoding (its
+ * framing cannot be trusted, RFC 9112 section 6.1). Whitespace between a field name and its colon is removed,
+ * as RFC 9112 section 5.1 asks of a proxy. Returns an error string on failure.
  */
 export function parseResponseHead(s: string): HeadResult {
   const n = s.length;
@@ -185,17 +187,26 @@ export function parseResponseHead(s: string): HeadResult {
     // name
     let i = pos;
     let kinds = 0;
+    let nameEnd = -1;
     for (; i < eol; i++) {
       const c = s.charCodeAt(i);
       if (c === 0x3a) break; // ':'
+      if ((c === SP || c === HTAB) && i > pos) {
+        // Whitespace before the colon: removed (RFC 9112 section 5.1), but only whitespace may follow.
+        nameEnd = i;
+        while (i < eol && (s.charCodeAt(i) === SP || s.charCodeAt(i) === HTAB)) i++;
+        if (i < eol && s.charCodeAt(i) === 0x3a) break;
+        return 'invalid header name';
+      }
       const k = NAME_CHAR[c & 0xff]!;
       if (k === 0 || c > 0xff) return 'invalid header name';
       kinds |= k;
     }
     if (i === pos || i === eol) return 'invalid header line';
-    let name = s.slice(pos, i);
+    if (nameEnd < 0) nameEnd = i;
+    let name = s.slice(pos, nameEnd);
     if (kinds & 2) name = name.toLowerCase();
-    const nameLen = i - pos;
+    const nameLen = nameEnd - pos;
     // value: skip OWS, validate, trim trailing OWS
     let vs = i + 1;
     while (vs < eol) {
@@ -247,6 +258,7 @@ export function parseResponseHead(s: string): HeadResult {
 
   let chunked = false;
   if (transferEncoding !== null) {
+    if (minor === 0) return 'transfer-encoding in an HTTP/1.0 response';
     if (contentLength >= 0) return 'both transfer-encoding and content-length';
     if (transferEncoding.trim().toLowerCase() !== 'chunked') return 'unsupported transfer-encoding';
     chunked = true;
@@ -255,7 +267,7 @@ export function parseResponseHead(s: string): HeadResult {
   return { status, minor, headers, contentLength, chunked, keepAlive };
 }
 
-/** Parses a response `Content-Length` value (at most 15 digits per element; see {@link parseFieldLength}). */
+/** Parses a response `Content-Length` value (at most 15 significant digits per element; see {@link parseFieldLength}). */
 export function parseContentLength(v: string): number {
   return parseFieldLength(v, 15);
 }
@@ -328,14 +340,14 @@ export class ChunkedDecoder {
           const h = hexVal(c);
           if (h < 0) return this.fail('invalid chunk size');
           this.size = h;
-          this.digits = 1;
+          this.digits = h === 0 ? 0 : 1; // leading zeros do not count (chunk-size is 1*HEXDIG)
           st = ST_SIZE;
           break;
         }
         case ST_SIZE: {
           const h = hexVal(c);
           if (h >= 0) {
-            if (++this.digits > 12) return this.fail('chunk size too large');
+            if ((this.digits > 0 || h > 0) && ++this.digits > 12) return this.fail('chunk size too large');
             this.size = this.size * 16 + h;
           } else if (c === 0x0d) {
             st = ST_SIZE_LF;

@@ -1273,7 +1273,7 @@ describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
     expect(raw.connections()).toBe(1);
   });
 
-  test('valid edge cases pass: repeated equal content-lengths, a HEAD whose head ends the stream with a content-length', async () => {
+  test('valid edge cases pass: repeated equal content-lengths, leading zeros, a HEAD whose head ends the stream with a content-length', async () => {
     answer = {
       fields: [
         ['content-length', '5'],
@@ -1288,6 +1288,9 @@ describe('Http2Transport: malformed responses (RFC 9113 section 8)', () => {
       ['x-empty', ''],
     ]);
     expect(await text(res)).toBe('hello');
+    // Leading zeros are digits too (1*DIGIT): sixteen characters, one significant digit.
+    answer = { fields: [['content-length', '0000000000000005']] };
+    expect(await text(await t.request(mkReq(), mkOpts()))).toBe('hello');
     answer = { fields: [['content-length', '5']], endWithHead: true };
     const opts = mkOpts();
     const head = await t.request(mkReq({ method: 'HEAD' }), opts);

@@ -1495,13 +1495,15 @@ function statusCode(v: string | undefined): number {
   return a * 100 + b * 10 + c;
 }
 
-/** A `content-length` value as a number; -1 when absent or not a plain decimal number. */
+/** A `content-length` value as a number (at most 15 significant digits); -1 when absent or not a plain decimal number. */
 function parseLength(v: string | undefined): number {
-  if (v === undefined || v.length === 0 || v.length > 15) return -1;
+  if (v === undefined || v.length === 0) return -1;
   let n = 0;
+  let significant = 0;
   for (let i = 0; i < v.length; i++) {
     const d = v.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return -1;
+    if ((significant > 0 || d > 0) && ++significant > 15) return -1; // leading zeros are digits too (1*DIGIT)
     n = n * 10 + d;
   }
   return n;
