@@ -6,9 +6,11 @@
 import type { Server } from 'bun';
 import type { PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
-import type { Clock } from '../lib/clock.ts';
 import { clientKey } from '../lib/cidr.ts';
+import type { Clock } from '../lib/clock.ts';
+import { parseContentLength } from '../lib/http-syntax.ts';
 import { systemRandom } from '../lib/random.ts';
+import { type FieldRecord, type HeaderLookup, RequestFields } from '../lib/request-fields.ts';
 import type { AccessLog, ClientProtocol, RequestRecord } from '../observability/access-log.ts';
 import { NO_OBSERVER, type ProxyObserver } from '../observability/events.ts';
 import { addResponseLabels, requestLabels } from '../observability/labels.ts';
@@ -17,20 +19,20 @@ import { PASS_THROUGH_TRACING, type Tracing } from '../observability/trace-conte
 import { backoffDelay } from '../resilience/backoff.ts';
 import { InMemoryRateLimiter, type RateLimiter } from '../resilience/rate-limiter.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
-import { type FieldRecord, type HeaderLookup, RequestFields } from '../lib/request-fields.ts';
 import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
-import { parseContentLength } from '../lib/http-syntax.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
+import { bodyOrNone } from './body-peek.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
-import { buildUpstreamHeaders, clientAddressFrom, sanitizeResponseHeaders } from './headers.ts';
+import { buildUpstreamHeaders, clientAddressFrom, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
+import { DEFAULT_ALLOW, decrementMaxForwards, maxForwardsOf } from './max-forwards.ts';
+import { nextBatch } from './next-batch.ts';
 import { applyRateLimits } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
-import { nextBatch } from './next-batch.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
 
@@ -215,34 +217,34 @@ function relayBody(
   );
 
   async function relayOne(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-        let result: Awaited<ReturnType<typeof reader.read>> | 'timeout';
-        if (!timed) result = await reader.read();
-        else {
-          const untilDeadline = deadline - clock.now();
-          const wait = idleMs > 0 ? Math.min(idleMs, untilDeadline) : untilDeadline;
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const expired = new Promise<'timeout'>((resolve) => {
-            timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
-          });
-          result = await Promise.race([reader.read(), expired]);
-          clearTimeout(timer);
-          if (result === 'timeout') {
-            const reason =
-              idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
-            const err = onTimeout(reason);
-            void reader.cancel(err).catch(() => {});
-            finish('error');
-            controller.error(err);
-            return;
-          }
-        }
-        if (result.done) {
-          finish('end');
-          controller.close();
-        } else {
-          onChunk?.(result.value.byteLength);
-          controller.enqueue(result.value);
-        }
+    let result: Awaited<ReturnType<typeof reader.read>> | 'timeout';
+    if (!timed) result = await reader.read();
+    else {
+      const untilDeadline = deadline - clock.now();
+      const wait = idleMs > 0 ? Math.min(idleMs, untilDeadline) : untilDeadline;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
+      });
+      result = await Promise.race([reader.read(), expired]);
+      clearTimeout(timer);
+      if (result === 'timeout') {
+        const reason =
+          idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
+        const err = onTimeout(reason);
+        void reader.cancel(err).catch(() => {});
+        finish('error');
+        controller.error(err);
+        return;
+      }
+    }
+    if (result.done) {
+      finish('end');
+      controller.close();
+    } else {
+      onChunk?.(result.value.byteLength);
+      controller.enqueue(result.value);
+    }
   }
 }
 
@@ -313,11 +315,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     observer.requestStart();
     const gen = deps.generation();
     const cfg = gen.config;
-    const requestId = nextRequestId();
     const access = deps.accessLog();
     const peer = server.requestIP(req)?.address ?? '';
     // Every later header lookup reads this one copy (see RequestFields).
     const fields = RequestFields.of(req.headers);
+    const requestId = requestIdOf(fields.get('x-request-id'), peer, gen.trusted, nextRequestId);
     const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(fields);
     const altSvc = transport === 'tcp' ? `h3=":${server.port}"; ma=86400` : undefined;
     const via = VIA[protocol];
@@ -403,6 +405,17 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const allowed = matched.route.allowed_methods;
     if (allowed !== undefined && !allowed.includes(req.method))
       return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });
+    const maxForwards = maxForwardsOf(req.method, fields.get('max-forwards'));
+    if (maxForwards === 0) {
+      // Max-Forwards: 0 on OPTIONS or TRACE: Spooky is the final recipient (RFC 9110 section 7.6.2). OPTIONS is
+      // answered with what the route allows; TRACE is never reflected (it would echo credentials to a script).
+      const allow = allowed?.join(', ') ?? DEFAULT_ALLOW;
+      if (req.method === 'TRACE') return fail(new SpookyError('method_not_allowed', 'TRACE with Max-Forwards: 0 is not reflected'), { allow });
+      finish(200);
+      const headers: Record<string, string> = { allow, 'x-request-id': requestId };
+      if (altSvc) headers['alt-svc'] = altSvc;
+      return new Response(null, { status: 200, headers });
+    }
     const rules = matched.route.rate_limits;
     if (rules !== undefined) {
       const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: fields }, clock.now());
@@ -424,22 +437,26 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       requestId,
     });
     if (!built.ok) return fail(new SpookyError(built.code, built.reason));
+    if (maxForwards !== undefined) decrementMaxForwards(built.headers, maxForwards);
     if (built.headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${built.headerBytes} header bytes`));
     const limit = matched.route.max_request_body_bytes ?? cfg.limits.max_request_body_bytes;
     if (built.contentLength !== undefined && built.contentLength > limit) {
       return fail(new SpookyError('body_too_large', `content-length ${built.contentLength} over ${limit}`));
     }
 
+    let clientBody = built.contentLength === 0 ? null : req.body;
+    // Of unknown length: over HTTP/3 possibly none at all (see body-peek.ts).
+    if (clientBody !== null && built.contentLength === undefined) clientBody = await bodyOrNone(clientBody);
     sample = matched.route.body_sampling
       ? deps.bodySampler?.begin(matched.route.body_sampling, {
           requestId,
           traceId: rec.trace_id,
           route: matched.routeId,
           headers: req.headers,
-          body: built.contentLength !== 0 ? req.body : null,
+          body: clientBody,
         })
       : undefined;
-    const meter = req.body && built.contentLength !== 0 ? new BodyMeter(sample?.requestBody ?? req.body, limit, built.contentLength) : undefined;
+    const meter = clientBody ? new BodyMeter(sample?.requestBody ?? clientBody, limit, built.contentLength) : undefined;
     bodyMeter = meter;
     const timeouts = pool.config.timeouts;
     const retries = pool.config.retries;
@@ -451,10 +468,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       const cut =
         deadline === Number.POSITIVE_INFINITY
           ? undefined
-          : setTimeout(
-              () => meter.cutOff(clientTimeout(timeouts.request_ms)),
-              Math.max(0, deadline - clock.now()),
-            );
+          : setTimeout(() => meter.cutOff(clientTimeout(timeouts.request_ms)), Math.max(0, deadline - clock.now()));
       try {
         buffered = await new Response(meter.stream).bytes();
       } catch (e) {
@@ -500,7 +514,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
       if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
         const delay = Math.min(
-          backoffDelay(rec.attempts - 1, { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms, jitter: retries.backoff.jitter }, systemRandom),
+          backoffDelay(
+            rec.attempts - 1,
+            { baseMs: retries.backoff.base_ms, capMs: retries.backoff.cap_ms, jitter: retries.backoff.jitter },
+            systemRandom,
+          ),
           deadline - clock.now(),
         );
         if (delay > 0) {
@@ -593,7 +611,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let backendSettled = false;
       const logIfDone = (): void => {
         if (!backendSettled || (relaying && relayOutcome === undefined)) return;
-        const err = endError ?? (relayOutcome === 'cancel' ? new SpookyError('client_aborted', 'the client went away before the end of the response') : undefined);
+        const err =
+          endError ??
+          (relayOutcome === 'cancel' ? new SpookyError('client_aborted', 'the client went away before the end of the response') : undefined);
         finish(err?.code === 'client_aborted' ? 499 : status, err);
       };
       const settle = (): void => {
@@ -647,6 +667,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         const resVia = (up.version ?? (endpoint.protocol === 'http1' ? '1.1' : '2')) === '1.1' ? '1.1 spooky' : '2 spooky';
         const resHeaders = sanitizeResponseHeaders(up.headers, { via: resVia });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
+        // A HEAD answer the backend sent without a length: Bun would add `content-length: 0`, claiming the GET's
+        // body is empty (RFC 9110 section 8.6). With `transfer-encoding: chunked` Bun's HTTP/1.1 server sends the
+        // head alone; its HTTP/2 and HTTP/3 servers drop the field and still add the 0 (no way around it there).
+        if (req.method === 'HEAD' && status !== 204 && status !== 304 && !resHeaders.has('content-length'))
+          resHeaders.set('transfer-encoding', 'chunked');
         let body = up.body;
         // Bytes actually relayed (not the declared length: a body can break off before it).
         const onChunk = (n: number): void => {
@@ -672,9 +697,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             (reason) => {
               bodyTimeout = new SpookyError(
                 'upstream_timeout',
-                bounded && !reason.includes('idle_ms') ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)` : reason,
+                bounded && !reason.includes('idle_ms')
+                  ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)`
+                  : reason,
               );
-              log.warn({ event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message }, 'response stream cut');
+              log.warn(
+                { event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message },
+                'response stream cut',
+              );
               return bodyTimeout;
             },
             onRelayDone,
@@ -689,8 +719,15 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
               endAttempt(headersAt, err, status);
               rec.bytes_out = 0; // what was read was never sent
               if (err.code !== 'client_aborted' && err.code !== 'upstream_timeout')
-                log.warn({ event: 'response_cut', request_id: requestId, pool: pool.name, backend: member.id, reason: err.message }, 'response body broke off before its content-length');
-              return fail(err.code === 'client_aborted' || err.code === 'upstream_timeout' ? err : new SpookyError('upstream_reset', err.message, { cause: err }));
+                log.warn(
+                  { event: 'response_cut', request_id: requestId, pool: pool.name, backend: member.id, reason: err.message },
+                  'response body broke off before its content-length',
+                );
+              return fail(
+                err.code === 'client_aborted' || err.code === 'upstream_timeout'
+                  ? err
+                  : new SpookyError('upstream_reset', err.message, { cause: err }),
+              );
             }
             received = undefined;
           }

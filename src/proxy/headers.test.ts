@@ -8,6 +8,7 @@ import {
   type HeaderSource,
   isSaneRequestId,
   parseContentLength,
+  requestIdOf,
   sanitizeResponseHeaders,
   type UpstreamHeaderInput,
 } from './headers.ts';
@@ -76,7 +77,18 @@ describe('buildUpstreamHeaders: hop-by-hop', () => {
         accept: '*/*',
       },
       ['accept'],
-      ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'trailer', 'http2-settings'],
+      [
+        'connection',
+        'keep-alive',
+        'proxy-connection',
+        'te',
+        'transfer-encoding',
+        'upgrade',
+        'proxy-authorization',
+        'proxy-authenticate',
+        'trailer',
+        'http2-settings',
+      ],
     ],
     [
       'headers named in Connection removed',
@@ -375,6 +387,23 @@ describe('buildUpstreamHeaders: forwarding headers and trust', () => {
     ['a"b', false],
     ['é', false],
   ])('isSaneRequestId(%p) = %p', (v, ok) => expect(isSaneRequestId(v)).toBe(ok));
+
+  test.each<[string, string | null, string, string]>([
+    ["a trusted proxy's sane id is the id", 'front-42', TRUSTED_PEER, 'front-42'],
+    ["an untrusted client's id is replaced", 'front-42', CLIENT, 'generated'],
+    ['no incoming id', null, TRUSTED_PEER, 'generated'],
+    ["a trusted proxy's id that is not sane", 'a b', TRUSTED_PEER, 'generated'],
+    ['no peer address', 'front-42', '', 'generated'],
+  ])('requestIdOf: %s', (_name, incoming, peer, want) => {
+    expect(requestIdOf(incoming, peer, trusted, () => 'generated')).toBe(want);
+    // The forwarded header always carries the same id.
+    const built = build(incoming === null ? {} : { 'x-request-id': incoming }, {
+      clientIp: peer,
+      requestId: requestIdOf(incoming, peer, trusted, () => 'generated'),
+    });
+    expect(built.requestId).toBe(want);
+    expect(built.map.get('x-request-id')).toBe(want);
+  });
 });
 
 describe('clientAddressFrom', () => {

@@ -127,6 +127,15 @@ export function hasForbiddenValueChar(v: string): boolean {
   return v.indexOf('\n') !== -1 || v.indexOf('\r') !== -1 || v.indexOf('\0') !== -1;
 }
 
+/**
+ * The id of a request: the `x-request-id` a trusted proxy sent (`incoming`, when it passes
+ * {@link isSaneRequestId}), else `generated()`. The access record, error answers, body samples, spans and the
+ * forwarded header all carry this one id.
+ */
+export function requestIdOf(incoming: string | null, peer: string, trusted: (ip: string) => boolean, generated: () => string): string {
+  return incoming !== null && peer.length > 0 && isSaneRequestId(incoming) && trusted(peer) ? incoming : generated();
+}
+
 /** Whether `v` may be forwarded as a client-supplied `x-request-id` (1..128 chars of `A-Za-z0-9-_.:+/=`). */
 export function isSaneRequestId(v: string): boolean {
   const n = v.length;

@@ -274,3 +274,37 @@ upstream:
     expect(sample(m, 'spooky_log_reopens_total', { result: 'success' })).toBe(0);
   });
 });
+
+describe('the request id from a trusted proxy', () => {
+  let b: Backend;
+  let spooky: SpookyProcess;
+  beforeAll(async () => {
+    b = await startBackend('b');
+    spooky = await startSpooky(`
+trusted_proxies: ["127.0.0.1"]
+upstream:
+  r:
+    route: { path_prefix: /api }
+    backends: [{ id: b, address: "${b.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await b?.stop();
+  });
+
+  test("is the id everywhere: forwarded, in the access record, and on Spooky's own error answers", async () => {
+    const res = await request(`${spooky.url}/api/rid-check`, { headers: { 'x-request-id': 'front-proxy-id-42' } });
+    const echo = (await res.json()) as { headers: Record<string, string> };
+    expect(echo.headers['x-request-id']).toBe('front-proxy-id-42');
+    const rec = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/api/rid-check', 5000, 'access line');
+    expect(rec.request_id).toBe('front-proxy-id-42');
+    // A request Spooky answers itself (no route: 404) carries it too.
+    const missing = await request(`${spooky.url}/nowhere`, { headers: { 'x-request-id': 'front-proxy-id-43' } });
+    await missing.arrayBuffer();
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('x-request-id')).toBe('front-proxy-id-43');
+    const rec404 = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/nowhere', 5000, 'access line of the 404');
+    expect(rec404.request_id).toBe('front-proxy-id-43');
+  });
+});

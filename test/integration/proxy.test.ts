@@ -3,9 +3,12 @@
  * processes on 127.0.0.1, driven over HTTP/3, HTTP/2 and HTTP/1.1.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { connect as tlsConnect } from 'node:tls';
 import { makeTempCertificate } from '../support/certs.ts';
 import { startRawH2Server } from '../support/h2-server.ts';
 import { accessLine, admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { type RawH3Case, runRawH3 } from '../support/raw-h3-client.ts';
+import { type RawConnection, type RawRequest, type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
 type Proto = 'http3' | 'http2' | 'http1.1';
 const PROTOCOLS: Proto[] = ['http3', 'http2', 'http1.1'];
@@ -186,6 +189,161 @@ upstream:
     } finally {
       await spooky.stop();
       await raw.close();
+    }
+  });
+});
+
+describe('HTTP/3 requests without content-length', () => {
+  let bad: RawServer;
+  let good: RawServer;
+  let spooky: SpookyProcess;
+  const seen: RawRequest[] = [];
+  const answer = (head: string) => ({
+    onRequest: (c: RawConnection, r: RawRequest) => {
+      seen.push(r);
+      c.write(head);
+    },
+  });
+  beforeAll(async () => {
+    bad = startRawServer(answer('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy'));
+    good = startRawServer(answer('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+    spooky = await startSpooky(`
+upstream:
+  r:
+    retries: { statuses: [503], backoff: { base_ms: 0 } }
+    health_check: { passive_failure_threshold: 0 }
+    backends:
+      - { id: bad, address: "http://127.0.0.1:${bad.port}" }
+      - { id: good, address: "http://127.0.0.1:${good.port}" }
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    bad?.stop();
+    good?.stop();
+  });
+  const h3 = (method: string, path: string, body?: string[]): RawH3Case => ({
+    name: path,
+    headers: [
+      [':method', method],
+      [':scheme', 'https'],
+      [':authority', 'a.example'],
+      [':path', path],
+    ],
+    ...(body ? { body } : {}),
+  });
+
+  test('a DELETE whose HEADERS frame ends the stream is forwarded without a body, and retried after a 503 like one over HTTP/1.1', async () => {
+    // Bun hands the proxy a body stream for it; forwarded as it was, it became an empty chunked upload.
+    const results = await runRawH3(
+      spooky.port,
+      [0, 1, 2, 3].map((i) => h3('DELETE', `/none/${i}`)),
+    );
+    for (const r of results) expect(r.outcome.kind === 'response' ? r.outcome.status : r.outcome.kind).toBe(200);
+    const forwarded = seen.filter((r) => r.line.startsWith('DELETE /none/'));
+    expect(forwarded.length).toBeGreaterThanOrEqual(4);
+    for (const r of forwarded) {
+      expect(r.headers.get('transfer-encoding')).toBeUndefined();
+      expect(r.body.length).toBe(0);
+    }
+  }, 30_000);
+
+  test('a POST with a body and no content-length still arrives whole (chunked)', async () => {
+    const results = await runRawH3(spooky.port, [h3('POST', '/some/0', ['hello ', 'world'])]);
+    expect(results[0]?.outcome.kind).toBe('response');
+    const forwarded = seen.filter((r) => r.line.startsWith('POST /some/'));
+    expect(forwarded.length).toBeGreaterThanOrEqual(1);
+    for (const r of forwarded) expect(r.body.toString()).toBe('hello world');
+  }, 30_000);
+});
+
+describe('Max-Forwards on OPTIONS and TRACE (RFC 9110 section 7.6.2)', () => {
+  let raw: RawServer;
+  let spooky: SpookyProcess;
+  const seen: RawRequest[] = [];
+  beforeAll(async () => {
+    raw = startRawServer({
+      onRequest(conn, req) {
+        seen.push(req);
+        conn.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      },
+    });
+    spooky = await startSpooky(`
+upstream:
+  limited:
+    route: { path_prefix: /limited, allowed_methods: [GET, OPTIONS] }
+    backends: [{ id: raw, address: "http://127.0.0.1:${raw.port}" }]
+  r:
+    backends: [{ id: raw, address: "http://127.0.0.1:${raw.port}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    raw?.stop();
+  });
+  const forwarded = (line: string) => seen.filter((r) => r.line.startsWith(line));
+
+  test('OPTIONS with Max-Forwards: 0 is answered by Spooky with what the route allows, not forwarded', async () => {
+    for (const protocol of ['http3', 'http2', 'http1.1'] as const) {
+      const res = await request(`${spooky.url}/limited/mf0`, { protocol, method: 'OPTIONS', headers: { 'max-forwards': '0' } });
+      await res.arrayBuffer();
+      expect(res.status).toBe(200);
+      expect(res.headers.get('allow')).toBe('GET, OPTIONS, HEAD'); // GET allows HEAD
+    }
+    expect(forwarded('OPTIONS /limited/mf0 ')).toHaveLength(0);
+    const line = await accessLine(spooky, '/limited/mf0');
+    expect(line).toMatchObject({ status: 200, route: 'limited#0' });
+  });
+
+  test('a larger value is forwarded decremented; other methods pass it unchanged', async () => {
+    await (await request(`${spooky.url}/mf5`, { method: 'OPTIONS', headers: { 'max-forwards': '5' } })).arrayBuffer();
+    expect(forwarded('OPTIONS /mf5 ')[0]?.headers.get('max-forwards')).toBe('4');
+    await (await request(`${spooky.url}/get0`, { headers: { 'max-forwards': '0' } })).arrayBuffer();
+    expect(forwarded('GET /get0 ')[0]?.headers.get('max-forwards')).toBe('0');
+  });
+
+  test('TRACE with Max-Forwards: 0 is not reflected: 405', async () => {
+    const res = await request(`${spooky.url}/trace0`, { method: 'TRACE', headers: { 'max-forwards': '0' } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(405);
+    expect(forwarded('TRACE /trace0 ')).toHaveLength(0);
+  });
+});
+
+describe('HEAD for a resource without a length', () => {
+  test('over HTTP/1.1 the answer does not claim content-length: 0, and the connection stays usable', async () => {
+    // A dynamic page: GET is chunked, HEAD gets the same head and no body.
+    const raw = startRawServer({
+      onRequest(c, r) {
+        c.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ntransfer-encoding: chunked\r\n\r\n${r.line.startsWith('HEAD') ? '' : '5\r\nhello\r\n0\r\n\r\n'}`,
+        );
+      },
+    });
+    const spooky = await startSpooky(`upstream:\n  r:\n    backends: [{ id: raw, address: "http://127.0.0.1:${raw.port}" }]\n`);
+    try {
+      // One connection: HEAD, then (once its answer is in; Bun's HTTP/1.1 server does not take pipelined requests) a GET.
+      const out = await new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: spooky.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () =>
+          s.write('HEAD /page HTTP/1.1\r\nHost: a.example\r\n\r\n'),
+        );
+        let o = '';
+        s.on('data', (d) => {
+          const first = !o.includes('\r\n\r\n');
+          o += d.toString('latin1');
+          if (first && o.includes('\r\n\r\n')) s.write('GET /page HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+        });
+        s.on('close', () => resolve(o));
+      });
+      const [head, get] = out.split(/(?=HTTP\/1\.1 )/);
+      expect(head).toStartWith('HTTP/1.1 200');
+      expect(head?.toLowerCase()).not.toContain('content-length');
+      expect(head?.indexOf('\r\n\r\n')).toBe((head?.length ?? 0) - 4); // the head alone, not even a last chunk
+      expect(get).toStartWith('HTTP/1.1 200');
+      expect(get).toContain('hello');
+    } finally {
+      await spooky.stop();
+      raw.stop();
     }
   });
 });
