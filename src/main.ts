@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import { configJsonSchema, formatIssue, loadConfigFile, loadConfigText } from './config/load.ts';
+import { parseBindAddress } from './config/parse.ts';
 import type { Config, LogLevel } from './config/types.ts';
 import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
 import { systemClock } from './lib/clock.ts';
@@ -90,8 +91,14 @@ function applyOverrides(config: Config, values: ReturnType<typeof parseCli>['val
   const adminPort = intOption('admin-port', values['admin-port']);
   const level = values['log-level'];
   if (level !== undefined && !LEVELS.has(level)) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
+  let address: string | undefined;
+  if (values.address !== undefined) {
+    const parsed = parseBindAddress(values.address);
+    if (!parsed.ok) usage(`--address: ${parsed.message}`);
+    address = parsed.value;
+  }
   const [first, ...rest] = config.listeners;
-  const listeners = first ? [{ ...first, port: port ?? first.port, address: values.address ?? first.address }, ...rest] : config.listeners;
+  const listeners = first ? [{ ...first, port: port ?? first.port, address: address ?? first.address }, ...rest] : config.listeners;
   return {
     ...config,
     listeners,
@@ -194,7 +201,8 @@ async function runConfigured(path: string, values: ReturnType<typeof parseCli>['
   const index = workerIndex();
   if (index !== undefined) return runWorker({ config: overrides(config), configPath: path, overrides, index, startFailedCode: EXIT.startFailed });
   const count = workersFlag ?? config.workers;
-  if (count > 1) return runSupervisor({ config: overrides(config), warnings, configPath: path, overrides, count, pidFile: values['pid-file'], exit: EXIT });
+  if (count > 1)
+    return runSupervisor({ config: overrides(config), warnings, configPath: path, overrides, count, pidFile: values['pid-file'], exit: EXIT });
   return run(overrides(config), warnings, path, overrides, values['pid-file']);
 }
 
@@ -229,7 +237,9 @@ async function main(): Promise<void> {
       if (!values['pid-file']) usage('reload needs --pid-file FILE (the one given to spooky run)');
       try {
         const pid = signalPidFile(values['pid-file'], 'SIGHUP');
-        process.stdout.write(`sent SIGHUP to spooky (pid ${pid}); the outcome is logged as an "audit" record (POST /reload on the admin listener answers with it)\n`);
+        process.stdout.write(
+          `sent SIGHUP to spooky (pid ${pid}); the outcome is logged as an "audit" record (POST /reload on the admin listener answers with it)\n`,
+        );
       } catch (e) {
         process.stderr.write(`spooky reload: ${(e as Error).message}\n`);
         process.exit(EXIT.configInvalid);

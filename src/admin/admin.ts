@@ -13,6 +13,7 @@ import type { Server } from 'bun';
 import { isLoopback } from '../config/parse.ts';
 import type { AdminConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
+import { bindFailureReason } from '../lib/bind-error.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
 import { parseAuthority } from '../proxy/request-target.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
@@ -71,7 +72,7 @@ export function startAdmin(cfg: AdminConfig, source: AdminSource, obs?: AdminObs
     return serveAdmin(cfg, source, obs);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new SpookyError('config_invalid', `cannot listen on admin ${cfg.address}:${cfg.port}: the port is in use (${why})`, { cause: e });
+    throw new SpookyError('config_invalid', `cannot listen on admin ${cfg.address}:${cfg.port}: ${bindFailureReason(e)} (${why})`, { cause: e });
   }
 }
 

@@ -882,6 +882,8 @@ secrets: {}
       `${L}upstream:\n  api:\n    route: [{ path_prefix: /a, host: ~ }, { path_prefix: /b, method: null }]\n    health_check: null\n    tls: { ca_file: null }\n    backends: [{ id: a, address: "http://x", health_check: ~ }]\n`,
     );
     expect(config.pools[0]?.routes.map((r) => r.path_prefix)).toEqual(['/a', '/b']);
+    // The top-level fallback policy and a host policy's host are optional in the Rust Spooky too.
+    ok(`${L}load_balancing: null\nupstream:\n  api:\n    host_policy: { mode: pass-through, host: null }\n    backends: [{ id: a, address: "http://x" }]\n`);
     // A tag named `host`, a pool named `tls`: user-chosen names, so the null is an error as anywhere else.
     expect(
       errorsOf(`${L}upstream:\n  api:\n    route: { path_prefix: /a, tags: { host: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`).map(

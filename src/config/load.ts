@@ -102,6 +102,7 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
  * the user's (pool names, `tags`, `headers`) never loses an entry because its name looks like such a field.
  */
 const NULLABLE_AT: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['', new Set(['load_balancing'])],
   ['upstream_tls', new Set(['ca_file', 'ca_dir'])],
   ['load_balancing', new Set(['key'])],
   ['upstream.*', new Set(['tls', 'load_balancing', 'health_check'])],
@@ -110,6 +111,7 @@ const NULLABLE_AT: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ['upstream.*.route', new Set(['host', 'path_prefix', 'method'])],
   ['upstream.*.route.#', new Set(['host', 'path_prefix', 'method'])],
   ['upstream.*.backends.#', new Set(['health_check'])],
+  ['upstream.*.host_policy', new Set(['host'])],
 ]);
 
 /** The {@link NULLABLE_AT} key of the map holding a pair, from the pair's ancestors; undefined for an unusual key. */

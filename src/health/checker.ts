@@ -8,8 +8,11 @@ import { SpookyError } from '../errors.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
 import type { Transport } from '../upstream/transport.ts';
 
-/** Makes a transport for a probe that targets another address than the backend's own. */
-export type ProbeTransportFactory = (address: string) => Transport;
+/**
+ * Makes a probe-only transport: for a probe that targets another address than the backend's own, or (address
+ * undefined) for the backend's own address when probes must not share its limited connection pool.
+ */
+export type ProbeTransportFactory = (address: string | undefined) => Transport;
 
 /** Runs the probes of one endpoint until stopped. */
 export class HealthChecker {
@@ -17,14 +20,21 @@ export class HealthChecker {
   private stopped = false;
   private running = false;
   private readonly extraTransports = new Map<string, Transport>();
+  /** The probe-only transports are to be replaced before the next round (see {@link resetTransports}). */
+  private stale = false;
   /** Resolves after the first round finished (for readiness). */
   readonly firstRound: Promise<void>;
   private resolveFirst!: () => void;
 
+  /**
+   * @param ownConnections probes of the backend's own address use a connection pool of their own instead of the
+   *   backend's (set when the backend has `max_connections`: a busy backend must not fail its probes)
+   */
   constructor(
     private readonly endpoint: Endpoint,
     private probes: HealthProbeConfig[],
     private readonly transportFor: ProbeTransportFactory,
+    private ownConnections = false,
   ) {
     this.firstRound = new Promise((r) => {
       this.resolveFirst = r;
@@ -40,14 +50,26 @@ export class HealthChecker {
    * Replaces the probes (on reload); the next round uses them. A shorter interval takes effect at once: a round
    * already waiting for the old, longer interval is moved up to the new one.
    */
-  update(probes: HealthProbeConfig[]): void {
+  update(probes: HealthProbeConfig[], ownConnections = this.ownConnections): void {
     const before = minInterval(this.probes);
     this.probes = probes;
+    if (ownConnections !== this.ownConnections) {
+      this.ownConnections = ownConnections;
+      this.stale = true;
+    }
     const after = minInterval(probes);
     if (!this.running && !this.stopped && this.timer !== undefined && after < before) {
       clearTimeout(this.timer);
       this.schedule(after);
     }
+  }
+
+  /**
+   * Replaces the probe-only transports before the next round (the backend's TLS policy or CA bundle changed on a
+   * reload). A round in progress finishes on the old ones.
+   */
+  resetTransports(): void {
+    this.stale = true;
   }
 
   /** Stops probing and closes probe-only transports. */
@@ -68,6 +90,11 @@ export class HealthChecker {
   private async round(): Promise<void> {
     if (this.stopped || this.running) return;
     this.running = true;
+    if (this.stale) {
+      this.stale = false;
+      for (const t of this.extraTransports.values()) t.close();
+      this.extraTransports.clear();
+    }
     const probes = this.probes;
     try {
       const results = await Promise.all(probes.map((p) => this.runProbe(p)));
@@ -83,11 +110,12 @@ export class HealthChecker {
   }
 
   private transport(probe: HealthProbeConfig): Transport {
-    if (!probe.address) return this.endpoint.transport;
-    let t = this.extraTransports.get(probe.address);
+    if (!probe.address && !this.ownConnections) return this.endpoint.transport;
+    const key = probe.address ?? '';
+    let t = this.extraTransports.get(key);
     if (!t) {
       t = this.transportFor(probe.address);
-      this.extraTransports.set(probe.address, t);
+      this.extraTransports.set(key, t);
     }
     return t;
   }

@@ -13,6 +13,7 @@
 import type { Server } from 'bun';
 import type { ListenerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
+import { bindFailureReason } from '../lib/bind-error.ts';
 import { type ListenerCertificates, loadListenerCertificates } from './certs.ts';
 
 /** A running listener. */
@@ -93,7 +94,7 @@ export async function reservePort(address: string, port: number): Promise<PortRe
     }
   }
   const why = lastError instanceof Error ? lastError.message : String(lastError);
-  throw new SpookyError('config_invalid', `cannot listen on ${address}:${port}: the port is in use (${why})`, { cause: lastError });
+  throw new SpookyError('config_invalid', `cannot listen on ${address}:${port}: ${bindFailureReason(lastError)} (${why})`, { cause: lastError });
 }
 
 /**
@@ -101,7 +102,12 @@ export async function reservePort(address: string, port: number): Promise<PortRe
  * `exclusive: false`), then binds TCP and UDP with `SO_REUSEPORT`. Throws a SpookyError with a clear message
  * when a certificate is refused or the port cannot be bound.
  */
-export async function startListener(cfg: ListenerConfig, fetch: FetchHandler, onError: (err: Error) => void, opts: StartOptions = {}): Promise<RunningListener> {
+export async function startListener(
+  cfg: ListenerConfig,
+  fetch: FetchHandler,
+  onError: (err: Error) => void,
+  opts: StartOptions = {},
+): Promise<RunningListener> {
   const certs = opts.certs ?? loadListenerCertificates(cfg);
   const wanted = opts.port ?? cfg.port;
   if (opts.exclusive === false) return bindListener(cfg, certs, wanted, fetch, onError);
@@ -111,7 +117,13 @@ export async function startListener(cfg: ListenerConfig, fetch: FetchHandler, on
 }
 
 /** Binds the TCP and UDP servers of a listener on `port` (synchronously: no request runs in between). */
-export function bindListener(cfg: ListenerConfig, certs: ListenerCertificates, port: number, fetch: FetchHandler, onError: (err: Error) => void): RunningListener {
+export function bindListener(
+  cfg: ListenerConfig,
+  certs: ListenerCertificates,
+  port: number,
+  fetch: FetchHandler,
+  onError: (err: Error) => void,
+): RunningListener {
   const entries = certs.list.map((c) => (c.serverName ? { cert: c.cert, key: c.key, serverName: c.serverName } : { cert: c.cert, key: c.key }));
   // The default certificate (no server name) goes first; Bun picks SNI entries by serverName.
   const tls = entries.length === 1 ? entries[0] : entries;

@@ -20,12 +20,27 @@ export interface AttemptRecord {
   upstream_ms: number;
 }
 
+/** An attempt that failed after its response headers (see {@link ProxyObserver.attemptFailedAfterHead}). */
+export interface AttemptFailure {
+  /** Pool name. */
+  pool: string;
+  /** Backend id. */
+  backend: string;
+  /** Error code (see `ErrorCode`). */
+  error: string;
+}
+
 /** Receives request-path events. */
 export interface ProxyObserver {
   /** A request arrived (before any validation). */
   requestStart(): void;
   /** An upstream attempt got its response headers or failed. */
   attemptEnd(attempt: AttemptRecord): void;
+  /**
+   * An attempt already reported at its response headers failed afterwards, through the backend's fault (the body
+   * broke off, or timed out): counted as a failed attempt with `error`, not as another attempt.
+   */
+  attemptFailedAfterHead(failure: AttemptFailure): void;
   /** A request is over (its access-log record). */
   requestEnd(rec: RequestRecord): void;
 }
@@ -34,5 +49,6 @@ export interface ProxyObserver {
 export const NO_OBSERVER: ProxyObserver = {
   requestStart() {},
   attemptEnd() {},
+  attemptFailedAfterHead() {},
   requestEnd() {},
 };

@@ -10,7 +10,7 @@
 import type { Clock } from '../lib/clock.ts';
 import type { Generation } from '../runtime/generation.ts';
 import type { RequestRecord } from './access-log.ts';
-import type { AttemptRecord, ProxyObserver } from './events.ts';
+import type { AttemptFailure, AttemptRecord, ProxyObserver } from './events.ts';
 
 /** Seconds of history in every series. */
 export const WINDOW_SECONDS = 60;
@@ -158,6 +158,9 @@ export class LiveStats implements ProxyObserver {
 
   /** Attempts are not charted. */
   attemptEnd(_a: AttemptRecord): void {}
+
+  /** Not shown on the dashboard. */
+  attemptFailedAfterHead(_f: AttemptFailure): void {}
 
   /** A request finished: counts it in the current second of its (pool, backend). */
   requestEnd(rec: RequestRecord): void {

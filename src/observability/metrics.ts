@@ -25,7 +25,7 @@ import { BREAKER_STATE_CODE } from '../resilience/breaker.ts';
 import type { Generation } from '../runtime/generation.ts';
 import type { Endpoint, PoolMember, ProbeObservation } from '../upstream/endpoint.ts';
 import type { RequestRecord } from './access-log.ts';
-import type { AttemptRecord, ProxyObserver } from './events.ts';
+import type { AttemptFailure, AttemptRecord, ProxyObserver } from './events.ts';
 
 /** Values of the `method` label: these methods as they are, every other method as `OTHER`. */
 export const METHOD_LABELS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'] as const;
@@ -507,6 +507,12 @@ export class Metrics implements ProxyObserver {
     if (a.attempt > 1) s.retries++;
     if (a.error !== undefined) s.errors.set(a.error, (s.errors.get(a.error) ?? 0) + 1);
     s.duration.observe(a.upstream_ms / 1000);
+  }
+
+  /** An attempt counted at its response headers failed afterwards: its error is counted, not another attempt. */
+  attemptFailedAfterHead(f: AttemptFailure): void {
+    const s = this.upstreamSeries.get(f.pool)?.get(f.backend);
+    if (s) s.errors.set(f.error, (s.errors.get(f.error) ?? 0) + 1);
   }
 
   /** A request finished. */

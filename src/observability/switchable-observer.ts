@@ -4,7 +4,7 @@
  * with nothing attached a request costs exactly the base observer's calls (no check per request).
  */
 import type { RequestRecord } from './access-log.ts';
-import type { AttemptRecord, ProxyObserver } from './events.ts';
+import type { AttemptFailure, AttemptRecord, ProxyObserver } from './events.ts';
 
 /** Receives finished requests besides the base observer. */
 export interface RequestEndListener {
@@ -18,6 +18,8 @@ export class SwitchableObserver implements ProxyObserver {
   readonly requestStart: () => void;
   /** An upstream attempt ended. */
   readonly attemptEnd: (a: AttemptRecord) => void;
+  /** An attempt failed after its response headers. */
+  readonly attemptFailedAfterHead: (f: AttemptFailure) => void;
   /** A request finished: the base observer, then the attached listener if any. */
   requestEnd: (rec: RequestRecord) => void;
 
@@ -25,6 +27,7 @@ export class SwitchableObserver implements ProxyObserver {
   constructor(private readonly base: ProxyObserver) {
     this.requestStart = base.requestStart.bind(base);
     this.attemptEnd = base.attemptEnd.bind(base);
+    this.attemptFailedAfterHead = base.attemptFailedAfterHead.bind(base);
     this.requestEnd = base.requestEnd.bind(base);
   }
 

@@ -9,7 +9,7 @@ import type { Clock } from '../lib/clock.ts';
 import type { Generation } from '../runtime/generation.ts';
 import type { Endpoint, ProbeObservation } from '../upstream/endpoint.ts';
 import type { RequestRecord } from './access-log.ts';
-import type { AttemptRecord, ProxyObserver } from './events.ts';
+import type { AttemptFailure, AttemptRecord, ProxyObserver } from './events.ts';
 import { LiveStats, type ReloadInfo, type StatsSnapshot } from './live-stats.ts';
 import { Metrics, type MetricsOptions, type ReloadCounts } from './metrics.ts';
 
@@ -58,6 +58,11 @@ export class Telemetry implements ProxyObserver, AdminObservability {
   /** An upstream attempt ended. */
   attemptEnd(a: AttemptRecord): void {
     this.prom.attemptEnd(a);
+  }
+
+  /** An attempt failed after its response headers. */
+  attemptFailedAfterHead(f: AttemptFailure): void {
+    this.prom.attemptFailedAfterHead(f);
   }
 
   /** A request finished. */

@@ -402,6 +402,9 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const pool = matched.pool;
     rec.route = matched.routeId;
     rec.pool = pool.name;
+    // Custom metric labels from the request, before any refusal of the route (405, 429) so those count too.
+    const labels = requestLabels(pool.config, matched.routeId, fields);
+    if (labels) rec.labels = labels;
     const allowed = matched.route.allowed_methods;
     if (allowed !== undefined && !allowed.includes(req.method))
       return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });
@@ -421,8 +424,6 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: fields }, clock.now());
       if (refused) return fail(new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`), refused);
     }
-    const labels = requestLabels(pool.config, matched.routeId, fields);
-    if (labels) rec.labels = labels;
 
     const built = buildUpstreamHeaders({
       headers: fields,
@@ -546,6 +547,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
           rec.backend = member.id;
           return fail(refused);
         }
+        // The backend may have gone out while this request waited in its queue (circuit opened, health, ejection):
+        // the slot goes back and another backend is picked, as nginx re-selects a server for a queued request.
+        if (!member.available()) {
+          gate.release();
+          continue;
+        }
         // The wait in the queue counts against timeouts.request_ms.
         if (deadline !== Number.POSITIVE_INFINITY) headerTimeout = Math.max(1, Math.min(headerTimeout, Math.floor(deadline - clock.now())));
       }
@@ -593,12 +600,17 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let bodyTimeout: SpookyError | undefined;
       // The response body received so far (after any wrapping), cancelled if this attempt fails after the head.
       let received: ReadableStream<Uint8Array> | undefined;
+      /** The attempt was reported to the observers at its response headers. */
+      let headReported = false;
       /** The backend's part of this attempt is over: charge it and give back its concurrency slot. */
       const endAttempt = (at: number | undefined, error: SpookyError | undefined, st: number): void => {
         clearTimeout(deadlineTimer);
         unlinkAbort?.();
         endpoint.end(startedAt, at, error, st);
         gate?.release();
+        // A failure after the head (the body broke off or timed out) still counts as the backend's error.
+        if (headReported && error !== undefined && error.source === 'upstream')
+          observer.attemptFailedAfterHead({ pool: pool.name, backend: member.id, error: error.code });
       };
       // The exchange is over: charge the backend and, once the response was handed on, log the request.
       // Until the head has been processed (`responded`), the code after `request()` settles instead, so a
@@ -650,6 +662,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         const done = { pool: pool.name, backend: member.id, attempt, status, upstream_ms: headersAt - startedAt };
         observer.attemptEnd(done);
         trace.attemptEnd(done);
+        headReported = true;
         if (retries.statuses.length > 0 && retries.statuses.includes(status)) {
           next = retryTarget(member, undefined, false);
           if (next) {
@@ -751,9 +764,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         ended = true;
         // A timeout counts as a latency sample, so latency-aware balancing moves away from a hanging backend.
         endAttempt(err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
-        const failed = { pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt };
-        observer.attemptEnd(failed);
-        trace.attemptEnd(failed);
+        if (!headReported) {
+          const failed = { pool: pool.name, backend: member.id, attempt, status: 0, error: err.code, upstream_ms: clock.now() - startedAt };
+          observer.attemptEnd(failed);
+          trace.attemptEnd(failed);
+        }
         if (meter?.tooLarge) return fail(new SpookyError('body_too_large', 'request body over the limit'));
         if (err.code === 'internal') log.error({ event: 'proxy_error', request_id: requestId, err }, 'unexpected error while forwarding');
         lastError = err;

@@ -26,7 +26,7 @@ interface MemberState {
   ejectedUntil: number;
 }
 
-/** Outlier state of the members of one pool, keyed by member id. */
+/** Outlier state of the members of one pool, keyed by member (the endpoint key: pool and address, so a renamed backend keeps its state). */
 export class OutlierDetector {
   private readonly members = new Map<string, MemberState>();
 

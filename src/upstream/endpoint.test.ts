@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'bun:test';
+import { testBackend, unusedTransport } from '../../test/support/endpoint-fixtures.ts';
+import { waitUntil } from '../../test/support/wait.ts';
 import type { CircuitBreakerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { ManualClock, systemClock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { Endpoint, type ResilienceChange } from './endpoint.ts';
-import { testBackend, unusedTransport } from '../../test/support/endpoint-fixtures.ts';
-import { waitUntil } from '../../test/support/wait.ts';
 
 const transport = unusedTransport();
 const backend = testBackend(0);
@@ -82,7 +82,7 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
     const clock = new ManualClock(0);
     const changes: ResilienceChange[] = [];
     const e = endpoint(clock, changes);
-    e.outlier = new OutlierDetector({ consecutiveFailures: 2, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, ['a']);
+    e.outlier = new OutlierDetector({ consecutiveFailures: 2, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, [e.key]); // members are endpoint keys
     request(e, 500);
     request(e, 500);
     expect(e.available()).toBe(false);
@@ -148,13 +148,51 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
   test('after an ejection, the backend counts as back from the end of the ejection', () => {
     const clock = new ManualClock(0);
     const e = endpoint(clock, []);
-    const d = new OutlierDetector({ consecutiveFailures: 1, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, ['a']);
+    const d = new OutlierDetector({ consecutiveFailures: 1, baseEjectionMs: 500, maxEjectionMs: 5000, maxEjectedPercent: 100 }, ['k']); // members are endpoint keys
     e.outlier = d;
     request(e, 503);
     expect(e.available()).toBe(false);
     clock.advance(3000);
     expect(e.available()).toBe(true);
-    expect(e.joinedAt).toBe(d.ejectedUntil('a'));
+    expect(e.joinedAt).toBe(d.ejectedUntil('k'));
     expect(e.joinedAt).toBeLessThan(3000);
+  });
+});
+
+describe("an error that is not the backend's is no verdict", () => {
+  const oneFailure: CircuitBreakerConfig = { ...breaker, consecutive_failures: 1 };
+  for (const err of [
+    new SpookyError('body_too_large', 'request body over 10 bytes'),
+    new SpookyError('bad_request', 'request body shorter than its content-length'),
+    new SpookyError('client_aborted', 'request aborted'),
+  ]) {
+    test(`a half-open probe cut by the client's ${err.code} does not close the circuit`, () => {
+      const clock = new ManualClock(0);
+      const e = new Endpoint('k', 'pool', testBackend(0), unusedTransport(), clock, () => {});
+      e.setBreakerPolicy(oneFailure);
+      const s0 = e.begin();
+      e.end(s0, s0, undefined, 503); // the circuit opens
+      expect(e.circuit(clock.now())).toBe('open');
+      clock.advance(1000); // half-open: one probe
+      const probe = e.begin();
+      clock.advance(5);
+      e.end(probe, undefined, err, 0); // the backend never answered
+      expect(e.circuit(clock.now())).toBe('half_open');
+    });
+  }
+
+  test("a client's oversize body does not end a passive-failure streak", () => {
+    const clock = new ManualClock(0);
+    const e = new Endpoint('k', 'pool', testBackend(3), unusedTransport(), clock, () => {});
+    const fail = () => {
+      const s = e.begin();
+      e.end(s, s, undefined, 502);
+    };
+    fail();
+    fail();
+    const s = e.begin();
+    e.end(s, undefined, new SpookyError('body_too_large', 'over'), 0);
+    fail(); // the third backend failure in a row
+    expect(e.available()).toBe(false);
   });
 });

@@ -112,7 +112,7 @@ export class Endpoint {
       // Back since whichever reason for being out ended last (a recovery noticed only at this pick still
       // counts from when it happened, so slow start does not restart at the first request after it).
       this.out = false;
-      const back = Math.max(this.health.availableSince(), this.outlier?.ejectedUntil(this.id) ?? 0, this.breaker?.openEndsAt() ?? 0);
+      const back = Math.max(this.health.availableSince(), this.outlier?.ejectedUntil(this.key) ?? 0, this.breaker?.openEndsAt() ?? 0);
       this.joinedAt = Math.min(now, back);
     }
     return ok;
@@ -130,7 +130,7 @@ export class Endpoint {
     return (
       this.health.available(now) &&
       (this.breaker === null || this.breaker.allows(now)) &&
-      (this.outlier === null || !this.outlier.ejected(this.id, now))
+      (this.outlier === null || !this.outlier.ejected(this.key, now))
     );
   }
 
@@ -141,7 +141,7 @@ export class Endpoint {
 
   /** True while outlier detection keeps this backend out. */
   ejected(now: number): boolean {
-    return this.outlier?.ejected(this.id, now) === true;
+    return this.outlier?.ejected(this.key, now) === true;
   }
 
   /** Sets the circuit breaker policy on (re)load; an unchanged policy keeps the breaker and its state. */
@@ -178,18 +178,20 @@ export class Endpoint {
 
   /**
    * Marks the end of a request started with {@link begin}. `headersAt` is when response headers arrived (for
-   * latency); `failure` says whether the backend is to blame (undefined error: success). Client aborts are not
-   * charged to the backend.
+   * latency); `error` says what went wrong (undefined: the backend answered, judged by `status`). An error that
+   * is not the backend's (`source` other than `upstream`: the client went away, was too slow, sent a body over the
+   * limit or shorter than its content-length) is no verdict either way: it neither fails the backend nor counts
+   * as a success that could close a half-open circuit or end a failure streak.
    */
   end(startedAt: number, headersAt: number | undefined, error: SpookyError | undefined, status: number): void {
     this.inFlight--;
     const now = this.clock.now();
     if (headersAt !== undefined) this.latency.observe(headersAt - startedAt, headersAt);
-    if (error?.code === 'client_aborted' || error?.code === 'client_timeout') {
+    if (error !== undefined && error.source !== 'upstream') {
       this.breaker?.onCancel(now, startedAt);
       return;
     }
-    const gatewayError = error !== undefined && error.source === 'upstream';
+    const gatewayError = error !== undefined;
     const failed = gatewayError || status === 502 || status === 503 || status === 504;
     this.requests++;
     if (failed) this.failures++;
@@ -199,7 +201,7 @@ export class Endpoint {
       if (state !== undefined) this.onResilience?.(this, { kind: 'circuit', state });
     }
     if (this.outlier !== null) {
-      const ms = this.outlier.record(this.id, gatewayError || status >= 500, now);
+      const ms = this.outlier.record(this.key, gatewayError || status >= 500, now);
       if (ms !== undefined) {
         this.out = true;
         this.ejections++;

@@ -1310,7 +1310,7 @@ describe('Http2Transport: HTTP_1_1_REQUIRED (RFC 9113 section 7)', () => {
     behaviour: RawBehaviour,
     body: (t: Http2Transport, raw: RawH2Server) => Promise<void>,
     opts: Http2TransportOptions = {},
-    respond?: (id: number) => Uint8Array,
+    respond?: (id: number) => Uint8Array | Promise<Uint8Array>,
   ): Promise<void> {
     const raw = await startRawH2Server(behaviour, respond, { tls: { cert: cert.certPem, key: cert.keyPem } });
     const t = new Http2Transport({ host: '127.0.0.1', port: raw.port, tls: { rejectUnauthorized: true, ca: cert.certPem } }, opts);
@@ -1387,6 +1387,40 @@ describe('Http2Transport: HTTP_1_1_REQUIRED (RFC 9113 section 7)', () => {
       { protocolRecheckMs: 0 },
       respond,
     );
+  });
+
+  test('a body-less request first excluded by a graceful GOAWAY, then declined on the new connection, is answered over HTTP/1.1', async () => {
+    let n = 0;
+    const respond = (id: number) => (n++ === 0 ? frame(0x7, 0, 0, Buffer.concat([u32(0), u32(0)])) : frame(0x3, 0, id, u32(0xd)));
+    await withTlsRaw(
+      'custom',
+      async (t) => {
+        const opts = mkOpts();
+        expect(await text(await t.request(mkReq({ target: '/x' }), opts))).toBe('h1 GET /x 0');
+        expect(opts.ends).toEqual([undefined]);
+      },
+      {},
+      respond,
+    );
+  });
+
+  test('declined on a transport that a reload closed meanwhile: retryable, and not told it is h2c', async () => {
+    const respond = (id: number) => new Promise<Uint8Array>((r) => setTimeout(() => r(frame(0x3, 0, id, u32(0xd))), 300));
+    const raw = await startRawH2Server('custom', respond, { tls: { cert: cert.certPem, key: cert.keyPem } });
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port, tls: { rejectUnauthorized: true, ca: cert.certPem } });
+    try {
+      const p = rejection(t.request(mkReq(), mkOpts()));
+      await waitUntil(() => raw.h2Requests() === 1, 2000, 'the request on the wire');
+      t.close(); // in-flight streams finish on a closed transport
+      const err = await p;
+      expect(err.code).toBe('upstream_connect_failed');
+      expect(err.retryable).toBe(true);
+      expect(err.message).not.toContain('h2c');
+      expect(err.message).not.toContain('http://');
+    } finally {
+      t.close();
+      await raw.close();
+    }
   });
 
   test('h2c: no HTTP/1.1 to fall back to -> upstream_reset naming the fix, not sent again', async () => {

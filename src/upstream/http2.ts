@@ -532,11 +532,12 @@ export class Http2Transport implements Transport {
   /**
    * The backend answered with HTTP_1_1_REQUIRED (RST_STREAM before the response head, or GOAWAY). Over TLS, requests
    * go to the HTTP/1.1 pool from now on, as after an ALPN answer without h2 (re-checked after `protocolRecheckMs`),
-   * and every HTTP/2 session stops taking streams (its streams in flight finish). Returns false for h2c, where
-   * there is no HTTP/1.1 to fall back to.
+   * and every HTTP/2 session stops taking streams (its streams in flight finish). Returns `h2c` for h2c, where
+   * there is no HTTP/1.1 to fall back to, and `closed` when this transport was closed (a reload replaced it).
    */
-  private requireHttp1(): boolean {
-    if (!this.origin.tls || this.isClosed) return false;
+  private requireHttp1(): Http1Switch {
+    if (!this.origin.tls) return 'h2c';
+    if (this.isClosed) return 'closed';
     const ctx = this.ctx;
     ctx.http1Switches++;
     ctx.http1Required = true;
@@ -549,7 +550,7 @@ export class Http2Transport implements Transport {
       if (s.active === 0) this.closeSession(s);
     }
     this.wakeAll();
-    return true;
+    return 'switched';
   }
 
   /** A request started after the last HTTP_1_1_REQUIRED got its response over h2: the backend serves h2 again. */
@@ -849,11 +850,8 @@ interface ExchangeContext {
   readonly sweeper: Sweeper;
   /** Sends the request of an exchange the backend did not process once more, on a usable session. */
   readonly retryUnprocessed: (ex: Exchange) => void;
-  /**
-   * The backend answered a stream with HTTP_1_1_REQUIRED: over TLS the transport switches to HTTP/1.1 and this
-   * returns true; for h2c (no HTTP/1.1 to fall back to) it returns false.
-   */
-  readonly requireHttp1: () => boolean;
+  /** The backend answered a stream with HTTP_1_1_REQUIRED: over TLS the transport switches to HTTP/1.1. */
+  readonly requireHttp1: () => Http1Switch;
   /** Set while requests go over HTTP/1.1 because the backend asked for it (see {@link Http2Transport}). */
   http1Required: boolean;
   /** How many times the backend asked for HTTP/1.1; an exchange notes the count it started under. */
@@ -861,6 +859,9 @@ interface ExchangeContext {
   /** An exchange started after the last switch got a response over h2: the backend serves h2 again. */
   readonly h2Answered: () => void;
 }
+
+/** What {@link ExchangeContext.requireHttp1} did: switched to HTTP/1.1, or could not (h2c, or the transport is closed). */
+type Http1Switch = 'switched' | 'h2c' | 'closed';
 
 /** Exchange states (see {@link Exchange.state}). */
 const WAIT_HEAD = 0;
@@ -1075,8 +1076,11 @@ class Exchange implements EventListenerObject, StreamHandler {
     if (this.state === WAIT_HEAD && failure.code === ErrorCode.HTTP_1_1_REQUIRED && (failure.kind === 'reset' || failure.kind === 'refused')) {
       // The backend declined the request on HTTP/2 before answering it (RFC 9113 section 7). Over TLS the
       // transport switches to HTTP/1.1, and a body-less request is sent again there (see `finish`).
-      if (this.ctx.requireHttp1()) {
-        this.declinedForHttp1 = true;
+      const outcome = this.ctx.requireHttp1();
+      if (outcome !== 'h2c') {
+        // Switched: sent again over HTTP/1.1 when it has no body. Closed (a reload replaced this transport): the
+        // proxy's retry policy may send it again; nothing was processed either way.
+        this.declinedForHttp1 = outcome === 'switched';
         this.finish(connectFailed(`${this.ctx.authority} requires HTTP/1.1 (HTTP_1_1_REQUIRED)`));
         return;
       }
@@ -1290,7 +1294,14 @@ class Exchange implements EventListenerObject, StreamHandler {
       this.first = undefined;
       this.more = undefined;
       const e = err ?? new SpookyError('upstream_reset', `stream to ${this.ctx.authority} closed before response headers`);
-      if (this.state === WAIT_HEAD && e.code === 'upstream_connect_failed' && !this.retried && this.req.body === null && !this.req.signal.aborted) {
+      // A second try may itself be declined with HTTP_1_1_REQUIRED: its HTTP/1.1 resend cannot be declined again.
+      if (
+        this.state === WAIT_HEAD &&
+        e.code === 'upstream_connect_failed' &&
+        (!this.retried || this.declinedForHttp1) &&
+        this.req.body === null &&
+        !this.req.signal.aborted
+      ) {
         this.ctx.retryUnprocessed(this); // not processed by the backend: once more, with this promise and onEnd
         return;
       }

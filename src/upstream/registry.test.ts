@@ -1,6 +1,6 @@
 import { expect, test } from 'bun:test';
-import type { Config } from '../config/types.ts';
 import { formatIssue, loadConfigText } from '../config/load.ts';
+import type { Config } from '../config/types.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { EndpointRegistry } from './registry.ts';
 import type { Transport } from './transport.ts';
@@ -48,4 +48,25 @@ test('a sync that fails to make a transport changes nothing: removed backends ke
   const again = registry.sync(config('  app:\n    backends: [{ id: a, address: "http://a:80" }, { id: b, address: "http://b:80" }]\n'));
   expect(again.get('app')?.get('b')).toBe(b);
   expect(made.size).toBe(2);
+});
+
+const OUTLIER_POOL = (a: string, b: string) =>
+  `  app:\n    outlier_detection: { consecutive_failures: 1, base_ejection_ms: 60000, max_ejected_percent: 100 }\n    health_check: { passive_failure_threshold: 0, probes: [] }\n    backends: [{ id: ${a}, address: "http://10.0.0.1:80" }, { id: ${b}, address: "http://10.0.0.2:80" }]\n`;
+
+test('an ejected backend stays ejected when a reload only renames it, and swapped ids do not swap ejections', () => {
+  const clock = new ManualClock(1000);
+  const reg = new EndpointRegistry(clock, fakeTransport, () => {});
+  const first = reg.sync(config(OUTLIER_POOL('a', 'b'))).get('app');
+  const sick = first?.get('a'); // 10.0.0.1
+  const healthy = first?.get('b'); // 10.0.0.2
+  if (!sick || !healthy) throw new Error('endpoints missing');
+  sick.end(sick.begin(), clock.now(), undefined, 503); // one 5xx: ejected for 60 s
+  expect(sick.ejected(clock.now())).toBe(true);
+  reg.sync(config(OUTLIER_POOL('a2', 'b'))); // same address, new id
+  clock.advance(1);
+  expect(sick.ejected(clock.now())).toBe(true);
+  reg.sync(config(OUTLIER_POOL('b', 'a'))); // 10.0.0.1 is now "b", 10.0.0.2 is now "a"
+  clock.advance(1);
+  expect(sick.available()).toBe(false);
+  expect(healthy.available()).toBe(true);
 });

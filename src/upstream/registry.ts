@@ -11,8 +11,8 @@ import { parseBackendAddress } from '../config/parse.ts';
 import type { BackendConfig, Config, OutlierDetectionConfig, UpstreamTlsConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { HealthChecker } from '../health/checker.ts';
-import { OutlierDetector } from '../resilience/outlier.ts';
 import type { Clock } from '../lib/clock.ts';
+import { OutlierDetector } from '../resilience/outlier.ts';
 import { BackendGate } from './backend-gate.ts';
 import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
 import type { Transport } from './transport.ts';
@@ -23,6 +23,9 @@ export type TransportFactory = (backend: BackendConfig, tls: UpstreamTlsConfig) 
 interface Entry {
   endpoint: Endpoint;
   transportKey: string;
+  /** The backend and TLS policy of the latest config (probe-only transports are made from them). */
+  backend: BackendConfig;
+  tls: UpstreamTlsConfig;
   checker?: HealthChecker;
 }
 
@@ -142,21 +145,25 @@ export class EndpointRegistry {
         existing.endpoint.id = backend.id; // renamed in the config: logs, alerts and metrics follow
         existing.endpoint.setHealthPolicy(backend.health_check);
         this.syncGate(existing.endpoint, backend);
-        if (existing.transportKey !== tk) {
-          // A new max_connections: a connection pool of that size (the old one closes once its requests end).
+        existing.backend = backend;
+        existing.tls = tls;
+        const transportChanged = existing.transportKey !== tk;
+        if (transportChanged) {
+          // A new max_connections, TLS policy or CA bundle: a new connection pool (the old one closes once its
+          // requests end), and new probe-only ones.
           existing.endpoint.transport = this.transportOf(tk, backend, tls);
           existing.transportKey = tk;
         }
-        this.syncChecker(existing, backend, tls);
+        this.syncChecker(existing, backend, transportChanged);
         continue;
       }
       const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
-      const entry: Entry = { endpoint, transportKey: tk };
+      const entry: Entry = { endpoint, transportKey: tk, backend, tls };
       this.entries.set(key, entry);
       this.syncGate(endpoint, backend);
-      this.syncChecker(entry, backend, tls);
+      this.syncChecker(entry, backend, false);
     }
 
     const result = new Map<string, Map<string, Endpoint>>();
@@ -185,7 +192,8 @@ export class EndpointRegistry {
       this.outliers.delete(pool);
       return null;
     }
-    const ids = endpoints.map((e) => e.id);
+    // Keyed like the endpoints (pool and address), so a backend renamed by a reload keeps its ejection state.
+    const ids = endpoints.map((e) => e.key);
     const text = JSON.stringify(policy);
     const existing = this.outliers.get(pool);
     if (existing && existing.policy === text) {
@@ -227,24 +235,38 @@ export class EndpointRegistry {
     else endpoint.gate = new BackendGate(policy, this.clock);
   }
 
-  private syncChecker(entry: Entry, backend: BackendConfig, tls: UpstreamTlsConfig): void {
+  /**
+   * Starts, updates or stops the endpoint's active probes. Probes use connections outside the backend's
+   * `max_connections` (a busy backend must not fail its probes), and `transportChanged` (new TLS policy or CA
+   * bundle) makes their probe-only connection pools anew.
+   */
+  private syncChecker(entry: Entry, backend: BackendConfig, transportChanged: boolean): void {
     const probes = backend.health_check.probes;
     if (probes.length === 0) {
       entry.checker?.stop();
       entry.checker = undefined;
       return;
     }
+    const ownConnections = (backend.limits?.max_connections ?? 0) > 0;
     if (entry.checker) {
-      entry.checker.update(probes);
+      if (transportChanged) entry.checker.resetTransports();
+      entry.checker.update(probes, ownConnections);
       return;
     }
-    entry.checker = new HealthChecker(entry.endpoint, probes, (address) => {
-      // A probe address has its own scheme (the loader writes it out in full): it decides the protocol, so an
-      // https:// backend can be probed on a plain http:// sidecar port and the other way round.
-      const parsed = parseBackendAddress(address);
-      if (!parsed.ok) throw new SpookyError('config_invalid', `probe address ${address}: ${parsed.message}`);
-      return this.transportFor({ ...backend, address, url: parsed.value.url, protocol: parsed.value.protocol }, tls);
-    });
+    entry.checker = new HealthChecker(
+      entry.endpoint,
+      probes,
+      (address) => {
+        // A probe address has its own scheme (the loader writes it out in full): it decides the protocol, so an
+        // https:// backend can be probed on a plain http:// sidecar port and the other way round.
+        const target = address ?? entry.backend.address;
+        const parsed = parseBackendAddress(target);
+        if (!parsed.ok) throw new SpookyError('config_invalid', `probe address ${target}: ${parsed.message}`);
+        const { limits: _limits, ...unlimited } = entry.backend;
+        return this.transportFor({ ...unlimited, address: target, url: parsed.value.url, protocol: parsed.value.protocol }, entry.tls);
+      },
+      ownConnections,
+    );
     entry.checker.start();
   }
 

@@ -37,7 +37,7 @@ const OUTAGES: [string, (e: Endpoint) => void, number][] = [
   [
     'outlier ejection (4 s)',
     (e) => {
-      e.outlier = new OutlierDetector({ consecutiveFailures: 1, baseEjectionMs: 4_000, maxEjectionMs: 60_000, maxEjectedPercent: 100 }, ['a']);
+      e.outlier = new OutlierDetector({ consecutiveFailures: 1, baseEjectionMs: 4_000, maxEjectionMs: 60_000, maxEjectedPercent: 100 }, [e.key]);
       fail(e);
     },
     4_000,

@@ -4,7 +4,8 @@
  *
  * Counters, histograms and additive gauges (in-flight requests, memory, CPU) are summed. Gauges that describe
  * a shared state rather than a share of the load are not: a backend counts as healthy only when every worker
- * sees it healthy (`min`), a circuit or ejection shows when any worker has it (`max`), the config generation
+ * sees it healthy (`min`), a circuit or ejection shows when any worker has it (`max`), a backend's effective
+ * weight and the per-process file-descriptor limit are settings, not shares (`max`), the config generation
  * and load time are the newest (`max`), certificate expiry the earliest (`min`). Reload counts come from the
  * supervisor (one per coordinated reload), not from the workers.
  */
@@ -18,6 +19,8 @@ export const GAUGE_AGGREGATION: Readonly<Record<string, 'min' | 'max'>> = {
   spooky_backend_healthy: 'min',
   spooky_backend_circuit_state: 'max',
   spooky_backend_ejected: 'max',
+  spooky_backend_effective_weight: 'max',
+  spooky_process_max_fds: 'max',
   spooky_config_generation: 'max',
   spooky_config_loaded_timestamp_seconds: 'max',
   spooky_certificate_expiry_timestamp_seconds: 'min',

@@ -4,8 +4,8 @@
  * sockets, and a restarted backend's smaller share during its slow-start window. Every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { served, backendStatus as statusOf } from '../support/backend-status.ts';
 import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
-import { backendStatus as statusOf, served } from '../support/backend-status.ts';
 import { parseExposition, sample } from '../support/prom.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
@@ -191,4 +191,78 @@ upstream:
     expect(sample(m, 'spooky_backend_effective_weight', { pool: 'ss', backend: 'c' })).toBe(100);
     expect(sample(m, 'spooky_backend_effective_weight', { pool: 'ss', backend: 'd' }) as number).toBeLessThan(50);
   }, 40_000);
+});
+
+describe('active probes and max_connections', () => {
+  test('a long request on the only allowed connection does not make the probes fail (they have connections of their own)', async () => {
+    const backend = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(req) {
+        if (new URL(req.url).pathname === '/slow') await Bun.sleep(2000);
+        return new Response('ok');
+      },
+    });
+    const spooky = await startSpooky(`log: { level: info }
+upstream:
+  p:
+    backend_limits: { max_connections: 1 }
+    health_check: { path: /health, interval: 200, timeout_ms: 300, failure_threshold: 2, passive_failure_threshold: 0 }
+    backends: [{ id: a, address: "http://127.0.0.1:${backend.port}" }]
+`);
+    try {
+      const slow = request(`${spooky.url}/slow`);
+      const res = await slow;
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      // Several probe rounds ran meanwhile (2 s at 200 ms); none failed.
+      const down = spooky.child.lines.find((r) => r.event === 'health_change' && r.healthy === false);
+      expect(down).toBeUndefined();
+      const st = (await admin(spooky, '/status')).body as { pools: { backends: { healthy: boolean; last_probe: string | null }[] }[] };
+      expect(st.pools[0]?.backends[0]).toMatchObject({ healthy: true, last_probe: '/health: status 200' });
+    } finally {
+      await spooky.stop();
+      backend.stop(true);
+    }
+  }, 20_000);
+});
+
+describe('requests queued for a backend that goes out meanwhile', () => {
+  test('are not sent to it once its circuit opened while they waited', async () => {
+    const hits: string[] = [];
+    const backend = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(req) {
+        const path = new URL(req.url).pathname;
+        hits.push(path);
+        if (path === '/slow') await Bun.sleep(600);
+        return new Response('down', { status: 503 });
+      },
+    });
+    const spooky = await startSpooky(`log: { level: info }
+upstream:
+  p:
+    circuit_breaker: { consecutive_failures: 1, open_ms: 60000 }
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    backend_limits: { max_concurrent_requests: 1, max_queued_requests: 10, queue_timeout_ms: 5000 }
+    backends: [{ id: a, address: "http://127.0.0.1:${backend.port}" }]
+`);
+    try {
+      const slow = request(`${spooky.url}/slow`);
+      await eventually(() => hits.includes('/slow'), 3000, '/slow at the backend'); // it holds the only slot
+      const queued = await Promise.all(['/q1', '/q2', '/q3'].map((p) => request(`${spooky.url}${p}`)));
+      const first = await slow;
+      await first.arrayBuffer();
+      expect(first.status).toBe(503); // the backend's answer opened the circuit
+      for (const r of queued) {
+        await r.arrayBuffer();
+        expect(r.status).toBe(503); // Spooky's: no available backend
+      }
+      expect(hits).toEqual(['/slow']);
+    } finally {
+      await spooky.stop();
+      backend.stop(true);
+    }
+  }, 20_000);
 });

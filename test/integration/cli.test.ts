@@ -108,6 +108,10 @@ describe('other commands', () => {
     // an unset shell variable must not silently mean "any free port"
     for (const bad of ['', ' ', '1e3', '0x50', '+80', '80.0', '65536']) expect(cli(['run', '--config', 'x.yaml', '--port', bad]).code).toBe(2);
     expect(cli(['run', '--config', 'x.yaml', '--admin-port', '']).stderr).toContain('--admin-port must be a port number');
+    // --address is checked like listen.address, before anything is bound
+    const badAddress = cli(['run', '--config', 'examples/single-pool.yaml', '--address', 'not-an-ip']);
+    expect(badAddress.code).toBe(2);
+    expect(badAddress.stderr).toContain('--address: "not-an-ip" is not an IP address to bind to');
   });
 
   test('an unreadable certificate stops start-up with exit 3 and a clear message', () => {
@@ -175,6 +179,10 @@ describe('ports already in use', () => {
     const adminClash = cli(['run', '--config', path, '--admin-port', String(running.adminPort)]);
     expect(adminClash.code).toBe(3);
     expect(adminClash.stderr).toContain(`cannot listen on admin 127.0.0.1:${running.adminPort}: the port is in use`);
+    // an address no interface of this machine has (TEST-NET-3) is named as such, not as a port in use
+    const elsewhere = cli(['run', '--config', path, '--address', '203.0.113.9', '--admin-port', '0']);
+    expect(elsewhere.code).toBe(3);
+    expect(elsewhere.stderr).toContain('cannot listen on 203.0.113.9:0: no network interface of this machine has that address');
     // the first Spooky still answers on both
     expect((await request(`${running.url}/`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${running.adminPort}/healthz`)).status).toBe(200);

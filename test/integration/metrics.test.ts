@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { testCertificate } from '../support/certs.ts';
 import { type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { parseExposition, type Sample, sample, sumOf } from '../support/prom.ts';
+import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
 const TOKEN = 'metrics-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -202,6 +203,93 @@ describe('admin listener', () => {
         expect(res.status).toBe(404);
         expect(await res.text()).not.toContain('spooky_requests_total');
       }
+    }
+  });
+});
+
+describe('backend failures after the response headers', () => {
+  let raw: RawServer;
+  let spooky: SpookyProcess;
+  beforeAll(async () => {
+    raw = startRawServer({
+      onRequest(conn, req) {
+        const path = req.line.split(' ')[1] ?? '';
+        if (path.startsWith('/cut/')) {
+          // Declares 1000 bytes, sends 10, then closes: a 502 upstream_reset.
+          conn.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\ncontent-type: text/plain\r\n\r\n0123456789');
+          setTimeout(() => conn.end(), 30);
+        } else {
+          // A chunked body: one chunk, then silence, cut by timeouts.idle_ms.
+          conn.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\na\r\n0123456789\r\n');
+        }
+      },
+    });
+    spooky = await startSpooky(`
+upstream:
+  cut:
+    route: { path_prefix: /cut/ }
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    backends: [{ id: raw-cut, address: "http://127.0.0.1:${raw.port}" }]
+  idle:
+    route: { path_prefix: /idle/ }
+    timeouts: { idle_ms: 300 }
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    backends: [{ id: raw-idle, address: "http://127.0.0.1:${raw.port}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    raw?.stop();
+  });
+  const metrics = async () => parseExposition(await (await fetch(`http://127.0.0.1:${spooky.adminPort}/metrics`)).text());
+
+  test('count in spooky_upstream_errors_total, once, with one attempt', async () => {
+    const cut = await request(`${spooky.url}/cut/x`, { protocol: 'http1.1' });
+    await cut.arrayBuffer().catch(() => undefined);
+    expect(cut.status).toBe(502);
+    const idle = await request(`${spooky.url}/idle/x`, { protocol: 'http1.1' });
+    await idle.text().catch(() => '');
+    await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/idle/x', 5000, 'access line of /idle/x');
+    const s = await metrics();
+    expect(sample(s, 'spooky_upstream_attempts_total', { pool: 'cut', backend: 'raw-cut' })).toBe(1);
+    expect(sample(s, 'spooky_upstream_errors_total', { pool: 'cut', backend: 'raw-cut', code: 'upstream_reset' })).toBe(1);
+    expect(sample(s, 'spooky_upstream_attempts_total', { pool: 'idle', backend: 'raw-idle' })).toBe(1);
+    expect(sample(s, 'spooky_upstream_errors_total', { pool: 'idle', backend: 'raw-idle', code: 'upstream_timeout' })).toBe(1);
+  });
+});
+
+describe('custom metrics and refusals of the route', () => {
+  test('429 and 405 answers of a pool with custom labels are counted by its labels', async () => {
+    const a = await startBackend('a');
+    const spooky = await startSpooky(`
+upstream:
+  t:
+    route: { path_prefix: /t/, allowed_methods: [GET], rate_limits: [{ key: client_ip, rate: 1, burst: 1 }] }
+    metrics: { labels: [{ name: tenant, from: "request_header:x-tenant" }] }
+    backends: [{ id: a, address: "${a.address}" }]
+`);
+    try {
+      const statuses: number[] = [];
+      for (const method of ['GET', 'GET', 'GET', 'DELETE']) {
+        const res = await request(`${spooky.url}/t/x`, { method, headers: { 'x-tenant': 'acme' } });
+        statuses.push(res.status);
+        await res.arrayBuffer();
+      }
+      expect(statuses).toEqual([200, 429, 429, 405]);
+      let s: Sample[] = [];
+      await eventually(
+        async () => {
+          s = parseExposition(await (await fetch(`http://127.0.0.1:${spooky.adminPort}/metrics`)).text());
+          return sumOf(s, 'spooky_requests_total', { pool: 't' }) === 4;
+        },
+        3000,
+        'four requests of pool t counted',
+      );
+      expect(sample(s, 'spooky_custom_requests_total', { pool: 't', route: 't#0', tenant: 'acme', status_class: '2xx' })).toBe(1);
+      expect(sample(s, 'spooky_custom_requests_total', { pool: 't', route: 't#0', tenant: 'acme', status_class: '4xx' })).toBe(3);
+    } finally {
+      await spooky.stop();
+      await a.stop();
     }
   });
 });

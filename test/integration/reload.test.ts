@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { reservePort } from '../../src/listener/listener.ts';
+import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import {
   admin,
   type Backend,
@@ -480,6 +480,32 @@ upstream:
       writeFileSync(ca, other.certPem);
       expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
       expect(await get()).toBe(502);
+    } finally {
+      await spooky.stop();
+      await backend.stop();
+    }
+  }, 20_000);
+
+  test('a rotated ca_file also reaches a probe that has its own address', async () => {
+    const backend = await startBackend('tls', { protocol: 'h2' });
+    const trusted = await testCertificate();
+    const other = await makeTempCertificate();
+    const ca = join(other.dir, 'ca.pem');
+    writeFileSync(ca, other.certPem);
+    const spooky = await startSpooky(`
+upstream:
+  p:
+    tls: { ca_file: "${ca}" }
+    health_check: { address: "${backend.address}", path: /health, interval: 100, timeout_ms: 1000, failure_threshold: 1, success_threshold: 1, initial: unhealthy }
+    backends: [{ id: b, address: "${backend.address}" }]
+`);
+    try {
+      const probe = async () =>
+        ((await admin(spooky, '/status')).body as { pools: { backends: { healthy: boolean; last_probe: string | null }[] }[] }).pools[0]?.backends[0];
+      await eventually(async () => (await probe())?.last_probe === '/health: upstream_connect_failed', 5000, 'a probe refused by the old bundle');
+      writeFileSync(ca, readFileSync(trusted.cert, 'utf8'));
+      expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
+      await eventually(async () => (await probe())?.healthy === true, 5000, 'the probe trusts the rotated bundle');
     } finally {
       await spooky.stop();
       await backend.stop();
