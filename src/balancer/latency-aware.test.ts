@@ -14,12 +14,10 @@ describe('latency-aware (p2c over peak-EWMA)', () => {
   test.each<[string, Spec, Spec, string]>([
     ['lower latency wins', [10, 0, 100], [100, 0, 100], 'b0'],
     ['latency times (in-flight + 1): 10*(9+1) > 50*(0+1)', [10, 9, 100], [50, 0, 100], 'b1'],
-    ['divided by weight: 30*1/100 > 30*2/300', [30, 0, 100], [30, 1, 300], 'b1'],
     ['a cold candidate beats a warm one with no more load', [0, 0, 100], [5, 0, 100], 'b0'],
     ['a cold candidate beats a warm one with more load', [80, 3, 100], [0, 1, 100], 'b1'],
     ['a cold candidate with more in flight than its warm rival loses (it is costed at the rival latency)', [0, 4, 100], [50, 1, 100], 'b1'],
-    ['two cold candidates compare on (in-flight + 1) / weight', [0, 2, 100], [0, 1, 100], 'b1'],
-    ['two cold candidates, weighted', [0, 1, 100], [0, 2, 300], 'b1'],
+    ['two cold candidates compare on in-flight + 1', [0, 2, 100], [0, 1, 100], 'b1'],
   ])('%s', (_name, a, b, expected) => {
     for (const seed of [1, 2, 3]) {
       const p = latencyAwareStrategy.build(make([a, b]), { random: seededRandom(seed) });
@@ -77,6 +75,75 @@ describe('latency-aware (p2c over peak-EWMA)', () => {
     }
     expect((picks.get('b0') ?? 0) / 10_000).toBeGreaterThan(0.8);
     expect(picks.get('b1') ?? 0).toBeGreaterThan(0); // but the slow one still takes overflow
+  });
+
+  // Unequal weights: a random pick in proportion to weight / (latency * (1 + inFlight * meanWeight / weight)).
+  test.each<[string, Spec[], number[]]>([
+    [
+      'idle, equal latency: shares follow the weights',
+      [
+        [20, 0, 100],
+        [20, 0, 200],
+      ],
+      [1 / 3, 2 / 3],
+    ],
+    [
+      'a cold lighter backend is probed (costed at the warm latency)',
+      [
+        [0, 0, 100],
+        [20, 0, 200],
+      ],
+      [1 / 3, 2 / 3],
+    ],
+    [
+      'two cold backends, weighted',
+      [
+        [0, 0, 100],
+        [0, 0, 300],
+      ],
+      [1 / 4, 3 / 4],
+    ],
+    // 100/10 against 200/100: the faster backend gets more than its weight's share
+    [
+      'the faster backend gets more than its weight',
+      [
+        [10, 0, 100],
+        [100, 0, 200],
+      ],
+      [10 / 12, 2 / 12],
+    ],
+    // loads in proportion to the weights (1 and 2 in flight, mean weight 150): still the weights' shares
+    [
+      "in-flight requests in proportion to the weights keep the weights' shares",
+      [
+        [20, 2, 100],
+        [20, 4, 200],
+      ],
+      [1 / 3, 2 / 3],
+    ],
+  ])('unequal weights: %s', (_name, specs, shares) => {
+    const counts = countPicks(latencyAwareStrategy.build(make(specs), { random: seededRandom(7) }), 12_000, () => ({ now: 0 }));
+    shares.forEach((want, i) => {
+      expect(Math.abs((counts.get(`b${i}`) ?? 0) / 12_000 - want)).toBeLessThan(0.02);
+    });
+  });
+
+  test('unequal weights under a closed loop of 40 requests in flight: the shares follow the weights (1:3)', () => {
+    const cs = make([
+      [20, 0, 100],
+      [20, 0, 300],
+    ]);
+    const p = latencyAwareStrategy.build(cs, { random: seededRandom(3) });
+    const inFlight: FakeCandidate[] = [];
+    let b1 = 0;
+    for (let i = 0; i < 12_000; i++) {
+      const c = p.pick({ now: 0 }) as FakeCandidate;
+      if (c.id === 'b1') b1++;
+      c.active++;
+      inFlight.push(c);
+      if (inFlight.length > 40) (inFlight.shift() as FakeCandidate).active--;
+    }
+    expect(Math.abs(b1 / 12_000 - 0.75)).toBeLessThan(0.03);
   });
 
   test('with three backends the fast one wins every pair it is in (about 2/3 of picks)', () => {
