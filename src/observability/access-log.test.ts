@@ -30,3 +30,9 @@ test('text lines carry the trace id after the request id (`-` when a record has 
   const { trace_id: _t, ...noTrace } = REC;
   expect(formatAccessText({ ...noTrace, error: 'no_route' }, TIME)).toEndWith(' abc-1 - no_route\n');
 });
+
+test('text lines escape DEL and C1 controls in the request target (a terminal would act on a raw CSI)', () => {
+  const line = formatAccessText({ ...REC, host: 'a\u007fb\u009bc', path: '/x\u0085' }, TIME);
+  expect(line).toContain('"GET a\\u007fb\\u009bc/x\\u0085"');
+  expect(/[\u007f-\u009f]/.test(line)).toBe(false);
+});

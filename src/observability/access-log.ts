@@ -79,13 +79,21 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
   return `${line}}\n`;
 }
 
+/** DEL and the C1 controls, which `JSON.stringify` leaves as they are (a terminal may act on them). */
+const UNPRINTABLE = /[\u007f-\u009f]/g;
+
+/** `s` as a JSON string with DEL and C1 controls escaped too, so a text log line cannot carry terminal controls. */
+function quoted(s: string): string {
+  return JSON.stringify(s).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /**
  * One text line: `time client protocol "METHOD host path" status bytes_in bytes_out duration_ms
  * pool/backend attempts request_id trace_id [error]` (`-` for a missing trace id).
  */
 export function formatAccessText(rec: RequestRecord, time: string): string {
   const target = `${rec.method} ${rec.host}${rec.path}`;
-  return `${time} ${rec.client} ${rec.protocol} ${JSON.stringify(target)} ${rec.status} ${rec.bytes_in} ${rec.bytes_out} ${rec.duration_ms}ms ${rec.pool ?? '-'}/${rec.backend ?? '-'} ${rec.attempts} ${rec.request_id} ${rec.trace_id ?? '-'}${rec.error ? ` ${rec.error}` : ''}\n`;
+  return `${time} ${rec.client} ${rec.protocol} ${quoted(target)} ${rec.status} ${rec.bytes_in} ${rec.bytes_out} ${rec.duration_ms}ms ${rec.pool ?? '-'}/${rec.backend ?? '-'} ${rec.attempts} ${rec.request_id} ${rec.trace_id ?? '-'}${rec.error ? ` ${rec.error}` : ''}\n`;
 }
 
 /** Writes access records to a sink in the configured format. */

@@ -53,6 +53,7 @@ export const REJECTION_CODES: ReadonlySet<string> = new Set([
   'no_healthy_backend',
   'queue_full',
   'queue_timeout',
+  'draining',
 ]);
 
 /** Buckets (seconds) of the request and upstream latency histograms: 1 ms .. 60 s. */
@@ -389,7 +390,7 @@ export class Metrics implements ProxyObserver {
     });
     new Counter({
       name: 'spooky_rejections_total',
-      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, client_timeout 408, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503, queue_full 503, queue_timeout 503.',
+      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, client_timeout 408, no_route 404, body_too_large 413, misdirected_request 421, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503, queue_full 503, queue_timeout 503, draining 503.',
       labelNames: ['reason', 'status'],
       registers,
       collect() {

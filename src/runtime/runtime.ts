@@ -20,7 +20,7 @@ import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
 import { CertificateError } from '../listener/certs.ts';
 import type { FetchHandler } from '../listener/listener.ts';
-import type { AccessLog } from '../observability/access-log.ts';
+import type { AccessLog, RequestRecord } from '../observability/access-log.ts';
 import { type AccessSamplingStats, type AccessWriter, accessWriterFor } from '../observability/access-sampling.ts';
 import type { BodySampleLog } from '../observability/body-sample.ts';
 import type { LogFiles } from '../observability/log-files.ts';
@@ -31,6 +31,8 @@ import { BodySampler } from '../proxy/body-sampling.ts';
 import { PASS_THROUGH_TRACING } from '../observability/trace-context.ts';
 import { TracingController } from '../observability/tracing.ts';
 import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
+import { clientAddressFrom } from '../proxy/headers.ts';
+import { parseRequestTarget } from '../proxy/request-target.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
 import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
@@ -412,31 +414,33 @@ export class Runtime implements AdminSource {
     this.watcher.update(files, config.reload.debounce_ms);
   }
 
-  /** Answer to a request that arrives while draining: 503, logged with error `draining`. */
+  /**
+   * Answer to a request that arrives while draining: 503, logged with error `draining` (host and path as the
+   * proxy would have seen them, the client resolved through `trusted_proxies`) and counted in the metrics.
+   */
   private refuse(req: Request, server: Server<unknown>, transport: 'h3' | 'tcp'): Response {
     const requestId = nextRequestId();
-    let host = '';
-    let path = '';
-    try {
-      const url = new URL(req.url, 'https://invalid');
-      host = (req.headers.get('host') ?? '').replace(/:\d+$/, '');
-      path = url.pathname;
-    } catch {}
-    this.accessLog()?.write({
+    const target = parseRequestTarget(req.url, req.headers.get('host'), req.method);
+    const peer = server.requestIP(req)?.address ?? '';
+    const observer = this.alerts.observer;
+    observer.requestStart();
+    const rec: RequestRecord = {
       request_id: requestId,
       trace_id: PASS_THROUGH_TRACING.start(req.headers).traceId,
-      client: server.requestIP(req)?.address ?? '',
+      client: clientAddressFrom(peer, req.headers, this.generation.trusted),
       protocol: transport === 'h3' ? 'h3' : tcpProtocol(req.headers),
       method: req.method,
-      host,
-      path,
+      host: target.ok ? target.host : '',
+      path: target.ok ? target.path : '',
       status: 503,
       bytes_in: 0,
       bytes_out: 0,
       duration_ms: 0,
       attempts: 0,
       error: 'draining',
-    });
+    };
+    this.accessLog()?.write(rec);
+    observer.requestEnd(rec);
     const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', 'x-request-id': requestId };
     if (transport === 'tcp') headers.connection = 'close';
     return new Response('503 shutting down\n', { status: 503, headers });

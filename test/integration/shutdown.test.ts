@@ -70,11 +70,16 @@ upstream:
     // New work while draining: a new TCP connection is refused; an HTTP/3 request gets a quick 503.
     expect(await tcpConnect(spooky.port)).toBe('ECONNREFUSED');
     const h3Start = Date.now();
-    const refused = await request(`${spooky.url}/slow?ms=10`);
+    const refused = await request(`${spooky.url}/slow/../slow?ms=10`, { headers: { host: 'Example.TEST:443' } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     await refused.arrayBuffer();
     const h3RefusedMs = Date.now() - h3Start;
+    // Counted like any request Spooky refused itself, and logged with the host and path the proxy would have seen.
+    const metrics = await (await fetch(`http://127.0.0.1:${spooky.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/spooky_rejections_total\{reason="draining",status="503"\} 1/);
+    const drainingLine = await spooky.child.waitFor((r) => r.event === 'access' && r.error === 'draining', 2000, 'access line of the refusal');
+    expect(drainingLine).toMatchObject({ host: 'example.test', path: '/slow', status: 503 });
 
     const done = await Promise.all(inFlight);
     for (const r of done) expect(r.status).toBe(200);
