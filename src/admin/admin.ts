@@ -7,7 +7,7 @@
  * page open in the operator's browser cannot trigger it.
  * With the telemetry wired in: `/metrics`, `/stats`, `/config` and `/dashboard` (see {@link startAdmin}).
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Server } from 'bun';
 import { isLoopback } from '../config/parse.ts';
@@ -30,8 +30,8 @@ export interface AdminSource {
 
 /**
  * Whether `req` carries `Authorization: Bearer <token>` (always true without a token). The scheme is
- * case-insensitive (RFC 9110 section 11.1); the token is compared in constant time, as bytes: the header's as
- * received (Bun hands them over one character per byte), the configured one in UTF-8.
+ * case-insensitive (RFC 9110 section 11.1); the token is compared in constant time (whatever its length), as
+ * bytes: the header's as received (Bun hands them over one character per byte), the configured one in UTF-8.
  */
 export function tokenOk(req: Request, token: string | undefined): boolean {
   if (!token) return true;
@@ -41,7 +41,8 @@ export function tokenOk(req: Request, token: string | undefined): boolean {
   // Only SP and HTAB are trimmed: String.trim() would also strip 0xA0, the last byte of UTF-8 `à` or `†`.
   const a = Buffer.from(got.slice(space + 1).replace(/^[ \t]+|[ \t]+$/g, ''), 'latin1');
   const b = Buffer.from(token, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
+  // Compared as SHA-256 digests (equal lengths), so the time taken does not tell the token's length either.
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
 /**

@@ -507,13 +507,17 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     };
     let lastError: SpookyError | undefined;
     let next: PoolMember | undefined;
+    /** This pass re-balances an attempt whose backend went out while it waited in its queue (its backoff is done). */
+    let rebalancing = false;
     for (;;) {
       let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });
       next = undefined;
       if (member && pool.limited === true && hashKey === undefined && !member.hasCapacity())
         member = preferFreeBackend(pool, member, exclude, clock.now());
       if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
-      if (rec.attempts > 0 && retries.backoff.base_ms > 0) {
+      const backoffDone = rebalancing;
+      rebalancing = false;
+      if (rec.attempts > 0 && retries.backoff.base_ms > 0 && !backoffDone) {
         const delay = Math.min(
           backoffDelay(
             rec.attempts - 1,
@@ -551,6 +555,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
         // the slot goes back and another backend is picked, as nginx re-selects a server for a queued request.
         if (!member.available()) {
           gate.release();
+          rebalancing = true;
           continue;
         }
         // The wait in the queue counts against timeouts.request_ms.

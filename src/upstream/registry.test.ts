@@ -1,4 +1,8 @@
 import { expect, test } from 'bun:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitUntil } from '../../test/support/wait.ts';
 import { formatIssue, loadConfigText } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { ManualClock } from '../lib/clock.ts';
@@ -69,4 +73,38 @@ test('an ejected backend stays ejected when a reload only renames it, and swappe
   clock.advance(1);
   expect(sick.available()).toBe(false);
   expect(healthy.available()).toBe(true);
+});
+
+test('an https probe of a plain-http backend gets a new probe transport when the pool TLS policy or CA bundle changes', async () => {
+  const made: { address: string; verify: boolean; t: Transport & { closed: boolean } }[] = [];
+  const registry = new EndpointRegistry(
+    new ManualClock(0),
+    (backend, tls) => {
+      const t = fakeTransport();
+      made.push({ address: backend.address, verify: tls.verify_certificates, t });
+      return t;
+    },
+    () => {},
+  );
+  const ca = join(mkdtempSync(join(tmpdir(), 'spooky-ca-')), 'ca.pem');
+  writeFileSync(ca, 'first bundle');
+  const pool = (verify: boolean) =>
+    `  app:\n    tls: { verify_certificates: ${verify}, ca_file: "${ca}" }\n    health_check: { address: "https://10.0.0.1:8443", path: /health, interval: 20, timeout_ms: 20 }\n    backends: [{ id: a, address: "http://10.0.0.1:80" }]\n`;
+  const probes = () => made.filter((m) => m.address === 'https://10.0.0.1:8443');
+  try {
+    registry.sync(config(pool(true)));
+    await waitUntil(() => probes().length === 1, 2000, 'the first probe transport');
+    registry.sync(config(pool(false))); // a new TLS policy
+    await waitUntil(() => probes().length === 2, 2000, 'a probe transport under the new policy');
+    expect(probes()[1]?.verify).toBe(false);
+    expect(probes()[0]?.t.closed).toBe(true);
+    writeFileSync(ca, 'rotated bundle'); // same path, new contents
+    registry.sync(config(pool(false)));
+    await waitUntil(() => probes().length === 3, 2000, 'a probe transport for the rotated bundle');
+    registry.sync(config(pool(false))); // nothing changed: the probe transport is kept
+    await Bun.sleep(100);
+    expect(probes()).toHaveLength(3);
+  } finally {
+    registry.close();
+  }
 });

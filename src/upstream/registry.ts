@@ -26,6 +26,8 @@ interface Entry {
   /** The backend and TLS policy of the latest config (probe-only transports are made from them). */
   backend: BackendConfig;
   tls: UpstreamTlsConfig;
+  /** The TLS policy and CA bundle contents probe-only transports were made under (see {@link probeTlsKey}). */
+  probeTls: string;
   checker?: HealthChecker;
 }
 
@@ -38,6 +40,11 @@ export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig, caD
   // A connection limit is part of the pool's identity: backends with different limits get their own pools.
   const maxConn = backend.limits?.max_connections ?? 0;
   return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
+}
+
+/** The TLS policy of a pool with its CA bundle's contents (`caDigest`): probe-only transports are made under it. */
+function probeTlsKey(tls: UpstreamTlsConfig, caDigest: string): string {
+  return `${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${caDigest}`;
 }
 
 /**
@@ -147,20 +154,24 @@ export class EndpointRegistry {
         this.syncGate(existing.endpoint, backend);
         existing.backend = backend;
         existing.tls = tls;
-        const transportChanged = existing.transportKey !== tk;
-        if (transportChanged) {
+        if (existing.transportKey !== tk) {
           // A new max_connections, TLS policy or CA bundle: a new connection pool (the old one closes once its
-          // requests end), and new probe-only ones.
+          // requests end).
           existing.endpoint.transport = this.transportOf(tk, backend, tls);
           existing.transportKey = tk;
         }
-        this.syncChecker(existing, backend, transportChanged);
+        // Probe-only pools are made anew when the TLS policy or CA bundle changed, whatever the backend's own
+        // protocol: an http:// backend may be probed on an https:// address.
+        const probeTls = probeTlsKey(tls, digestOf(tls.ca_file));
+        const probeTlsChanged = existing.probeTls !== probeTls;
+        existing.probeTls = probeTls;
+        this.syncChecker(existing, backend, probeTlsChanged);
         continue;
       }
       const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
-      const entry: Entry = { endpoint, transportKey: tk, backend, tls };
+      const entry: Entry = { endpoint, transportKey: tk, backend, tls, probeTls: probeTlsKey(tls, digestOf(tls.ca_file)) };
       this.entries.set(key, entry);
       this.syncGate(endpoint, backend);
       this.syncChecker(entry, backend, false);
@@ -237,10 +248,10 @@ export class EndpointRegistry {
 
   /**
    * Starts, updates or stops the endpoint's active probes. Probes use connections outside the backend's
-   * `max_connections` (a busy backend must not fail its probes), and `transportChanged` (new TLS policy or CA
-   * bundle) makes their probe-only connection pools anew.
+   * `max_connections` (a busy backend must not fail its probes), and `tlsChanged` (new TLS policy or CA bundle)
+   * makes their probe-only connection pools anew.
    */
-  private syncChecker(entry: Entry, backend: BackendConfig, transportChanged: boolean): void {
+  private syncChecker(entry: Entry, backend: BackendConfig, tlsChanged: boolean): void {
     const probes = backend.health_check.probes;
     if (probes.length === 0) {
       entry.checker?.stop();
@@ -249,7 +260,7 @@ export class EndpointRegistry {
     }
     const ownConnections = (backend.limits?.max_connections ?? 0) > 0;
     if (entry.checker) {
-      if (transportChanged) entry.checker.resetTransports();
+      if (tlsChanged) entry.checker.resetTransports();
       entry.checker.update(probes, ownConnections);
       return;
     }

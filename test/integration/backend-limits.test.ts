@@ -265,4 +265,57 @@ upstream:
       backend.stop(true);
     }
   }, 20_000);
+
+  test('a queued retry that is balanced again does not sleep its retry backoff a second time', async () => {
+    const hits: string[] = [];
+    const mk = (name: string) =>
+      Bun.serve({
+        port: 0,
+        hostname: '127.0.0.1',
+        async fetch(req) {
+          const path = new URL(req.url).pathname;
+          hits.push(`${name} ${path}`);
+          if (path === '/slow' && name === 'a') {
+            await Bun.sleep(2500);
+            return new Response('a fails', { status: 502 });
+          }
+          if (path === '/slow' && name === 'b') {
+            await Bun.sleep(2600);
+            return new Response('slow b');
+          }
+          if (path === '/r' && name === 'c') return new Response('c down', { status: 503 });
+          return new Response(`ok ${name}`);
+        },
+      });
+    const [a, b, c] = [mk('a'), mk('b'), mk('c')];
+    const spooky = await startSpooky(`log: { level: info }
+upstream:
+  p:
+    load_balancing: { type: round-robin }
+    circuit_breaker: { consecutive_failures: 1, open_ms: 60000 }
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    retries: { attempts: 3, statuses: [503], backoff: { base_ms: 2000, cap_ms: 2000, jitter: false } }
+    backend_limits: { max_concurrent_requests: 1, max_queued_requests: 10, queue_timeout_ms: 10000 }
+    backends: [{ id: a, address: "http://127.0.0.1:${a.port}" }, { id: b, address: "http://127.0.0.1:${b.port}" }, { id: c, address: "http://127.0.0.1:${c.port}" }]
+`);
+    try {
+      const slowA = request(`${spooky.url}/slow`); // a holds its only slot 2.5 s, then its 502 opens its circuit
+      await eventually(() => hits.includes('a /slow'), 3000, '/slow at a');
+      const slowB = request(`${spooky.url}/slow`); // b holds its only slot 2.6 s
+      await eventually(() => hits.includes('b /slow'), 3000, '/slow at b');
+      const t0 = performance.now();
+      // c answers 503; the retry waits its 2 s backoff, queues for a, is balanced again when a's circuit opens
+      // (about 2.5 s) and goes to b once b is free (about 2.6 s). A second backoff would make it about 4.5 s.
+      const res = await request(`${spooky.url}/r`);
+      expect(await res.text()).toBe('ok b');
+      const elapsed = performance.now() - t0;
+      expect(hits.filter((h) => h.endsWith(' /r'))).toEqual(['c /r', 'b /r']);
+      expect(elapsed).toBeLessThan(3600);
+      await (await slowA).arrayBuffer();
+      await (await slowB).arrayBuffer();
+    } finally {
+      await spooky.stop();
+      for (const s of [a, b, c]) s.stop(true);
+    }
+  }, 30_000);
 });
