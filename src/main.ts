@@ -145,7 +145,7 @@ async function run(
   configPath: string | undefined,
   overrides: (c: Config) => Config,
   pidFile: string | undefined,
-  banner?: string,
+  banner?: (ports: { listeners: number[]; admin: number | null }) => string,
 ): Promise<void> {
   const { log, access, samples, files } = createLogging(config.log);
   // logrotate: rename the file(s), then SIGUSR1 (whose default action would end the process).
@@ -170,7 +170,7 @@ async function run(
     process.exit(EXIT.startFailed);
   }
   logUncaughtErrors(log);
-  if (banner) process.stderr.write(banner);
+  if (banner) process.stderr.write(banner(runtime.boundPorts()));
 }
 
 async function runDemo(values: ReturnType<typeof parseCli>['values']): Promise<void> {
@@ -181,16 +181,19 @@ async function runDemo(values: ReturnType<typeof parseCli>['values']): Promise<v
   const result = loadConfigText(text, '<embedded>', process.cwd());
   if (!result.ok) throw new Error(`embedded config is invalid: ${result.errors.map(formatIssue).join('; ')}`);
   const config = applyOverrides(result.config, values);
-  const port = config.listeners[0]?.port ?? 8443;
-  const banner = `
+  // The ports actually bound (`--port 0` or `--admin-port 0` pick free ones).
+  const banner = (bound: { listeners: number[]; admin: number | null }) => {
+    const port = bound.listeners[0] ?? config.listeners[0]?.port ?? 8443;
+    return `
 Spooky demo is running: HTTP/3, HTTP/2 and HTTP/1.1 on https://127.0.0.1:${port}/
   balancing across two built-in demo backends (A on :${a.port}, B on :${b.port});
   self-signed certificate ${cert.created ? 'created' : 'reused'} at ${cert.cert}
 Send an HTTP/3 request:
   npm run h3 -- https://127.0.0.1:${port}/ -k
   curl --http3-only -k https://127.0.0.1:${port}/      (curl built with HTTP/3)
-Admin: http://127.0.0.1:${config.admin.port}/status   Stop: Ctrl-C
+${bound.admin === null ? 'Admin: off' : `Admin: http://127.0.0.1:${bound.admin}/status`}   Stop: Ctrl-C
 `;
+  };
   await run(config, result.warnings.map(formatIssue), undefined, (c) => applyOverrides(c, values), values['pid-file'], banner);
 }
 

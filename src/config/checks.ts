@@ -73,11 +73,20 @@ function checkListeners(root: Obj, sink: Sink): void {
   }
   if (list[0]?.[1][0] === 'listeners' && root.listen !== undefined) sink.warn(['listen'], 'key', '`listen` is ignored because `listeners` is given');
   const bound: { address: string; port: number; path: PathSegment[] }[] = [];
+  const anyPort = new Map<string, PathSegment[]>();
   for (const [l, path] of list) {
     if (!isObj(l)) continue;
     checkListenerTls(l, path, sink);
     const address = l.address ?? '0.0.0.0';
     const port = l.port ?? 9889;
+    if (typeof address === 'string' && port === 0) {
+      // A listener is known across reloads by its configured address and port: two on port 0 at one address
+      // would be one listener to a reload (each reload would bind another port and lose track of the old one).
+      const first = anyPort.get(address);
+      if (first)
+        sink.error(path, 'value', `another listener (line ${sink.line(first)}) is also ${address} port 0; give one of them a fixed port or another address`);
+      else anyPort.set(address, path);
+    }
     if (typeof address === 'string' && typeof port === 'number' && port !== 0) {
       // The same port on an overlapping address (equal, a wildcard, localhost and loopback) cannot be bound twice.
       const first = bound.find((b) => b.port === port && bindAddressesOverlap(b.address, address));

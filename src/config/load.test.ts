@@ -323,6 +323,19 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[7, 27, 'upstream.api.backends[1].address', `duplicate backend address "${b}" in pool \`api\` (first at line 6)`] as Want],
   })),
   {
+    name: 'an SNI server_name that is an IP address (clients never send one; the certificate could never be chosen)',
+    yaml: 'listen:\n  tls:\n    cert: c.pem\n    key: k.pem\n    certificates: [{ server_name: "127.0.0.1", cert: a.pem, key: a.key }, { server_name: "[::1]", cert: b.pem, key: b.key }]\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [
+      [5, 35, 'listen.tls.certificates[0].server_name', '"127.0.0.1" is an IP address, which clients never send as SNI'],
+      [5, 90, 'listen.tls.certificates[1].server_name', '"[::1]" is an IP address'],
+    ],
+  },
+  {
+    name: 'two listeners on port 0 at one address (a reload could not tell them apart)',
+    yaml: 'listeners:\n  - { address: 127.0.0.1, port: 0, tls: { cert: c.pem, key: k.pem } }\n  - { address: 127.0.0.1, port: 0, tls: { cert: c.pem, key: k.pem } }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [[3, 5, 'listeners[1]', 'another listener (line 2) is also 127.0.0.1 port 0']],
+  },
+  {
     name: 'a fractional idle timeout (Bun takes whole seconds; validate must not pass what run refuses)',
     yaml: 'listen:\n  idle_timeout_s: 1.5\n  tls: { cert: c.pem, key: k.pem }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
     want: [[2, 19, 'listen.idle_timeout_s', 'expected a whole number, got 1.5']],

@@ -95,6 +95,21 @@ function isHostName(s: string): boolean {
 }
 
 /**
+ * Checks a listener certificate's SNI `server_name`: a {@link parseHostPattern} that is not an IP address. A client
+ * never sends an IP address as SNI (RFC 6066 section 3), so such a certificate could never be chosen.
+ */
+export function parseServerName(input: string): Parsed<string> {
+  const r = parseHostPattern(input);
+  if (!r.ok) return r;
+  if (r.value.startsWith('[') || isIP(r.value) !== 0) {
+    return fail(
+      `"${input}" is an IP address, which clients never send as SNI (RFC 6066 section 3): make this certificate the listener's default (\`cert\`, \`key\`) instead`,
+    );
+  }
+  return r;
+}
+
+/**
  * Checks a route host pattern and returns it in lower case: an exact host name or IP literal
  * (`api.example.com`, `10.0.0.1`, `[::1]`), or a leading wildcard (`*.example.com`) that matches any
  * name with at least one more label in front of the suffix (not the apex). No ports.

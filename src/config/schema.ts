@@ -16,6 +16,7 @@ import {
   parseHashKey,
   parseHeaderName,
   parseHostPattern,
+  parseServerName,
   parseLabelName,
   parseLabelSource,
   parseMethod,
@@ -165,8 +166,8 @@ const equalsValue = z.union([z.string(), z.number(), z.boolean()]);
 export const SniCertificateSchema = z
   .strictObject({
     server_name: req(
-      checked(parseHostPattern),
-      'TLS server name (SNI) this certificate answers for: an exact name or a leading wildcard (`*.example.com`). Required.',
+      checked(parseServerName),
+      'TLS server name (SNI) this certificate answers for: an exact name or a leading wildcard (`*.example.com`), not an IP address (clients never send one as SNI). Required.',
     ),
     cert: req(nonEmpty(), "PEM certificate chain file; relative paths are resolved against the config file's folder. Required."),
     key: req(nonEmpty(), "PEM private key file; relative paths are resolved against the config file's folder. Required."),

@@ -2,7 +2,8 @@
  * What `npm start` runs with no config: two built-in demo backends on loopback, a self-signed certificate in
  * the data folder (made on first start), and an embedded config balancing across the two.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'bun';
@@ -15,11 +16,34 @@ export function dataDir(): string {
   return join(base, 'spooky');
 }
 
-/** Returns paths to a self-signed certificate for localhost/127.0.0.1/::1, creating it on first use. */
+/**
+ * Whether `cert` and `key` hold a certificate and the private key that belongs to it, still valid for a day.
+ * A pair left half-written (a first start killed, two first starts at once) or expired is not.
+ */
+function usablePair(cert: string, key: string): boolean {
+  try {
+    const x = new X509Certificate(readFileSync(cert));
+    return x.checkPrivateKey(createPrivateKey(readFileSync(key))) && Date.parse(x.validTo) > Date.now() + 86_400_000;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes `text` to `path` through a temporary file and a rename, so `path` is never seen half-written. */
+function writeAtomically(path: string, text: string, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, path);
+}
+
+/**
+ * Returns paths to a self-signed certificate for localhost/127.0.0.1/::1, creating it on first use, and again
+ * when the pair found is not usable (half-written, mismatched or expiring). Each file is written atomically.
+ */
 export async function ensureSelfSignedCertificate(dir = dataDir()): Promise<{ cert: string; key: string; created: boolean }> {
   const cert = join(dir, 'self-signed-cert.pem');
   const key = join(dir, 'self-signed-key.pem');
-  if (existsSync(cert) && existsSync(key)) return { cert, key, created: false };
+  if (existsSync(cert) && existsSync(key) && usablePair(cert, key)) return { cert, key, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Loaded only when a certificate must be made: the library and its ASN.1 stack add about 20 MB of RSS.
   const { default: selfsigned } = (await import('selfsigned')) as { default: typeof selfsignedModule };
@@ -40,8 +64,9 @@ export async function ensureSelfSignedCertificate(dir = dataDir()): Promise<{ ce
       },
     ],
   } as Parameters<typeof selfsignedModule.generate>[1]);
-  writeFileSync(key, pems.private, { mode: 0o600 });
-  writeFileSync(cert, pems.cert, { mode: 0o644 });
+  // Key first, then the certificate: a start killed in between leaves a pair usablePair refuses, made anew next time.
+  writeAtomically(key, pems.private, 0o600);
+  writeAtomically(cert, pems.cert, 0o644);
   return { cert, key, created: true };
 }
 
@@ -103,5 +128,8 @@ log:
 
 /** Fills the embedded config with the certificate paths and the demo backends' ports. */
 export function defaultConfigText(v: { cert: string; key: string; portA: number; portB: number }): string {
-  return DEFAULT_CONFIG.replaceAll('{{cert}}', v.cert).replaceAll('{{key}}', v.key).replaceAll('{{portA}}', String(v.portA)).replaceAll('{{portB}}', String(v.portB));
+  return DEFAULT_CONFIG.replaceAll('{{cert}}', v.cert)
+    .replaceAll('{{key}}', v.key)
+    .replaceAll('{{portA}}', String(v.portA))
+    .replaceAll('{{portB}}', String(v.portB));
 }

@@ -8,8 +8,11 @@ import type { ListenerChange } from './listeners.ts';
 /** How many audit records `/status` keeps. */
 export const AUDIT_LIMIT = 100;
 
-/** What started an action: a signal, a watched file change, an admin call, or start-up. */
-export type AuditTrigger = 'signal' | 'file' | 'admin';
+/**
+ * What started an action: a signal, a watched file change, an admin call, or (`worker_start`) a worker that was
+ * restarted while a reload ran and is brought to the config the others run.
+ */
+export type AuditTrigger = 'signal' | 'file' | 'admin' | 'worker_start';
 
 /** One audit record. */
 export interface AuditRecord {

@@ -38,7 +38,7 @@ import { EndpointRegistry } from '../upstream/registry.ts';
 import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
 import { buildGeneration, type Generation } from './generation.ts';
 import { type ListenerChange, ListenerSet } from './listeners.ts';
-import { FileWatcher } from './watch.ts';
+import { FileWatcher, filesToWatch } from './watch.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 
@@ -246,6 +246,11 @@ export class Runtime implements AdminSource {
     );
   }
 
+  /** The ports bound now: each traffic listener's (in config order) and the admin listener's (null when off). */
+  boundPorts(): { listeners: number[]; admin: number | null } {
+    return { listeners: this.listeners.list().map((l) => l.port), admin: this.admin?.port ?? null };
+  }
+
   /** Ready when started, first health checks done, and not draining. */
   ready(): boolean {
     return this.started && this.healthReady && !this.draining;
@@ -409,9 +414,7 @@ export class Runtime implements AdminSource {
       this.watcher.update([], config.reload.debounce_ms);
       return;
     }
-    const caFiles = config.pools.flatMap((p) => (p.tls.ca_file !== undefined ? [p.tls.ca_file] : []));
-    const files = [...new Set([path, ...config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key])), ...caFiles])];
-    this.watcher.update(files, config.reload.debounce_ms);
+    this.watcher.update(filesToWatch(config, path), config.reload.debounce_ms);
   }
 
   /**

@@ -7,7 +7,15 @@
  */
 import { type FSWatcher, statSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { Config } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
+
+/** The files `reload.watch` watches: the config file, every listener certificate and key, every upstream `ca_file`. */
+export function filesToWatch(config: Config, configPath: string): string[] {
+  const certificates = config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key]));
+  const caFiles = config.pools.flatMap((p) => (p.tls.ca_file !== undefined ? [p.tls.ca_file] : []));
+  return [...new Set([configPath, ...certificates, ...caFiles])];
+}
 
 function signature(path: string): string {
   try {

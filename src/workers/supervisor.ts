@@ -28,7 +28,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { StatsSnapshot } from '../observability/live-stats.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
 import type { ReloadMeta, ReloadTrigger } from '../runtime/runtime.ts';
-import { FileWatcher } from '../runtime/watch.ts';
+import { FileWatcher, filesToWatch } from '../runtime/watch.ts';
 import { aggregateMetrics, type MetricJson } from './aggregate.ts';
 import { mergeStats } from './merge-stats.ts';
 import {
@@ -75,6 +75,8 @@ interface Slot {
   /** Resolves on the next `listening` message; rejects when the process exits first. */
   waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   exited: Promise<number>;
+  /** {@link Supervisor.configReads} when this worker was last started or brought up to date. */
+  configReads: number;
 }
 
 /** A worker exited before it listened at start-up. */
@@ -118,6 +120,8 @@ export class Supervisor implements AdminSource, AdminObservability {
   private listeners: WorkerListener[] = [];
   private current: Config;
   private generation = 1;
+  /** How many reloads have read the config file (a worker started before the latest may need to catch up). */
+  private configReads = 0;
   private loadedAt: number;
   private admin: Server<unknown> | undefined;
   private started = false;
@@ -215,6 +219,7 @@ export class Supervisor implements AdminSource, AdminObservability {
       restartTimer: undefined,
       waiter: undefined,
       exited: Promise.resolve(0),
+      configReads: 0,
     };
     this.slots[index] = slot;
     return slot;
@@ -223,6 +228,8 @@ export class Supervisor implements AdminSource, AdminObservability {
   /** Starts the slot's process; resolves once it listens, rejects if it exits first. */
   private spawn(slot: Slot): Promise<void> {
     const t0 = this.opts.clock.now();
+    // The worker reads the config file as it starts: it is up to date with every reload that read it before.
+    slot.configReads = this.configReads;
     const listening = new Promise<void>((resolve, reject) => {
       slot.waiter = { resolve, reject };
     });
@@ -262,6 +269,9 @@ export class Supervisor implements AdminSource, AdminObservability {
       if (slot.index === 0 && this.listeners.length === 0) this.listeners = msg.listeners;
       slot.waiter?.resolve();
       slot.waiter = undefined;
+      // A reload ran while this worker started (it may have read the file before, and it was not among the
+      // workers the reload reached): it reloads too, after any reload still running.
+      if (this.started && slot.configReads !== this.configReads) this.catchUp(slot);
     } else if (msg.type === 'response') {
       const p = this.pending.get(msg.id);
       if (!p) return;
@@ -375,7 +385,7 @@ export class Supervisor implements AdminSource, AdminObservability {
       this.watcher.update([], c.reload.debounce_ms);
       return;
     }
-    this.watcher.update([this.opts.configPath, ...c.listeners.flatMap((l) => l.certificates.flatMap((x) => [x.cert, x.key]))], c.reload.debounce_ms);
+    this.watcher.update(filesToWatch(c, this.opts.configPath), c.reload.debounce_ms);
   }
 
   /** Ready when every worker runs and answers ready, and not draining. */
@@ -442,6 +452,24 @@ export class Supervisor implements AdminSource, AdminObservability {
   }
 
   /** Validates the config, then reloads the workers in-process (one reload at a time). */
+  /** Brings a worker that started while a reload ran to the current config (in the reload queue). */
+  private catchUp(slot: Slot): void {
+    const proc = slot.proc;
+    this.reloadChain = this.reloadChain.then(async () => {
+      if (slot.proc !== proc || !slot.listening || this.draining || slot.configReads === this.configReads) return;
+      slot.configReads = this.configReads;
+      try {
+        const r = await this.request<WorkerReloadResult>(slot, { op: 'reload', trigger: 'worker_start', meta: {}, ports: this.ports }, RELOAD_TIMEOUT_MS);
+        this.log[r.ok ? 'info' : 'error'](
+          { event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: r.ok, generation: r.generation, ...(r.ok ? {} : { errors: r.errors ?? [] }) },
+          r.ok ? `worker ${slot.index} started during a reload and now runs the current config` : `worker ${slot.index} could not apply the current config`,
+        );
+      } catch (e) {
+        this.log.error({ event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: false, errors: [(e as Error).message] }, 'worker catch-up failed');
+      }
+    });
+  }
+
   reload(trigger: ReloadTrigger, meta: ReloadMeta = {}): Promise<SupervisorReloadResult> {
     const run = this.reloadChain.then(() => this.doReload(trigger, meta));
     this.reloadChain = run.catch(() => {});
@@ -471,6 +499,8 @@ export class Supervisor implements AdminSource, AdminObservability {
       return { ok: false, generation: this.generation, errors };
     };
     if (this.draining) return ignored();
+    // Workers that started before this point may have read the file before this reload: see catchUp.
+    this.configReads++;
     const loaded = await loadConfigFile(this.opts.configPath);
     if (this.draining) return ignored();
     for (const w of loaded.warnings) this.log.warn({ event: 'config_warning', trigger }, formatIssue(w));

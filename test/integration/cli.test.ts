@@ -3,13 +3,14 @@
  * --version, --help, usage errors, start-up failures, SNI certificate choice, and the demo mode of `npm start`.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
 import { reservePort } from '../../src/listener/listener.ts';
 import { makeTempCertificate, testCertificate } from '../support/certs.ts';
-import { type Backend, Child, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { type Backend, Child, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'spooky-cli-'));
@@ -63,7 +64,14 @@ upstream:
     const r = cli(['validate', '--config', path]);
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
-    expect(lines.map((l) => l.match(/:(\d+):\d+: (warning|error):/)?.slice(1).join(' '))).toEqual(['4 warning', '5 error', '6 warning', undefined]);
+    expect(
+      lines.map((l) =>
+        l
+          .match(/:(\d+):\d+: (warning|error):/)
+          ?.slice(1)
+          .join(' '),
+      ),
+    ).toEqual(['4 warning', '5 error', '6 warning', undefined]);
   });
 
   test('Rust Spooky keys that are not implemented give warnings, not errors', () => {
@@ -257,7 +265,39 @@ describe('npm start (demo mode)', () => {
       }
       expect(seen).toEqual(new Set(['A', 'B']));
       expect(Bun.file(join(data, 'self-signed-cert.pem')).size).toBeGreaterThan(0);
-      expect(child.stderr.join('\n')).toContain('npm run h3 --');
+      // The banner names the ports actually bound (--port 0, --admin-port 0), so its commands work.
+      const adminPort = (ready.admin as { port: number }).port;
+      await eventually(() => child.stderr.join('\n').includes('npm run h3 --'), 5_000, 'banner');
+      const banner = child.stderr.join('\n');
+      expect(banner).toContain(`npm run h3 -- https://127.0.0.1:${port}/ -k`);
+      expect(banner).toContain(`Admin: http://127.0.0.1:${adminPort}/status`);
+    } finally {
+      await child.kill();
+    }
+  }, 30_000);
+
+  test('a certificate left half-written by an interrupted first start is made anew, not a start failure', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'spooky-demo-'));
+    // What a first start killed between writing the key and the certificate used to leave behind.
+    const other = await makeTempCertificate();
+    writeFileSync(join(data, 'self-signed-key.pem'), other.keyPem, { mode: 0o600 });
+    writeFileSync(join(data, 'self-signed-cert.pem'), '');
+    const child = new Child(
+      Bun.spawn([process.execPath, 'src/main.ts', '--port', '0', '--admin-port', '0'], {
+        cwd: ROOT,
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        env: { ...process.env, SPOOKY_DATA_DIR: data },
+      }),
+    );
+    try {
+      const ready = await child.waitFor((r) => r.event === 'listening', 15_000, 'demo listening');
+      const port = (ready.listeners as { port: number }[])[0]?.port;
+      const res = await request(`https://127.0.0.1:${port}/`);
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(new X509Certificate(readFileSync(join(data, 'self-signed-cert.pem'))).subject).toContain('CN=localhost');
     } finally {
       await child.kill();
     }
