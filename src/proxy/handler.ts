@@ -174,6 +174,9 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   });
 }
 
+/** Largest delay timers accept (a larger one would fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Relays a response body: counts the bytes handed on with `onChunk`, and cuts it when it stalls: no chunk for
  * `idleMs` (0: no idle limit), or past the monotonic `deadline` (infinite: none). `onTimeout` gets the reason
@@ -187,19 +190,50 @@ function relayBody(
   idleMs: number,
   deadline: number,
   clock: Clock,
-  onTimeout: (reason: string) => SpookyError,
+  onTimeout: (reason: string, byClient: boolean) => SpookyError,
   onDone?: (outcome: 'end' | 'error' | 'cancel') => void,
 ): ReadableStream<Uint8Array> {
   const reader = source.getReader();
   const timed = idleMs > 0 || deadline !== Number.POSITIVE_INFINITY;
   let done = false;
+  // The deadline holds whatever the client does: a client that reads slowly (each read finds data waiting, so
+  // the race in relayOne never loses) or not at all is cut at the deadline too.
+  let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   const finish = (outcome: 'end' | 'error' | 'cancel') => {
     if (done) return;
     done = true;
+    clearTimeout(deadlineTimer);
     onDone?.(outcome);
+  };
+  // Who the relay waited for, in total: the backend (a read pending) or the client (to ask for more). At the
+  // deadline, the one that took more of the time is the one it is charged to (a slow reader is not the backend's
+  // fault); which one it waits for at that very moment says little, as buffers on both sides fill and drain.
+  let readingSince = -1;
+  let backendWaitMs = 0;
+  let clientWaitMs = 0;
+  let handedAt = clock.now();
+  const clientsFault = (): boolean => {
+    const now = clock.now();
+    const backend = backendWaitMs + (readingSince >= 0 ? now - readingSince : 0);
+    const client = clientWaitMs + (readingSince < 0 ? now - handedAt : 0);
+    return client > backend;
+  };
+  const cut = (controller: ReadableStreamDefaultController<Uint8Array>, reason: string, byClient = false) => {
+    if (done) return;
+    const err = onTimeout(reason, byClient);
+    void reader.cancel(err).catch(() => {});
+    finish('error');
+    controller.error(err);
   };
   return new ReadableStream<Uint8Array>(
     {
+      start(controller) {
+        if (deadline === Number.POSITIVE_INFINITY) return;
+        deadlineTimer = setTimeout(
+          () => cut(controller, 'response over timeouts.request_ms', clientsFault()),
+          Math.min(MAX_TIMER_MS, Math.max(0, deadline - clock.now())),
+        );
+      },
       async pull(controller) {
         try {
           await relayOne(controller);
@@ -226,15 +260,23 @@ function relayBody(
       const expired = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), Math.max(0, wait));
       });
-      result = await Promise.race([reader.read(), expired]);
+      const asked = clock.now();
+      clientWaitMs += asked - handedAt;
+      readingSince = asked;
+      try {
+        result = await Promise.race([reader.read(), expired]);
+      } finally {
+        handedAt = clock.now();
+        backendWaitMs += handedAt - asked;
+        readingSince = -1;
+      }
       clearTimeout(timer);
+      if (done) return; // cut at the deadline meanwhile
       if (result === 'timeout') {
-        const reason =
-          idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms';
-        const err = onTimeout(reason);
-        void reader.cancel(err).catch(() => {});
-        finish('error');
-        controller.error(err);
+        cut(
+          controller,
+          idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms',
+        );
         return;
       }
     }
@@ -712,13 +754,15 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             timeouts.idle_ms,
             bounded ? headDeadline : deadline,
             clock,
-            (reason) => {
-              bodyTimeout = new SpookyError(
-                'upstream_timeout',
-                bounded && !reason.includes('idle_ms')
-                  ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)`
-                  : reason,
-              );
+            (reason, byClient) => {
+              bodyTimeout = byClient
+                ? new SpookyError('client_timeout', `the client did not read the response within timeouts.request_ms (${timeouts.request_ms} ms)`)
+                : new SpookyError(
+                    'upstream_timeout',
+                    bounded && !reason.includes('idle_ms')
+                      ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)`
+                      : reason,
+                  );
               log.warn(
                 { event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message },
                 'response stream cut',

@@ -15,7 +15,7 @@ import {
 import { SpookyError } from '../errors.ts';
 import { ByteWriter } from './h2/bytes.ts';
 import { encodeField } from './h2/hpack.ts';
-import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
+import { ABORT_LISTEN_AFTER_MS, ABORT_POLL_MS, Http2Transport, type Http2TransportOptions, NO_BODY_DRAIN_MS, type UpstreamOrigin } from './http2.ts';
 import { type ExchangeOptions, SMALL_BODY_BYTES, type UpstreamRequest, type UpstreamResponse } from './transport.ts';
 
 /** Runs `body` with a transport to a raw HTTP/2 server that behaves as `behaviour`; closes both afterwards, also when an assertion fails. */
@@ -971,6 +971,25 @@ describe('Http2Transport: sessions and failures', () => {
       await raw.close();
     }
   }, 10_000);
+
+  test(`a body-less answer whose stream the backend never ends is over after NO_BODY_DRAIN_MS (${NO_BODY_DRAIN_MS} ms)`, async () => {
+    // HPACK 0x89 is ":status: 204"; flags 0x4 = END_HEADERS only, and the stream is never ended.
+    const raw = await startRawH2Server('custom', (id) => frame(0x1, 0x4, id, Uint8Array.of(0x89)));
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    try {
+      const opts = mkOpts();
+      const t0 = performance.now();
+      const res = await t.request(mkReq(), opts);
+      expect(res.status).toBe(204);
+      expect(res.body).toBeNull();
+      await waitUntil(() => opts.ends.length === 1, NO_BODY_DRAIN_MS + 2000, 'the exchange to end');
+      expect(opts.ends).toEqual([undefined]); // the client got its whole answer: not a failure
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(NO_BODY_DRAIN_MS - 50);
+    } finally {
+      t.close();
+      await raw.close();
+    }
+  });
 
   test('RST_STREAM after the head -> the body fails with upstream_reset', async () => {
     await withRawServer('reset-after-head', async (t) => {

@@ -863,6 +863,12 @@ interface ExchangeContext {
 /** What {@link ExchangeContext.requireHttp1} did: switched to HTTP/1.1, or could not (h2c, or the transport is closed). */
 type Http1Switch = 'switched' | 'h2c' | 'closed';
 
+/**
+ * Milliseconds a body-less answer (HEAD, 204, 304) may leave its stream open after the head before the stream is
+ * reset and the exchange ends (a backend normally ends it with the head or right after).
+ */
+export const NO_BODY_DRAIN_MS = 1000;
+
 /** Exchange states (see {@link Exchange.state}). */
 const WAIT_HEAD = 0;
 /** Head received; collecting a small body before handing the response over. */
@@ -1155,6 +1161,13 @@ class Exchange implements EventListenerObject, StreamHandler {
       this.reset(headerTimeout(this.ctx.authority, this.opts.responseHeaderTimeoutMs));
       return;
     }
+    if (this.state === NO_BODY) {
+      // A body-less answer (HEAD, 204, 304) whose stream the backend did not end: the client has its whole
+      // answer, so the exchange ends without an error and the stream is reset.
+      this.stream.reset(ErrorCode.CANCEL);
+      this.finish();
+      return;
+    }
     if (this.state !== COLLECT) return;
     if (this.declared < 0) this.handOver(null);
     else this.handOverStream();
@@ -1223,7 +1236,9 @@ class Exchange implements EventListenerObject, StreamHandler {
   private handOver(body: null): void {
     if (!this.watch()) return;
     this.state = NO_BODY;
-    this.ctx.sweeper.remove(this);
+    // The stream should end with (or right after) the head; a backend that leaves it open gets NO_BODY_DRAIN_MS,
+    // then the stream is reset (see expire), so the exchange (and the proxy's concurrency slot) ends.
+    this.ctx.sweeper.setDeadline(this, performance.now() + NO_BODY_DRAIN_MS);
     this.first = undefined;
     this.more = undefined;
     this.resolve({ status: this.status, headers: this.headers, body, version: '2' });

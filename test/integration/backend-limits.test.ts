@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { served, backendStatus as statusOf } from '../support/backend-status.ts';
+import { frame, startRawH2Server } from '../support/h2-server.ts';
 import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { parseExposition, sample } from '../support/prom.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
@@ -318,4 +319,30 @@ upstream:
       for (const s of [a, b, c]) s.stop(true);
     }
   }, 30_000);
+});
+
+describe('a body-less HTTP/2 answer whose stream the backend never ends', () => {
+  test('is over soon: logged, and its concurrency slot is free for the next request', async () => {
+    // HPACK 0x89 is ":status: 204"; flags 0x4 = END_HEADERS only, and the stream is never ended.
+    const raw = await startRawH2Server('custom', (id) => frame(0x1, 0x4, id, Uint8Array.of(0x89)));
+    const spooky = await startSpooky(`log: { level: info }
+upstream:
+  r:
+    backend_limits: { max_concurrent_requests: 1, max_queued_requests: 0 }
+    backends: [{ id: r, address: "h2c://127.0.0.1:${raw.port}" }]
+`);
+    try {
+      const first = await request(`${spooky.url}/first`, { protocol: 'http1.1' });
+      expect(first.status).toBe(204);
+      await first.arrayBuffer();
+      const line = await spooky.child.waitFor((r) => r.event === 'access' && r.path === '/first', 5000, 'access line of /first');
+      expect(line.status).toBe(204);
+      const second = await request(`${spooky.url}/second`, { protocol: 'http1.1' });
+      await second.arrayBuffer();
+      expect(second.status).toBe(204); // was 503: the first request still held the only slot
+    } finally {
+      await spooky.stop();
+      await raw.close();
+    }
+  }, 20_000);
 });

@@ -75,3 +75,100 @@ upstream:
     expect(st.requests).toBe(0);
   });
 });
+
+describe('timeouts.request_ms and a client that reads the response slowly', () => {
+  let backend: Backend;
+  let spooky: SpookyProcess;
+  beforeAll(async () => {
+    backend = await startBackend('b');
+    spooky = await startSpooky(`log: { level: info }
+timeouts: { request_ms: 1500 }
+upstream:
+  b:
+    backends: [{ id: b, address: "${backend.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await backend?.stop();
+  });
+
+  for (const protocol of ['http1.1', 'http2', 'http3'] as const)
+    test(`${protocol}: a download read at 2 MB/s is cut at request_ms, logged as the client's timeout`, async () => {
+      const path = `/${protocol}/big`;
+      const t0 = performance.now();
+      const res = await request(`${spooky.url}${path}?bytes=100000000`, { protocol });
+      expect(res.status).toBe(200);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      let got = 0;
+      let failed = false;
+      // Read at about 2 MB/s (each read finds data waiting), for at most 6 s or until Spooky logged the request.
+      const logged = () => spooky.child.lines.some((r) => r.event === 'access' && r.path === path);
+      const untilLogged = async (): Promise<'logged'> => {
+        while (!logged() && performance.now() - t0 < 6000) await Bun.sleep(20);
+        return 'logged';
+      };
+      while (performance.now() - t0 < 6000 && (protocol === 'http1.1' || !logged())) {
+        try {
+          const next = reader.read();
+          // Over HTTP/2 a read may wait long after the cut; stop waiting once Spooky logged the request.
+          const r = protocol === 'http1.1' ? await next : await Promise.race([next, untilLogged()]);
+          if (r === 'logged' || r.done) break;
+          got += r.value.byteLength;
+        } catch {
+          failed = true;
+          break;
+        }
+        const due = t0 + got / 2000;
+        const now = performance.now();
+        if (due > now) await Bun.sleep(due - now);
+      }
+      const elapsed = performance.now() - t0;
+      void reader.cancel().catch(() => {});
+      const line = await accessLine(spooky, path);
+      // Spooky cut it at request_ms (its access line is written when the relay ends).
+      expect(line.error).toBe('client_timeout');
+      expect(line.duration_ms as number).toBeLessThan(3000);
+      // Over HTTP/1.1 the client sees the cut soon; over HTTP/2 and HTTP/3 it first reads what the flow-control
+      // windows already hold (and Bun's HTTP/3 server ends a failed body with a clean FIN, a documented Bun limit).
+      if (protocol === 'http1.1') {
+        expect(failed).toBe(true);
+        expect(elapsed).toBeLessThan(4500);
+      }
+      // Not the backend's fault: it is not charged.
+      const st = await backendStatus<{ id: string; failures: number }>(spooky, 'b', 'b');
+      expect(st.failures).toBe(0);
+    }, 20_000);
+});
+
+describe('timeouts.request_ms and a backend that sends its body slowly', () => {
+  test("a fast client's download cut at request_ms is the backend's timeout", async () => {
+    const raw = startRawServer({
+      onRequest(conn) {
+        conn.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+        const timer = setInterval(() => {
+          if (conn.closed) clearInterval(timer);
+          else conn.write('5\r\nhello\r\n');
+        }, 100);
+      },
+    });
+    const spooky = await startSpooky(`log: { level: info }
+timeouts: { request_ms: 1000 }
+upstream:
+  s:
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    backends: [{ id: s, address: "http://127.0.0.1:${raw.port}" }]
+`);
+    try {
+      const res = await request(`${spooky.url}/drip`, { protocol: 'http1.1' });
+      expect(res.status).toBe(200);
+      await res.text().catch(() => '');
+      const line = await accessLine(spooky, '/drip');
+      expect(line.error).toBe('upstream_timeout');
+      expect((await backendStatus<{ id: string; failures: number }>(spooky, 's', 's')).failures).toBe(1);
+    } finally {
+      await spooky.stop();
+      raw.stop();
+    }
+  }, 20_000);
+});
