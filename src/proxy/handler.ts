@@ -450,7 +450,8 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const allowed = matched.route.allowed_methods;
     if (allowed !== undefined && !allowed.includes(req.method))
       return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });
-    const maxForwards = maxForwardsOf(req.method, fields.get('max-forwards'));
+    const method = req.method;
+    const maxForwards = method === 'OPTIONS' || method === 'TRACE' ? maxForwardsOf(method, fields.get('max-forwards')) : undefined;
     if (maxForwards === 0) {
       // Max-Forwards: 0 on OPTIONS or TRACE: Spooky is the final recipient (RFC 9110 section 7.6.2). OPTIONS is
       // answered with what the route allows; TRACE is never reflected (it would echo credentials to a script).
