@@ -671,8 +671,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       let backendSettled = false;
       const logIfDone = (): void => {
         if (!backendSettled || (relaying && relayOutcome === undefined)) return;
+        // A cut by the relay's deadline can come after the backend finished (the rest still queued for the client).
         const err =
           endError ??
+          bodyTimeout ??
           (relayOutcome === 'cancel' ? new SpookyError('client_aborted', 'the client went away before the end of the response') : undefined);
         finish(err?.code === 'client_aborted' ? 499 : status, err);
       };

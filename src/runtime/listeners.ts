@@ -29,6 +29,7 @@ import type { Server } from 'bun';
 import { listenerId } from '../config/diff.ts';
 import type { ListenerConfig } from '../config/types.ts';
 import { bindAddressesOverlap } from '../config/parse.ts';
+import { SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { CertificateError, type ListenerCertificates, loadListenerCertificates } from '../listener/certs.ts';
 import { bindListener, type FetchHandler, type PortReservation, type RunningListener, reservePort } from '../listener/listener.ts';
@@ -102,6 +103,14 @@ export class ListenerSet {
    * nothing was changed.
    */
   async prepare(configs: readonly ListenerConfig[]): Promise<PreparedListeners> {
+    // A listener is known across reloads by its configured address and port: two with one id (two port-0
+    // listeners at one address, which `--port 0` can make of a file that passed its checks) would be one to a
+    // reload, and every reload would bind another port and lose track of the old one.
+    const ids = configs.map(listenerId);
+    const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (twice !== undefined) {
+      throw new SpookyError('config_invalid', `two listeners are ${twice} (after command-line overrides): give one of them a fixed port or another address`);
+    }
     const problems: string[] = [];
     const warnings: string[] = [];
     const loaded: { cfg: ListenerConfig; certs: ListenerCertificates }[] = [];

@@ -38,6 +38,7 @@ test('a worker restarted while a reload ran is brought to the current config onc
   writeFileSync(log, '');
   process.env.FAKE_WORKER_LOG = log;
   process.env.FAKE_WORKER_GATE = gate;
+  process.env.FAKE_WORKER_RELOAD_DELAY_MS = '0';
   const sup = new Supervisor({
     config: loaded.config,
     configPath,
@@ -80,6 +81,7 @@ test('with reload.watch the supervisor watches what one process watches: config,
   writeFileSync(log, '');
   process.env.FAKE_WORKER_LOG = log;
   process.env.FAKE_WORKER_GATE = '';
+  process.env.FAKE_WORKER_RELOAD_DELAY_MS = '0';
   const sup = new Supervisor({
     config: loaded.config,
     configPath,
@@ -95,3 +97,76 @@ test('with reload.watch the supervisor watches what one process watches: config,
   expect(watching).toEqual(filesToWatch(loaded.config, configPath));
   expect(watching).toContain(join(dir, 'ca.pem'));
 });
+
+const TEXT =
+  'listen: { tls: { cert: c.pem, key: k.pem } }\nadmin: { enabled: false }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n';
+
+/** A supervisor of two fake workers whose worker 0 was killed; its replacement waits for the gate file to listen. */
+async function withHeldReplacement(reloadDelayMs: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'spooky-sup-'));
+  const configPath = join(dir, 'spooky.yaml');
+  writeFileSync(configPath, TEXT);
+  const loaded = loadConfigText(TEXT, configPath, dir);
+  if (!loaded.ok) throw new Error(loaded.errors.map(formatIssue).join('\n'));
+  const log = join(dir, 'workers.log');
+  const gate = join(dir, 'gate');
+  writeFileSync(log, '');
+  process.env.FAKE_WORKER_LOG = log;
+  process.env.FAKE_WORKER_GATE = gate;
+  process.env.FAKE_WORKER_RELOAD_DELAY_MS = String(reloadDelayMs);
+  const records: Record<string, unknown>[] = [];
+  const sup = new Supervisor({
+    config: loaded.config,
+    configPath,
+    overrides: (c) => c,
+    count: 2,
+    command: [process.execPath, FAKE_WORKER],
+    log: pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) }),
+    clock: systemClock,
+  });
+  running = sup;
+  await sup.start();
+  const first = events(log).filter((e) => e.worker === 0 && e.event === 'start');
+  process.kill(first[0]?.pid as number, 'SIGKILL');
+  await waitUntil(() => events(log).filter((e) => e.worker === 0 && e.event === 'start').length === 2, 5000, 'worker 0 restarted');
+  const replacement = events(log).filter((e) => e.worker === 0 && e.event === 'start')[1]?.pid as number;
+  return { sup, configPath, log, gate, records, replacement };
+}
+
+test('a worker that the next reload reached is not reloaded a second time by its catch-up', async () => {
+  const { sup, log, gate, replacement } = await withHeldReplacement(400);
+  const r1 = sup.reload('signal', { signal: 'SIGHUP' }); // reaches worker 1 only; answered after 400 ms
+  const r2 = sup.reload('signal', { signal: 'SIGHUP' });
+  await Bun.sleep(100);
+  writeFileSync(gate, ''); // worker 0 listens while r1 runs
+  expect((await r1).ok).toBe(true);
+  expect((await r2).workers?.map((w) => w.worker).sort()).toEqual([0, 1]);
+  await Bun.sleep(1000);
+  expect(
+    events(log)
+      .filter((e) => e.pid === replacement && e.op === 'reload')
+      .map((e) => e.trigger),
+  ).toEqual(['signal']);
+}, 30_000);
+
+test('a refused reload does not make a restarted worker catch up (it runs what the others run)', async () => {
+  const { sup, configPath, log, gate, replacement } = await withHeldReplacement(0);
+  writeFileSync(configPath, 'listen: {\n');
+  expect((await sup.reload('signal', { signal: 'SIGHUP' })).ok).toBe(false);
+  writeFileSync(gate, '');
+  await waitUntil(() => events(log).some((e) => e.pid === replacement && e.op === undefined && e.event === 'start'), 2000, 'replacement started');
+  await Bun.sleep(500);
+  expect(events(log).filter((e) => e.pid === replacement && e.op === 'reload')).toEqual([]);
+}, 30_000);
+
+test('a shutdown during a catch-up is not logged as an error', async () => {
+  const { sup, gate, records } = await withHeldReplacement(500);
+  const r1 = sup.reload('signal', { signal: 'SIGHUP' });
+  await Bun.sleep(100);
+  writeFileSync(gate, '');
+  await r1;
+  await Bun.sleep(150); // the catch-up's reload request is in flight
+  await sup.shutdown('SIGTERM');
+  running = undefined;
+  expect(records.filter((r) => (r.level as number) >= 50)).toEqual([]);
+}, 30_000);

@@ -120,8 +120,10 @@ export class Supervisor implements AdminSource, AdminObservability {
   private listeners: WorkerListener[] = [];
   private current: Config;
   private generation = 1;
-  /** How many reloads have read the config file (a worker started before the latest may need to catch up). */
+  /** How many reloads have read the config file (orders a worker's start against the reloads). */
   private configReads = 0;
+  /** {@link configReads} of the latest reload the workers applied: a worker started before it catches up. */
+  private appliedReads = 0;
   private loadedAt: number;
   private admin: Server<unknown> | undefined;
   private started = false;
@@ -271,7 +273,7 @@ export class Supervisor implements AdminSource, AdminObservability {
       slot.waiter = undefined;
       // A reload ran while this worker started (it may have read the file before, and it was not among the
       // workers the reload reached): it reloads too, after any reload still running.
-      if (this.started && slot.configReads !== this.configReads) this.catchUp(slot);
+      if (this.started && slot.configReads < this.appliedReads) this.catchUp(slot);
     } else if (msg.type === 'response') {
       const p = this.pending.get(msg.id);
       if (!p) return;
@@ -456,15 +458,18 @@ export class Supervisor implements AdminSource, AdminObservability {
   private catchUp(slot: Slot): void {
     const proc = slot.proc;
     this.reloadChain = this.reloadChain.then(async () => {
-      if (slot.proc !== proc || !slot.listening || this.draining || slot.configReads === this.configReads) return;
+      // Reached by a later reload meanwhile, gone, or shutting down: nothing to do.
+      if (slot.proc !== proc || !slot.listening || this.draining || slot.configReads >= this.appliedReads) return;
       slot.configReads = this.configReads;
       try {
         const r = await this.request<WorkerReloadResult>(slot, { op: 'reload', trigger: 'worker_start', meta: {}, ports: this.ports }, RELOAD_TIMEOUT_MS);
+        if (this.draining) return; // the shutdown began meanwhile: not a failure of the catch-up
         this.log[r.ok ? 'info' : 'error'](
           { event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: r.ok, generation: r.generation, ...(r.ok ? {} : { errors: r.errors ?? [] }) },
           r.ok ? `worker ${slot.index} started during a reload and now runs the current config` : `worker ${slot.index} could not apply the current config`,
         );
       } catch (e) {
+        if (this.draining || slot.proc !== proc) return; // the shutdown, or the worker died again (it restarts)
         this.log.error({ event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: false, errors: [(e as Error).message] }, 'worker catch-up failed');
       }
     });
@@ -500,7 +505,7 @@ export class Supervisor implements AdminSource, AdminObservability {
     };
     if (this.draining) return ignored();
     // Workers that started before this point may have read the file before this reload: see catchUp.
-    this.configReads++;
+    const reads = ++this.configReads;
     const loaded = await loadConfigFile(this.opts.configPath);
     if (this.draining) return ignored();
     for (const w of loaded.warnings) this.log.warn({ event: 'config_warning', trigger }, formatIssue(w));
@@ -522,6 +527,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     if (this.draining && !first.ok) return ignored(); // a leader that applied it is recorded below
     // The leader logged its errors (certificates, ports); refused once, the others are not asked.
     if (!first.ok) return refuse(first.errors ?? [], false);
+    // Applied: workers that started before this reload read the file catch up, the ones asked here do not.
+    this.appliedReads = reads;
+    leader.configReads = reads;
+    for (const s of others) s.configReads = reads;
     this.ports = Object.fromEntries((first.listeners_bound ?? []).map((l) => [l.id, l.port]));
     this.listeners = first.listeners_bound ?? this.listeners;
     const rest = await Promise.all(

@@ -187,6 +187,15 @@ describe('ports already in use', () => {
     const adminClash = cli(['run', '--config', path, '--admin-port', String(running.adminPort)]);
     expect(adminClash.code).toBe(3);
     expect(adminClash.stderr).toContain(`cannot listen on admin 127.0.0.1:${running.adminPort}: the port is in use`);
+    // --port 0 that makes the first listener a second 127.0.0.1 port-0 listener: refused (a reload could not
+    // tell the two apart), not started with a leak on every reload
+    const twoZero = file(
+      'two-zero.yaml',
+      `listeners:\n  - { address: 127.0.0.1, port: 8443, tls: { cert: "${(await testCertificate()).cert}", key: "${(await testCertificate()).key}" } }\n  - { address: 127.0.0.1, port: 0, tls: { cert: "${(await testCertificate()).cert}", key: "${(await testCertificate()).key}" } }\nupstream:\n  a:\n    backends: [{ id: a, address: "${backend.address}" }]\n`,
+    );
+    const clash = cli(['run', '--config', twoZero, '--port', '0', '--admin-port', '0']);
+    expect(clash.code).toBe(3);
+    expect(clash.stderr).toContain('two listeners are 127.0.0.1:0 (after command-line overrides)');
     // an address no interface of this machine has (TEST-NET-3) is named as such, not as a port in use
     const elsewhere = cli(['run', '--config', path, '--address', '203.0.113.9', '--admin-port', '0']);
     expect(elsewhere.code).toBe(3);

@@ -172,3 +172,47 @@ upstream:
     }
   }, 20_000);
 });
+
+describe('timeouts.request_ms and a client that never reads a body the backend has finished', () => {
+  let backend: Backend;
+  let spooky: SpookyProcess;
+  beforeAll(async () => {
+    backend = await startBackend('b');
+    spooky = await startSpooky(`log: { level: info }
+timeouts: { request_ms: 1500 }
+upstream:
+  b:
+    backends: [{ id: b, address: "${backend.address}" }]
+`);
+  });
+  afterAll(async () => {
+    await spooky?.stop();
+    await backend?.stop();
+  });
+
+  test('the cut is logged as the client timeout, not as a success', async () => {
+    // Sizes around what the loopback socket buffers hold: some bodies are all sent by the backend while the
+    // rest still waits for the client.
+    const sizes = Array.from({ length: 12 }, (_, k) => 3_800_000 + k * 32_768);
+    const sockets = await Promise.all(
+      sizes.map(async (n) => {
+        const socket = connect({ host: '127.0.0.1', port: spooky.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+        await new Promise<void>((res, rej) => {
+          socket.once('secureConnect', () => res());
+          socket.once('error', rej);
+        });
+        socket.write(`GET /n${n}/big?bytes=${n} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+        socket.pause(); // never reads
+        return socket;
+      }),
+    );
+    try {
+      const lines = await Promise.all(sizes.map((n) => accessLine(spooky, `/n${n}/big`, 8000)));
+      const cut = lines.filter((l, i) => (l.bytes_out as number) < (sizes[i] as number));
+      expect(cut.length).toBeGreaterThan(0);
+      for (const l of cut) expect(l.error).toBe('client_timeout');
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  }, 30_000);
+});

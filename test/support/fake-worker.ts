@@ -4,13 +4,14 @@
  * by `FAKE_WORKER_LOG` (`{"pid","worker","event":"start"|"op","op"?,"trigger"?}`), answers every request with
  * success, and reports `listening` at once, or, when the file named by `FAKE_WORKER_GATE` does not exist yet and
  * this is not the first start of its slot, only once it appears (so a test can hold a restarted worker between
- * starting and listening).
+ * starting and listening). `FAKE_WORKER_RELOAD_DELAY_MS` delays its answer to a reload (a slow reload).
  */
 import { appendFileSync, existsSync } from 'node:fs';
 
 const worker = Number(process.env.SPOOKY_WORKER ?? '0');
 const logFile = process.env.FAKE_WORKER_LOG ?? '';
 const gate = process.env.FAKE_WORKER_GATE ?? '';
+const reloadDelayMs = Number(process.env.FAKE_WORKER_RELOAD_DELAY_MS ?? '0');
 const record = (rec: Record<string, unknown>) => appendFileSync(logFile, `${JSON.stringify({ pid: process.pid, worker, ...rec })}\n`);
 const restarted = existsSync(`${logFile}.started-${worker}`);
 appendFileSync(`${logFile}.started-${worker}`, '');
@@ -24,7 +25,7 @@ process.on('message', (m: unknown) => {
     let value: unknown = true;
     if (msg.op === 'reload') value = { ok: true, generation: ++generation, listeners_bound: [] };
     else if (msg.op === 'metrics') value = [];
-    process.send?.({ type: 'response', id: msg.id, ok: true, value });
+    setTimeout(() => process.send?.({ type: 'response', id: msg.id, ok: true, value }), msg.op === 'reload' ? reloadDelayMs : 0);
   } else if (msg.type === 'shutdown' || msg.type === 'exit_now') process.exit(0);
 });
 
