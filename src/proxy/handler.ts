@@ -192,6 +192,8 @@ function relayBody(
   clock: Clock,
   onTimeout: (reason: string, byClient: boolean) => SpookyError,
   onDone?: (outcome: 'end' | 'error' | 'cancel') => void,
+  /** Milliseconds the request already waited for the backend before its response head (counted as the backend's). */
+  waitedForHead = 0,
 ): ReadableStream<Uint8Array> {
   const reader = source.getReader();
   const timed = idleMs > 0 || deadline !== Number.POSITIVE_INFINITY;
@@ -209,7 +211,7 @@ function relayBody(
   // deadline, the one that took more of the time is the one it is charged to (a slow reader is not the backend's
   // fault); which one it waits for at that very moment says little, as buffers on both sides fill and drain.
   let readingSince = -1;
-  let backendWaitMs = 0;
+  let backendWaitMs = waitedForHead;
   let clientWaitMs = 0;
   let handedAt = clock.now();
   const clientsFault = (): boolean => {
@@ -273,10 +275,9 @@ function relayBody(
       clearTimeout(timer);
       if (done) return; // cut at the deadline meanwhile
       if (result === 'timeout') {
-        cut(
-          controller,
-          idleMs > 0 && idleMs <= untilDeadline ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms',
-        );
+        const idle = idleMs > 0 && idleMs <= untilDeadline;
+        // idle_ms: the backend sent nothing; the deadline: charged as the deadline timer would (see clientsFault).
+        cut(controller, idle ? `no response data for ${idleMs} ms (timeouts.idle_ms)` : 'response over timeouts.request_ms', !idle && clientsFault());
         return;
       }
     }
@@ -758,14 +759,16 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
             bounded ? headDeadline : deadline,
             clock,
             (reason, byClient) => {
-              bodyTimeout = byClient
-                ? new SpookyError('client_timeout', `the client did not read the response within timeouts.request_ms (${timeouts.request_ms} ms)`)
-                : new SpookyError(
-                    'upstream_timeout',
-                    bounded && !reason.includes('idle_ms')
-                      ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)`
-                      : reason,
-                  );
+              // A small body is read by Spooky itself, never paced by the client.
+              bodyTimeout =
+                byClient && !small
+                  ? new SpookyError('client_timeout', `the client did not read the response within timeouts.request_ms (${timeouts.request_ms} ms)`)
+                  : new SpookyError(
+                      'upstream_timeout',
+                      bounded && !reason.includes('idle_ms')
+                        ? `response body not complete within timeouts.response_header_ms (${timeouts.response_header_ms} ms)`
+                        : reason,
+                    );
               log.warn(
                 { event: 'response_timeout', request_id: requestId, pool: pool.name, backend: member.id, reason: bodyTimeout.message },
                 'response stream cut',
@@ -773,6 +776,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
               return bodyTimeout;
             },
             onRelayDone,
+            headersAt - startedAt,
           );
           if (small) {
             received = body;

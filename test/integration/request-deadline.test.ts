@@ -216,3 +216,38 @@ upstream:
     }
   }, 30_000);
 });
+
+describe("timeouts.request_ms: the wait for the head counts as the backend's", () => {
+  test('a backend that used most of request_ms before its head is charged for the cut, even if the client then stalls', async () => {
+    const raw = startRawServer({
+      onRequest(conn) {
+        setTimeout(() => {
+          conn.write('HTTP/1.1 200 OK\r\ncontent-length: 8000000\r\n\r\n');
+          void conn.stream(8_000_000);
+        }, 1200);
+      },
+    });
+    const spooky = await startSpooky(`log: { level: info }
+timeouts: { request_ms: 1500 }
+upstream:
+  s:
+    health_check: { passive_failure_threshold: 0, probes: [] }
+    backends: [{ id: s, address: "http://127.0.0.1:${raw.port}" }]
+`);
+    const socket = connect({ host: '127.0.0.1', port: spooky.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    try {
+      await new Promise<void>((res, rej) => {
+        socket.once('secureConnect', () => res());
+        socket.once('error', rej);
+      });
+      socket.write('GET /late HTTP/1.1\r\nhost: localhost\r\n\r\n');
+      socket.pause(); // never reads
+      const line = await accessLine(spooky, '/late');
+      expect(line.error).toBe('upstream_timeout');
+    } finally {
+      socket.destroy();
+      await spooky.stop();
+      raw.stop();
+    }
+  }, 20_000);
+});
