@@ -991,6 +991,25 @@ describe('Http2Transport: sessions and failures', () => {
     }
   });
 
+  test('trailers carrying a pseudo-header (RFC 9113 section 8.1: malformed) fail the body', async () => {
+    const raw = await startRawH2Server('custom', (id) =>
+      Buffer.concat([
+        frame(0x1, 0x4, id, Uint8Array.of(0x88)), // :status 200, no content-length: streamed
+        frame(0x0, 0, id, Buffer.from('hello')),
+        frame(0x1, 0x4 | 0x1, id, Uint8Array.of(0x88)), // trailers with ":status: 200", END_STREAM
+      ]),
+    );
+    const t = new Http2Transport({ host: '127.0.0.1', port: raw.port });
+    try {
+      const res = await t.request(mkReq(), mkOpts());
+      const err = await rejection(new Response(streamOf(res)).text());
+      expect(err.code).toBe('upstream_protocol_error');
+    } finally {
+      t.close();
+      await raw.close();
+    }
+  });
+
   test('RST_STREAM after the head -> the body fails with upstream_reset', async () => {
     await withRawServer('reset-after-head', async (t) => {
       const opts = mkOpts();

@@ -969,7 +969,14 @@ class Exchange implements EventListenerObject, StreamHandler {
   onHeaders(fields: string[], endStream: boolean): void {
     if (this.finished) return;
     if (this.state !== WAIT_HEAD) {
-      // Trailers: not forwarded; they end the body.
+      // Trailers: not forwarded; they end the body. A pseudo-header in them makes the response malformed (RFC
+      // 9113 section 8.1).
+      for (let i = 0; i < fields.length; i += 2) {
+        if ((fields[i] as string).charCodeAt(0) === 58 /* ':' */) {
+          this.protocolError(`${this.ctx.authority} sent a pseudo-header in the trailers`);
+          return;
+        }
+      }
       if (endStream) this.complete();
       else this.protocolError('HEADERS in the middle of the response body');
       return;

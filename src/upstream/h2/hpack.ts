@@ -147,13 +147,15 @@ export class HpackDecoder {
 
   /**
    * Decodes the header block `src[start, end)` into a flat list `[name, value, name, value, ...]`.
-   * Throws {@link HpackError} when the block is malformed (the connection must then fail).
+   * Throws {@link HpackError} when the block is malformed (the connection must then fail). A well-formed list
+   * over the list limit comes back empty with {@link listTooLarge} set.
    */
   decode(src: Uint8Array, start = 0, end = src.length): string[] {
     const out: string[] = [];
     let at = start;
     let listBytes = 0;
     let fieldsSeen = false;
+    this.listTooLarge = false;
     while (at < end) {
       const b = src[at] as number;
       let name: string;
@@ -189,14 +191,24 @@ export class HpackDecoder {
       }
       fieldsSeen = true;
       listBytes += name.length + value.length + ENTRY_OVERHEAD;
-      if (listBytes > this.maxListBytes) throw new HpackError(`header list larger than ${this.maxListBytes} bytes`);
-      out.push(name, value);
+      // Over the list limit: decoded to the end all the same (the dynamic table must stay in step with the
+      // peer's), but the fields are dropped and the caller fails only this stream (RFC 9113 section 10.5.1).
+      if (listBytes > this.maxListBytes) this.listTooLarge = true;
+      if (!this.listTooLarge) out.push(name, value);
     }
-    return out;
+    return this.listTooLarge ? [] : out;
   }
 
   /** Offset after the last integer or string read. */
   private next = 0;
+
+  /** The last {@link decode}d list was over the list limit (its fields were dropped). */
+  listTooLarge = false;
+
+  /** The largest decoded header list accepted, in bytes (announced as SETTINGS_MAX_HEADER_LIST_SIZE). */
+  get maxHeaderListBytes(): number {
+    return this.maxListBytes;
+  }
 
   /** Reads an integer with an N-bit prefix at `src[at]` (§5.1); sets {@link next}. */
   private readInt(src: Uint8Array, at: number, end: number, prefixBits: number): number {

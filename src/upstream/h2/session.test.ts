@@ -19,7 +19,7 @@ import {
   writeSettingsAck,
   writeWindowUpdate,
 } from './frames.ts';
-import { encodeField } from './hpack.ts';
+import { encodeField, writeInt } from './hpack.ts';
 import {
   H2Session,
   type H2Stream,
@@ -150,7 +150,26 @@ describe('H2Session', () => {
     const h = setup(262_144);
     const first = h.sent();
     expect(first.map((f) => f.type)).toEqual([FrameType.SETTINGS, FrameType.WINDOW_UPDATE]);
-    expect([...(first[0] as Frame).payload]).toEqual([0, Setting.ENABLE_PUSH, 0, 0, 0, 0, 0, Setting.INITIAL_WINDOW_SIZE, 0, 4, 0, 0]);
+    expect([...(first[0] as Frame).payload]).toEqual([
+      0,
+      Setting.ENABLE_PUSH,
+      0,
+      0,
+      0,
+      0,
+      0,
+      Setting.INITIAL_WINDOW_SIZE,
+      0,
+      4,
+      0,
+      0,
+      0,
+      Setting.MAX_HEADER_LIST_SIZE,
+      0,
+      4,
+      0,
+      0,
+    ]);
     expect((first[1] as Frame).streamId).toBe(0);
     expect(h.session.canOpen()).toBe(false);
     h.handshake([[Setting.MAX_CONCURRENT_STREAMS, 7]]);
@@ -581,4 +600,122 @@ describe('H2Session', () => {
     expect(h.channel.destroyed).toBe(true);
     expect(h.channel.ended).toBe(false);
   });
+});
+
+describe('flow control: credit that can never come back, and a write that is never followed by onWritable', () => {
+  /** A handler that counts body bytes (without keeping them) and records onWritable calls. */
+  class Counter implements StreamHandler {
+    bytes = 0;
+    ended = false;
+    writable = 0;
+    onHeaders(_fields: string[], endStream: boolean): void {
+      if (endStream) this.ended = true;
+    }
+    onData(chunk: Uint8Array, endStream: boolean): void {
+      this.bytes += chunk.byteLength;
+      if (endStream) this.ended = true;
+    }
+    onReset(): void {}
+    onWritable(): void {
+      this.writable++;
+    }
+  }
+
+  test('a write() whose own DATA congests the channel still gets onWritable after the drain', () => {
+    const h = setup();
+    h.handshake([[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    h.peer((w) => writeWindowUpdate(w, 0, 1 << 20));
+    const r = new Counter();
+    const s = h.open(r, false);
+    h.sent();
+    h.channel.congested = true; // the kernel takes no more
+    // 64 KiB: the fourth 16 KiB DATA frame passes the flush threshold, so the session flushes inside write().
+    expect(s.write(new Uint8Array(65_536))).toBe(false);
+    h.channel.congested = false;
+    h.session.onDrain();
+    expect(r.writable).toBe(1);
+  });
+
+  test('DATA consumed on many streams, each below its own credit threshold, is credited to the connection', () => {
+    const h = setup(256 * 1024);
+    h.handshake([[Setting.MAX_CONCURRENT_STREAMS, 1000]]);
+    const counters: Counter[] = [];
+    for (let i = 0; i < 256; i++) {
+      const c = new Counter();
+      counters.push(c);
+      h.open(c);
+    }
+    h.sent();
+    const head = responseBlock('200');
+    const chunk = new Uint8Array(16_384);
+    // The server spreads its 16 MiB connection window evenly: 64 KiB per stream.
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 256; i++) {
+        const id = 1 + 2 * i;
+        h.peer((w) => {
+          if (round === 0) writeHeaders(w, id, head, head.length, false, 16_384);
+          writeData(w, id, chunk, 0, chunk.length, false);
+        });
+      }
+    }
+    expect(counters.every((c) => c.bytes === 65_536)).toBe(true);
+    expect(h.session.closed).toBe(false);
+    const connUpdates = h.sent().filter((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0);
+    expect(connUpdates.length).toBeGreaterThan(0); // else the connection window is 0 for good
+  });
+
+  test('paused (slow-client) streams do not use up the connection window: another stream still gets its data', () => {
+    const h = setup(256 * 1024);
+    h.handshake([[Setting.MAX_CONCURRENT_STREAMS, 1000]]);
+    const slow: H2Stream[] = [];
+    for (let i = 0; i < 64; i++) slow.push(h.open(new Counter()));
+    const fresh = new Counter();
+    h.open(fresh); // stream 129
+    for (const s of slow) s.pause();
+    h.sent();
+    const head = responseBlock('200');
+    const chunk = new Uint8Array(16_384);
+    for (const s of slow) {
+      h.peer((w) => {
+        writeHeaders(w, s.id, head, head.length, false, 16_384);
+        for (let k = 0; k < 16; k++) writeData(w, s.id, chunk, 0, chunk.length, false); // one stream window each
+      });
+    }
+    // Each slow stream is stopped by its own window (no stream WINDOW_UPDATE while paused) ...
+    expect(h.sent().some((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId !== 0)).toBe(false);
+    // ... but the connection stays open for the others.
+    h.peer((w) => {
+      writeHeaders(w, 129, head, head.length, false, 16_384);
+      writeData(w, 129, chunk, 0, 1, true);
+    });
+    expect(h.closed()).toBeUndefined();
+    expect(fresh.ended).toBe(true);
+  });
+});
+
+test('a response header list over the announced limit fails only its stream, and the connection stays in step', () => {
+  const h = setup();
+  h.handshake();
+  const r1 = new Recorder();
+  const r3 = new Recorder();
+  h.open(r1);
+  h.open(r3);
+  h.sent();
+  // Valid HPACK: one 3000-byte field added to the dynamic table, then referenced 100 times (about 300 KB decoded).
+  const w = new ByteWriter();
+  w.byte(0x88); // :status 200
+  w.byte(0x40); // literal with incremental indexing, new name
+  writeInt(w, 0, 7, 5);
+  w.latin1('x-big');
+  writeInt(w, 0, 7, 3000);
+  w.latin1('v'.repeat(3000));
+  for (let i = 0; i < 100; i++) w.byte(0x80 | 62); // indexed: dynamic entry 1
+  const big = w.copy();
+  h.peer((x) => writeHeaders(x, 1, big, big.length, true, 16_384));
+  // The next block refers to the entry the oversized one added: the table stayed in step.
+  h.peer((x) => writeHeaders(x, 3, Uint8Array.of(0x88, 0x80 | 62), 2, true, 16_384));
+  expect(r1.failure?.kind).toBe('protocol');
+  expect(r3.failure).toBeUndefined();
+  expect(r3.headers).toEqual([{ fields: [':status', '200', 'x-big', 'v'.repeat(3000)], end: true }]);
+  expect(h.session.closed).toBe(false);
 });

@@ -10,10 +10,12 @@
  * {@link FLUSH_THRESHOLD_BYTES}. So the frames of every stream opened in one turn leave in one socket write.
  *
  * Flow control. Receiving: the stream window is `SETTINGS_INITIAL_WINDOW_SIZE` (the `streamWindowBytes` option)
- * and the connection window {@link CONNECTION_WINDOW_BYTES}. Received bytes are credited back (WINDOW_UPDATE)
- * only once consumed: at once while a stream is not paused, else when its consumer resumes it; the connection is
- * credited with what its streams credit (and with padding and bytes of closed streams). So a paused stream stops
- * the peer after one window, and the connection keeps room for the other streams. Sending: DATA never exceeds
+ * and the connection window {@link CONNECTION_WINDOW_BYTES}. A stream's received bytes are credited back
+ * (WINDOW_UPDATE) only once consumed: at once while it is not paused, else when its consumer resumes it; so a
+ * paused stream stops the peer after one stream window. The connection window is credited as data arrives (in
+ * batches of half of it): what the streams buffer is already bounded by their own windows, and credit held back
+ * at the connection level would let slow consumers (or stream credits still below their batch threshold on many
+ * streams) starve every other stream of the connection. Sending: DATA never exceeds
  * the peer's stream and connection windows or its maximum frame size, and bulk data waits while the channel is
  * congested; a stream whose data could not all be sent is told when it can write again.
  */
@@ -162,6 +164,9 @@ export class H2Stream {
     this.session.sendQueued(this);
     if (this.queue !== undefined || this.session.congested) {
       this.wantsWritable = true;
+      // All sent, but the channel is congested (its last flush said so): wait for the drain like a blocked stream,
+      // so onWritable follows.
+      if (this.queue === undefined) this.session.waitForDrain(this);
       return false;
     }
     return true;
@@ -278,6 +283,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
     writeSettings(w, [
       [Setting.ENABLE_PUSH, 0],
       [Setting.INITIAL_WINDOW_SIZE, this.streamWindow],
+      [Setting.MAX_HEADER_LIST_SIZE, this.decoder.maxHeaderListBytes],
     ]);
     writeWindowUpdate(w, 0, CONNECTION_WINDOW_BYTES - DEFAULT_WINDOW);
     this.flush();
@@ -419,6 +425,11 @@ export class H2Session implements ChannelReceiver, FrameSink {
     }
   }
 
+  /** `s` wrote everything but the channel is congested: it is told (onWritable) once the channel drains. */
+  waitForDrain(s: H2Stream): void {
+    this.block(s);
+  }
+
   private block(s: H2Stream): void {
     if (s.blocked) return;
     s.blocked = true;
@@ -448,7 +459,6 @@ export class H2Session implements ChannelReceiver, FrameSink {
       writeWindowUpdate(this.out, s.id, n);
       this.queueFlush();
     }
-    this.creditConnection(n);
   }
 
   private creditConnection(n: number): void {
@@ -481,9 +491,6 @@ export class H2Session implements ChannelReceiver, FrameSink {
       const i = this.blockedStreams.indexOf(s);
       if (i >= 0) this.blockedStreams.splice(i, 1);
     }
-    // Bytes that reached this stream and were not credited yet: give them back to the connection.
-    const uncredited = s.unacked + s.held;
-    if (uncredited > 0 && !this.closed) this.creditConnection(uncredited);
     this.listener.onStreamClosed(this);
     if ((this.closing || this.goawayReceived) && this.streams.size === 0 && !this.closed) this.shutdown(undefined);
   }
@@ -645,18 +652,15 @@ export class H2Session implements ChannelReceiver, FrameSink {
       return;
     }
     const s = this.streams.get(streamId);
-    if (s === undefined) {
-      if (!this.isIdle(streamId)) this.creditConnection(length); // a stream we closed already
-      return;
-    }
+    // The connection window is credited as data arrives (each stream's own window bounds what it buffers).
+    if (s !== undefined || !this.isIdle(streamId)) this.creditConnection(length);
+    if (s === undefined) return; // a stream we closed already
     if (s.remoteEnded) {
-      this.creditConnection(length);
       this.streamError(s, ErrorCode.STREAM_CLOSED, 'DATA after END_STREAM');
       return;
     }
     s.recvWindow -= length;
     if (s.recvWindow < 0) {
-      this.creditConnection(length);
       this.streamError(s, ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the stream window');
       return;
     }
@@ -737,6 +741,10 @@ export class H2Session implements ChannelReceiver, FrameSink {
     const s = this.streams.get(streamId);
     if (s === undefined) {
       this.isIdle(streamId);
+      return;
+    }
+    if (this.decoder.listTooLarge) {
+      this.streamError(s, ErrorCode.PROTOCOL_ERROR, `header list larger than ${this.decoder.maxHeaderListBytes} bytes`);
       return;
     }
     if (s.remoteEnded) {
