@@ -719,3 +719,75 @@ test('a response header list over the announced limit fails only its stream, and
   expect(r3.headers).toEqual([{ fields: [':status', '200', 'x-big', 'v'.repeat(3000)], end: true }]);
   expect(h.session.closed).toBe(false);
 });
+
+describe('onWritable after a congested channel drains, whatever happens meanwhile', () => {
+  /** A stream that wrote 64 KiB into a congested channel (write() said false). */
+  function congestedWriter(initialConnWindow = 1 << 20) {
+    const h = setup();
+    h.handshake([[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    h.peer((w) => writeWindowUpdate(w, 0, initialConnWindow));
+    const r = new Recorder();
+    const s = h.open(r, false);
+    h.sent();
+    h.channel.congested = true;
+    return { h, r, s };
+  }
+
+  test('a connection WINDOW_UPDATE before the drain', () => {
+    const { h, r, s } = congestedWriter();
+    expect(s.write(new Uint8Array(65_536))).toBe(false);
+    h.peer((w) => writeWindowUpdate(w, 0, 65_536));
+    h.channel.congested = false;
+    h.session.onDrain();
+    expect(r.writable).toBe(1);
+  });
+
+  test('a SETTINGS that raises INITIAL_WINDOW_SIZE before the drain', () => {
+    const { h, r, s } = congestedWriter();
+    expect(s.write(new Uint8Array(65_536))).toBe(false);
+    h.peer((w) => writeSettings(w, [[Setting.INITIAL_WINDOW_SIZE, 2 << 20]]));
+    h.channel.congested = false;
+    h.session.onDrain();
+    expect(r.writable).toBe(1);
+  });
+
+  test('data blocked on the connection window, sent by a WINDOW_UPDATE into a congested channel', () => {
+    const h = setup();
+    h.handshake([[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    const r = new Recorder();
+    const s = h.open(r, false);
+    expect(s.write(new Uint8Array(131_071))).toBe(false); // the connection window (65535) holds half
+    h.sent();
+    h.channel.congested = true;
+    h.peer((w) => writeWindowUpdate(w, 0, 1 << 20)); // the rest goes out and congests the channel
+    expect(r.writable).toBe(0);
+    h.channel.congested = false;
+    h.session.onDrain();
+    expect(r.writable).toBe(1);
+  });
+});
+
+test('a header list just over the limit sent as plain literals (a block over 256 KiB) fails only its stream', () => {
+  const h = setup();
+  h.handshake();
+  const r1 = new Recorder();
+  const r3 = new Recorder();
+  h.open(r1);
+  h.open(r3);
+  h.sent();
+  const w = new ByteWriter();
+  w.byte(0x88);
+  for (let i = 0; i < 30; i++) {
+    w.byte(0x00); // literal without indexing, new name
+    writeInt(w, 0, 7, 5);
+    w.latin1('x-big');
+    writeInt(w, 0, 7, 10_000);
+    w.latin1('v'.repeat(10_000));
+  }
+  const big = w.copy(); // about 300 KB: over the list limit, under the block limit
+  h.peer((x) => writeHeaders(x, 1, big, big.length, true, 16_384));
+  h.peer((x) => writeHeaders(x, 3, responseBlock('200'), responseBlock('200').length, true, 16_384));
+  expect(r1.failure?.kind).toBe('protocol');
+  expect(r3.failure).toBeUndefined();
+  expect(h.session.closed).toBe(false);
+});

@@ -55,8 +55,12 @@ export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 export const FLUSH_THRESHOLD_BYTES = 64 * 1024;
 /** Concurrent streams assumed when the peer's SETTINGS do not limit them. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
-/** Largest header block (HEADERS plus CONTINUATION fragments) accepted from the peer. */
-const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
+/**
+ * Largest header block (HEADERS plus CONTINUATION fragments) accepted from the peer: twice the announced header
+ * list limit, so a list just over that limit, even sent as plain literals, fails only its stream; a larger
+ * block fails the connection (a flood guard).
+ */
+const MAX_HEADER_BLOCK_BYTES = 512 * 1024;
 /**
  * Most CONTINUATION frames in one header block. Empty (or tiny) fragments would otherwise let a peer grow the list
  * of fragments without ever reaching {@link MAX_HEADER_BLOCK_BYTES} (a CONTINUATION flood).
@@ -419,9 +423,11 @@ export class H2Session implements ChannelReceiver, FrameSink {
       this.closeStream(s);
       return;
     }
-    if (s.wantsWritable && !this.congested) {
-      s.wantsWritable = false;
-      s.handler.onWritable();
+    if (s.wantsWritable) {
+      if (!this.congested) {
+        s.wantsWritable = false;
+        s.handler.onWritable();
+      } else this.block(s); // still waiting: told once the channel drains (unblock may have taken it off the list)
     }
   }
 
