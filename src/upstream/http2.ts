@@ -236,6 +236,12 @@ function describe(err: unknown): string {
   return String(err);
 }
 
+/** `opts` with the response-header wait cut to what is left until `deadline` (a `performance.now()`; Infinity: as is). */
+function within(opts: ExchangeOptions, deadline: number): ExchangeOptions {
+  if (!Number.isFinite(deadline)) return opts;
+  return { ...opts, responseHeaderTimeoutMs: Math.max(1, Math.ceil(deadline - performance.now())) };
+}
+
 /** A retryable connect failure: nothing reached the backend. */
 function connectFailed(message: string, cause?: unknown): SpookyError {
   return new SpookyError('upstream_connect_failed', message, { retryable: true, cause });
@@ -377,9 +383,7 @@ export class Http2Transport implements Transport {
     const h1 = this.h1;
     if (ex.declinedForHttp1 && h1 !== undefined) {
       // Declined with HTTP_1_1_REQUIRED: straight to HTTP/1.1, whatever the re-check period says.
-      const left = ex.deadline - performance.now();
-      const opts = Number.isFinite(left) ? { ...ex.opts, responseHeaderTimeoutMs: Math.max(1, Math.ceil(left)) } : ex.opts;
-      h1.request(ex.req, opts).then(ex.resolve, ex.reject);
+      h1.request(ex.req, within(ex.opts, ex.deadline)).then(ex.resolve, ex.reject);
       return;
     }
     this.requestSlow(ex.req, ex.opts, 0, ex.deadline).then(ex.resolve, ex.reject); // the first try never called opts.onEnd
@@ -418,8 +422,7 @@ export class Http2Transport implements Transport {
       if (route === 'h1') {
         const h1 = this.h1;
         if (h1) {
-          if (deadline === undefined) return h1.request(req, { ...opts, onEnd });
-          return h1.request(req, { ...opts, onEnd, responseHeaderTimeoutMs: Math.max(1, Math.ceil(deadline - performance.now())) });
+          return h1.request(req, within({ ...opts, onEnd }, deadline ?? Number.POSITIVE_INFINITY));
         }
         if (attempt < 2) continue; // the fallback was retired meanwhile (the backend gained h2)
         const e = connectFailed(`no connection to ${this.defaultAuthority}`);

@@ -26,7 +26,7 @@ interface Entry {
   /** The backend and TLS policy of the latest config (probe-only transports are made from them). */
   backend: BackendConfig;
   tls: UpstreamTlsConfig;
-  /** The TLS policy and CA bundle contents probe-only transports were made under (see {@link probeTlsKey}). */
+  /** The TLS policy and CA bundle contents probe-only transports were made under (see {@link tlsPolicyKey}). */
   probeTls: string;
   checker?: HealthChecker;
 }
@@ -36,14 +36,17 @@ interface Entry {
  * (see {@link caFileDigest}), so a bundle rotated in place under the same path gets a new pool on reload.
  */
 export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig, caDigest = ''): string {
-  const tlsPart = backend.protocol === 'h2' ? `|${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${caDigest}` : '';
+  const tlsPart = backend.protocol === 'h2' ? `|${tlsPolicyKey(tls, caDigest)}` : '';
   // A connection limit is part of the pool's identity: backends with different limits get their own pools.
   const maxConn = backend.limits?.max_connections ?? 0;
   return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
 }
 
-/** The TLS policy of a pool with its CA bundle's contents (`caDigest`): probe-only transports are made under it. */
-function probeTlsKey(tls: UpstreamTlsConfig, caDigest: string): string {
+/**
+ * The TLS policy of a pool with its CA bundle's contents (`caDigest`): part of an https transport's key, and what
+ * probe-only transports are made under.
+ */
+function tlsPolicyKey(tls: UpstreamTlsConfig, caDigest: string): string {
   return `${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${caDigest}`;
 }
 
@@ -162,7 +165,7 @@ export class EndpointRegistry {
         }
         // Probe-only pools are made anew when the TLS policy or CA bundle changed, whatever the backend's own
         // protocol: an http:// backend may be probed on an https:// address.
-        const probeTls = probeTlsKey(tls, digestOf(tls.ca_file));
+        const probeTls = tlsPolicyKey(tls, digestOf(tls.ca_file));
         const probeTlsChanged = existing.probeTls !== probeTls;
         existing.probeTls = probeTls;
         this.syncChecker(existing, backend, probeTlsChanged);
@@ -171,7 +174,7 @@ export class EndpointRegistry {
       const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
-      const entry: Entry = { endpoint, transportKey: tk, backend, tls, probeTls: probeTlsKey(tls, digestOf(tls.ca_file)) };
+      const entry: Entry = { endpoint, transportKey: tk, backend, tls, probeTls: tlsPolicyKey(tls, digestOf(tls.ca_file)) };
       this.entries.set(key, entry);
       this.syncGate(endpoint, backend);
       this.syncChecker(entry, backend, false);

@@ -25,88 +25,18 @@ function events(log: string): { pid: number; worker: number; event: string; op?:
     .map((l) => JSON.parse(l));
 }
 
-test('a worker restarted while a reload ran is brought to the current config once it listens', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'spooky-sup-'));
-  const configPath = join(dir, 'spooky.yaml');
-  const text =
-    'listen: { tls: { cert: c.pem, key: k.pem } }\nadmin: { enabled: false }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n';
-  writeFileSync(configPath, text);
-  const loaded = loadConfigText(text, configPath, dir);
-  if (!loaded.ok) throw new Error(loaded.errors.map(formatIssue).join('\n'));
-  const log = join(dir, 'workers.log');
-  const gate = join(dir, 'gate');
-  writeFileSync(log, '');
-  process.env.FAKE_WORKER_LOG = log;
-  process.env.FAKE_WORKER_GATE = gate;
-  process.env.FAKE_WORKER_RELOAD_DELAY_MS = '0';
-  const sup = new Supervisor({
-    config: loaded.config,
-    configPath,
-    overrides: (c) => c,
-    count: 2,
-    command: [process.execPath, FAKE_WORKER],
-    log: pino({ level: 'silent' }),
-    clock: systemClock,
-  });
-  running = sup;
-  await sup.start();
-  const first = events(log).filter((e) => e.worker === 0 && e.event === 'start');
-  expect(first).toHaveLength(1);
-  // Worker 0 dies; its replacement starts (it reads the file now) but does not listen until the gate opens.
-  process.kill(first[0]?.pid as number, 'SIGKILL');
-  await waitUntil(() => events(log).filter((e) => e.worker === 0 && e.event === 'start').length === 2, 5000, 'worker 0 restarted');
-  // A reload meanwhile reaches only worker 1, the one listening.
-  writeFileSync(configPath, `${text}  b:\n    route: { path_prefix: /b }\n    backends: [{ id: b, address: "http://127.0.0.1:2" }]\n`);
-  const result = await sup.reload('signal', { signal: 'SIGHUP' });
-  expect(result.ok).toBe(true);
-  const replacement = events(log).filter((e) => e.worker === 0 && e.event === 'start')[1]?.pid;
-  expect(events(log).some((e) => e.pid === replacement && e.op === 'reload')).toBe(false);
-  // Once it listens, it reloads too.
-  writeFileSync(gate, '');
-  await waitUntil(
-    () => events(log).some((e) => e.pid === replacement && e.op === 'reload' && e.trigger === 'worker_start'),
-    5000,
-    'catch-up reload of the restarted worker',
-  );
-}, 30_000);
-
-test('with reload.watch the supervisor watches what one process watches: config, certificates, upstream ca_files', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'spooky-sup-'));
-  const configPath = join(dir, 'spooky.yaml');
-  const text = `listen: { tls: { cert: c.pem, key: k.pem } }\nadmin: { enabled: false }\nreload: { watch: true }\nupstream:\n  a:\n    tls: { ca_file: ca.pem }\n    backends: [{ id: a, address: "https://127.0.0.1:1" }]\n`;
-  writeFileSync(configPath, text);
-  const loaded = loadConfigText(text, configPath, dir);
-  if (!loaded.ok) throw new Error(loaded.errors.map(formatIssue).join('\n'));
-  const log = join(dir, 'workers.log');
-  writeFileSync(log, '');
-  process.env.FAKE_WORKER_LOG = log;
-  process.env.FAKE_WORKER_GATE = '';
-  process.env.FAKE_WORKER_RELOAD_DELAY_MS = '0';
-  const sup = new Supervisor({
-    config: loaded.config,
-    configPath,
-    overrides: (c) => c,
-    count: 2,
-    command: [process.execPath, FAKE_WORKER],
-    log: pino({ level: 'silent' }),
-    clock: systemClock,
-  });
-  running = sup;
-  await sup.start();
-  const watching = (sup as unknown as { watcher: { files(): string[] } }).watcher.files();
-  expect(watching).toEqual(filesToWatch(loaded.config, configPath));
-  expect(watching).toContain(join(dir, 'ca.pem'));
-});
-
 const TEXT =
   'listen: { tls: { cert: c.pem, key: k.pem } }\nadmin: { enabled: false }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n';
 
-/** A supervisor of two fake workers whose worker 0 was killed; its replacement waits for the gate file to listen. */
-async function withHeldReplacement(reloadDelayMs: number) {
+/**
+ * Starts a supervisor of two fake workers on the config `text` (written to a fresh folder). A restarted worker
+ * waits for the `gate` file before it listens; each reload is answered after `reloadDelayMs`.
+ */
+async function startSupervisor(text: string, reloadDelayMs = 0) {
   const dir = mkdtempSync(join(tmpdir(), 'spooky-sup-'));
   const configPath = join(dir, 'spooky.yaml');
-  writeFileSync(configPath, TEXT);
-  const loaded = loadConfigText(TEXT, configPath, dir);
+  writeFileSync(configPath, text);
+  const loaded = loadConfigText(text, configPath, dir);
   if (!loaded.ok) throw new Error(loaded.errors.map(formatIssue).join('\n'));
   const log = join(dir, 'workers.log');
   const gate = join(dir, 'gate');
@@ -126,12 +56,45 @@ async function withHeldReplacement(reloadDelayMs: number) {
   });
   running = sup;
   await sup.start();
+  return { sup, dir, configPath, config: loaded.config, log, gate, records };
+}
+
+/** A supervisor of two fake workers whose worker 0 was killed; its replacement waits for the gate file to listen. */
+async function withHeldReplacement(reloadDelayMs: number) {
+  const started = await startSupervisor(TEXT, reloadDelayMs);
+  const { log } = started;
   const first = events(log).filter((e) => e.worker === 0 && e.event === 'start');
+  expect(first).toHaveLength(1);
+  // Worker 0 dies; its replacement starts (it reads the file now) but does not listen until the gate opens.
   process.kill(first[0]?.pid as number, 'SIGKILL');
   await waitUntil(() => events(log).filter((e) => e.worker === 0 && e.event === 'start').length === 2, 5000, 'worker 0 restarted');
   const replacement = events(log).filter((e) => e.worker === 0 && e.event === 'start')[1]?.pid as number;
-  return { sup, configPath, log, gate, records, replacement };
+  return { ...started, replacement };
 }
+
+test('a worker restarted while a reload ran is brought to the current config once it listens', async () => {
+  const { sup, configPath, log, gate, replacement } = await withHeldReplacement(0);
+  // A reload meanwhile reaches only worker 1, the one listening.
+  writeFileSync(configPath, `${TEXT}  b:\n    route: { path_prefix: /b }\n    backends: [{ id: b, address: "http://127.0.0.1:2" }]\n`);
+  const result = await sup.reload('signal', { signal: 'SIGHUP' });
+  expect(result.ok).toBe(true);
+  expect(events(log).some((e) => e.pid === replacement && e.op === 'reload')).toBe(false);
+  // Once it listens, it reloads too.
+  writeFileSync(gate, '');
+  await waitUntil(
+    () => events(log).some((e) => e.pid === replacement && e.op === 'reload' && e.trigger === 'worker_start'),
+    5000,
+    'catch-up reload of the restarted worker',
+  );
+}, 30_000);
+
+test('with reload.watch the supervisor watches what one process watches: config, certificates, upstream ca_files', async () => {
+  const text = `listen: { tls: { cert: c.pem, key: k.pem } }\nadmin: { enabled: false }\nreload: { watch: true }\nupstream:\n  a:\n    tls: { ca_file: ca.pem }\n    backends: [{ id: a, address: "https://127.0.0.1:1" }]\n`;
+  const { sup, dir, configPath, config } = await startSupervisor(text);
+  const watching = (sup as unknown as { watcher: { files(): string[] } }).watcher.files();
+  expect(watching).toEqual(filesToWatch(config, configPath));
+  expect(watching).toContain(join(dir, 'ca.pem'));
+});
 
 test('a worker that the next reload reached is not reloaded a second time by its catch-up', async () => {
   const { sup, log, gate, replacement } = await withHeldReplacement(400);

@@ -5,7 +5,7 @@
  * client that sends half of its declared body.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { backendStatus } from '../support/backend-status.ts';
 import { accessLine, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
@@ -173,6 +173,18 @@ upstream:
   }, 20_000);
 });
 
+/** An HTTP/1.1 client over TLS that sends `GET target` and then never reads the answer. */
+async function nonReadingClient(port: number, target: string): Promise<TLSSocket> {
+  const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+  await new Promise<void>((res, rej) => {
+    socket.once('secureConnect', () => res());
+    socket.once('error', rej);
+  });
+  socket.write(`GET ${target} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+  socket.pause(); // never reads
+  return socket;
+}
+
 describe('timeouts.request_ms and a client that never reads a body the backend has finished', () => {
   let backend: Backend;
   let spooky: SpookyProcess;
@@ -196,14 +208,7 @@ upstream:
     const sizes = Array.from({ length: 12 }, (_, k) => 3_800_000 + k * 32_768);
     const sockets = await Promise.all(
       sizes.map(async (n) => {
-        const socket = connect({ host: '127.0.0.1', port: spooky.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-        await new Promise<void>((res, rej) => {
-          socket.once('secureConnect', () => res());
-          socket.once('error', rej);
-        });
-        socket.write(`GET /n${n}/big?bytes=${n} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
-        socket.pause(); // never reads
-        return socket;
+        return await nonReadingClient(spooky.port, `/n${n}/big?bytes=${n}`);
       }),
     );
     try {
@@ -234,14 +239,8 @@ upstream:
     health_check: { passive_failure_threshold: 0, probes: [] }
     backends: [{ id: s, address: "http://127.0.0.1:${raw.port}" }]
 `);
-    const socket = connect({ host: '127.0.0.1', port: spooky.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const socket = await nonReadingClient(spooky.port, '/late');
     try {
-      await new Promise<void>((res, rej) => {
-        socket.once('secureConnect', () => res());
-        socket.once('error', rej);
-      });
-      socket.write('GET /late HTTP/1.1\r\nhost: localhost\r\n\r\n');
-      socket.pause(); // never reads
       const line = await accessLine(spooky, '/late');
       expect(line.error).toBe('upstream_timeout');
     } finally {
