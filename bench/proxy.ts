@@ -43,7 +43,7 @@ import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
 import { startCaddy } from './caddy.ts';
 import { startNginxBackend } from './nginx-backend.ts';
-import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, cpuSplit, H3_LOAD_WARMUP_MS, rssMiB, runH3Load, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,6 +74,9 @@ interface Result {
   p99: number;
   errors: number;
   cpuUsPerReq?: number;
+  /** Of cpuUsPerReq: the part spent in user space (JavaScript, Bun's native code, QUIC, TLS) and in the kernel. */
+  userUsPerReq?: number;
+  kernelUsPerReq?: number;
   /** Lowest and highest CPU per request over the rounds. */
   cpuRange?: [number, number];
   rss?: number;
@@ -100,12 +103,23 @@ async function measureCases(cases: Case[]): Promise<Result[]> {
 
 /** Runs the load against `url` and charges the CPU time of process `pid` (the server under test) to it. */
 async function measureSpooky(name: string, url: string, pid: number): Promise<Result> {
-  const cpu0 = cpuSeconds(pid);
+  const [user0, kernel0] = cpuSplit(pid);
   const r = await runH3Load(url, clients, concurrency, duration, LOAD_CPU);
-  const cpu = cpuSeconds(pid) - cpu0;
+  const [user1, kernel1] = cpuSplit(pid);
   // warm-up requests are not counted in r.requests but do use CPU: scale by measured share
   const total = r.requests * (1 + H3_LOAD_WARMUP_MS / duration);
-  return { name, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, cpuUsPerReq: (cpu / total) * 1e6, rss: rssMiB(pid) };
+  const perRequest = (seconds: number) => (seconds / total) * 1e6;
+  return {
+    name,
+    rps: r.rps,
+    p50: r.p50,
+    p99: r.p99,
+    errors: r.errors,
+    cpuUsPerReq: perRequest(user1 - user0 + kernel1 - kernel0),
+    userUsPerReq: perRequest(user1 - user0),
+    kernelUsPerReq: perRequest(kernel1 - kernel0),
+    rss: rssMiB(pid),
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-'));
@@ -228,6 +242,15 @@ try {
     console.log(
       `${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${(r.cpuUsPerReq?.toFixed(1) ?? '-').padStart(18)} ${range.padStart(20)} ${(r.rss?.toFixed(0) ?? '-').padStart(15)} ${(r.rps / base.rps).toFixed(2).padStart(13)} ${(r.p50 / base.p50).toFixed(2).padStart(11)} ${((r.cpuUsPerReq ?? 0) / (base.cpuUsPerReq ?? 1)).toFixed(2).padStart(11)}`,
     );
+  }
+  // The split shows where a case's CPU goes beyond its floor: (a''), (t1) and (b) make the same system calls per
+  // request (counted with `perf stat -e 'syscalls:sys_enter_*'`: one sendto and one recvfrom for the TCP round trip,
+  // a recvmmsg or sendmmsg per about 8 requests, an epoll wait per about 14), so their kernel parts stay about the
+  // same and what the transport and Spooky's request path add shows up in user space.
+  console.log('\nCPU of the median round, user space + kernel, us per request:');
+  for (const r of results) {
+    if (r.userUsPerReq === undefined || r.kernelUsPerReq === undefined) continue;
+    console.log(`${r.name.padEnd(32)} ${r.userUsPerReq.toFixed(1).padStart(6)} + ${r.kernelUsPerReq.toFixed(1).padStart(5)}`);
   }
   const d = results.at(-1);
   if (values.tracing && d) {

@@ -136,12 +136,18 @@ export async function readyRecord(
 
 /** CPU time (user + system, seconds) process `pid` has used so far; 0 when it is gone. */
 export function cpuSeconds(pid: number): number {
+  const [user, system] = cpuSplit(pid);
+  return user + system;
+}
+
+/** CPU time process `pid` has used so far in user space and in the kernel, seconds each; zeros when it is gone. */
+export function cpuSplit(pid: number): [user: number, system: number] {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICK;
+    return [Number(f[11]) / TICK, Number(f[12]) / TICK];
   } catch {
-    return 0;
+    return [0, 0];
   }
 }
 
