@@ -451,6 +451,23 @@ log:
 `;
 
 describe('good configs', () => {
+  test('pools keep their written order, numeric names and merged pools included (route ties go to the first written)', () => {
+    // A JavaScript object lists integer-like keys first; the order written in the file decides route ties.
+    const { config } = ok(`
+listen: { port: 9889, tls: { cert: c.pem, key: k.pem } }
+upstream:
+  web:
+    route: { path_prefix: /, headers: { x-a: { present: true } } }
+    backends: [{ id: w, address: "http://127.0.0.1:8081" }]
+  "2024":
+    route: { path_prefix: /, headers: { x-b: { present: true } } }
+    backends: [{ id: n, address: "http://127.0.0.1:8082" }]
+  <<: { "7": { route: { path_prefix: /seven }, backends: [{ id: s, address: "http://127.0.0.1:8083" }] } }
+  10: { route: { path_prefix: /ten }, backends: [{ id: t, address: "http://127.0.0.1:8084" }] }
+`);
+    expect(config.pools.map((p) => p.name)).toEqual(['web', '2024', '7', '10']);
+  });
+
   test('the minimal Rust Spooky config loads unchanged, with defaults applied', () => {
     const { config, warnings } = ok(MINIMAL_RUST);
     expect(warnings).toEqual([]);
@@ -896,7 +913,9 @@ secrets: {}
     );
     expect(config.pools[0]?.routes.map((r) => r.path_prefix)).toEqual(['/a', '/b']);
     // The top-level fallback policy and a host policy's host are optional in the Rust Spooky too.
-    ok(`${L}load_balancing: null\nupstream:\n  api:\n    host_policy: { mode: pass-through, host: null }\n    backends: [{ id: a, address: "http://x" }]\n`);
+    ok(
+      `${L}load_balancing: null\nupstream:\n  api:\n    host_policy: { mode: pass-through, host: null }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
     // A tag named `host`, a pool named `tls`: user-chosen names, so the null is an error as anywhere else.
     expect(
       errorsOf(`${L}upstream:\n  api:\n    route: { path_prefix: /a, tags: { host: ~ } }\n    backends: [{ id: a, address: "http://x" }]\n`).map(

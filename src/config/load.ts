@@ -239,7 +239,32 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
   warnings.push(...(doc.errors.length > 0 ? cross.warnings.filter(beforeSyntaxError) : cross.warnings));
 
   if (errors.length > 0 || !parsed.success) return done();
-  return { ok: true, config: resolveConfig(parsed.data, baseDir), warnings: dedupe(warnings.sort(byPosition)) };
+  return {
+    ok: true,
+    config: resolveConfig(parsed.data, baseDir, writtenKeys(doc.get('upstream'), doc)),
+    warnings: dedupe(warnings.sort(byPosition)),
+  };
+}
+
+/**
+ * The keys of a YAML map in the order the file writes them, a merge (`<<`) contributing its map's keys at its
+ * own position. Needed where order means something (pools: route ties go to the first written), because a
+ * JavaScript object lists integer-like keys such as `2024` before all others.
+ */
+function writtenKeys(node: unknown, doc: Document, into: string[] = []): string[] {
+  const map = isAlias(node) ? node.resolve(doc) : node;
+  if (!isMap(map)) return into;
+  for (const pair of map.items) {
+    const key = pair.key;
+    if (!isScalar(key)) continue;
+    if (typeof key.value === 'symbol') {
+      for (const source of isSeq(pair.value) ? pair.value.items : [pair.value]) writtenKeys(source, doc, into);
+    } else {
+      const name = String(key.value);
+      if (!into.includes(name)) into.push(name);
+    }
+  }
+  return into;
 }
 
 /** Offset of the first byte that is not part of valid UTF-8 (overlong forms and surrogates included), or -1. */

@@ -89,7 +89,13 @@ export const DEFAULTS = {
   weight: 100,
   probe: { path: '/health', method: 'GET', interval: 5000, timeout_ms: 1000, expected_status: [200, 399] },
   health: { failure_threshold: 3, success_threshold: 2, cooldown_ms: 5000, initial: 'healthy', passive_failure_threshold: 5 },
-  log: { level: 'info', format: 'json', access_log: true, rust_file_path: '/var/log/spooky/spooky.log', access_sampling: { ratio: 1, always_log_errors: true } },
+  log: {
+    level: 'info',
+    format: 'json',
+    access_log: true,
+    rust_file_path: '/var/log/spooky/spooky.log',
+    access_sampling: { ratio: 1, always_log_errors: true },
+  },
   body_sampling: { max_bytes: 4096, redact_headers: ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'] },
   reload: { watch: false, debounce_ms: 500 },
   shutdown: { drain_timeout_ms: 30000 },
@@ -112,12 +118,23 @@ function must<T>(r: Parsed<T>): T {
   return r.value;
 }
 
+/** `keys` with those named in `order` first, in that order, then the rest as they come. */
+function inOrder(keys: readonly string[], order: readonly string[]): string[] {
+  const present = new Set(keys);
+  const first = order.filter((k) => present.has(k));
+  const placed = new Set(first);
+  return [...first, ...keys.filter((k) => !placed.has(k))];
+}
+
 function toList<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-/** Resolves the validated file into the {@link Config} the rest of Spooky consumes. */
-export function resolveConfig(file: ConfigFile, baseDir: string): Config {
+/**
+ * Resolves the validated file into the {@link Config} the rest of Spooky consumes. `poolOrder` is the order the
+ * file writes its pools in (a JavaScript object puts integer-like names first); pools it does not name follow.
+ */
+export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: readonly string[] = []): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolvePath(baseDir, p));
   const listenerFiles = file.listeners && file.listeners.length > 0 ? file.listeners : file.listen ? [file.listen] : [];
   const admin = file.admin ?? {};
@@ -144,7 +161,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string): Config {
       idle_ms: file.timeouts?.idle_ms ?? DEFAULTS.timeouts.idle_ms,
       request_ms: file.timeouts?.request_ms ?? DEFAULTS.timeouts.request_ms,
     },
-    pools: Object.entries(file.upstream).map(([name, pool]) => resolvePool(name, pool, file, abs)),
+    pools: inOrder(Object.keys(file.upstream), poolOrder).map((name) => resolvePool(name, file.upstream[name] as PoolFile, file, abs)),
     log: resolveLog(file, abs),
     reload: {
       watch: file.reload?.watch ?? DEFAULTS.reload.watch,
@@ -351,7 +368,11 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
       const name = rule.name ?? rule.key;
       const burst = rule.burst ?? Math.max(1, Math.ceil(rule.rate));
       const key: RateLimitKey =
-        rule.key === 'client_ip' ? { kind: 'client_ip' } : rule.key === 'route' ? { kind: 'route' } : { kind: 'header', name: rule.key.slice(7).toLowerCase() };
+        rule.key === 'client_ip'
+          ? { kind: 'client_ip' }
+          : rule.key === 'route'
+            ? { kind: 'route' }
+            : { kind: 'header', name: rule.key.slice(7).toLowerCase() };
       return { id: `${routeId}:${index}:${name}:${rule.rate}/${burst}`, name, key, rate: rule.rate, burst, max_keys: rule.max_keys ?? 100000 };
     });
   }
@@ -510,9 +531,13 @@ function resolveAlerts(a: AlertsFile): AlertsConfig {
       pool_unavailable: r.pool_unavailable ?? true,
       reload_failed: r.reload_failed ?? true,
       ...(cert.enabled ? { certificate_expiring: { days: cert.days, check_interval_ms: cert.check_interval_ms } } : {}),
-      ...(r.route_error_rate ? { route_error_rate: { threshold: r.route_error_rate.threshold ?? ALERT_DEFAULTS.error_threshold, ...win(r.route_error_rate) } } : {}),
+      ...(r.route_error_rate
+        ? { route_error_rate: { threshold: r.route_error_rate.threshold ?? ALERT_DEFAULTS.error_threshold, ...win(r.route_error_rate) } }
+        : {}),
       ...(r.route_latency_p99
-        ? { route_latency_p99: { threshold_ms: r.route_latency_p99.threshold_ms ?? ALERT_DEFAULTS.latency_threshold_ms, ...win(r.route_latency_p99) } }
+        ? {
+            route_latency_p99: { threshold_ms: r.route_latency_p99.threshold_ms ?? ALERT_DEFAULTS.latency_threshold_ms, ...win(r.route_latency_p99) },
+          }
         : {}),
     },
   };

@@ -172,6 +172,11 @@ describe('parseRequestTarget', () => {
     ['encoded unreserved', '/%7Euser/%41', 'example.com', 'GET', { path: '/~user/A' }],
     ['query escapes kept as sent', '/p?a=%2f&b=%zz&c', 'example.com', 'GET', { rawQuery: '?a=%2f&b=%zz&c' }],
     ['query non-ASCII encoded', '/p?q=é', 'example.com', 'GET', { rawQuery: '?q=%C3%A9', target: '/p?q=%C3%A9' }],
+    // Browsers send these raw (the WHATWG query set encodes only controls, space, " # < >), and signatures or cache
+    // keys over the raw query must see what the client sent, as behind nginx and Envoy.
+    ['query brackets kept as sent', '/s?a[]=1&b[k]=2', 'example.com', 'GET', { rawQuery: '?a[]=1&b[k]=2', target: '/s?a[]=1&b[k]=2' }],
+    ['query punctuation kept as sent', '/s?f=x|y&q={"k":1}&s=a^b`c\\d<e>', 'example.com', 'GET', { rawQuery: '?f=x|y&q={"k":1}&s=a^b`c\\d<e>' }],
+    ['query ASCII kept, non-ASCII encoded', '/s?a[é]', 'example.com', 'GET', { rawQuery: '?a[%C3%A9]' }],
     ['query with ? and /', '/p?a=/x?y', 'example.com', 'GET', { rawQuery: '?a=/x?y' }],
     ['bare ?', '/p?', 'example.com', 'GET', { path: '/p', rawQuery: '?', target: '/p?' }],
     ['query control char', '/p?a=\nb', 'example.com', 'GET', 'control'],

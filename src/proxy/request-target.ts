@@ -35,9 +35,11 @@
  *   - `.` and `..` segments (also spelled `%2e`, `.%2E`, ...) are resolved as RFC 3986 §5.2.4 does; `..` at the
  *     root stays at the root (`/../../etc` → `/etc`), it never escapes it. A trailing `.`/`..` leaves a
  *     trailing slash (`/a/b/..` → `/a/`).
- * - **Query** is kept as sent (escapes are not touched: their meaning belongs to the application), except
- *   that raw control characters and spaces → 400 and characters never allowed raw (`"<>\^`{|}` and non-ASCII)
- *   are percent-encoded (UTF-8). `rawQuery` includes the leading `?` (a bare `?` is kept), or is ''.
+ * - **Query** is kept as sent (escapes are not touched: their meaning belongs to the application, and a signature
+ *   or cache key over the raw query must see the client's bytes, as behind nginx and Envoy), except that raw
+ *   control characters, spaces and `#` → 400 and non-ASCII characters are percent-encoded (UTF-8). Visible ASCII
+ *   that RFC 3986 does not allow raw (`[]"<>\^`{|}`) is passed on too: browsers send it so. `rawQuery` includes
+ *   the leading `?` (a bare `?` is kept), or is ''.
  * - Length limits are the caller's job.
  */
 
@@ -72,7 +74,6 @@ export interface Authority {
 // Character classes for the path scanner.
 const C_PLAIN = 1; // allowed raw in a path segment: unreserved, sub-delims, ':' and '@'
 const C_UNRESERVED = 2; // ALPHA / DIGIT / - . _ ~
-const C_QUERY_OK = 4; // allowed raw in a query: pchar, '/', '?', '%' (escapes kept as sent)
 const C_HOST = 8; // allowed in a reg-name here: ALPHA DIGIT - _ .
 const CLASS = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
@@ -83,7 +84,6 @@ for (let c = 0; c < 128; c++) {
   let k = 0;
   if (pchar) k |= C_PLAIN;
   if (unreserved) k |= C_UNRESERVED;
-  if (pchar || c === 47 || c === 63 || c === 37) k |= C_QUERY_OK;
   if (alnum || c === 45 || c === 95 || c === 46) k |= C_HOST;
   CLASS[c] = k;
 }
@@ -289,7 +289,7 @@ function normaliseQuery(s: string, start: number, end: number): string | { error
   let ok = true;
   for (let i = start + 1; i < end; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 128 || ((CLASS[c] as number) & C_QUERY_OK) === 0) {
+    if (c <= 32 || c >= 127 || c === 35) {
       ok = false;
       break;
     }
@@ -302,7 +302,7 @@ function normaliseQuery(s: string, start: number, end: number): string | { error
       if (c < 32 || c === 127) return { error: 'control character in query' };
       if (c === 32) return { error: 'space in query' };
       if (c === 35) return { error: 'fragment in request target' };
-      out += ((CLASS[c] as number) & C_QUERY_OK) !== 0 ? s[i] : pctByte(c);
+      out += s[i];
       i++;
     } else {
       const [enc, next] = pctCodePoint(s, i);
