@@ -225,6 +225,10 @@ async function main(): Promise<void> {
   intOption('port', values.port);
   intOption('admin-port', values['admin-port']);
   if (values['log-level'] !== undefined && !LEVELS.has(values['log-level'])) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
+  if (values.address !== undefined) {
+    const parsed = parseBindAddress(values.address);
+    if (!parsed.ok) usage(`--address: ${parsed.message}`);
+  }
   const workersFlag = parseWorkersOption(values.workers, availableParallelism());
   if (typeof workersFlag === 'object') usage(workersFlag.error);
   switch (command) {

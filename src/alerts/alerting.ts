@@ -189,7 +189,10 @@ export class Alerting {
     }
     if (old && JSON.stringify(old.cfg) === JSON.stringify(cfg)) return old;
     const next = new RouteRule(kind, cfg);
-    if (old && !next.adopt(old)) for (const s of old.resolveAll('its window changed by a reload')) this.emit(s);
+    if (old && !next.adopt(old)) {
+      const why = old.cfg.window_ms !== cfg.window_ms ? 'its window changed by a reload' : 'its threshold_ms changed by a reload';
+      for (const s of old.resolveAll(why)) this.emit(s);
+    }
     return next;
   }
 

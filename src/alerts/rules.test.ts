@@ -6,24 +6,24 @@ import { RouteWindow } from './windows.ts';
 const DAY = 86_400_000;
 
 describe('RouteWindow', () => {
-  test('counts, 5xx and p99 over the last window; old slots fall out', () => {
-    const w = new RouteWindow(1000, true);
+  test('counts, 5xx, requests slower than the threshold and p99 over the last window; old slots fall out', () => {
+    const w = new RouteWindow(1000, 100);
     for (let i = 0; i < 99; i++) w.add(0, 200, 10);
     w.add(50, 503, 900);
-    expect(w.figures(50)).toEqual({ requests: 100, errors: 1, p99_ms: expect.any(Number) });
+    expect(w.figures(50)).toEqual({ requests: 100, errors: 1, p99_ms: expect.any(Number), slow: 1 });
     const p99 = w.figures(50).p99_ms as number;
     expect(p99).toBeGreaterThanOrEqual(10); // 99 of 100 at 10 ms: p99 is the 10 ms bucket
     expect(p99).toBeLessThan(12.5);
     w.add(950, 500, 2000);
     expect(w.figures(950).requests).toBe(101);
     expect(w.figures(1000).requests).toBe(1); // the slot of t=0..99 left the window
-    expect(w.figures(5000)).toEqual({ requests: 0, errors: 0, p99_ms: null });
+    expect(w.figures(5000)).toEqual({ requests: 0, errors: 0, p99_ms: null, slow: 0 });
   });
 
-  test('without latency the histogram is not kept', () => {
-    const w = new RouteWindow(1000, false);
-    w.add(0, 200, 5);
-    expect(w.figures(0)).toEqual({ requests: 1, errors: 0, p99_ms: null });
+  test('without a latency threshold neither slow requests nor the histogram are kept', () => {
+    const w = new RouteWindow(1000);
+    w.add(0, 200, 5000);
+    expect(w.figures(0)).toEqual({ requests: 1, errors: 0, p99_ms: null, slow: 0 });
   });
 });
 
@@ -91,6 +91,28 @@ describe('RouteRule', () => {
     const out = rule.evaluate(clock.now());
     expect(out.map((s) => [s.subject.route, s.status])).toEqual([['slow#0', 'firing']]);
     expect(out[0]?.values.p99_ms as number).toBeGreaterThanOrEqual(400);
+  });
+
+  test('p99 latency is decided exactly, not from a histogram bucket: all requests just under threshold_ms never fire', () => {
+    const rule = new RouteRule('route_latency_p99', { threshold_ms: 900, window_ms: 10_000, min_requests: 20 });
+    // 200 requests of 820 ms: the p99 is 820 ms (the histogram bucket holding it ends above 900 ms).
+    for (let i = 0; i < 200; i++) rule.record('api#0', 'api', 1000 + i, 200, 820);
+    expect(rule.evaluate(1500)).toEqual([]);
+    // The p99 is over 900 ms exactly when more than 1% of the requests took longer: 2 of 202 (under 1%) do not fire...
+    for (let i = 0; i < 2; i++) rule.record('api#0', 'api', 1500, 200, 950);
+    expect(rule.evaluate(1500)).toEqual([]);
+    // ...3 of 203 do.
+    rule.record('api#0', 'api', 1500, 200, 950);
+    const out = rule.evaluate(1500);
+    expect(out.map((s) => [s.status, s.values.slow_requests, s.values.requests])).toEqual([['firing', 3, 203]]);
+    expect(out[0]?.message).toBe('route api#0: p99 latency over 900 ms over the last 10 s (3 of 203 requests took longer)');
+  });
+
+  test('a latency rule whose threshold_ms changes takes nothing from the old one (its counts were against the old threshold)', () => {
+    const cfg = { threshold_ms: 900, window_ms: 10_000, min_requests: 20 };
+    const old = new RouteRule('route_latency_p99', cfg);
+    expect(new RouteRule('route_latency_p99', { ...cfg, min_requests: 5 }).adopt(old)).toBe(true);
+    expect(new RouteRule('route_latency_p99', { ...cfg, threshold_ms: 800 }).adopt(old)).toBe(false);
   });
 
   test('a replacing rule with the same window keeps the measurements and the firing routes', () => {

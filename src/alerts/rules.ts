@@ -30,6 +30,8 @@ export class RouteRule {
    */
   adopt(old: RouteRule): boolean {
     if (old.kind !== this.kind || old.cfg.window_ms !== this.cfg.window_ms) return false;
+    // The latency windows count the requests slower than the threshold: they are worth nothing for another one.
+    if (this.kind === 'route_latency_p99' && old.threshold() !== this.threshold()) return false;
     for (const [route, w] of old.windows) this.windows.set(route, w);
     for (const [route, pool] of old.pools) this.pools.set(route, pool);
     for (const route of old.firing) this.firing.add(route);
@@ -57,7 +59,7 @@ export class RouteRule {
   record(route: string, pool: string, now: number, status: number, durationMs: number): void {
     let w = this.windows.get(route);
     if (!w) {
-      w = new RouteWindow(this.cfg.window_ms, this.kind === 'route_latency_p99');
+      w = new RouteWindow(this.cfg.window_ms, this.kind === 'route_latency_p99' ? this.threshold() : undefined);
       this.windows.set(route, w);
       this.pools.set(route, pool);
     }
@@ -69,7 +71,7 @@ export class RouteRule {
     const out: AlertSignal[] = [];
     for (const [route, w] of this.windows) {
       const f = w.figures(now);
-      const over = f.requests >= this.cfg.min_requests && this.measure(f) > this.threshold();
+      const over = f.requests >= this.cfg.min_requests && this.over(f);
       const was = this.firing.has(route);
       if (over === was) continue;
       if (over) this.firing.add(route);
@@ -79,13 +81,18 @@ export class RouteRule {
     return out;
   }
 
-  private threshold(): number {
+  threshold(): number {
     return 'threshold' in this.cfg ? this.cfg.threshold : this.cfg.threshold_ms;
   }
 
-  private measure(f: WindowFigures): number {
-    if (this.kind === 'route_error_rate') return f.requests > 0 ? f.errors / f.requests : 0;
-    return f.p99_ms ?? 0;
+  /**
+   * Whether the window's measure is over the threshold. The p99 is over `threshold_ms` exactly when more than 1%
+   * of the requests took longer (decided on counts, not on the histogram, whose buckets are 25% wide).
+   */
+  private over(f: WindowFigures): boolean {
+    if (f.requests === 0) return false;
+    if (this.kind === 'route_error_rate') return f.errors / f.requests > this.threshold();
+    return f.slow > f.requests * 0.01;
   }
 
   private signal(route: string, pool: string, f: WindowFigures, firing: boolean): AlertSignal {
@@ -106,9 +113,10 @@ export class RouteRule {
     return {
       ...head,
       message: firing
-        ? `route ${route}: p99 latency ${f.p99_ms} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`
-        : `route ${route}: p99 latency back to ${f.p99_ms ?? 0} ms over the last ${secs} s (${f.requests} requests; threshold ${threshold} ms)`,
-      values: { ...base, p99_ms: f.p99_ms, threshold_ms: threshold },
+        ? `route ${route}: p99 latency over ${threshold} ms over the last ${secs} s (${f.slow} of ${f.requests} requests took longer)`
+        : `route ${route}: p99 latency back at or under ${threshold} ms over the last ${secs} s (${f.slow} of ${f.requests} requests took longer)`,
+      // p99_ms: the upper bound of the histogram bucket holding the p99 (up to 25% above it).
+      values: { ...base, slow_requests: f.slow, p99_ms: f.p99_ms, threshold_ms: threshold },
     };
   }
 }

@@ -371,6 +371,13 @@ describe('broken configs report the exact position, path and message', () => {
     });
   });
 
+  test('a deeply nested document is refused at the first node past the depth limit, without walking it', () => {
+    // 12 KB of nested flow maps took 14 s and gigabytes to walk (validate, start and every reload).
+    const n = 2500;
+    const errors = errorsOf(`upstream: ${'{a: '.repeat(n)}1${'}'.repeat(n)}\n`);
+    expect(errors.map((e) => [e.line, e.column, e.message])).toEqual([[1, 11 + 4 * 63, 'the document is nested more than 64 levels deep']]);
+  });
+
   test('the corpus has at least 20 cases', () => {
     expect(BAD.length).toBeGreaterThanOrEqual(20);
   });
@@ -1075,6 +1082,34 @@ describe('JSON Schema', () => {
     expect(port?.default).toBe(9889);
     const rust = props.find(([k]) => k === '.performance')?.[1];
     expect(rust?.deprecated).toBe(true);
+  });
+
+  test('accepts null where the loader does (the Rust samples write `ca_file: null`), and nowhere else', () => {
+    /** Whether a schema node accepts JSON null (enough of draft-07 for these nodes). */
+    const acceptsNull = (n: unknown): boolean =>
+      isObj(n) && ((Array.isArray(n.anyOf) && n.anyOf.some(acceptsNull)) || n.type === 'null' || (Array.isArray(n.type) && n.type.includes('null')));
+    const nullable = props.filter(([, p]) => acceptsNull(p)).map(([k]) => k);
+    expect([...new Set(nullable)].sort()).toEqual(
+      [
+        '.load_balancing',
+        '.load_balancing.key',
+        '.upstream_tls.ca_file',
+        '.upstream_tls.ca_dir',
+        '.upstream.tls',
+        '.upstream.load_balancing',
+        '.upstream.health_check',
+        '.upstream.tls.ca_file',
+        '.upstream.tls.ca_dir',
+        '.upstream.load_balancing.key',
+        '.upstream.route.host',
+        '.upstream.route.path_prefix',
+        '.upstream.route.method',
+        '.upstream.backends.health_check',
+        '.upstream.host_policy.host',
+      ].sort(),
+    );
+    const yaml = `listen: { port: 9889, tls: { cert: c.pem, key: k.pem } }\nupstream_tls: { ca_file: null }\nupstream:\n  app:\n    backends: [{ id: a, address: "http://127.0.0.1:8081" }]\n`;
+    expect(loadConfigText(yaml, 'x.yaml', '/tmp').ok).toBe(true);
   });
 
   test('the README documents every config key', () => {

@@ -47,6 +47,24 @@ export type LoadResult = { ok: true; config: Config; warnings: ConfigIssue[] } |
 
 /** How many alias expansions a document may need before it is refused (guards against alias bombs). */
 const MAX_ALIAS_COUNT = 1000;
+/** Deepest nesting of maps and lists accepted (real configs stay under 10). */
+const MAX_DEPTH = 64;
+
+/** Offset of the first map or list nested deeper than {@link MAX_DEPTH} (the top level is 1), or undefined. */
+function firstTooDeep(root: unknown): number | undefined {
+  const stack: [node: unknown, depth: number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (!isCollection(node)) continue;
+    if (depth > MAX_DEPTH) return node.range?.[0] ?? 0;
+    for (let i = node.items.length - 1; i >= 0; i--) {
+      const item = node.items[i];
+      if (isPair(item)) stack.push([item.value, depth + 1], [item.key, depth + 1]);
+      else stack.push([item, depth + 1]);
+    }
+  }
+  return undefined;
+}
 
 function byPosition(a: ConfigIssue, b: ConfigIssue): number {
   return a.line - b.line || a.column - b.column;
@@ -180,6 +198,12 @@ export function loadConfigText(text: string, file: string, baseDir: string): Loa
 
   for (const e of doc.errors) errors.push(src.issueAtOffset('error', e.pos[0], yamlMessage(e, src)));
   for (const w of doc.warnings) warnings.push(src.issueAtOffset('warning', w.pos[0], `YAML: ${w.message}`));
+  const tooDeep = firstTooDeep(doc.contents);
+  if (tooDeep !== undefined) {
+    // Before any walk of the document: `visit` copies the path of ancestors at every node (quadratic time).
+    errors.push(src.issueAtOffset('error', tooDeep, `the document is nested more than ${MAX_DEPTH} levels deep`));
+    return done();
+  }
   let unreadable = false;
   let firstAlias: number | undefined;
   /** A merge (`<<`) source: a map, an alias of a map. */
@@ -329,5 +353,40 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
  */
 export function configJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(ConfigFileSchema, { target: 'draft-7', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  allowNulls(schema);
   return { ...schema, title: 'Spooky configuration (version 1)' };
+}
+
+type SchemaNode = Record<string, unknown>;
+const isSchemaNode = (v: unknown): v is SchemaNode => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The object nodes a {@link NULLABLE_AT} path leads to (`*`: a map's values, `#`: a list's items), unions expanded. */
+function schemaNodesAt(root: SchemaNode, path: string): SchemaNode[] {
+  const expand = (n: unknown): SchemaNode[] => (!isSchemaNode(n) ? [] : Array.isArray(n.anyOf) ? n.anyOf.flatMap(expand) : [n]);
+  let nodes = expand(root);
+  for (const part of path === '' ? [] : path.split('.')) {
+    nodes = nodes.flatMap((n) =>
+      expand(part === '*' ? n.additionalProperties : part === '#' ? n.items : isSchemaNode(n.properties) ? n.properties[part] : undefined),
+    );
+  }
+  return nodes;
+}
+
+/**
+ * Lets the JSON Schema accept `null` where the loader drops it ({@link NULLABLE_AT}: the Rust Spooky's sample
+ * configs write `ca_file: null`), so an editor does not flag configs that `spooky validate` accepts.
+ */
+function allowNulls(schema: SchemaNode): void {
+  for (const [path, keys] of NULLABLE_AT) {
+    for (const node of schemaNodesAt(schema, path)) {
+      const props = node.properties;
+      if (!isSchemaNode(props)) continue;
+      for (const key of keys) {
+        const prop = props[key];
+        if (!isSchemaNode(prop) || (Array.isArray(prop.anyOf) && prop.anyOf.some((a) => isSchemaNode(a) && a.type === 'null'))) continue;
+        const { description, ...rest } = prop;
+        props[key] = { ...(description === undefined ? {} : { description }), anyOf: [rest, { type: 'null' }] };
+      }
+    }
+  }
 }

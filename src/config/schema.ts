@@ -16,12 +16,12 @@ import {
   parseHashKey,
   parseHeaderName,
   parseHostPattern,
-  parseServerName,
   parseLabelName,
   parseLabelSource,
   parseMethod,
   parsePath,
   parseRegex,
+  parseServerName,
   parseStatusRange,
 } from './parse.ts';
 import type { LogLevel, StrategyName } from './types.ts';
@@ -420,7 +420,7 @@ export const UpstreamTlsSchema = z
     strict_sni: opt(z.boolean(), 'Send SNI (the backend host name) in the TLS handshake. Default `true`.', true),
     ca_file: opt(
       nonEmpty(),
-      "Extra PEM CA bundle to trust for backend certificates; relative to the config file's folder. Default: system roots only.",
+      "PEM CA bundle trusted for backend certificates instead of the system roots (put every CA needed in it); relative to the config file's folder. Default: the system roots.",
     ),
     ca_dir: rustOnly('CA directory'),
     client_certificate: rustOnly('client certificate towards backends'),
@@ -913,7 +913,11 @@ const windowFields = {
 export const AlertRulesSchema = z
   .strictObject({
     backend_unhealthy: opt(z.boolean(), 'Alert when a backend becomes unhealthy (resolved when healthy again). Default `true`.', true),
-    pool_unavailable: opt(z.boolean(), 'Alert when no backend of a pool can take a request: unhealthy, circuit open or ejected (resolved when one can again). Default `true`.', true),
+    pool_unavailable: opt(
+      z.boolean(),
+      'Alert when no backend of a pool can take a request: unhealthy, circuit open or ejected (resolved when one can again). Default `true`.',
+      true,
+    ),
     reload_failed: opt(z.boolean(), 'Alert when a config reload is refused. Default `true`.', true),
     certificate_expiring: opt(
       z.strictObject({

@@ -102,8 +102,8 @@ listen:
   address: 127.0.0.1
   port: 8443
   tls:
-    cert: "{{cert}}"
-    key: "{{key}}"
+    cert: {{cert}}
+    key: {{key}}
 admin:
   address: 127.0.0.1
   port: 9901
@@ -126,10 +126,13 @@ log:
   level: info
 `;
 
-/** Fills the embedded config with the certificate paths and the demo backends' ports. */
+/**
+ * Fills the embedded config with the certificate paths and the demo backends' ports. The paths go in as JSON
+ * strings, which are YAML double-quoted scalars, so a data folder with `"` or `\` in its name reads back as it is.
+ */
 export function defaultConfigText(v: { cert: string; key: string; portA: number; portB: number }): string {
-  return DEFAULT_CONFIG.replaceAll('{{cert}}', v.cert)
-    .replaceAll('{{key}}', v.key)
+  return DEFAULT_CONFIG.replaceAll('{{cert}}', JSON.stringify(v.cert))
+    .replaceAll('{{key}}', JSON.stringify(v.key))
     .replaceAll('{{portA}}', String(v.portA))
     .replaceAll('{{portB}}', String(v.portB));
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -74,7 +74,13 @@ describe('LogFiles', () => {
 
   test('stdout is never reopened', () => {
     const reopened: string[] = [];
-    const fake = { reopen: () => reopened.push('x'), on: () => undefined, end: () => undefined };
+    const fake = {
+      reopen: () => reopened.push('x'),
+      on: () => undefined,
+      end: () => undefined,
+      listeners: () => [],
+      removeListener: () => undefined,
+    };
     const files = new LogFiles([{ path: undefined, dest: fake }]);
     expect(files.reopen()).toEqual([]);
     expect(reopened).toEqual([]);
@@ -82,7 +88,7 @@ describe('LogFiles', () => {
 
   test('one destination used twice (access and main log in one file) is reopened once', () => {
     let n = 0;
-    const fake = { reopen: () => n++, on: () => undefined, end: () => undefined };
+    const fake = { reopen: () => n++, on: () => undefined, end: () => undefined, listeners: () => [], removeListener: () => undefined };
     const files = new LogFiles([
       { path: '/x/a.log', dest: fake },
       { path: '/x/a.log', dest: fake },
@@ -112,5 +118,51 @@ describe('LogFiles', () => {
     await waitUntil(() => lines(old).length === 2, 5000, 'the line after the failed reopen');
     dest.end();
     expect(lines(old)).toEqual(['before', 'after']);
+  });
+
+  /** A log file as `createLogging` sets it up (pino over a SonicBoom, watched by LogFiles), whose path is then blocked. */
+  async function blockedLog() {
+    const dir = tempDir();
+    const path = join(dir, 'spooky.log');
+    const dest = pino.destination({ dest: path, sync: false, mkdir: true });
+    await opened(dest);
+    const stderr: string[] = [];
+    const files = new LogFiles([{ path, dest }], (l) => stderr.push(l));
+    const log = pino({ base: undefined }, dest);
+    files.attach(log);
+    log.info('before rotation');
+    await waitUntil(() => lines(path).length === 1, 5000, 'the first line');
+    renameSync(path, `${path}.1`);
+    mkdirSync(path); // the log path cannot be opened now (EISDIR)
+    return { path, dest, files, stderr, log };
+  }
+
+  test('a failed reopen is reported once: one log_reopen_failed and one stderr line (pino re-emits the error)', async () => {
+    const { path, files, stderr, log } = await blockedLog();
+    files.reopen();
+    await waitUntil(() => files.reopens.failure === 1, 5000, 'reopen failure');
+    log.info('after the failed reopen');
+    await waitUntil(() => lines(`${path}.1`).some((l) => l.includes('after the failed reopen')), 5000, 'the line after the failure in the old file');
+    expect(stderr).toHaveLength(1);
+    const events = lines(`${path}.1`).map((l) => JSON.parse(l).event);
+    expect(events).toEqual([undefined, 'log_reopen_failed', undefined]);
+  });
+
+  test('a successful reopen after a failed one closes the old file once (no EBADF from a second close)', async () => {
+    const { path, files, stderr, log } = await blockedLog();
+    files.reopen();
+    await waitUntil(() => files.reopens.failure === 1, 5000, 'reopen failure');
+    rmdirSync(path);
+    const before = stderr.length;
+    files.reopen();
+    await waitUntil(() => files.reopens.success === 1, 5000, 'reopen success');
+    log.info('in the new file');
+    await waitUntil(() => lines(path).some((l) => l.includes('in the new file')), 5000, 'a line in the new file');
+    await waitUntil(async () => {
+      await new Promise((r) => setImmediate(r));
+      return true;
+    });
+    expect(stderr.slice(before)).toEqual([]);
+    expect(lines(path).map((l) => JSON.parse(l).event)).not.toContain('log_error');
   });
 });

@@ -17,6 +17,10 @@ export interface ReopenableDestination {
   on(event: 'ready', listener: () => void): unknown;
   /** Called once the destination is closed after {@link end}. */
   on(event: 'close', listener: () => void): unknown;
+  /** The listeners of an event (to find the one a reopen added). */
+  listeners(event: 'ready'): ((...args: unknown[]) => void)[];
+  /** Removes a listener. */
+  removeListener(event: 'ready', listener: (...args: unknown[]) => void): unknown;
   /** Writes out what is buffered, then closes (the close event follows). */
   end(): void;
 }
@@ -37,11 +41,25 @@ export interface ReopenCounts {
   failure: number;
 }
 
+/** A log file: its path, destination, and the state of a reopen in progress. */
+interface FileEntry {
+  path: string;
+  dest: ReopenableDestination;
+  reopening: boolean;
+  /**
+   * The `ready` listener SonicBoom added for the reopen in progress: it closes the file open before once the new
+   * one is ready. After a failed reopen that file is still the current one, and the listener, left behind, would
+   * close it when the next reopen succeeds, after that reopen's own listener did: a second close (EBADF, or
+   * whichever file got the number meanwhile). So a failed reopen removes it.
+   */
+  closeOld: ((...args: unknown[]) => void)[];
+}
+
 /** The process's log files, reopened together. */
 export class LogFiles {
   /** Reopen results since start. */
   readonly reopens: ReopenCounts = { success: 0, failure: 0 };
-  private readonly files: { path: string; dest: ReopenableDestination; reopening: boolean }[] = [];
+  private readonly files: FileEntry[] = [];
   /** Every distinct destination, stdout included. */
   private readonly all: ReopenableDestination[] = [];
   private log: Logger | undefined;
@@ -57,9 +75,15 @@ export class LogFiles {
       if (seen.has(dest)) continue;
       seen.add(dest);
       this.all.push(dest);
-      const entry = path === undefined ? undefined : { path, dest, reopening: false };
-      // Without a listener an error event would be thrown (pino re-emits anything but EPIPE).
-      dest.on('error', (err) => this.failed(entry, err));
+      const entry: FileEntry | undefined = path === undefined ? undefined : { path, dest, reopening: false, closeOld: [] };
+      // Without a listener an error event would be thrown. pino re-emits each error of its destination on that
+      // destination (anything but EPIPE), so the same error object comes twice: it is reported once.
+      const reported = new WeakSet<Error>();
+      dest.on('error', (err) => {
+        if (reported.has(err)) return;
+        reported.add(err);
+        this.failed(entry, err);
+      });
       if (!entry) continue;
       dest.on('ready', () => this.opened(entry));
       this.files.push(entry);
@@ -103,7 +127,9 @@ export class LogFiles {
     for (const f of this.files) {
       try {
         f.reopening = true;
+        const before = new Set(f.dest.listeners('ready'));
         f.dest.reopen();
+        f.closeOld = f.dest.listeners('ready').filter((l) => !before.has(l));
         started.push(f.path);
       } catch (e) {
         this.failed(f, e as Error);
@@ -113,15 +139,20 @@ export class LogFiles {
     return started;
   }
 
-  private opened(f: { path: string; reopening: boolean }): void {
+  private opened(f: FileEntry): void {
     if (!f.reopening) return;
     f.reopening = false;
+    f.closeOld = [];
     this.reopens.success++;
     this.log?.info({ event: 'log_reopen', file: f.path }, `log file reopened: ${f.path}`);
   }
 
-  private failed(f: { path: string; reopening: boolean } | undefined, err: Error): void {
+  private failed(f: FileEntry | undefined, err: Error): void {
     const reopening = f?.reopening === true;
+    if (f && reopening) {
+      for (const l of f.closeOld) f.dest.removeListener('ready', l);
+      f.closeOld = [];
+    }
     if (f) f.reopening = false;
     if (reopening) this.reopens.failure++;
     const what = reopening

@@ -195,6 +195,26 @@ describe('OtelTracing', () => {
     });
     expect(refused.spans[0]?.status.code).toBe(SpanStatusCode.UNSET);
   });
+
+  test('a method outside the known set gives spans named HTTP with http.request.method _OTHER (semantic conventions)', async () => {
+    // Over HTTP/1.1 and HTTP/2 any token is a method: as span names they would be unbounded.
+    const exporter = new InMemorySpanExporter();
+    const tracing = new OtelTracing(config(), silent, exporter);
+    for (const method of ['X-RANDOM-0a1b2c', 'PATCH']) {
+      const t = tracing.start(new Headers(), method, 'h1.1');
+      t.attemptStart([['host', 'api.test']], { ...attempt(1, 'a'), method });
+      t.attemptEnd({ pool: 'api', backend: 'a', attempt: 1, status: 200, upstream_ms: 1 });
+      t.end(record({ method }));
+    }
+    await tracing.flush();
+    const seen = exporter.getFinishedSpans().map((s) => [s.name, s.attributes['http.request.method'], s.attributes['http.request.method_original']]);
+    expect(seen).toEqual([
+      ['HTTP', '_OTHER', 'X-RANDOM-0a1b2c'],
+      ['HTTP', '_OTHER', 'X-RANDOM-0a1b2c'],
+      ['PATCH', 'PATCH', undefined],
+      ['PATCH', 'PATCH', undefined],
+    ]);
+  });
 });
 
 /** Keeps every exported span; `stopped` once shut down. */

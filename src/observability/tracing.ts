@@ -35,6 +35,7 @@ import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_NETWORK_PROTOCOL_NAME,
@@ -69,6 +70,21 @@ const pairsSetter: TextMapSetter<[string, string][]> = {
 
 const PROTOCOL_VERSION: Record<string, string> = { h3: '3', h2: '2', 'h1.1': '1.1' };
 
+/** The methods the HTTP semantic conventions call known (RFC 9110 and PATCH); any other is `_OTHER`. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
+
+/** A span's name: its method, or `HTTP` for a method outside the known set (span names must stay few). */
+function spanName(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'HTTP';
+}
+
+/** `http.request.method`, and `http.request.method_original` when the method is not a known one. */
+function methodAttributes(method: string): Attributes {
+  return KNOWN_METHODS.has(method)
+    ? { [ATTR_HTTP_REQUEST_METHOD]: method }
+    : { [ATTR_HTTP_REQUEST_METHOD]: '_OTHER', [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: method };
+}
+
 /** One traced request: its SERVER span and the CLIENT span of the attempt in progress. */
 class SpanTrace implements RequestTrace {
   readonly traceId: string;
@@ -87,7 +103,7 @@ class SpanTrace implements RequestTrace {
   attemptStart(headers: [string, string][], a: AttemptStart): [string, string][] {
     this.client?.end();
     const attributes: Attributes = {
-      [ATTR_HTTP_REQUEST_METHOD]: a.method,
+      ...methodAttributes(a.method),
       [ATTR_SERVER_ADDRESS]: a.url.hostname,
       [ATTR_SERVER_PORT]: Number(a.url.port) || (a.url.protocol === 'https:' ? 443 : 80),
       [ATTR_NETWORK_PROTOCOL_NAME]: 'http',
@@ -97,7 +113,7 @@ class SpanTrace implements RequestTrace {
       'spooky.attempt': a.attempt,
     };
     if (a.attempt > 1) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = a.attempt - 1;
-    const span = this.tracer.startSpan(a.method, { kind: SpanKind.CLIENT, attributes }, this.serverContext);
+    const span = this.tracer.startSpan(spanName(a.method), { kind: SpanKind.CLIENT, attributes }, this.serverContext);
     this.client = span;
     const context: [string, string][] = [];
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), context, pairsSetter);
@@ -227,11 +243,11 @@ export class OtelTracing implements Tracing {
   start(headers: HeaderLookup, method: string, protocol: string): RequestTrace {
     const parent = headers.has('traceparent') ? propagator.extract(ROOT_CONTEXT, headers, headersGetter) : ROOT_CONTEXT;
     const span = this.tracer.startSpan(
-      method,
+      spanName(method),
       {
         kind: SpanKind.SERVER,
         attributes: {
-          [ATTR_HTTP_REQUEST_METHOD]: method,
+          ...methodAttributes(method),
           [ATTR_URL_SCHEME]: 'https',
           [ATTR_NETWORK_PROTOCOL_NAME]: 'http',
           [ATTR_NETWORK_PROTOCOL_VERSION]: PROTOCOL_VERSION[protocol] ?? protocol,

@@ -11,10 +11,10 @@
  */
 import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
-import { bindAddressesOverlap } from '../config/parse.ts';
 import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
+import { bindAddressesOverlap } from '../config/parse.ts';
 import type { AdminConfig, Config, ListenerConfig } from '../config/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
@@ -27,20 +27,19 @@ import type { LogFiles } from '../observability/log-files.ts';
 import { registerLogMetrics } from '../observability/log-metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Telemetry } from '../observability/telemetry.ts';
-import { BodySampler } from '../proxy/body-sampling.ts';
-import { PASS_THROUGH_TRACING } from '../observability/trace-context.ts';
 import { TracingController } from '../observability/tracing.ts';
+import { BodySampler } from '../proxy/body-sampling.ts';
 import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
 import { clientAddressFrom } from '../proxy/headers.ts';
+import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
+import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
 import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
 import { buildGeneration, type Generation } from './generation.ts';
 import { type ListenerChange, ListenerSet } from './listeners.ts';
 import { FileWatcher, filesToWatch } from './watch.ts';
-import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
-import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 
 /** How the runtime is set up. */
 export interface RuntimeOptions {
@@ -427,11 +426,14 @@ export class Runtime implements AdminSource {
     const peer = server.requestIP(req)?.address ?? '';
     const observer = this.alerts.observer;
     observer.requestStart();
+    const protocol = transport === 'h3' ? 'h3' : tcpProtocol(req.headers);
+    // The refusal gets its SERVER span like any request (exported by the flush at the end of the drain).
+    const trace = this.tracing.start(req.headers, req.method, protocol);
     const rec: RequestRecord = {
       request_id: requestId,
-      trace_id: PASS_THROUGH_TRACING.start(req.headers).traceId,
+      trace_id: trace.traceId,
       client: clientAddressFrom(peer, req.headers, this.generation.trusted),
-      protocol: transport === 'h3' ? 'h3' : tcpProtocol(req.headers),
+      protocol,
       method: req.method,
       host: target.ok ? target.host : '',
       path: target.ok ? target.path : '',
@@ -444,8 +446,12 @@ export class Runtime implements AdminSource {
     };
     this.accessLog()?.write(rec);
     observer.requestEnd(rec);
+    trace.end(rec);
     const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', 'x-request-id': requestId };
-    if (transport === 'tcp') headers.connection = 'close';
+    if (transport === 'tcp') {
+      headers.connection = 'close';
+      headers['alt-svc'] = `h3=":${server.port}"; ma=86400`;
+    }
     return new Response('503 shutting down\n', { status: 503, headers });
   }
 

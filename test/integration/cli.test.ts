@@ -120,6 +120,9 @@ describe('other commands', () => {
     const badAddress = cli(['run', '--config', 'examples/single-pool.yaml', '--address', 'not-an-ip']);
     expect(badAddress.code).toBe(2);
     expect(badAddress.stderr).toContain('--address: "not-an-ip" is not an IP address to bind to');
+    // ...also before the config is read: a typo in the option is a usage error whatever the file holds
+    const withBadConfig = cli(['run', '--config', 'x-missing.yaml', '--address', 'not-an-ip']);
+    expect([withBadConfig.code, withBadConfig.stderr.includes('--address')]).toEqual([2, true]);
   });
 
   test('an unreadable certificate stops start-up with exit 3 and a clear message', () => {

@@ -191,6 +191,45 @@ upstream:
   });
 });
 
+describe('refused while draining', () => {
+  test('a request refused during the drain (503) has its SERVER span, in the client trace, exported at the flush', async () => {
+    const receiver = new OtlpReceiver();
+    const slow = await startBackend('slow');
+    const spooky = await startSpooky(`shutdown: { drain_timeout_ms: 3000 }
+tracing: { enabled: true, endpoint: "${receiver.url}", batch_delay_ms: 50 }
+upstream:
+  slow:
+    backends: [{ id: slow, address: "${slow.address}" }]
+`);
+    try {
+      const inFlight = request(`${spooky.url}/slow?ms=1500`).then((r) => r.text());
+      await waitUntil(
+        async () =>
+          ((await admin(spooky, '/status')).body as { pools: { backends: { in_flight: number }[] }[] }).pools[0]?.backends[0]?.in_flight === 1,
+        3000,
+        'the slow request in flight',
+      );
+      spooky.child.signal('SIGTERM');
+      await spooky.child.waitFor((r) => r.event === 'audit' && r.action === 'shutdown', 2000, 'draining');
+      const refused = await request(`${spooky.url}/slow?ms=10`, { headers: { traceparent: `00-${TID}-${SID}-01` } });
+      expect(refused.status).toBe(503);
+      await refused.arrayBuffer();
+      await inFlight;
+      expect(await spooky.child.exited).toBe(0);
+      const line = spooky.child.lines.find((r) => r.event === 'access' && r.error === 'draining');
+      expect(line?.trace_id).toBe(TID);
+      const server = receiver.trace(TID).filter((sp) => sp.kind === SERVER);
+      expect(server.map((sp) => [sp.parentSpanId, sp.attributes['http.response.status_code'], sp.attributes['spooky.error_code']])).toEqual([
+        [SID, 503, 'draining'],
+      ]);
+    } finally {
+      await spooky.stop().catch(() => {});
+      await slow.stop();
+      receiver.stop();
+    }
+  }, 20_000);
+});
+
 describe('tracing off', () => {
   let a: Backend;
   let b: Backend;
