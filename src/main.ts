@@ -15,7 +15,7 @@ import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
 import type { LogFiles } from './observability/log-files.ts';
-import { createLogging, type Logger } from './observability/logger.ts';
+import { createLogging, type Logger, logFileProblems } from './observability/logger.ts';
 import { signalPidFile } from './runtime/pidfile.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
@@ -200,6 +200,11 @@ ${bound.admin === null ? 'Admin: off' : `Admin: http://127.0.0.1:${bound.admin}/
 /** Runs a config file: as a worker (started by a supervisor), as the supervisor of N > 1 workers, or alone. */
 async function runConfigured(path: string, values: ReturnType<typeof parseCli>['values'], workersFlag: number | undefined): Promise<void> {
   const { config, warnings } = await loadOrExit(path);
+  const logProblems = logFileProblems(config.log);
+  if (logProblems.length > 0) {
+    for (const p of logProblems) process.stderr.write(`spooky: cannot start: ${p}\n`);
+    process.exit(EXIT.startFailed);
+  }
   const overrides = (c: Config) => applyOverrides(c, values);
   const index = workerIndex();
   if (index !== undefined) return runWorker({ config: overrides(config), configPath: path, overrides, index, startFailedCode: EXIT.startFailed });

@@ -11,7 +11,7 @@ import type { ConfigIssue } from './types.ts';
 type Obj = Record<string, unknown>;
 
 function isObj(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Set) && !(v instanceof Map);
 }
 
 /** Where issues go. */
@@ -84,7 +84,11 @@ function checkListeners(root: Obj, sink: Sink): void {
       // would be one listener to a reload (each reload would bind another port and lose track of the old one).
       const first = anyPort.get(address);
       if (first)
-        sink.error(path, 'value', `another listener (line ${sink.line(first)}) is also ${address} port 0; give one of them a fixed port or another address`);
+        sink.error(
+          path,
+          'value',
+          `another listener (line ${sink.line(first)}) is also ${address} port 0; give one of them a fixed port or another address`,
+        );
       else anyPort.set(address, path);
     }
     if (typeof address === 'string' && typeof port === 'number' && port !== 0) {
@@ -186,9 +190,8 @@ function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void 
       'value',
       `\`${type}\` (the Rust Spooky's affinity by QUIC connection id) cannot be honoured here; using consistent-hash keyed by client_ip instead${ignored}`,
     );
-    return;
   }
-  const canonical = canonicalStrategy(type);
+  const canonical = STICKY_CID_NAMES.has(type) ? 'consistent-hash' : canonicalStrategy(type);
   if ((canonical === 'ip-hash' || canonical === 'consistent-hash') && lb.slow_start !== undefined)
     sink.warn([...path, 'slow_start'], 'key', `\`slow_start\` is not applied by \`${canonical}\` (it would move sticky keys); it is ignored`);
   if (canonical === undefined || canonical === 'consistent-hash') return;

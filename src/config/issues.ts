@@ -57,6 +57,8 @@ export function describeValue(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Uint8Array) return 'binary data';
+  if (v instanceof Set) return 'a set (`!!set`)';
+  if (v instanceof Map) return 'an ordered map (`!!omap`); write a plain map';
   if (typeof v === 'object') return 'a map';
   return typeof v;
 }

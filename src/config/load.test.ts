@@ -371,6 +371,14 @@ describe('broken configs report the exact position, path and message', () => {
     });
   });
 
+  test('a !!set or !!omap where a map belongs is named as such, with no follow-on error', () => {
+    const head = 'listen: { port: 9889, tls: { cert: c.pem, key: k.pem } }\n';
+    expect(errorsOf(`${head}upstream: !!set\n  ? a\n`).map((e) => [e.line, e.message])).toEqual([[3, 'expected a map, got a set (`!!set`)']]);
+    expect(errorsOf(`${head}upstream: !!omap\n  - a: 1\n`).map((e) => [e.line, e.message])).toEqual([
+      [3, 'expected a map, got an ordered map (`!!omap`); write a plain map'],
+    ]);
+  });
+
   test('a deeply nested document is refused at the first node past the depth limit, without walking it', () => {
     // 12 KB of nested flow maps took 14 s and gigabytes to walk (validate, start and every reload).
     const n = 2500;
@@ -823,6 +831,14 @@ describe('strategy aliases', () => {
     expect(warnings[0]).toMatchObject({ severity: 'warning', line: 5, column: 29, path: 'upstream.api.load_balancing.type' });
     expect(warnings[0]?.message).toContain('QUIC connection id');
     expect(warnings[0]?.message).toContain('client_ip');
+  });
+
+  test('sticky-cid with slow_start warns that slow start is ignored, as consistent-hash does', () => {
+    const { warnings } = ok(
+      `${L}upstream:\n  api:\n    load_balancing: { type: sticky-cid, slow_start: { window_ms: 1000 } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    );
+    expect(warnings.map((w) => w.path)).toEqual(['upstream.api.load_balancing.type', 'upstream.api.load_balancing.slow_start']);
+    expect(warnings[1]?.message).toContain('`slow_start` is not applied by `consistent-hash`');
   });
 
   test('a hash key on a strategy that does not hash is a warning', () => {

@@ -2,6 +2,8 @@
  * Structured logging with pino: JSON lines (default) or a plain text line per record. Lifecycle and error
  * records carry an `event` field; access-log records have `event: "access"`.
  */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogConfig } from '../config/types.ts';
 import { AccessLog } from './access-log.ts';
@@ -47,7 +49,8 @@ export function jsonLineToText(line: string): string {
     const m = String(msg);
     parts.push(escapeControls(m) === m ? m : textValue(m)); // a sentence: quoted only when it has control characters
   }
-  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? textValue(v) : escapeControls(JSON.stringify(v) ?? 'undefined')}`);
+  for (const [k, v] of Object.entries(rest))
+    parts.push(`${k}=${typeof v === 'string' ? textValue(v) : escapeControls(JSON.stringify(v) ?? 'undefined')}`);
   return `${parts.join(' ')}\n`;
 }
 
@@ -61,6 +64,25 @@ export interface Logging {
   samples: BodySampleLog;
   /** The log files, reopened on SIGUSR1. */
   files: LogFiles;
+}
+
+/**
+ * Why the configured log files cannot be written (each opened for appending, its folder made as the logger
+ * would), one message per file; empty when they can. Checked before start: a logger whose file does not open
+ * logs nothing at all, and pino then throws at exit.
+ */
+export function logFileProblems(cfg: Pick<LogConfig, 'file' | 'access_file'>): string[] {
+  const problems: string[] = [];
+  for (const path of new Set([cfg.file, cfg.access_file])) {
+    if (path === undefined) continue;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      closeSync(openSync(path, 'a'));
+    } catch (e) {
+      problems.push(`cannot open log file ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return problems;
 }
 
 /** Creates the process logger and access log from the `log` config. */

@@ -135,6 +135,20 @@ describe('other commands', () => {
     expect(r.stderr).toContain('cannot read certificate /nonexistent/cert.pem');
   });
 
+  test('a log file that cannot be opened stops start-up with exit 3 (it ran with no logs at all)', () => {
+    for (const [name, where] of [
+      ['log-dir.yaml', `file: "${tmpdir()}"`],
+      ['access-dir.yaml', `access_file: "${tmpdir()}"`],
+    ] as const) {
+      const path = file(
+        name,
+        `listen: { address: 127.0.0.1, port: 0, tls: { cert: c.pem, key: k.pem } }\nlog: { ${where} }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+      );
+      const r = cli(['run', '--config', path, '--admin-port', '0']);
+      expect([r.code, r.stderr.includes(`spooky: cannot start: cannot open log file ${tmpdir()}`)]).toEqual([3, true]);
+    }
+  });
+
   test('an unreadable upstream ca_file stops start-up with exit 3 and a clear message, not a stack trace', async () => {
     const { cert, key } = await testCertificate();
     const path = file(
