@@ -30,6 +30,7 @@ import {
   type ListenerFile,
   LOG_LEVEL_ALIASES,
   type LoadBalancingFile,
+  MAX_WORKERS,
   type OutlierDetectionFile,
   type PoolFile,
   type ProbeFile,
@@ -118,6 +119,11 @@ function must<T>(r: Parsed<T>): T {
   return r.value;
 }
 
+/** What `workers: auto` (and `--workers auto`) means with `parallelism` CPUs available: one per CPU, 1..{@link MAX_WORKERS}. */
+export function autoWorkers(parallelism: number): number {
+  return Math.max(1, Math.min(MAX_WORKERS, parallelism));
+}
+
 /** `keys` with those named in `order` first, in that order, then the rest as they come. */
 function inOrder(keys: readonly string[], order: readonly string[]): string[] {
   const present = new Set(keys);
@@ -170,7 +176,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: read
     shutdown: {
       drain_timeout_ms: file.shutdown?.drain_timeout_ms ?? DEFAULTS.shutdown.drain_timeout_ms,
     },
-    workers: file.workers === 'auto' ? availableParallelism() : (file.workers ?? DEFAULTS.workers),
+    workers: file.workers === 'auto' ? autoWorkers(availableParallelism()) : (file.workers ?? DEFAULTS.workers),
     ...(file.alerts !== undefined ? { alerts: resolveAlerts(file.alerts) } : {}),
     tracing: resolveTracing(file.tracing),
   };

@@ -31,6 +31,9 @@ import type { LogLevel, StrategyName } from './types.ts';
 // ---------------------------------------------------------------------------------------------------
 
 /** The canonical load-balancing strategy names, in documentation order. */
+
+/** Largest `workers` (and `--workers`) value; `auto` is capped to it too. */
+export const MAX_WORKERS = 64;
 export const CANONICAL_STRATEGIES: readonly StrategyName[] = [
   'random',
   'round-robin',
@@ -1017,7 +1020,7 @@ export const ConfigFileSchema = z
     tracing: TracingSchema.optional(),
     alerts: AlertsSchema.optional(),
     workers: opt(
-      z.union([z.number().int().min(1).max(64), z.literal('auto')]),
+      z.union([z.number().int().min(1).max(MAX_WORKERS), z.literal('auto')]),
       'Worker processes sharing the traffic ports (`SO_REUSEPORT`), 1..64, or `auto` (one per available CPU). With more than 1 the started process supervises the workers (admin listener, reloads, restarts). Read at start only. Default `1`.',
       1,
     ),

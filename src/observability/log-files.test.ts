@@ -150,6 +150,7 @@ describe('LogFiles', () => {
 
   test('a successful reopen after a failed one closes the old file once (no EBADF from a second close)', async () => {
     const { path, files, stderr, log } = await blockedLog();
+    log.info('a write in progress when the reopen begins'); // SonicBoom then adds its close listener later
     files.reopen();
     await waitUntil(() => files.reopens.failure === 1, 5000, 'reopen failure');
     rmdirSync(path);

@@ -47,12 +47,13 @@ interface FileEntry {
   dest: ReopenableDestination;
   reopening: boolean;
   /**
-   * The `ready` listener SonicBoom added for the reopen in progress: it closes the file open before once the new
-   * one is ready. After a failed reopen that file is still the current one, and the listener, left behind, would
-   * close it when the next reopen succeeds, after that reopen's own listener did: a second close (EBADF, or
-   * whichever file got the number meanwhile). So a failed reopen removes it.
+   * The `ready` listeners there were when the reopen in progress began. SonicBoom adds one for the reopen (at
+   * once, or when the write in progress ends) that closes the file open before once the new one is ready. After a
+   * failed reopen that file is still the current one, and the listener, left behind, would close it when the
+   * next reopen succeeds, after that reopen's own listener did: a second close (EBADF, or whichever file got the
+   * number meanwhile). So a failed reopen removes every listener added since it began.
    */
-  closeOld: ((...args: unknown[]) => void)[];
+  readyBefore: Set<(...args: unknown[]) => void> | null;
 }
 
 /** The process's log files, reopened together. */
@@ -75,7 +76,7 @@ export class LogFiles {
       if (seen.has(dest)) continue;
       seen.add(dest);
       this.all.push(dest);
-      const entry: FileEntry | undefined = path === undefined ? undefined : { path, dest, reopening: false, closeOld: [] };
+      const entry: FileEntry | undefined = path === undefined ? undefined : { path, dest, reopening: false, readyBefore: null };
       // Without a listener an error event would be thrown. pino re-emits each error of its destination on that
       // destination (anything but EPIPE), so the same error object comes twice: it is reported once.
       const reported = new WeakSet<Error>();
@@ -127,9 +128,8 @@ export class LogFiles {
     for (const f of this.files) {
       try {
         f.reopening = true;
-        const before = new Set(f.dest.listeners('ready'));
+        f.readyBefore = new Set(f.dest.listeners('ready'));
         f.dest.reopen();
-        f.closeOld = f.dest.listeners('ready').filter((l) => !before.has(l));
         started.push(f.path);
       } catch (e) {
         this.failed(f, e as Error);
@@ -142,16 +142,17 @@ export class LogFiles {
   private opened(f: FileEntry): void {
     if (!f.reopening) return;
     f.reopening = false;
-    f.closeOld = [];
+    f.readyBefore = null;
     this.reopens.success++;
     this.log?.info({ event: 'log_reopen', file: f.path }, `log file reopened: ${f.path}`);
   }
 
   private failed(f: FileEntry | undefined, err: Error): void {
     const reopening = f?.reopening === true;
-    if (f && reopening) {
-      for (const l of f.closeOld) f.dest.removeListener('ready', l);
-      f.closeOld = [];
+    if (f && reopening && f.readyBefore !== null) {
+      const before = f.readyBefore;
+      for (const l of f.dest.listeners('ready')) if (!before.has(l)) f.dest.removeListener('ready', l);
+      f.readyBefore = null;
     }
     if (f) f.reopening = false;
     if (reopening) this.reopens.failure++;

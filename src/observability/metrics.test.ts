@@ -8,8 +8,8 @@ import { formatIssue, loadConfigText } from '../config/load.ts';
 import { ManualClock } from '../lib/clock.ts';
 import { seededRandom } from '../lib/random.ts';
 import { buildGeneration, type Generation } from '../runtime/generation.ts';
-import type { Transport } from '../upstream/transport.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
+import type { Transport } from '../upstream/transport.ts';
 import type { RequestRecord } from './access-log.ts';
 import { addResponseLabels, requestLabels } from './labels.ts';
 import { Metrics, methodIndex, statusIndex } from './metrics.ts';
@@ -146,6 +146,17 @@ describe('Metrics', () => {
     expect(sumOf(s, 'spooky_rejections_total')).toBe(3);
     // scraping twice gives the same counters (collect rebuilds them, never adds twice)
     expect(sample(await scrape(metrics), 'spooky_requests_total', { ...route, method: 'GET', status_class: '2xx', protocol: 'h3' })).toBe(3);
+  });
+
+  test('a response the backend gave that the client read too slowly is no rejection (only answers Spooky made itself)', async () => {
+    const m = new Metrics({ generation: () => gen, clock, reloadCounts: () => counts }, { processMetrics: false });
+    m.requestStart();
+    m.requestEnd(rec({ status: 200, error: 'client_timeout', route: 'a#0', pool: 'a', backend: 'a1' })); // cut by request_ms
+    m.requestStart();
+    m.requestEnd(rec({ status: 408, error: 'client_timeout', attempts: 0, bytes_out: 0 })); // request body too slow
+    const s = await scrape(m);
+    expect(sample(s, 'spooky_rejections_total', { reason: 'client_timeout', status: '408' })).toBe(1);
+    expect(sumOf(s, 'spooky_rejections_total')).toBe(1);
   });
 
   test('backend health and in-flight gauges follow the endpoints; probes, transitions and reloads are counted', async () => {

@@ -15,10 +15,12 @@
  * protocol, error code) or, for custom metrics, from values capped per label (overflow becomes `other`).
  * No path and no client address is ever a label.
  */
+
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 import type { Config, PoolMetricsConfig } from '../config/types.ts';
+import { type ErrorCode, STATUS_BY_CODE } from '../errors.ts';
 import type { HealthTransition } from '../health/state.ts';
 import type { Clock } from '../lib/clock.ts';
 import { BREAKER_STATE_CODE } from '../resilience/breaker.ts';
@@ -531,7 +533,9 @@ export class Metrics implements ProxyObserver {
     s.bytesIn += rec.bytes_in;
     s.bytesOut += rec.bytes_out;
     s.duration.observe(rec.duration_ms / 1000);
-    if (rec.error !== undefined && REJECTION_CODES.has(rec.error)) {
+    // Only answers Spooky made itself: a backend's answer cut short (a client that read it too slowly is logged
+    // as client_timeout with the backend's status) is no rejection.
+    if (rec.error !== undefined && REJECTION_CODES.has(rec.error) && rec.status === (STATUS_BY_CODE[rec.error as ErrorCode] ?? rec.status)) {
       const key = `${rec.error} ${rec.status}`;
       const r = this.rejections.get(key);
       if (r) r.n++;

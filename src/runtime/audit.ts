@@ -3,6 +3,7 @@
  * the log as `{"event":"audit",...}` and kept in memory (the last {@link AUDIT_LIMIT}) for `/status`.
  */
 import type { ConfigChanges } from '../config/diff.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { ListenerChange } from './listeners.ts';
 
 /** How many audit records `/status` keeps. */
@@ -40,6 +41,8 @@ export interface AuditRecord {
   files?: string[];
   /** For `trigger: "admin"`: the caller's address. */
   client?: string;
+  /** With workers: each worker's result of a reload the supervisor coordinated. */
+  workers?: { worker: number; pid: number; ok: boolean; generation: number; errors?: string[] }[];
 }
 
 /** The last {@link AUDIT_LIMIT} audit records, oldest first. */
@@ -52,6 +55,17 @@ export class AuditTrail {
   add(record: AuditRecord): void {
     this.records.push(record);
     if (this.records.length > this.limit) this.records.splice(0, this.records.length - this.limit);
+  }
+
+  /**
+   * Stamps `rec` with the wall-clock time `wallNowMs`, keeps it, and logs it as `{"event":"audit",...}` (at error
+   * level when the result is an error).
+   */
+  record(rec: Omit<AuditRecord, 'time'>, msg: string, log: Pick<Logger, 'info' | 'error'>, wallNowMs: number): void {
+    const full: AuditRecord = { time: new Date(wallNowMs).toISOString(), ...rec };
+    this.add(full);
+    const { time: _time, ...fields } = full;
+    log[rec.result === 'ok' ? 'info' : 'error']({ event: 'audit', ...fields }, msg);
   }
 
   /** The records, oldest first. */

@@ -401,10 +401,7 @@ export class Runtime implements AdminSource {
   }
 
   private record(rec: Omit<AuditRecord, 'time'>, msg: string): void {
-    const full: AuditRecord = { time: new Date(this.opts.clock.wallNow()).toISOString(), ...rec };
-    this.audit.add(full);
-    const { time: _time, ...fields } = full;
-    this.log[rec.result === 'ok' ? 'info' : 'error']({ event: 'audit', ...fields }, msg);
+    this.audit.record(rec, msg, this.log, this.opts.clock.wallNow());
   }
 
   private syncWatcher(config: Config): void {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { availableParallelism } from 'node:os';
 import { loadConfigText } from '../config/load.ts';
+import { autoWorkers } from '../config/resolve.ts';
 import { isMessage, parseSharedPorts } from './protocol.ts';
 import { parseWorkersOption, workerCommand } from './run.ts';
 
@@ -40,6 +41,17 @@ describe('worker start-up inputs', () => {
   ])('--workers %p', (value, want) => {
     const got = parseWorkersOption(value, 2);
     expect(typeof got === 'object' ? 'error' : got).toBe(want as number | undefined | 'error');
+  });
+
+  test('auto means one worker per available CPU, 1..64, for the config key and the flag alike', () => {
+    for (const [cpus, want] of [
+      [0, 1],
+      [2, 2],
+      [64, 64],
+      [128, 64],
+    ] as const) {
+      expect([autoWorkers(cpus), parseWorkersOption('auto', cpus)]).toEqual([want, want]);
+    }
   });
 
   test('the worker command repeats the runtime flags and the arguments; a compiled binary is its own entry', () => {

@@ -2,19 +2,18 @@
  * `spooky run` with more than one worker: the supervisor's process glue (logging, signals, pid file, exit
  * codes), and how the worker command line is derived from this process's.
  */
+import { autoWorkers } from '../config/resolve.ts';
+import { MAX_WORKERS } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogging } from '../observability/logger.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
 import { Supervisor, WorkerStartError } from './supervisor.ts';
 
-/** Largest `workers` / `--workers` value. */
-export const MAX_WORKERS = 64;
-
 /** Parses `--workers N|auto`; undefined when absent, an error message when invalid. */
 export function parseWorkersOption(value: string | undefined, parallelism: number): number | undefined | { error: string } {
   if (value === undefined) return undefined;
-  if (value === 'auto') return Math.max(1, Math.min(MAX_WORKERS, parallelism));
+  if (value === 'auto') return autoWorkers(parallelism);
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) return { error: `--workers must be 1..${MAX_WORKERS} or auto, got "${value}"` };
   return n;

@@ -20,13 +20,16 @@
 import type { Server, Subprocess } from 'bun';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
+import type { ConfigChanges } from '../config/diff.ts';
 import { formatIssue, loadConfigFile } from '../config/load.ts';
 import { redactConfig } from '../config/redact.ts';
 import type { AdminConfig, Config } from '../config/types.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { Logger } from '../observability/logger.ts';
 import type { StatsSnapshot } from '../observability/live-stats.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
+import { type AuditRecord, AuditTrail } from '../runtime/audit.ts';
+import type { ListenerChange } from '../runtime/listeners.ts';
 import type { ReloadMeta, ReloadTrigger } from '../runtime/runtime.ts';
 import { FileWatcher, filesToWatch } from '../runtime/watch.ts';
 import { aggregateMetrics, type MetricJson } from './aggregate.ts';
@@ -105,8 +108,9 @@ interface WorkerReloadResult {
   ok: boolean;
   generation: number;
   errors?: string[];
-  changes?: unknown;
-  listeners?: unknown;
+  /** What a worker's runtime reports (JSON over the IPC channel). */
+  changes?: ConfigChanges;
+  listeners?: ListenerChange[];
   listeners_bound?: WorkerListener[];
 }
 
@@ -134,6 +138,8 @@ export class Supervisor implements AdminSource, AdminObservability {
   >();
   private nextId = 1;
   private readonly counts = { ok: 0, error: 0 };
+  /** Its reloads and shutdown, for /status (the workers keep their own, which /status no longer shows). */
+  private readonly audit = new AuditTrail();
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly watcher: FileWatcher;
   private readonly log: Logger;
@@ -400,7 +406,8 @@ export class Supervisor implements AdminSource, AdminObservability {
 
   /**
    * The /status document: the supervisor, every worker (pid, start time, restarts, requests served), and the
-   * first running worker's listeners, pools and audit trail, with the backend counters summed over the workers.
+   * first running worker's listeners and pools, with the backend counters summed over the workers, and the
+   * supervisor's audit trail (its reloads cover every worker; a refused one never reaches a worker).
    */
   async status(): Promise<unknown> {
     const answers = await this.gather<Record<string, unknown> & { requests_total: number; generation: number; ready: boolean }>({ op: 'status' });
@@ -428,8 +435,13 @@ export class Supervisor implements AdminSource, AdminObservability {
           requests_total: w?.requests_total ?? null,
         };
       }),
-      audit: first?.audit ?? [],
+      audit: this.audit.list(),
     };
+  }
+
+  /** Logs an audit record (error level for a refused reload) and keeps it for /status. */
+  private record(rec: Omit<AuditRecord, 'time'>, msg: string): void {
+    this.audit.record(rec, msg, this.log, this.opts.clock.wallNow());
   }
 
   /** Prometheus text: the workers' metrics aggregated, plus the supervisor's series. */
@@ -462,15 +474,31 @@ export class Supervisor implements AdminSource, AdminObservability {
       if (slot.proc !== proc || !slot.listening || this.draining || slot.configReads >= this.appliedReads) return;
       slot.configReads = this.configReads;
       try {
-        const r = await this.request<WorkerReloadResult>(slot, { op: 'reload', trigger: 'worker_start', meta: {}, ports: this.ports }, RELOAD_TIMEOUT_MS);
+        const r = await this.request<WorkerReloadResult>(
+          slot,
+          { op: 'reload', trigger: 'worker_start', meta: {}, ports: this.ports },
+          RELOAD_TIMEOUT_MS,
+        );
         if (this.draining) return; // the shutdown began meanwhile: not a failure of the catch-up
         this.log[r.ok ? 'info' : 'error'](
-          { event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: r.ok, generation: r.generation, ...(r.ok ? {} : { errors: r.errors ?? [] }) },
-          r.ok ? `worker ${slot.index} started during a reload and now runs the current config` : `worker ${slot.index} could not apply the current config`,
+          {
+            event: 'worker_caught_up',
+            worker: slot.index,
+            pid: slot.pid,
+            ok: r.ok,
+            generation: r.generation,
+            ...(r.ok ? {} : { errors: r.errors ?? [] }),
+          },
+          r.ok
+            ? `worker ${slot.index} started during a reload and now runs the current config`
+            : `worker ${slot.index} could not apply the current config`,
         );
       } catch (e) {
         if (this.draining || slot.proc !== proc) return; // the shutdown, or the worker died again (it restarts)
-        this.log.error({ event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: false, errors: [(e as Error).message] }, 'worker catch-up failed');
+        this.log.error(
+          { event: 'worker_caught_up', worker: slot.index, pid: slot.pid, ok: false, errors: [(e as Error).message] },
+          'worker catch-up failed',
+        );
       }
     });
   }
@@ -490,8 +518,8 @@ export class Supervisor implements AdminSource, AdminObservability {
       const [alerter] = this.live();
       if (alerter) void this.request(alerter, { op: 'reload_refused', trigger, errors }).catch(() => {});
       if (logEach) for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
-      this.log.error(
-        { event: 'audit', action: 'reload', trigger, result: 'error', generation: this.generation, duration_ms: ms(), errors, ...meta },
+      this.record(
+        { action: 'reload', trigger, result: 'error', generation: this.generation, duration_ms: ms(), errors, ...meta },
         'reload refused; the running config stays',
       );
       return { ok: false, generation: this.generation, errors };
@@ -553,25 +581,30 @@ export class Supervisor implements AdminSource, AdminObservability {
     this.syncWatcher();
     if (!ok && this.draining) {
       // Some workers had begun to drain and ignored it: not a failure.
-      this.log.info({ event: 'reload_ignored', trigger, generation: this.generation, workers, ...meta }, 'reload met the shutdown; some workers ignored it');
+      this.log.info(
+        { event: 'reload_ignored', trigger, generation: this.generation, workers, ...meta },
+        'reload met the shutdown; some workers ignored it',
+      );
       return { ok: false, generation: this.generation, errors: ['Spooky is shutting down; reload ignored'] };
     }
     if (ok) this.counts.ok++;
     else this.counts.error++;
-    const record = {
-      event: 'audit',
-      action: 'reload',
-      trigger,
-      result: ok ? 'ok' : 'error',
-      generation: this.generation,
-      duration_ms: ms(),
-      changes: first.changes,
-      listeners: first.listeners,
-      workers,
-      ...meta,
-    };
-    if (ok) this.log.info(record, `config reloaded in ${workers.length} workers (generation ${this.generation})`);
-    else this.log.error(record, 'config reloaded in some workers only; see workers[].errors');
+    this.record(
+      {
+        action: 'reload',
+        trigger,
+        result: ok ? 'ok' : 'error',
+        generation: this.generation,
+        duration_ms: ms(),
+        ...(first.changes ? { changes: first.changes } : {}),
+        ...(first.listeners ? { listeners: first.listeners } : {}),
+        workers,
+        ...meta,
+      },
+      ok
+        ? `config reloaded in ${workers.length} workers (generation ${this.generation})`
+        : 'config reloaded in some workers only; see workers[].errors',
+    );
     return { ok, generation: this.generation, changes: first.changes, listeners: first.listeners, workers };
   }
 
@@ -590,8 +623,8 @@ export class Supervisor implements AdminSource, AdminObservability {
   async shutdown(signal: string): Promise<void> {
     this.draining = true;
     this.watcher.close();
-    this.log.info(
-      { event: 'audit', action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation, signal },
+    this.record(
+      { action: 'shutdown', trigger: 'signal', result: 'ok', generation: this.generation, signal },
       `${signal}: draining ${this.opts.count} workers`,
     );
     for (const s of this.slots) {

@@ -218,6 +218,19 @@ upstream:
     await res2.arrayBuffer();
     expect(res2.status).toBe(200);
     writeFileSync(spooky.configPath, good);
+    // /status keeps the supervisor's audit trail: the refused reload is in it (no worker ever saw it), after
+    // the applied reload of the test before, with the workers' results.
+    const audit = (
+      (await admin(spooky, '/status')).body as {
+        audit: { action: string; result: string; trigger: string; errors?: string[]; workers?: unknown[] }[];
+      }
+    ).audit;
+    expect(audit.map((r) => [r.action, r.trigger, r.result])).toEqual([
+      ['reload', 'signal', 'ok'],
+      ['reload', 'admin', 'error'],
+    ]);
+    expect(audit[0]?.workers).toHaveLength(2);
+    expect(audit[1]?.errors).toEqual(errors);
   });
 
   test('SIGUSR1 (log rotation) reaches every worker; the supervisor survives it and traffic goes on', async () => {
