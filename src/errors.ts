@@ -82,7 +82,9 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
 
 /** A failure with a stable code; see {@link ErrorCode}. */
 export class SpookyError extends Error {
+  /** The stable error code (also the access log's `error`). */
   readonly code: ErrorCode;
+  /** Whose doing it is: the client's, the backend's, or Spooky's own. */
   readonly source: ErrorSource;
   /** True when nothing reached the backend, so another backend may be tried for any method. */
   readonly retryable: boolean;

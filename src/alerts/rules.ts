@@ -81,6 +81,7 @@ export class RouteRule {
     return out;
   }
 
+  /** The rule's threshold: the 5xx share (`threshold`) or the milliseconds (`threshold_ms`). */
   threshold(): number {
     return 'threshold' in this.cfg ? this.cfg.threshold : this.cfg.threshold_ms;
   }

@@ -30,10 +30,10 @@ import type { LogLevel, StrategyName } from './types.ts';
 // Name tables
 // ---------------------------------------------------------------------------------------------------
 
-/** The canonical load-balancing strategy names, in documentation order. */
-
 /** Largest `workers` (and `--workers`) value; `auto` is capped to it too. */
 export const MAX_WORKERS = 64;
+
+/** The canonical load-balancing strategy names, in documentation order. */
 export const CANONICAL_STRATEGIES: readonly StrategyName[] = [
   'random',
   'round-robin',
@@ -198,7 +198,7 @@ export const ListenerSchema = z
   .strictObject({
     protocol: opt(
       z.literal('http3'),
-      'Listener protocol; only `http3` (HTTP/1.1 and HTTP/2 over TCP are always served on the same port too).',
+      'Listener protocol; only `http3` (HTTP/1.1 and HTTP/2 over TCP are always served on the same port too). Default `http3`.',
       'http3',
     ),
     address: opt(checked(parseBindAddress), 'IP address to bind (TCP and UDP). Default `0.0.0.0`.', '0.0.0.0'),
@@ -243,7 +243,7 @@ export const LimitsSchema = z
       0,
     ),
   })
-  .describe('Request size limits (bytes).');
+  .describe('Request size limits (bytes) and admission limits (requests in flight); each field has its own default.');
 
 /** Timeouts towards backends. */
 export const TimeoutsSchema = z
@@ -398,7 +398,7 @@ export const RetriesSchema = z
       'Backend statuses (5xx) that are retried. Default `[502, 503, 504]`.',
       [502, 503, 504],
     ),
-    backoff: BackoffSchema.optional().describe('Delay between retries. Default `{ base_ms: 25, cap_ms: 250 }`.'),
+    backoff: BackoffSchema.optional().describe('Delay between retries. Default `{ base_ms: 25, cap_ms: 250, jitter: true }`.'),
     budget: RetryBudgetSchema.optional().describe('Retry budget per pool. Default `{ ratio: 0.2, min_per_second: 10 }`.'),
     buffer_body_bytes: opt(
       z
@@ -542,7 +542,10 @@ export const RouteSchema = z
       checked(parsePath),
       'Path prefix to match; must start with `/`. Plain string prefix (`/api` also matches `/apix`), as in the Rust Spooky. Default: any path.',
     ),
-    path: opt(checked(parsePath), 'Exact path to match (an exact match beats any prefix). Alias `path_exact`. Not together with `path_prefix`.'),
+    path: opt(
+      checked(parsePath),
+      'Exact path to match (an exact match beats any prefix). Alias `path_exact`. Not together with `path_prefix`. Default: any path.',
+    ),
     path_exact: opt(checked(parsePath), 'Alias of `path`.'),
     method: opt(z.union([methodName(), z.array(methodName()).min(1)]), 'HTTP method(s) to match, case-insensitive. Default: any method.'),
     headers: opt(
@@ -623,7 +626,7 @@ export const HealthCheckSchema = z
     ),
     probes: opt(
       z.array(ProbeSchema),
-      'Several probe endpoints; the backend is up only while all pass. When given, these are the probes (each inherits unset fields from this health_check); otherwise the probe fields here make the single probe. `[]` disables active probes.',
+      'Several probe endpoints; the backend is up only while all pass. When given, these are the probes (each inherits unset fields from this health_check); otherwise the probe fields here make the single probe. `[]` disables active probes. Default: the single probe.',
     ),
   })
   .describe(
@@ -646,7 +649,9 @@ export const BackendSchema = z
     health_check: HealthCheckSchema.optional().describe(
       "Health policy of this backend; overrides the pool's `health_check` field by field. Absent on both: no active probes.",
     ),
-    limits: BackendLimitsSchema.optional().describe("Limits of this backend; override the pool's `backend_limits` field by field."),
+    limits: BackendLimitsSchema.optional().describe(
+      "Limits of this backend; override the pool's `backend_limits` field by field. Default: the pool's.",
+    ),
   })
   .describe('A backend server.');
 
@@ -717,7 +722,7 @@ export const PoolSchema = z
     host_policy: HostPolicySchema.optional().describe('Host header policy. Default `pass-through`.'),
     tls: UpstreamTlsSchema.optional().describe("TLS towards this pool's HTTPS backends; unset fields come from the top-level `upstream_tls`."),
     health_check: HealthCheckSchema.optional().describe(
-      "Default health policy for the backends of this pool; each backend's own `health_check` overrides it field by field.",
+      "Health policy for the backends of this pool; each backend's own `health_check` overrides it field by field. Default: none (no active probes; passive checks with their defaults).",
     ),
     backends: req(z.array(BackendSchema).min(1), 'The backends, in order. Required, at least one.'),
     timeouts: TimeoutsSchema.optional().describe('Timeouts of this pool; unset fields come from the top-level `timeouts`.'),
@@ -971,7 +976,7 @@ export const AlertsSchema = z
           if (r.base_ms !== undefined && r.cap_ms !== undefined && r.cap_ms < r.base_ms)
             ctx.addIssue({ code: 'custom', path: ['cap_ms'], message: '`cap_ms` must be at least `base_ms`' });
         }),
-      'Delivery retries with exponential backoff and full jitter.',
+      'Delivery retries with exponential backoff and full jitter. Default `{ attempts: 5, base_ms: 500, cap_ms: 30000 }`.',
     ),
     min_interval_ms: opt(
       durationMs(0),
@@ -983,7 +988,7 @@ export const AlertsSchema = z
       'Most deliveries waiting per webhook; further alerts for it are dropped (counted and logged). Default `1000`.',
       1000,
     ),
-    rules: opt(AlertRulesSchema, 'Which conditions raise alerts.'),
+    rules: opt(AlertRulesSchema, 'Which conditions raise alerts. Default: each rule at its own default (see each).'),
   })
   .describe('Alert webhooks: rules, deduplication and delivery.');
 
@@ -995,8 +1000,13 @@ export const AlertsSchema = z
 export const ConfigFileSchema = z
   .strictObject({
     version: opt(z.literal(1), 'Config format version; only `1`. Default `1`.', 1),
-    listen: ListenerSchema.optional().describe('The traffic listener (Rust Spooky shape). Ignored when `listeners` is non-empty.'),
-    listeners: opt(z.array(ListenerSchema), 'Several traffic listeners, same shape as `listen`; when non-empty they replace `listen`.'),
+    listen: ListenerSchema.optional().describe(
+      'The traffic listener (Rust Spooky shape). Ignored when `listeners` is non-empty. Default: none (one of `listen` and `listeners` is required).',
+    ),
+    listeners: opt(
+      z.array(ListenerSchema),
+      'Several traffic listeners, same shape as `listen`; when non-empty they replace `listen`. Default: none.',
+    ),
     admin: AdminSchema.optional(),
     trusted_proxies: opt(
       z.array(checked(parseCidr)),
@@ -1011,7 +1021,9 @@ export const ConfigFileSchema = z
     outlier_detection: OutlierDetectionSchema.optional().describe(
       'Default outlier detection of every pool; pools override it field by field. Default: off.',
     ),
-    upstream_tls: UpstreamTlsSchema.optional().describe('Default TLS settings towards HTTPS backends; pools may override any field.'),
+    upstream_tls: UpstreamTlsSchema.optional().describe(
+      'TLS settings towards HTTPS backends for every pool; pools may override any field. Default: verify against the system roots, with SNI.',
+    ),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
     upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
     log: LogSchema.optional(),

@@ -20,9 +20,11 @@ export class ManualClock implements Clock {
     this.t = start;
     this.wall = wallStart;
   }
+  /** Milliseconds since the clock was made, moved only by {@link advance}. */
   now(): number {
     return this.t;
   }
+  /** The wall-clock time it was made at, plus what {@link advance} added (ms since the epoch). */
   wallNow(): number {
     return this.wall + this.t;
   }

@@ -30,6 +30,7 @@ export class RequestFields implements HeaderLookup {
     return new RequestFields(headers.toJSON());
   }
 
+  /** The value of field `name` (any case); repeated fields joined with `, `; null when absent. */
   get(name: string): string | null {
     const v = this.fields[name.toLowerCase()];
     // typeof guards against names such as `constructor`, which an object literal inherits
@@ -37,11 +38,13 @@ export class RequestFields implements HeaderLookup {
     return Array.isArray(v) ? v.join(', ') : null;
   }
 
+  /** Whether field `name` (any case) is present. */
   has(name: string): boolean {
     const v = this.fields[name.toLowerCase()];
     return typeof v === 'string' || Array.isArray(v);
   }
 
+  /** The field names, lower case. */
   keys(): string[] {
     return Object.keys(this.fields);
   }

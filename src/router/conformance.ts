@@ -14,9 +14,13 @@ export type CaseRoute = Partial<RouteConfig> & { id: string; order?: number };
 
 /** A request of a conformance case. */
 export interface CaseRequest {
+  /** Host (default `example.com`). */
   host?: string;
+  /** Normalised path (default `/`). */
   path?: string;
+  /** Method (default `GET`). */
   method?: string;
+  /** Request headers. */
   headers?: Record<string, string>;
   /** Raw query including `?`, or ''. */
   query?: string;
@@ -24,8 +28,11 @@ export interface CaseRequest {
 
 /** One conformance case: routes, then requests with the id of the route that must win (null: no match). */
 export interface ConformanceCase {
+  /** What the case shows. */
   name: string;
+  /** The routes, in config order. */
   routes: CaseRoute[];
+  /** Requests and the id of the route that must win (null: no route matches). */
   requests: [CaseRequest, string | null][];
 }
 

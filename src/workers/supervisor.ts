@@ -465,7 +465,6 @@ export class Supervisor implements AdminSource, AdminObservability {
     return { generation: this.generation, loaded_at: new Date(this.loadedAt).toISOString(), config: redactConfig(this.current) };
   }
 
-  /** Validates the config, then reloads the workers in-process (one reload at a time). */
   /** Brings a worker that started while a reload ran to the current config (in the reload queue). */
   private catchUp(slot: Slot): void {
     const proc = slot.proc;
@@ -503,6 +502,7 @@ export class Supervisor implements AdminSource, AdminObservability {
     });
   }
 
+  /** Validates the config, then reloads the workers in-process (one reload at a time). */
   reload(trigger: ReloadTrigger, meta: ReloadMeta = {}): Promise<SupervisorReloadResult> {
     const run = this.reloadChain.then(() => this.doReload(trigger, meta));
     this.reloadChain = run.catch(() => {});

@@ -57,6 +57,7 @@ export class TcpChannel implements ByteChannel {
     if (this.closed) receiver.onClosed(this.closeError);
   }
 
+  /** Writes the first `length` bytes of `bytes`; false when they were queued (wait for drain) or the channel is closed. */
   write(bytes: Uint8Array, length: number): boolean {
     const s = this.socket;
     if (s === undefined || this.closed) return false;
@@ -71,12 +72,14 @@ export class TcpChannel implements ByteChannel {
     return false;
   }
 
+  /** Closes gracefully once what is queued is written. */
   end(): void {
     if (this.closed || this.socket === undefined) return;
     if (this.backlog !== undefined) this.endAfterBacklog = true;
     else this.socket.end();
   }
 
+  /** Closes at once, dropping what is queued. */
   destroy(): void {
     if (this.socket === undefined) return;
     this.socket.terminate();
@@ -178,15 +181,18 @@ export class TlsChannel implements ByteChannel {
     else if (this.socket.destroyed) this.onClose();
   }
 
+  /** Writes the first `length` bytes of `bytes`; false when they were queued (wait for drain) or the channel is closed. */
   write(bytes: Uint8Array, length: number): boolean {
     if (this.closed || this.socket.destroyed) return false;
     return this.socket.write(Buffer.from(bytes.subarray(0, length)));
   }
 
+  /** Closes gracefully once what is queued is written. */
   end(): void {
     if (!this.closed) this.socket.end();
   }
 
+  /** Closes at once, dropping what is queued. */
   destroy(): void {
     this.socket.destroy();
   }

@@ -110,6 +110,7 @@ const MIN_INDEXED_COOKIE = 20;
 
 /** A malformed header block: a connection error of type COMPRESSION_ERROR (RFC 9113 §4.3). */
 export class HpackError extends Error {
+  /** The error's name, for logs. */
   override readonly name = 'HpackError';
 }
 

@@ -130,11 +130,13 @@ export class H2Stream {
   unacked = 0;
   /** Received while paused (credited on resume). */
   held = 0;
+  /** The handler asked to stop reading (flow control: no window credited until it resumes). */
   paused = false;
   /** We sent END_STREAM. */
   localEnded = false;
   /** The peer sent END_STREAM. */
   remoteEnded = false;
+  /** The stream is over (both ends done, reset, or the connection went). */
   closed = false;
   /** Data waiting for window or for the channel. */
   queue: Uint8Array[] | undefined = undefined;
@@ -550,6 +552,7 @@ export class H2Session implements ChannelReceiver, FrameSink {
 
   // ---- channel events
 
+  /** Channel event: bytes arrived from the peer. */
   onBytes(bytes: Uint8Array): void {
     if (this.closed) return;
     try {
@@ -566,12 +569,14 @@ export class H2Session implements ChannelReceiver, FrameSink {
     }
   }
 
+  /** Channel event: everything queued was written; blocked streams may write again. */
   onDrain(): void {
     this.congested = false;
     this.acksWhileCongested = 0;
     this.unblock();
   }
 
+  /** Channel event: the connection closed (`err` when it failed). */
   onClosed(err?: Error): void {
     if (this.closed) return;
     this.teardown({ kind: 'closed', code: ErrorCode.NO_ERROR, message: err ? `connection failed: ${err.message}` : 'connection closed by the peer' });
@@ -579,10 +584,12 @@ export class H2Session implements ChannelReceiver, FrameSink {
 
   // ---- frames
 
+  /** Frame reader event: a frame above the maximum frame size (a connection error). */
   onOversizedFrame(length: number, type: number): void {
     this.connectionError(ErrorCode.FRAME_SIZE_ERROR, `frame of type ${type} with ${length} bytes, above the maximum frame size`);
   }
 
+  /** Frame reader event: one frame, its payload `buf[start, end)`; false stops reading (the connection failed). */
   onFrame(type: number, flags: number, streamId: number, buf: Uint8Array, start: number, end: number): boolean {
     if (this.blockParts !== undefined && (type !== FrameType.CONTINUATION || streamId !== this.blockStreamId)) {
       this.connectionError(ErrorCode.PROTOCOL_ERROR, 'header block interrupted by another frame');
