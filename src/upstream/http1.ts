@@ -114,8 +114,15 @@ const M_LENGTH = 1;
 const M_CHUNKED = 2;
 const M_EOF = 3;
 
+/**
+ * What one queued body chunk counts beyond its bytes: the chunk object and its queue entry cost memory of their
+ * own (about 100 to 200 bytes), so a backend sending 1-byte chunks cannot make the queue hold 64 Ki objects
+ * (several MB) per response before the socket is paused.
+ */
+const CHUNK_OVERHEAD = 256;
+
 function byteSize(chunk?: Uint8Array): number {
-  return chunk === undefined ? 0 : chunk.byteLength;
+  return chunk === undefined ? 0 : chunk.byteLength + CHUNK_OVERHEAD;
 }
 const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: BODY_HIGH_WATER_MARK, size: byteSize };
 
@@ -510,6 +517,10 @@ class Exchange implements ChunkSink, EventListenerObject {
   private mode = M_NONE;
   private remaining = 0;
   private decoder: ChunkedDecoder | null = null;
+  /** Short decoded chunks of the current read not pushed yet: the read's buffer and [start, end) pairs in it. */
+  private runBuf: Buffer | null = null;
+  private readonly run: number[] = [];
+  private runBytes = 0;
   private keepAlive = false;
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null;
 
@@ -933,6 +944,7 @@ class Exchange implements ChunkSink, EventListenerObject {
       }
       case M_CHUNKED: {
         const r = this.decoder!.decode(b, pos, end, this);
+        this.flushRun();
         if (r === DECODE_MORE) return;
         if (r === DECODE_ERROR) {
           this.fail(protocolError(this.decoder!.error));
@@ -948,9 +960,38 @@ class Exchange implements ChunkSink, EventListenerObject {
     }
   }
 
-  /** {@link ChunkSink}: decoded chunk data. */
+  /**
+   * {@link ChunkSink}: decoded chunk data. Short chunks (which {@link view} would copy one by one anyway) are
+   * gathered and pushed as one copy when the read is decoded, or before the next long chunk: one read of many
+   * tiny chunks becomes one array, not thousands. Long chunks go on as views, as before.
+   */
   onBodyData(buf: Buffer, start: number, end: number): void {
-    this.push(start === 0 && end === buf.length ? buf : view(buf, start, end));
+    if (end - start > COPY_LIMIT) {
+      this.flushRun();
+      this.push(start === 0 && end === buf.length ? buf : view(buf, start, end));
+      return;
+    }
+    if (this.runBuf !== buf) this.flushRun();
+    this.runBuf = buf;
+    this.run.push(start, end);
+    this.runBytes += end - start;
+  }
+
+  /** Pushes the short chunks gathered by {@link onBodyData}, as one array. */
+  private flushRun(): void {
+    const b = this.runBuf;
+    if (b === null) return;
+    const run = this.run;
+    const out = new Uint8Array(this.runBytes);
+    let at = 0;
+    for (let i = 0; i < run.length; i += 2) {
+      const e = run[i + 1] as number;
+      for (let j = run[i] as number; j < e; j++) out[at++] = b[j] as number;
+    }
+    this.runBuf = null;
+    run.length = 0;
+    this.runBytes = 0;
+    this.push(out);
   }
 
   private push(chunk: Uint8Array): void {
