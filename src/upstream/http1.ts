@@ -519,7 +519,8 @@ class Exchange implements ChunkSink, EventListenerObject {
   private decoder: ChunkedDecoder | null = null;
   /** Short decoded chunks of the current read not pushed yet: the read's buffer and [start, end) pairs in it. */
   private runBuf: Buffer | null = null;
-  private readonly run: number[] = [];
+  /** Made on the first short chunk: most exchanges never have one. */
+  private run: number[] | null = null;
   private runBytes = 0;
   private keepAlive = false;
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null;
@@ -973,7 +974,7 @@ class Exchange implements ChunkSink, EventListenerObject {
     }
     if (this.runBuf !== buf) this.flushRun();
     this.runBuf = buf;
-    this.run.push(start, end);
+    (this.run ??= []).push(start, end);
     this.runBytes += end - start;
   }
 
@@ -981,7 +982,7 @@ class Exchange implements ChunkSink, EventListenerObject {
   private flushRun(): void {
     const b = this.runBuf;
     if (b === null) return;
-    const run = this.run;
+    const run = this.run as number[];
     const out = new Uint8Array(this.runBytes);
     let at = 0;
     for (let i = 0; i < run.length; i += 2) {
