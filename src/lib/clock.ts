@@ -33,3 +33,6 @@ export class ManualClock implements Clock {
     this.t += ms;
   }
 }
+
+/** Largest delay `setTimeout` takes as given (a larger one fires at once): 2^31 − 1 ms, about 24.8 days. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

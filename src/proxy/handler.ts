@@ -3,11 +3,12 @@
  * forward (trying another backend when nothing was sent) -> stream the response back. Every request ends in
  * exactly one access-log record, written when the response body has been delivered, cancelled or failed.
  */
+
 import type { Server } from 'bun';
 import type { PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import { clientKey } from '../lib/cidr.ts';
-import type { Clock } from '../lib/clock.ts';
+import { type Clock, MAX_TIMER_MS } from '../lib/clock.ts';
 import { parseContentLength } from '../lib/http-syntax.ts';
 import { systemRandom } from '../lib/random.ts';
 import { type FieldRecord, type HeaderLookup, RequestFields } from '../lib/request-fields.ts';
@@ -174,9 +175,6 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   });
 }
 
-/** Largest delay timers accept (a larger one would fire at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * Relays a response body: counts the bytes handed on with `onChunk`, and cuts it when it stalls: no chunk for
  * `idleMs` (0: no idle limit), or past the monotonic `deadline` (infinite: none). `onTimeout` gets the reason
@@ -342,6 +340,11 @@ function budgetOf(pool: PoolConfig, policy: { ratio: number; min_per_second: num
   return b;
 }
 
+/** The `Alt-Svc` value every answer over TCP carries: HTTP/3 on the same port, remembered for a day. */
+export function altSvcFor(port: number | undefined): string {
+  return `h3=":${port}"; ma=86400`;
+}
+
 /** Creates the fetch handler for the traffic listeners. */
 export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Server<unknown>, transport: 'h3' | 'tcp') => Promise<Response> {
   const { clock, log } = deps;
@@ -364,7 +367,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
     const fields = RequestFields.of(req.headers);
     const requestId = requestIdOf(fields.get('x-request-id'), peer, gen.trusted, nextRequestId);
     const protocol: ClientProtocol = transport === 'h3' ? 'h3' : tcpProtocol(fields);
-    const altSvc = transport === 'tcp' ? `h3=":${server.port}"; ma=86400` : undefined;
+    const altSvc = transport === 'tcp' ? altSvcFor(server.port) : undefined;
     const via = VIA[protocol];
     const trace = tracing.start(fields, req.method, protocol);
     const rec: RequestRecord = {

@@ -42,7 +42,21 @@ export interface AuditRecord {
   /** For `trigger: "admin"`: the caller's address. */
   client?: string;
   /** With workers: each worker's result of a reload the supervisor coordinated. */
-  workers?: { worker: number; pid: number; ok: boolean; generation: number; errors?: string[] }[];
+  workers?: WorkerReloadOutcome[];
+}
+
+/** One worker's result of a reload the supervisor coordinated. */
+export interface WorkerReloadOutcome {
+  /** Worker index. */
+  worker: number;
+  /** Its process id. */
+  pid: number;
+  /** Whether it applied the config. */
+  ok: boolean;
+  /** The generation it runs afterwards. */
+  generation: number;
+  /** Why it did not apply it. */
+  errors?: string[];
 }
 
 /** The last {@link AUDIT_LIMIT} audit records, oldest first. */

@@ -29,7 +29,7 @@ import type { Logger } from '../observability/logger.ts';
 import { Telemetry } from '../observability/telemetry.ts';
 import { TracingController } from '../observability/tracing.ts';
 import { BodySampler } from '../proxy/body-sampling.ts';
-import { createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
+import { altSvcFor, createProxyHandler, nextRequestId, tcpProtocol } from '../proxy/handler.ts';
 import { clientAddressFrom } from '../proxy/headers.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
@@ -447,7 +447,7 @@ export class Runtime implements AdminSource {
     const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', 'x-request-id': requestId };
     if (transport === 'tcp') {
       headers.connection = 'close';
-      headers['alt-svc'] = `h3=":${server.port}"; ma=86400`;
+      headers['alt-svc'] = altSvcFor(server.port);
     }
     return new Response('503 shutting down\n', { status: 503, headers });
   }

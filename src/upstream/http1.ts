@@ -26,8 +26,10 @@
  * hand over an already-negotiated socket (the h2 transport's `node:tls` sockets cannot join a Bun.connect
  * pool); the price is one extra TLS handshake for the first connection after the fallback.
  */
+
 import type { Socket, SocketHandler, TLSOptions } from 'bun';
 import { SpookyError } from '../errors.ts';
+import { MAX_TIMER_MS } from '../lib/clock.ts';
 import { IDEMPOTENT_METHODS } from '../lib/http-syntax.ts';
 import {
   ChunkedDecoder,
@@ -90,8 +92,6 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
  * for the common quick exchange.
  */
 const ABORT_GRACE_MS = 100;
-/** Longest delay setTimeout takes as given; longer (or non-finite) timeouts mean no timeout at all. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** First request-body chunks up to this size are copied into one write with the head (or chunk framing). */
 const COALESCE_LIMIT = 16 * 1024;
 /** Methods that get `content-length: 0` when they have no body. */

@@ -50,9 +50,11 @@
  * abort listener. A response is handed over only after checking the signal, so a short exchange never touches the
  * signal's listener list, and an abort is noticed within the poll interval.
  */
+
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { SpookyError } from '../errors.ts';
+import { MAX_TIMER_MS } from '../lib/clock.ts';
 import { TCHAR } from '../lib/http-syntax.ts';
 import { type ByteChannel, connectTcp, type TcpChannel, type TlsChannel, tlsChannel } from './h2/channel.ts';
 import { ErrorCode } from './h2/frames.ts';
@@ -1544,9 +1546,6 @@ function parseLength(v: string | undefined): number {
   }
   return n;
 }
-
-/** Largest delay timers accept (a larger one would fire at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `setTimeout(fn, ms)`, clamped; none at all when `ms` is not a positive number (no timeout). */
 function timer(ms: number, fn: () => void): ReturnType<typeof setTimeout> | undefined {

@@ -28,7 +28,7 @@ import type { Clock } from '../lib/clock.ts';
 import type { StatsSnapshot } from '../observability/live-stats.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdminObservability } from '../observability/telemetry.ts';
-import { type AuditRecord, AuditTrail } from '../runtime/audit.ts';
+import { type AuditRecord, AuditTrail, type WorkerReloadOutcome } from '../runtime/audit.ts';
 import type { ListenerChange } from '../runtime/listeners.ts';
 import type { ReloadMeta, ReloadTrigger } from '../runtime/runtime.ts';
 import { FileWatcher, filesToWatch } from '../runtime/watch.ts';
@@ -101,7 +101,7 @@ export type SupervisorReloadResult = {
   errors?: string[];
   changes?: unknown;
   listeners?: unknown;
-  workers?: { worker: number; pid: number; ok: boolean; generation?: number; errors?: string[] }[];
+  workers?: WorkerReloadOutcome[];
 };
 
 interface WorkerReloadResult {
