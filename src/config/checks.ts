@@ -31,10 +31,8 @@ const ROOT_RUST_ONLY: Readonly<Record<string, string>> = {
 
 const TLS_RUST_ONLY: Readonly<Record<string, string>> = {
   ca_dir: 'put the CAs into one PEM bundle and use `ca_file`',
-  client_certificate: 'client certificates towards backends are not supported',
-  client_certificate_ref: 'client certificates towards backends are not supported',
-  client_key: 'client certificates towards backends are not supported',
-  client_key_ref: 'client certificates towards backends are not supported',
+  client_certificate_ref: 'write the PEM to a file and use `client_certificate`',
+  client_key_ref: 'write the PEM to a file and use `client_key`',
 };
 
 /** Runs the cross-field checks and Rust-compat warnings over the raw document value. */
@@ -173,6 +171,12 @@ function checkTlsCompat(tls: Obj, path: PathSegment[], sink: Sink): void {
     if (key in tls)
       sink.warn([...path, key], 'key', `\`${key}\` is a Rust Spooky setting that this Spooky does not implement; it is ignored (${hint})`);
   }
+  // A client certificate is useless without its key and the other way round (null counts as not written).
+  const cert = tls.client_certificate !== undefined && tls.client_certificate !== null;
+  const key = tls.client_key !== undefined && tls.client_key !== null;
+  if (cert && !key)
+    sink.error([...path, 'client_certificate'], 'key', '`client_certificate` needs `client_key` (its private key) in the same section');
+  if (key && !cert) sink.error([...path, 'client_key'], 'key', '`client_key` needs `client_certificate` in the same section');
 }
 
 function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void {

@@ -649,6 +649,47 @@ upstream:
     expect(config.pools[1]?.tls).toEqual({ verify_certificates: true, strict_sni: true, ca_file: '/etc/ssl/b.pem' });
   });
 
+  test('a client certificate and its key come as a pair: from the pool when it names one, else from upstream_tls', () => {
+    const { config } = ok(`${L}upstream_tls: { client_certificate: tls/spooky.pem, client_key: tls/spooky-key.pem }
+upstream:
+  a:
+    route: { path_prefix: /a }
+    backends: [{ id: a, address: "https://x" }]
+  b:
+    route: { path_prefix: /b }
+    tls: { client_certificate: /etc/b/client.pem, client_key: /etc/b/client-key.pem }
+    backends: [{ id: b, address: "https://y" }]
+  c:
+    route: { path_prefix: /c }
+    tls: { client_certificate: null, client_key: ~ }
+    backends: [{ id: c, address: "https://z" }]
+`);
+    const global = { client_certificate: resolve(BASE, 'tls/spooky.pem'), client_key: resolve(BASE, 'tls/spooky-key.pem') };
+    expect(config.pools.map((p) => p.tls)).toEqual([
+      { verify_certificates: true, strict_sni: true, ...global },
+      { verify_certificates: true, strict_sni: true, client_certificate: '/etc/b/client.pem', client_key: '/etc/b/client-key.pem' },
+      { verify_certificates: true, strict_sni: true, ...global },
+    ]);
+  });
+
+  test('a client certificate without its key (or a key alone) is an error at the key; the `_ref` forms warn', () => {
+    const r = load(`${L}upstream_tls: { client_certificate: c.pem }
+upstream:
+  a:
+    tls:
+      client_key: k.pem
+      client_key_ref: { name: spooky-client }
+    backends: [{ id: a, address: "https://x" }]
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => [e.line, e.column, e.path, e.message])).toEqual([
+      [3, 17, 'upstream_tls.client_certificate', '`client_certificate` needs `client_key` (its private key) in the same section'],
+      [7, 7, 'upstream.a.tls.client_key', '`client_key` needs `client_certificate` in the same section'],
+    ]);
+    expect(r.warnings.map((w) => [w.line, w.path])).toEqual([[8, 'upstream.a.tls.client_key_ref']]);
+  });
+
   test('health checks merge pool and backend fields; probes inherit unset fields', () => {
     const { config } = ok(`${L}upstream:
   api:
@@ -1111,11 +1152,15 @@ describe('JSON Schema', () => {
         '.load_balancing.key',
         '.upstream_tls.ca_file',
         '.upstream_tls.ca_dir',
+        '.upstream_tls.client_certificate',
+        '.upstream_tls.client_key',
         '.upstream.tls',
         '.upstream.load_balancing',
         '.upstream.health_check',
         '.upstream.tls.ca_file',
         '.upstream.tls.ca_dir',
+        '.upstream.tls.client_certificate',
+        '.upstream.tls.client_key',
         '.upstream.load_balancing.key',
         '.upstream.route.host',
         '.upstream.route.path_prefix',

@@ -121,10 +121,10 @@ function yamlMessage(e: YAMLError, src: SourceMap): string {
  */
 const NULLABLE_AT: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ['', new Set(['load_balancing'])],
-  ['upstream_tls', new Set(['ca_file', 'ca_dir'])],
+  ['upstream_tls', new Set(['ca_file', 'ca_dir', 'client_certificate', 'client_key'])],
   ['load_balancing', new Set(['key'])],
   ['upstream.*', new Set(['tls', 'load_balancing', 'health_check'])],
-  ['upstream.*.tls', new Set(['ca_file', 'ca_dir'])],
+  ['upstream.*.tls', new Set(['ca_file', 'ca_dir', 'client_certificate', 'client_key'])],
   ['upstream.*.load_balancing', new Set(['key'])],
   ['upstream.*.route', new Set(['host', 'path_prefix', 'method'])],
   ['upstream.*.route.#', new Set(['host', 'path_prefix', 'method'])],

@@ -414,10 +414,15 @@ function resolveHostPolicy(hp: PoolFile['host_policy']): HostPolicyConfig {
 
 function resolveTls(pool: UpstreamTlsFile | undefined, global: UpstreamTlsFile | undefined, abs: (p: string) => string): UpstreamTlsConfig {
   const ca = pool?.ca_file ?? global?.ca_file;
+  // The certificate and its key come together, from the pool's section when it names one, else the top level's.
+  const client = pool?.client_certificate !== undefined ? pool : global;
   return {
     verify_certificates: pool?.verify_certificates ?? global?.verify_certificates ?? DEFAULTS.upstream_tls.verify_certificates,
     strict_sni: pool?.strict_sni ?? global?.strict_sni ?? DEFAULTS.upstream_tls.strict_sni,
     ...(ca !== undefined ? { ca_file: abs(ca) } : {}),
+    ...(client?.client_certificate !== undefined && client.client_key !== undefined
+      ? { client_certificate: abs(client.client_certificate), client_key: abs(client.client_key) }
+      : {}),
   };
 }
 

@@ -426,9 +426,15 @@ export const UpstreamTlsSchema = z
       "PEM CA bundle trusted for backend certificates instead of the system roots (put every CA needed in it); relative to the config file's folder. Default: the system roots.",
     ),
     ca_dir: rustOnly('CA directory'),
-    client_certificate: rustOnly('client certificate towards backends'),
+    client_certificate: opt(
+      nonEmpty(),
+      "PEM client certificate (leaf first, then any intermediates) that Spooky presents to backends that ask for one (mutual TLS); relative to the config file's folder; needs `client_key`. Default: none.",
+    ),
     client_certificate_ref: rustOnly('client certificate secret reference'),
-    client_key: rustOnly('client key towards backends'),
+    client_key: opt(
+      nonEmpty(),
+      "PEM private key (unencrypted) of `client_certificate`; relative to the config file's folder; needs `client_certificate`. Default: none.",
+    ),
     client_key_ref: rustOnly('client key secret reference'),
   })
   .describe('TLS settings towards HTTPS backends.');

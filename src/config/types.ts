@@ -218,8 +218,12 @@ export interface UpstreamTlsConfig {
   verify_certificates: boolean;
   /** Send SNI (the backend host name). Default `true`. */
   strict_sni: boolean;
-  /** Extra PEM CA bundle to trust (resolved against the config file's folder). Default: system roots. */
+  /** PEM CA bundle trusted instead of the system roots (resolved against the config file's folder). Default: system roots. */
   ca_file?: string;
+  /** PEM client certificate presented to backends that ask for one (absolute path; set together with `client_key`). Default: none. */
+  client_certificate?: string;
+  /** PEM private key of `client_certificate` (absolute path). Default: none. */
+  client_key?: string;
 }
 
 /** A pool of backends and the route that leads to it. */

@@ -10,11 +10,16 @@ import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
 
-/** The files `reload.watch` watches: the config file, every listener certificate and key, every upstream `ca_file`. */
+/**
+ * The files `reload.watch` watches: the config file, every listener certificate and key, every upstream `ca_file`,
+ * client certificate and client key.
+ */
 export function filesToWatch(config: Config, configPath: string): string[] {
   const certificates = config.listeners.flatMap((l) => l.certificates.flatMap((c) => [c.cert, c.key]));
-  const caFiles = config.pools.flatMap((p) => (p.tls.ca_file !== undefined ? [p.tls.ca_file] : []));
-  return [...new Set([configPath, ...certificates, ...caFiles])];
+  const upstreamFiles = config.pools.flatMap((p) =>
+    [p.tls.ca_file, p.tls.client_certificate, p.tls.client_key].filter((f): f is string => f !== undefined),
+  );
+  return [...new Set([configPath, ...certificates, ...upstreamFiles])];
 }
 
 function signature(path: string): string {

@@ -6,6 +6,7 @@
  * The TLS policy comes from the pool's `upstream_tls`. `verify_certificates: false` is honoured silently here:
  * the caller logs the warning once per start, not once per backend.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { BackendConfig, UpstreamTlsConfig } from '../config/types.ts';
@@ -34,25 +35,53 @@ function portOf(url: URL): number {
   return url.protocol === 'https:' ? 443 : 80;
 }
 
+/** The text of the TLS file named by `upstream_tls.<field>`; throws `config_invalid` when it cannot be read. */
+function readTlsFile(field: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SpookyError('config_invalid', `cannot read upstream_tls.${field} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * The client certificate and key of `tls`, read and checked: a PEM certificate, an unencrypted PEM key, and the
+ * key the certificate was made for. Throws `config_invalid` naming the file otherwise, so a wrong pair fails the
+ * load or reload instead of every handshake with the backend.
+ */
+function clientIdentity(certPath: string, keyPath: string): { cert: string; key: string } {
+  const cert = readTlsFile('client_certificate', certPath);
+  const key = readTlsFile('client_key', keyPath);
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+  } catch (err) {
+    throw new SpookyError('config_invalid', `upstream_tls.client_certificate ${certPath} is not a PEM certificate`, { cause: err });
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    throw new SpookyError('config_invalid', `upstream_tls.client_key ${keyPath} is not an unencrypted PEM private key`, { cause: err });
+  }
+  if (!leaf.checkPrivateKey(privateKey))
+    throw new SpookyError('config_invalid', `upstream_tls.client_key ${keyPath} is not the key of client_certificate ${certPath}`);
+  return { cert, key };
+}
+
 /**
  * The origin (host, port, TLS policy) a transport for `backend` connects to. TLS is set only for `h2`:
  * SNI carries the backend host when `strict_sni` is on and the host is a name (never for an IP literal);
- * `ca_file` is read here, synchronously, once. Throws `config_invalid` when the CA file cannot be read.
+ * `ca_file` and the client certificate are read here, synchronously, once. Throws `config_invalid` when a file
+ * cannot be read or the client certificate and key do not make a pair.
  */
 export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): UpstreamOrigin {
   const host = bareHost(backend.url);
   const port = portOf(backend.url);
   if (backend.protocol !== 'h2') return { host, port };
-  let ca: string | undefined;
-  if (tls.ca_file !== undefined) {
-    try {
-      ca = readFileSync(tls.ca_file, 'utf8');
-    } catch (err) {
-      throw new SpookyError('config_invalid', `cannot read upstream_tls.ca_file ${tls.ca_file}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-  }
+  const ca = tls.ca_file !== undefined ? readTlsFile('ca_file', tls.ca_file) : undefined;
+  const client =
+    tls.client_certificate !== undefined && tls.client_key !== undefined ? clientIdentity(tls.client_certificate, tls.client_key) : undefined;
   const serverName = tls.strict_sni && isIP(host) === 0 ? host : undefined;
   return {
     host,
@@ -61,6 +90,7 @@ export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): Upstr
       rejectUnauthorized: tls.verify_certificates,
       ...(serverName !== undefined ? { serverName } : {}),
       ...(ca !== undefined ? { ca } : {}),
+      ...(client !== undefined ? client : {}),
     },
   };
 }

@@ -266,6 +266,18 @@ describe('serializeRequestHead', () => {
     ['GET', '/', [['x-a', 'b\rc']], 'CR in value'],
     ['GET', '/', [['x-a', 'b\x00c']], 'NUL in value'],
     ['GET', '/', [['x-a', '\u0100']], 'char above U+00FF'],
+    ['GET', '/', [['x-a', 'b\r']], 'CR at the end of a value (before the line end)'],
+    ['GET', '/', [['x-a', 'b\r\n']], 'CRLF at the end of a value (an empty line: the head would end there)'],
+    ['GET', '/', [['x-a', 'b\x7f']], 'DEL in value'],
+    [
+      'GET',
+      '/',
+      [
+        ['x-a', 'caf\u00e9'],
+        ['x-b', 'c\r\nx-injected: 1'],
+      ],
+      'obs-text in one value, CRLF in another',
+    ],
     ['GET', '/', [['x a', 'b']], 'space in name'],
     ['GET', '/', [['x-a:', 'b']], 'colon in name'],
     ['GET', '/', [['', 'b']], 'empty name'],
@@ -274,6 +286,35 @@ describe('serializeRequestHead', () => {
     ['POST', '/', [['Transfer-Encoding', 'chunked']], 'caller transfer-encoding'],
   ] as [string, string, [string, string][], string][])('refuses %j %j %j (%s)', (method, target, headers) => {
     expect(serializeRequestHead(method, target, headers, FRAMING_NONE, 'h').ok).toBe(false);
+  });
+});
+
+describe('serializeRequestHead over random values', () => {
+  // Whatever shortcut the serializer takes, its verdict and bytes must be those of checking every value on its own
+  // (checkFieldValue): random values drawn from the characters that matter, seeded so a failure repeats.
+  const alphabet = ['a', ' ', '\t', '\r', '\n', '\x00', '\x7f', '\u00e9', '\u0100', ':'];
+  let seed = 7;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const value = (): string => Array.from({ length: next(4) }, () => alphabet[next(alphabet.length)]).join('');
+  test('5000 random header sets', () => {
+    for (let round = 0; round < 5000; round++) {
+      const headers: [string, string][] = Array.from({ length: 1 + next(3) }, (_, i) => [`x-${i}`, value()]);
+      const r = serializeRequestHead('GET', '/', headers, FRAMING_NONE, 'h');
+      const checks = headers.map(([, v]) => checkFieldValue(v));
+      const bad = headers.findIndex((_, i) => (checks[i] as number) < 0);
+      if (bad >= 0) {
+        expect(r).toEqual({ ok: false, reason: `invalid value for header x-${bad}` });
+        continue;
+      }
+      const text = `GET / HTTP/1.1\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}host: h\r\n\r\n`;
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      if (checks.some((c) => c > 0x7f)) expect(Buffer.from(r.head as Uint8Array).toString('latin1')).toBe(text);
+      else expect(r.head).toBe(text);
+    }
   });
 });
 

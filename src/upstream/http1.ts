@@ -65,6 +65,10 @@ export interface Http1Origin {
     serverName?: string;
     /** PEM CA certificate(s) to trust instead of the system roots. */
     ca?: string;
+    /** PEM client certificate (chain) presented to the backend, with {@link key}. Default: none. */
+    cert?: string;
+    /** PEM private key of {@link cert}. */
+    key?: string;
     /** When true, a certificate that does not verify fails the connect (`upstream_connect_failed`). */
     rejectUnauthorized: boolean;
   };
@@ -1159,6 +1163,7 @@ class Pool {
         ALPNProtocols: '\x08http/1.1',
         ...(serverName !== undefined ? { serverName } : {}),
         ...(origin.tls.ca !== undefined ? { ca: origin.tls.ca } : {}),
+        ...(origin.tls.cert !== undefined && origin.tls.key !== undefined ? { cert: origin.tls.cert, key: origin.tls.key } : {}),
       };
     }
     this.maxIdle = opts.maxIdlePerBackend ?? 1024;

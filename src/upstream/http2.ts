@@ -90,6 +90,10 @@ export interface UpstreamTlsOptions {
   serverName?: string;
   /** Extra trusted CA certificates, PEM. Undefined: the runtime's default roots. */
   ca?: string;
+  /** Client certificate (chain) presented to the backend, PEM, with {@link key}. Undefined: none. */
+  cert?: string;
+  /** Private key of {@link cert}, PEM. */
+  key?: string;
   /** Verify the backend certificate chain and name. */
   rejectUnauthorized: boolean;
 }
@@ -713,6 +717,10 @@ export class Http2Transport implements Transport {
       };
       if (tlsOpts.serverName) options.servername = tlsOpts.serverName;
       if (tlsOpts.ca !== undefined) options.ca = tlsOpts.ca;
+      if (tlsOpts.cert !== undefined && tlsOpts.key !== undefined) {
+        options.cert = tlsOpts.cert;
+        options.key = tlsOpts.key;
+      }
       const sock = tls.connect(options);
       tsock = sock;
       sock.on('error', noop);

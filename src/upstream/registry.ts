@@ -26,35 +26,36 @@ interface Entry {
   /** The backend and TLS policy of the latest config (probe-only transports are made from them). */
   backend: BackendConfig;
   tls: UpstreamTlsConfig;
-  /** The TLS policy and CA bundle contents probe-only transports were made under (see {@link tlsPolicyKey}). */
+  /** The TLS policy and TLS file contents probe-only transports were made under (see {@link tlsPolicyKey}). */
   probeTls: string;
   checker?: HealthChecker;
 }
 
 /**
- * Key of a connection pool: protocol, origin and TLS policy. `caDigest` stands for the contents of `tls.ca_file`
- * (see {@link caFileDigest}), so a bundle rotated in place under the same path gets a new pool on reload.
+ * Key of a connection pool: protocol, origin and TLS policy. `filesDigest` stands for the contents of the TLS
+ * files (`ca_file`, the client certificate and key; see {@link fileDigest}), so a file rotated in place under the
+ * same path gets a new pool on reload.
  */
-export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig, caDigest = ''): string {
-  const tlsPart = backend.protocol === 'h2' ? `|${tlsPolicyKey(tls, caDigest)}` : '';
+export function transportKey(backend: BackendConfig, tls: UpstreamTlsConfig, filesDigest = ''): string {
+  const tlsPart = backend.protocol === 'h2' ? `|${tlsPolicyKey(tls, filesDigest)}` : '';
   // A connection limit is part of the pool's identity: backends with different limits get their own pools.
   const maxConn = backend.limits?.max_connections ?? 0;
   return `${backend.protocol}|${backend.url.host}${tlsPart}${maxConn > 0 ? `|max${maxConn}` : ''}`;
 }
 
 /**
- * The TLS policy of a pool with its CA bundle's contents (`caDigest`): part of an https transport's key, and what
- * probe-only transports are made under.
+ * The TLS policy of a pool with its TLS files' contents (`filesDigest`): part of an https transport's key, and
+ * what probe-only transports are made under.
  */
-function tlsPolicyKey(tls: UpstreamTlsConfig, caDigest: string): string {
-  return `${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${caDigest}`;
+function tlsPolicyKey(tls: UpstreamTlsConfig, filesDigest: string): string {
+  return `${tls.verify_certificates}|${tls.strict_sni}|${tls.ca_file ?? ''}|${tls.client_certificate ?? ''}|${tls.client_key ?? ''}|${filesDigest}`;
 }
 
 /**
- * SHA-256 of a CA bundle file, or a marker when it cannot be read (the transport made from it then fails with
- * `config_invalid`, which fails the load or reload).
+ * SHA-256 of a TLS file (CA bundle, client certificate or key), or a marker when it cannot be read (the transport
+ * made from it then fails with `config_invalid`, which fails the load or reload).
  */
-export function caFileDigest(path: string | undefined): string {
+export function fileDigest(path: string | undefined): string {
   if (path === undefined) return '';
   try {
     return createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -96,25 +97,27 @@ export class EndpointRegistry {
   sync(config: Config): Map<string, Map<string, Endpoint>> {
     const wanted = new Map<string, { pool: string; backend: BackendConfig; tls: UpstreamTlsConfig; transportKey: string }>();
     const byPool = new Map<string, Map<string, string>>();
-    // Every CA bundle is read once per load: new contents under the same path make new connection pools.
+    // Every TLS file is read once per load: new contents under the same path make new connection pools.
     const digests = new Map<string, string>();
     const digestOf = (path: string | undefined): string => {
       if (path === undefined) return '';
       let d = digests.get(path);
       if (d === undefined) {
-        d = caFileDigest(path);
+        d = fileDigest(path);
         digests.set(path, d);
       }
       return d;
     };
+    const filesDigest = (tls: UpstreamTlsConfig): string =>
+      `${digestOf(tls.ca_file)},${digestOf(tls.client_certificate)},${digestOf(tls.client_key)}`;
     for (const pool of config.pools) {
       const ids = new Map<string, string>();
       for (const backend of pool.backends) {
         const key = endpointKey(pool.name, backend, pool.tls);
         ids.set(backend.id, key);
         if (!wanted.has(key)) {
-          const ca = backend.protocol === 'h2' ? digestOf(pool.tls.ca_file) : '';
-          wanted.set(key, { pool: pool.name, backend, tls: pool.tls, transportKey: transportKey(backend, pool.tls, ca) });
+          const files = backend.protocol === 'h2' ? filesDigest(pool.tls) : '';
+          wanted.set(key, { pool: pool.name, backend, tls: pool.tls, transportKey: transportKey(backend, pool.tls, files) });
         }
       }
       byPool.set(pool.name, ids);
@@ -165,7 +168,7 @@ export class EndpointRegistry {
         }
         // Probe-only pools are made anew when the TLS policy or CA bundle changed, whatever the backend's own
         // protocol: an http:// backend may be probed on an https:// address.
-        const probeTls = tlsPolicyKey(tls, digestOf(tls.ca_file));
+        const probeTls = tlsPolicyKey(tls, filesDigest(tls));
         const probeTlsChanged = existing.probeTls !== probeTls;
         existing.probeTls = probeTls;
         this.syncChecker(existing, backend, probeTlsChanged);
@@ -174,7 +177,7 @@ export class EndpointRegistry {
       const transport = this.transportOf(tk, backend, tls);
       const endpoint = new Endpoint(key, pool, backend, transport, this.clock, this.onHealth, this.onProbe);
       if (!this.synced) endpoint.joinedAt = Number.NEGATIVE_INFINITY;
-      const entry: Entry = { endpoint, transportKey: tk, backend, tls, probeTls: tlsPolicyKey(tls, digestOf(tls.ca_file)) };
+      const entry: Entry = { endpoint, transportKey: tk, backend, tls, probeTls: tlsPolicyKey(tls, filesDigest(tls)) };
       this.entries.set(key, entry);
       this.syncGate(endpoint, backend);
       this.syncChecker(entry, backend, false);

@@ -47,6 +47,8 @@ export interface MakeCertificateOptions {
   passphrase?: string;
   /** IP addresses in the subject alternative names. Default 127.0.0.1 and ::1. */
   ips?: readonly string[];
+  /** Make a client certificate (extended key usage `clientAuth`) instead of a server one (`serverAuth`). */
+  client?: boolean;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function makeCertificate(dir: string, file: string, opts: MakeCerti
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
+      opts.client ? { name: 'extKeyUsage', clientAuth: true } : { name: 'extKeyUsage', serverAuth: true },
       {
         name: 'subjectAltName',
         altNames: [{ type: 2, value: name }, ...(opts.ips ?? ['127.0.0.1', '::1']).map((ip) => ({ type: 7, ip }))],
