@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTempCertificate, type TestCertificate, testCertificate } from '../support/certs.ts';
-import { admin, request, type SpookyProcess, startSpooky } from '../support/process.ts';
+import { admin, eventually, request, type SpookyProcess, startSpooky } from '../support/process.ts';
 
 let client: TestCertificate;
 let intruder: TestCertificate;
@@ -63,6 +63,21 @@ for (const http2 of [true, false]) {
     test('with client_certificate and client_key the backend accepts Spooky (200)', async () => {
       const r = await through(backend, `, client_certificate: "${client.cert}", client_key: "${client.key}"`);
       expect(r).toEqual({ status: 200, via: http2 ? '2 spooky' : '1.1 spooky', body: 'hello over mutual TLS\n' });
+    }, 30_000);
+
+    test('active health probes present the certificate too: the backend stays healthy', async () => {
+      const { cert } = await testCertificate();
+      const spooky = await startSpooky(`upstream:
+  app:
+    tls: { ca_file: "${cert}", client_certificate: "${client.cert}", client_key: "${client.key}" }
+    health_check: { path: /, interval: 100, timeout_ms: 1000, failure_threshold: 1 }
+    backends: [{ id: b, address: "https://localhost:${backend.port}" }]
+`);
+      started.push(spooky);
+      type Status = { pools: { backends: { healthy: boolean; last_probe: string | null }[] }[] };
+      const backendStatus = async () => ((await admin(spooky, '/status')).body as Status).pools[0]?.backends[0];
+      await eventually(async () => (await backendStatus())?.last_probe != null, 5000, 'a finished probe');
+      expect(await backendStatus()).toMatchObject({ healthy: true, last_probe: '/: status 200' });
     }, 30_000);
 
     test('without a client certificate the backend refuses the handshake: 502', async () => {
