@@ -14,11 +14,13 @@ import type { Config, LogLevel } from './config/types.ts';
 import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
+import { CertificateError, loadListenerCertificates } from './listener/certs.ts';
 import type { LogFiles } from './observability/log-files.ts';
 import { createLogging, type Logger, logFileProblems } from './observability/logger.ts';
 import { signalPidFile } from './runtime/pidfile.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
+import { upstreamTlsProblems } from './upstream/factory.ts';
 import { parseWorkersOption, runSupervisor } from './workers/run.ts';
 import { runWorker, workerIndex } from './workers/worker.ts';
 
@@ -31,7 +33,7 @@ Usage:
   spooky                               run the built-in demo (embedded config, demo backends)
   spooky run --config FILE [options]   run with a config file
   spooky reload --pid-file FILE        make the running Spooky re-read its config (sends SIGHUP)
-  spooky validate --config FILE        check a config file; print every error (exit 0 or 1)
+  spooky validate --config FILE        check a config file and the files it names; print every error (exit 0 or 1)
   spooky schema                        print the JSON Schema of the config file
   spooky --version | --help
 
@@ -105,6 +107,19 @@ function applyOverrides(config: Config, values: ReturnType<typeof parseCli>['val
     admin: { ...config.admin, port: adminPort ?? config.admin.port },
     log: { ...config.log, level: (level as LogLevel | undefined) ?? config.log.level },
   };
+}
+
+/** Every problem with the listeners' certificate and key files (unreadable, not PEM, a key that does not match). */
+function listenerCertificateProblems(config: Config): string[] {
+  const problems: string[] = [];
+  for (const listener of config.listeners) {
+    try {
+      loadListenerCertificates(listener);
+    } catch (e) {
+      problems.push(...(e instanceof CertificateError ? e.problems : [(e as Error).message]));
+    }
+  }
+  return problems;
 }
 
 async function loadOrExit(path: string): Promise<{ config: Config; warnings: string[] }> {
@@ -260,8 +275,15 @@ async function main(): Promise<void> {
     }
     case 'validate': {
       if (!values.config) usage('validate needs --config FILE');
-      const { warnings } = await loadOrExit(values.config);
+      const { config, warnings } = await loadOrExit(values.config);
       for (const w of warnings) process.stderr.write(`${w}\n`);
+      // Like `nginx -t`, the files the config names are read too: what a start would refuse is an error here.
+      const problems = [...listenerCertificateProblems(config), ...upstreamTlsProblems(config)];
+      if (problems.length > 0) {
+        for (const p of problems) process.stderr.write(`spooky: ${values.config}: ${p}\n`);
+        process.stderr.write(`spooky: ${values.config}: ${problems.length} error(s) in the files it names; not started\n`);
+        process.exit(EXIT.configInvalid);
+      }
       process.stdout.write(`${values.config}: configuration is valid\n`);
       return;
     }

@@ -9,7 +9,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { BackendConfig, UpstreamTlsConfig } from '../config/types.ts';
+import type { BackendConfig, Config, UpstreamTlsConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { type Http1PoolOptions, Http1Transport } from './http1.ts';
 import { Http2Transport, type Http2TransportOptions, type UpstreamOrigin } from './http2.ts';
@@ -70,6 +70,15 @@ function clientIdentity(certPath: string, keyPath: string): { cert: string; key:
 }
 
 /**
+ * Reads the TLS files of `tls` (`ca_file`, the client certificate and key) as a transport would, and throws the
+ * first problem as `config_invalid`; for a pool whose TLS is used only by probe connections made later.
+ */
+export function checkUpstreamTlsFiles(tls: UpstreamTlsConfig): void {
+  if (tls.ca_file !== undefined) readTlsFile('ca_file', tls.ca_file);
+  if (tls.client_certificate !== undefined && tls.client_key !== undefined) clientIdentity(tls.client_certificate, tls.client_key);
+}
+
+/**
  * The origin (host, port, TLS policy) a transport for `backend` connects to. TLS is set only for `h2`:
  * SNI carries the backend host when `strict_sni` is on and the host is a name (never for an IP literal);
  * `ca_file` and the client certificate are read here, synchronously, once. Throws `config_invalid` when a file
@@ -93,6 +102,33 @@ export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): Upstr
       ...(client !== undefined ? client : {}),
     },
   };
+}
+
+/**
+ * Every problem with the upstream TLS files of `config` (`ca_file`, the client certificate and key) of the pools
+ * that use TLS (an https backend or probe address), one message per problem naming the file and the pools it
+ * affects: what a start or reload would refuse, for `spooky validate`.
+ */
+export function upstreamTlsProblems(config: Config): string[] {
+  const pools = new Map<string, string[]>();
+  for (const pool of config.pools) {
+    const usesTls = pool.backends.some((b) => b.protocol === 'h2' || b.health_check.probes.some((p) => p.address?.startsWith('https:')));
+    if (!usesTls) continue;
+    const tls = pool.tls;
+    const checks: (() => unknown)[] = [];
+    if (tls.ca_file !== undefined) checks.push(() => readTlsFile('ca_file', tls.ca_file as string));
+    if (tls.client_certificate !== undefined && tls.client_key !== undefined)
+      checks.push(() => clientIdentity(tls.client_certificate as string, tls.client_key as string));
+    for (const check of checks) {
+      try {
+        check();
+      } catch (e) {
+        const message = (e as Error).message;
+        pools.set(message, [...(pools.get(message) ?? []), pool.name]);
+      }
+    }
+  }
+  return [...pools].map(([message, names]) => `${message} (pool${names.length > 1 ? 's' : ''} ${names.join(', ')})`);
 }
 
 /**

@@ -15,6 +15,7 @@ import type { Clock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { BackendGate } from './backend-gate.ts';
 import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
+import { checkUpstreamTlsFiles } from './factory.ts';
 import type { Transport } from './transport.ts';
 
 /** Makes the transport (connection pool) for a backend. */
@@ -64,9 +65,13 @@ export function fileDigest(path: string | undefined): string {
   }
 }
 
-/** Key of an endpoint: its pool and its transport key (without the connection limit, so a new limit keeps the endpoint's state). */
-export function endpointKey(pool: string, backend: BackendConfig, tls: UpstreamTlsConfig): string {
-  return `${pool}|${transportKey({ ...backend, limits: undefined }, tls)}`;
+/**
+ * Key of an endpoint: its pool, protocol and origin. Neither the connection limit nor the TLS policy is part of it,
+ * so a new limit, CA bundle or client certificate (also under a new path) keeps the endpoint's state (health,
+ * slow start, breaker, counters) and only gives it a new connection pool.
+ */
+export function endpointKey(pool: string, backend: BackendConfig): string {
+  return `${pool}|${backend.protocol}|${backend.url.host}`;
 }
 
 /** All endpoints of the running process. */
@@ -113,7 +118,7 @@ export class EndpointRegistry {
     for (const pool of config.pools) {
       const ids = new Map<string, string>();
       for (const backend of pool.backends) {
-        const key = endpointKey(pool.name, backend, pool.tls);
+        const key = endpointKey(pool.name, backend);
         ids.set(backend.id, key);
         if (!wanted.has(key)) {
           const files = backend.protocol === 'h2' ? filesDigest(pool.tls) : '';
@@ -128,6 +133,9 @@ export class EndpointRegistry {
     const created: string[] = [];
     try {
       for (const w of wanted.values()) {
+        // A probe on an https:// address of its own makes its connection pool when it first runs: its TLS files
+        // are read now, so a file it cannot use fails this load or reload instead of that probe.
+        if (w.backend.protocol !== 'h2' && w.backend.health_check.probes.some((p) => p.address?.startsWith('https:'))) checkUpstreamTlsFiles(w.tls);
         if (this.transports.has(w.transportKey)) continue;
         this.transportOf(w.transportKey, w.backend, w.tls);
         created.push(w.transportKey);
@@ -270,21 +278,21 @@ export class EndpointRegistry {
       entry.checker.update(probes, ownConnections);
       return;
     }
-    entry.checker = new HealthChecker(
-      entry.endpoint,
-      probes,
-      (address) => {
-        // A probe address has its own scheme (the loader writes it out in full): it decides the protocol, so an
-        // https:// backend can be probed on a plain http:// sidecar port and the other way round.
-        const target = address ?? entry.backend.address;
-        const parsed = parseBackendAddress(target);
-        if (!parsed.ok) throw new SpookyError('config_invalid', `probe address ${target}: ${parsed.message}`);
-        const { limits: _limits, ...unlimited } = entry.backend;
-        return this.transportFor({ ...unlimited, address: target, url: parsed.value.url, protocol: parsed.value.protocol }, entry.tls);
-      },
-      ownConnections,
-    );
+    entry.checker = new HealthChecker(entry.endpoint, probes, (address) => this.probeTransport(entry.backend, entry.tls, address), ownConnections);
     entry.checker.start();
+  }
+
+  /**
+   * A probe-only connection pool for `backend`'s probes of `address` (its own address when undefined), without its
+   * connection limit. A probe address has its own scheme (the loader writes it out in full): it decides the
+   * protocol, so an https:// backend can be probed on a plain http:// sidecar port and the other way round.
+   */
+  private probeTransport(backend: BackendConfig, tls: UpstreamTlsConfig, address: string | undefined): Transport {
+    const target = address ?? backend.address;
+    const parsed = parseBackendAddress(target);
+    if (!parsed.ok) throw new SpookyError('config_invalid', `probe address ${target}: ${parsed.message}`);
+    const { limits: _limits, ...unlimited } = backend;
+    return this.transportFor({ ...unlimited, address: target, url: parsed.value.url, protocol: parsed.value.protocol }, tls);
   }
 
   /** Resolves when every endpoint with probes has finished its first round. */

@@ -8,8 +8,9 @@
  * whole process group; the supervisor forwards it once); SIGTERM sent to a worker directly drains it. When the
  * supervisor goes away (IPC disconnect), the worker drains and exits.
  */
-import type { Config, ListenerConfig } from '../config/types.ts';
+
 import { listenerId } from '../config/diff.ts';
+import type { Config, ListenerConfig } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { systemRandom } from '../lib/random.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
@@ -79,19 +80,26 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const log: Logger = root.child({ worker: opts.index });
   files.attach(log);
   let shared: SharedPorts = parseSharedPorts(process.env[PORTS_ENV]);
-  const runtime = new Runtime({
-    config: workerSettings(opts.config),
-    configPath: opts.configPath,
-    log,
-    access,
-    samples,
-    logFiles: files,
-    clock: systemClock,
-    random: systemRandom,
-    overrides: (c) => workerSettings(opts.overrides(c)),
-    sharedPort: (l: ListenerConfig) => shared[listenerId(l)],
-    readyEvent: 'worker_listening',
-  });
+  let runtime: Runtime;
+  try {
+    // Building the runtime reads files too (upstream TLS files): a failure is a start failure, as in one process.
+    runtime = new Runtime({
+      config: workerSettings(opts.config),
+      configPath: opts.configPath,
+      log,
+      access,
+      samples,
+      logFiles: files,
+      clock: systemClock,
+      random: systemRandom,
+      overrides: (c) => workerSettings(opts.overrides(c)),
+      sharedPort: (l: ListenerConfig) => shared[listenerId(l)],
+      readyEvent: 'worker_listening',
+    });
+  } catch (e) {
+    reportStartFailed(log, startProblems(e), `spooky: worker ${opts.index}: `);
+    process.exit(opts.startFailedCode);
+  }
   const exit = (code: number) => exitAfterLogClosed(files, code);
   let stopping = false;
   const drain = (why: string) => {

@@ -4,12 +4,12 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
 import { reservePort } from '../../src/listener/listener.ts';
-import { makeTempCertificate, testCertificate } from '../support/certs.ts';
+import { exampleWithFiles, makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { type Backend, Child, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -27,10 +27,45 @@ function file(name: string, text: string): string {
 }
 
 describe('spooky validate', () => {
-  test('a valid example exits 0', () => {
-    const r = cli(['validate', '--config', 'examples/api-and-web.yaml']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('configuration is valid');
+  test('every example exits 0 once the certificate files it names exist', async () => {
+    for (const name of readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
+      const r = cli(['validate', '--config', await exampleWithFiles(name)]);
+      expect([name, r.code, r.stdout.includes('configuration is valid')]).toEqual([name, 0, true]);
+    }
+  });
+
+  test('like nginx -t, it reads the files the config names: every unusable one is an error (exit 1)', async () => {
+    const { cert, key } = await testCertificate();
+    const other = await makeTempCertificate({ name: 'other', client: true });
+    const path = file(
+      'files.yaml',
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: /nonexistent/cert.pem, key: "${key}" } }
+upstream_tls: { ca_file: /nonexistent/ca.pem }
+upstream:
+  a:
+    route: { path_prefix: /a }
+    tls: { client_certificate: "${cert}", client_key: "${other.key}" }
+    backends: [{ id: a, address: "https://127.0.0.1:1" }]
+  b:
+    route: { path_prefix: /b }
+    backends: [{ id: b, address: "https://127.0.0.1:2" }]
+  plain:
+    tls: { client_certificate: /nonexistent/unused.pem, client_key: /nonexistent/unused-key.pem }
+    backends: [{ id: c, address: "http://127.0.0.1:3" }]
+`,
+    );
+    const r = cli(['validate', '--config', path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.some((l) => l.includes('/nonexistent/cert.pem'))).toBe(true);
+    expect(lines).toContain(
+      `spooky: ${path}: cannot read upstream_tls.ca_file /nonexistent/ca.pem: ENOENT: no such file or directory, open '/nonexistent/ca.pem' (pools a, b)`,
+    );
+    expect(lines).toContain(`spooky: ${path}: upstream_tls.client_key ${other.key} is not the key of client_certificate ${cert} (pool a)`);
+    // A pool whose backends are all http:// uses no TLS, so its files are not read (as at start).
+    expect(r.stderr).not.toContain('unused');
+    expect(lines.at(-1)).toBe(`spooky: ${path}: 3 error(s) in the files it names; not started`);
   });
 
   test('a broken config exits 1 and prints every error with file:line:col', () => {
@@ -74,11 +109,12 @@ upstream:
     ).toEqual(['4 warning', '5 error', '6 warning', undefined]);
   });
 
-  test('Rust Spooky keys that are not implemented give warnings, not errors', () => {
+  test('Rust Spooky keys that are not implemented give warnings, not errors', async () => {
+    const { cert, key } = await testCertificate();
     const path = file(
       'rust.yaml',
       `version: 1
-listen: { protocol: http3, port: 9889, address: "0.0.0.0", tls: { cert: c.pem, key: k.pem } }
+listen: { protocol: http3, port: 9889, address: "0.0.0.0", tls: { cert: "${cert}", key: "${key}" } }
 upstream:
   pool:
     route: { path_prefix: "/" }
@@ -171,15 +207,15 @@ describe('ports already in use', () => {
   });
 
   test('validate warns about an admin port that a traffic listener uses; run refuses it unless a flag moves one', async () => {
+    const { cert, key } = await testCertificate();
     const path = file(
       'admin-clash.yaml',
-      `listen: { address: 127.0.0.1, port: 8443, tls: { cert: c.pem, key: k.pem } }\nadmin: { port: 8443 }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+      `listen: { address: 127.0.0.1, port: 8443, tls: { cert: "${cert}", key: "${key}" } }\nadmin: { port: 8443 }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
     );
     const r = cli(['validate', '--config', path]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`${path}:2:16: warning: the admin listener cannot use port 8443: the traffic listener at line 1 uses it`);
     // run: the clash is refused when binding (exit 3), never shared
-    const { cert, key } = await testCertificate();
     const free = await reservePort('127.0.0.1', 0);
     free.release();
     const real = file(

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { exampleWithFiles } from '../support/certs.ts';
 import { admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -43,8 +44,8 @@ describe('the compiled spooky executable', () => {
     expect(r.stdout.trim()).toMatch(new RegExp(`^spooky ${version.version.replaceAll('.', '\\.')} \\(bun \\d+\\.\\d+\\.\\d+\\)$`));
   });
 
-  test('validate exits 0 on an example and 1 with file:line:col on a broken file; schema prints JSON Schema', () => {
-    expect(run(['validate', '--config', join(ROOT, 'examples/api-and-web.yaml')]).code).toBe(0);
+  test('validate exits 0 on an example and 1 with file:line:col on a broken file; schema prints JSON Schema', async () => {
+    expect(run(['validate', '--config', await exampleWithFiles('api-and-web.yaml')]).code).toBe(0);
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'upstream:\n  web:\n    load_balancing: { type: round-robn }\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n');
     const r = run(['validate', '--config', broken]);

@@ -124,6 +124,37 @@ upstream:
   expect(await get()).toBe(200);
 }, 30_000);
 
+test('a pair moved to new paths keeps the backend (its counters and health), with a new connection pool', async () => {
+  const backend = await mtlsBackend(false);
+  const { cert: ca } = await testCertificate();
+  const dir = mkdtempSync(join(tmpdir(), 'spooky-mtls-'));
+  const pair = (v: string) => {
+    writeFileSync(join(dir, `client-${v}.pem`), client.certPem);
+    writeFileSync(join(dir, `client-${v}-key.pem`), client.keyPem);
+    return `client_certificate: "${join(dir, `client-${v}.pem`)}", client_key: "${join(dir, `client-${v}-key.pem`)}"`;
+  };
+  const yaml = (v: string) =>
+    `upstream:\n  app:\n    tls: { ca_file: "${ca}", ${pair(v)} }\n    backends: [{ id: b, address: "https://localhost:${backend.port}" }]\n`;
+  const spooky = await startSpooky(yaml('v1'));
+  started.push(spooky);
+  const get = async () => {
+    const res = await request(`${spooky.url}/`, { protocol: 'http1.1' });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  for (let i = 0; i < 3; i++) expect(await get()).toBe(200);
+  type Status = { pools: { backends: { requests: number }[] }[] };
+  const requests = async () => ((await admin(spooky, '/status')).body as Status).pools[0]?.backends[0]?.requests;
+  expect(await requests()).toBe(3);
+  writeFileSync(
+    spooky.configPath,
+    `listen: { address: 127.0.0.1, port: ${spooky.port}, tls: { cert: "${ca}", key: "${(await testCertificate()).key}" } }\n${yaml('v2')}`,
+  );
+  expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: true });
+  expect(await get()).toBe(200);
+  expect(await requests()).toBe(4);
+}, 30_000);
+
 describe('a client certificate that cannot be used stops start-up (exit 3) with a message naming the file', () => {
   /** Exit code and stderr of `spooky run` with a pool whose TLS section is `tls`. */
   async function runWith(tls: string): Promise<{ code: number | null; stderr: string }> {
@@ -150,6 +181,33 @@ describe('a client certificate that cannot be used stops start-up (exit 3) with 
     const swapped = await runWith(`client_certificate: "${client.key}", client_key: "${client.key}"`);
     expect([swapped.code, swapped.stderr.includes(`upstream_tls.client_certificate ${client.key} is not a PEM certificate`)]).toEqual([3, true]);
   }, 30_000);
+
+  test('a key that does not match, used only by a health probe on an https:// address (an http:// backend)', async () => {
+    const server = await testCertificate();
+    const path = join(server.dir, `mtls-probe-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(
+      path,
+      `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${server.cert}", key: "${server.key}" } }
+upstream:
+  a:
+    tls: { client_certificate: "${client.cert}", client_key: "${intruder.key}" }
+    health_check: { path: /health, probes: [{ address: "https://127.0.0.1:1" }] }
+    backends: [{ id: a, address: "http://127.0.0.1:1" }]
+`,
+    );
+    for (const workers of ['1', '2']) {
+      const r = spawnSync(process.execPath, ['src/main.ts', 'run', '--config', path, '--admin-port', '0', '--workers', workers], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect([workers, r.status, r.stderr.includes(`is not the key of client_certificate ${client.cert}`), r.stderr.includes('    at ')]).toEqual([
+        workers,
+        3,
+        true,
+        false,
+      ]);
+    }
+  }, 40_000);
 
   test('an encrypted key', async () => {
     const locked = await makeTempCertificate({ name: 'locked', client: true, passphrase: 'secret' });

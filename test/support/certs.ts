@@ -82,3 +82,23 @@ export async function makeCertificate(dir: string, file: string, opts: MakeCerti
   writeFileSync(key, pems.private, { mode: 0o600 });
   return { cert, key, certPem: pems.cert, keyPem: pems.private, fingerprint256: new X509Certificate(pems.cert).fingerprint256 };
 }
+
+/**
+ * A copy of `examples/<name>` in a fresh temp folder, with every `certs/*` file it names (`.pem`, `.key`, `.crt`)
+ * written next to it from the shared test certificate (names with `key` get the key, the others the certificate, so every
+ * certificate and key it names make a pair): a folder where `spooky validate` can read every file the example
+ * names. Returns the copy's path.
+ */
+export async function exampleWithFiles(name: string): Promise<string> {
+  const { readFileSync, writeFileSync, mkdirSync } = await import('node:fs');
+  const { resolve } = await import('node:path');
+  const { certPem, keyPem } = await testCertificate();
+  const text = readFileSync(resolve(import.meta.dir, '../../examples', name), 'utf8');
+  const dir = mkdtempSync(join(tmpdir(), 'spooky-example-'));
+  mkdirSync(join(dir, 'certs'));
+  for (const [file] of text.matchAll(/certs\/[\w.*-]+\.(?:pem|key|crt)/g))
+    writeFileSync(join(dir, file), file.endsWith('.key') || file.includes('key') ? keyPem : certPem);
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
