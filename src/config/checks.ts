@@ -268,6 +268,32 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
   }
 }
 
+/**
+ * Whether a raw pool makes TLS connections: a backend or health-probe address that is https:// (or a bare
+ * `host:port`, https in the Rust Spooky's meaning). An address that does not parse counts as TLS, so this stays
+ * silent where the schema reports an error.
+ */
+function poolUsesTls(pool: Obj): boolean {
+  const addresses: unknown[] = [];
+  const probes = (hc: unknown) => {
+    if (!isObj(hc)) return;
+    addresses.push(hc.address);
+    if (Array.isArray(hc.probes)) for (const p of hc.probes) if (isObj(p)) addresses.push(p.address);
+  };
+  probes(pool.health_check);
+  if (Array.isArray(pool.backends))
+    for (const b of pool.backends) {
+      if (!isObj(b)) continue;
+      addresses.push(b.address);
+      probes(b.health_check);
+    }
+  return addresses.some((a) => {
+    if (typeof a !== 'string') return false;
+    const parsed = parseBackendAddress(a);
+    return !parsed.ok || parsed.value.protocol === 'h2';
+  });
+}
+
 function checkPools(root: Obj, sink: Sink): void {
   const upstream = root.upstream;
   if (!isObj(upstream)) return;
@@ -282,7 +308,15 @@ function checkPools(root: Obj, sink: Sink): void {
     if ('forwarded_headers' in pool) {
       sink.warn([...pp, 'forwarded_headers'], 'key', '`forwarded_headers` is ignored: Spooky trusts forwarding headers only from trusted_proxies');
     }
-    if (isObj(pool.tls)) checkTlsCompat(pool.tls, [...pp, 'tls'], sink);
+    if (isObj(pool.tls)) {
+      checkTlsCompat(pool.tls, [...pp, 'tls'], sink);
+      if (typeof pool.tls.client_certificate === 'string' && !poolUsesTls(pool))
+        sink.warn(
+          [...pp, 'tls', 'client_certificate'],
+          'key',
+          '`client_certificate` is not used: no backend or health probe of this pool is https:// (a client certificate is presented on TLS connections only)',
+        );
+    }
     checkLoadBalancing(pool.load_balancing, [...pp, 'load_balancing'], sink);
     checkHostPolicy(pool.host_policy, [...pp, 'host_policy'], sink);
 

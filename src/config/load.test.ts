@@ -672,6 +672,32 @@ upstream:
     ]);
   });
 
+  test('a pool client certificate that no TLS connection would present is a warning at the key', () => {
+    const { warnings } = ok(`${L}upstream:
+  plain:
+    route: { path_prefix: /p }
+    tls: { client_certificate: c.pem, client_key: k.pem }
+    backends: [{ id: a, address: "http://x" }, { id: b, address: "h2c://y" }]
+  probed:
+    route: { path_prefix: /q }
+    tls: { client_certificate: c.pem, client_key: k.pem }
+    health_check: { path: /h, probes: [{ address: "https://x:8443" }] }
+    backends: [{ id: a, address: "http://x" }]
+  bare:
+    route: { path_prefix: /r }
+    tls: { client_certificate: c.pem, client_key: k.pem }
+    backends: [{ id: a, address: "x:8443" }]
+`);
+    expect(warnings.map((w) => [w.line, w.column, w.path, w.message])).toEqual([
+      [
+        6,
+        12,
+        'upstream.plain.tls.client_certificate',
+        '`client_certificate` is not used: no backend or health probe of this pool is https:// (a client certificate is presented on TLS connections only)',
+      ],
+    ]);
+  });
+
   test('a client certificate without its key (or a key alone) is an error at the key; the `_ref` forms warn', () => {
     const r = load(`${L}upstream_tls: { client_certificate: c.pem }
 upstream:

@@ -98,6 +98,8 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
 const ABORT_GRACE_MS = 100;
 /** First request-body chunks up to this size are copied into one write with the head (or chunk framing). */
 const COALESCE_LIMIT = 16 * 1024;
+/** After a failed write with a request in flight, how long the backend's answer and close are waited for (ms). */
+const WRITE_FAILED_GRACE_MS = 1000;
 /** Methods that get `content-length: 0` when they have no body. */
 const NEEDS_LENGTH = new Set(['POST', 'PUT', 'PATCH']);
 const CRLF = '\r\n';
@@ -290,9 +292,25 @@ class Conn {
     if (ex !== null) ex.fail(new SpookyError('upstream_reset', `socket error: ${err.message}`, { cause: err }));
   }
 
-  /** `socket.write` said the socket is closed: handle it like the close event, and make sure it is. */
+  /**
+   * `socket.write` said the socket is closed: handle it like the close event, and make sure it is. Except while an
+   * exchange is uploading a body here: a backend may answer early and close without reading the rest of the
+   * upload (a `413`), and that answer can still be waiting to be read. Then writing stops, reading goes on, and
+   * the close event ends the exchange after the answer, or {@link WRITE_FAILED_GRACE_MS} later at the latest.
+   */
   writeFailed(): void {
     const s = this.socket;
+    const ex = this.ex;
+    if (ex?.uploading() && this.state === C_ACTIVE && s !== null && s.readyState > 0) {
+      this.wq = null;
+      const grace = setTimeout(() => {
+        if (this.state === C_CLOSED) return;
+        this.onClose(undefined);
+        if (s.readyState > 0) s.terminate();
+      }, WRITE_FAILED_GRACE_MS);
+      grace.unref?.();
+      return;
+    }
     this.onClose(undefined);
     if (s !== null && s.readyState > 0) s.terminate();
   }
@@ -620,6 +638,11 @@ class Exchange implements ChunkSink, EventListenerObject {
     this.headQueuedOn = null;
     if (c === null || this.conn !== c || c.ex !== this || c.state !== C_ACTIVE || this.phase !== P_HEAD) return;
     if (!c.send(this.head)) c.writeFailed();
+  }
+
+  /** True while this exchange is sending a request body after its head (the backend may have answered already). */
+  uploading(): boolean {
+    return this.headWritten && this.bodySent > 0 && this.phase !== P_DONE;
   }
 
   /** setImmediate fallback: write the head without body bytes. */

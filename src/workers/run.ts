@@ -8,6 +8,7 @@ import type { Config } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogging } from '../observability/logger.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
+import { takeStartupSignals } from '../runtime/startup-signals.ts';
 import { Supervisor, WorkerStartError } from './supervisor.ts';
 
 /** Parses `--workers N|auto`; undefined when absent, an error message when invalid. */
@@ -61,6 +62,7 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
   });
   const exit = (code: number) => exitAfterLogClosed(files, code);
   const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
+  for (let n = takeStartupSignals(); n > 0; n--) early(); // noted by main.ts while the modules loaded
   process.on('SIGHUP', early);
   let stopping = false;
   const stop = (signal: string) => {

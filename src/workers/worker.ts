@@ -16,6 +16,7 @@ import { systemRandom } from '../lib/random.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems } from '../runtime/process.ts';
 import { Runtime } from '../runtime/runtime.ts';
+import { takeStartupSignals } from '../runtime/startup-signals.ts';
 import {
   type FromWorker,
   isMessage,
@@ -79,6 +80,11 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const { log: root, access, samples, files } = createLogging(opts.config.log);
   const log: Logger = root.child({ worker: opts.index });
   files.attach(log);
+  // The supervisor reloads its workers itself; a SIGHUP sent to a worker (e.g. to the whole process group) is
+  // logged and ignored, not the end of the worker (main.ts noted any that came while the modules loaded).
+  const ignored = () => log.info({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP to a worker: ignored (the supervisor reloads the workers)');
+  for (let n = takeStartupSignals(); n > 0; n--) ignored();
+  process.on('SIGHUP', ignored);
   let shared: SharedPorts = parseSharedPorts(process.env[PORTS_ENV]);
   let runtime: Runtime;
   try {
