@@ -55,6 +55,11 @@ export interface ProxyDeps {
   rateLimiter?: RateLimiter;
   /** Spans and trace context. Default: trace ids only ({@link PASS_THROUGH_TRACING}). */
   tracing?: Tracing;
+  /**
+   * True once a drain ran out of time and Spooky cuts what is still in flight: a request that ends as aborted
+   * then says so in its log line (status 499 either way). Default: never.
+   */
+  cutting?(): boolean;
 }
 
 const H1_ONLY_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
@@ -402,7 +407,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: Request, server: Serv
       if (bodyMeter) rec.bytes_in = bodyMeter.bytes;
       if (error) {
         rec.error = error.code;
-        rec.error_detail = error.message;
+        rec.error_detail =
+          error.code === 'client_aborted' && deps.cutting?.() === true
+            ? 'cut by Spooky at the end of the drain (shutdown.drain_timeout_ms)'
+            : error.message;
       }
       rec.duration_ms = Math.round((clock.now() - started) * 1000) / 1000;
       access?.write(rec);

@@ -105,6 +105,8 @@ export class Runtime implements AdminSource {
   private readonly listeners: ListenerSet;
   private admin: Server<unknown> | undefined;
   private draining = false;
+  /** True once a drain ran out of time and cuts what is still in flight (their log lines say so). */
+  private cutting = false;
   private started = false;
   private healthReady = false;
   private readonly log: Logger;
@@ -177,6 +179,7 @@ export class Runtime implements AdminSource {
       tracing: this.tracing,
       observer: this.alerts.observer,
       rateLimiter: this.rateLimiter,
+      cutting: () => this.cutting,
       ...(opts.samples ? { bodySampler: new BodySampler(opts.samples, opts.random, () => this.generation.config.log.level !== 'silent') } : {}),
     });
     registerLogMetrics(this.telemetry.prom.registry, {
@@ -488,6 +491,7 @@ export class Runtime implements AdminSource {
         `drain timeout: cutting ${cut} request(s) still in flight`,
       );
     }
+    this.cutting = true; // the cut requests' log lines say Spooky cut them, not the client
     this.listeners.stopAll();
     // Cut requests write their access-log lines (status 499) as their abort reaches the handler.
     if (cut > 0) await Bun.sleep(200);
