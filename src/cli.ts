@@ -19,7 +19,7 @@ import { createLogging, type Logger, logFileProblems } from './observability/log
 import { signalPidFile } from './runtime/pidfile.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
-import { takeStartupSignals } from './runtime/startup-signals.ts';
+import { handOverStartupSignals } from './runtime/startup-signals.ts';
 import { upstreamTlsProblems } from './upstream/factory.ts';
 import { parseWorkersOption, runSupervisor } from './workers/run.ts';
 import { runWorker, workerIndex } from './workers/worker.ts';
@@ -167,9 +167,8 @@ async function run(
   process.on('SIGUSR1', () => files.reopen());
   for (const w of warnings) log.warn({ event: 'config_warning' }, w);
   // SIGHUP would end the process by default: until the listeners are up, a reload request is ignored.
-  const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
-  for (let n = takeStartupSignals(); n > 0; n--) early(); // noted by main.ts while the modules loaded
-  process.on('SIGHUP', early);
+  // (The handler also gets the SIGHUPs main.ts noted while the modules loaded.)
+  const removeEarly = handOverStartupSignals(() => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored'));
   let runtime: Runtime;
   try {
     // Building the runtime reads files too (an upstream ca_file): a failure is a start failure (exit 3).
@@ -179,7 +178,7 @@ async function run(
     reportStartFailed(log, startProblems(e), 'spooky: ');
     process.exit(EXIT.startFailed);
   }
-  process.off('SIGHUP', early);
+  removeEarly();
   installSignals(runtime, log, files);
   if (pidFile && !writePidFileOrReport(pidFile, log)) {
     runtime.stopNow();

@@ -1,8 +1,9 @@
 /**
  * SIGHUP while Spooky starts. Loading Spooky's modules takes a few hundred milliseconds, during which SIGHUP's
  * default action would end the process (a deploy tool's reload racing a restart). The entry point (`main.ts`)
- * installs this guard before it loads anything else; start-up takes the signals it noted once it can log them
- * and installs a handler of its own. This module imports nothing, so it is loaded at once.
+ * installs this guard before it loads anything else; start-up hands the guard's place to a handler of its own
+ * once it can log, and that handler also gets the signals noted meanwhile. This module imports nothing, so it is
+ * loaded at once.
  */
 
 let noted = 0;
@@ -15,10 +16,13 @@ export function guardStartupSignals(): void {
   process.on('SIGHUP', note);
 }
 
-/** Stops the guard and returns how many SIGHUPs it noted; call it right before installing a SIGHUP handler. */
-export function takeStartupSignals(): number {
+/**
+ * Ends the guard: `handler` is called once for every SIGHUP the guard noted, then handles every later one.
+ * Returns a function that removes `handler` again.
+ */
+export function handOverStartupSignals(handler: () => void): () => void {
   process.off('SIGHUP', note);
-  const n = noted;
-  noted = 0;
-  return n;
+  for (; noted > 0; noted--) handler();
+  process.on('SIGHUP', handler);
+  return () => process.off('SIGHUP', handler);
 }

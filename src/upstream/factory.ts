@@ -69,13 +69,26 @@ function clientIdentity(certPath: string, keyPath: string): { cert: string; key:
   return { cert, key };
 }
 
+/** One reading of each TLS file group of `tls` (the CA bundle; the client certificate with its key), each throwing its problem. */
+function tlsFileChecks(tls: UpstreamTlsConfig): (() => unknown)[] {
+  const { ca_file: ca, client_certificate: cert, client_key: key } = tls;
+  const checks: (() => unknown)[] = [];
+  if (ca !== undefined) checks.push(() => readTlsFile('ca_file', ca));
+  if (cert !== undefined && key !== undefined) checks.push(() => clientIdentity(cert, key));
+  return checks;
+}
+
 /**
  * Reads the TLS files of `tls` (`ca_file`, the client certificate and key) as a transport would, and throws the
  * first problem as `config_invalid`; for a pool whose TLS is used only by probe connections made later.
  */
 export function checkUpstreamTlsFiles(tls: UpstreamTlsConfig): void {
-  if (tls.ca_file !== undefined) readTlsFile('ca_file', tls.ca_file);
-  if (tls.client_certificate !== undefined && tls.client_key !== undefined) clientIdentity(tls.client_certificate, tls.client_key);
+  for (const check of tlsFileChecks(tls)) check();
+}
+
+/** True when one of `backend`'s health probes targets an `https://` address of its own. */
+export function probesUseTls(backend: BackendConfig): boolean {
+  return backend.health_check.probes.some((p) => p.address?.startsWith('https:'));
 }
 
 /**
@@ -112,14 +125,8 @@ export function originFor(backend: BackendConfig, tls: UpstreamTlsConfig): Upstr
 export function upstreamTlsProblems(config: Config): string[] {
   const pools = new Map<string, string[]>();
   for (const pool of config.pools) {
-    const usesTls = pool.backends.some((b) => b.protocol === 'h2' || b.health_check.probes.some((p) => p.address?.startsWith('https:')));
-    if (!usesTls) continue;
-    const tls = pool.tls;
-    const checks: (() => unknown)[] = [];
-    if (tls.ca_file !== undefined) checks.push(() => readTlsFile('ca_file', tls.ca_file as string));
-    if (tls.client_certificate !== undefined && tls.client_key !== undefined)
-      checks.push(() => clientIdentity(tls.client_certificate as string, tls.client_key as string));
-    for (const check of checks) {
+    if (!pool.backends.some((b) => b.protocol === 'h2' || probesUseTls(b))) continue;
+    for (const check of tlsFileChecks(pool.tls)) {
       try {
         check();
       } catch (e) {

@@ -15,7 +15,7 @@ import type { Clock } from '../lib/clock.ts';
 import { OutlierDetector } from '../resilience/outlier.ts';
 import { BackendGate } from './backend-gate.ts';
 import { Endpoint, type HealthListener, type ProbeListener, type ResilienceListener } from './endpoint.ts';
-import { checkUpstreamTlsFiles } from './factory.ts';
+import { checkUpstreamTlsFiles, probesUseTls } from './factory.ts';
 import type { Transport } from './transport.ts';
 
 /** Makes the transport (connection pool) for a backend. */
@@ -135,7 +135,7 @@ export class EndpointRegistry {
       for (const w of wanted.values()) {
         // A probe on an https:// address of its own makes its connection pool when it first runs: its TLS files
         // are read now, so a file it cannot use fails this load or reload instead of that probe.
-        if (w.backend.protocol !== 'h2' && w.backend.health_check.probes.some((p) => p.address?.startsWith('https:'))) checkUpstreamTlsFiles(w.tls);
+        if (w.backend.protocol !== 'h2' && probesUseTls(w.backend)) checkUpstreamTlsFiles(w.tls);
         if (this.transports.has(w.transportKey)) continue;
         this.transportOf(w.transportKey, w.backend, w.tls);
         created.push(w.transportKey);

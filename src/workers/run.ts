@@ -8,7 +8,7 @@ import type { Config } from '../config/types.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createLogging } from '../observability/logger.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, writePidFileOrReport } from '../runtime/process.ts';
-import { takeStartupSignals } from '../runtime/startup-signals.ts';
+import { handOverStartupSignals } from '../runtime/startup-signals.ts';
 import { Supervisor, WorkerStartError } from './supervisor.ts';
 
 /** Parses `--workers N|auto`; undefined when absent, an error message when invalid. */
@@ -61,9 +61,8 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     clock: systemClock,
   });
   const exit = (code: number) => exitAfterLogClosed(files, code);
-  const early = () => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored');
-  for (let n = takeStartupSignals(); n > 0; n--) early(); // noted by main.ts while the modules loaded
-  process.on('SIGHUP', early);
+  // Until the workers listen, a reload request is ignored (with those main.ts noted while the modules loaded).
+  const removeEarly = handOverStartupSignals(() => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored'));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -93,7 +92,7 @@ export async function runSupervisor(o: SupervisorRunOptions): Promise<void> {
     reportStartFailed(log, [(e as Error).message], 'spooky: ');
     process.exit(code === 0 ? o.exit.startFailed : code);
   }
-  process.off('SIGHUP', early);
+  removeEarly();
   process.on('SIGHUP', () => void supervisor.reload('signal', { signal: 'SIGHUP' }));
   if (o.pidFile && !writePidFileOrReport(o.pidFile, log)) {
     await supervisor.exitNow();

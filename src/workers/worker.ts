@@ -16,7 +16,7 @@ import { systemRandom } from '../lib/random.ts';
 import { createLogging, type Logger } from '../observability/logger.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems } from '../runtime/process.ts';
 import { Runtime } from '../runtime/runtime.ts';
-import { takeStartupSignals } from '../runtime/startup-signals.ts';
+import { handOverStartupSignals } from '../runtime/startup-signals.ts';
 import {
   type FromWorker,
   isMessage,
@@ -80,12 +80,11 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const { log: root, access, samples, files } = createLogging(opts.config.log);
   const log: Logger = root.child({ worker: opts.index });
   files.attach(log);
-  // The supervisor reloads its workers itself; a SIGHUP sent to a worker (e.g. to the whole process group) is
-  // logged and ignored, not the end of the worker (main.ts noted any that came while the modules loaded).
-  const ignored = () => log.info({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP to a worker: ignored (the supervisor reloads the workers)');
-  for (let n = takeStartupSignals(); n > 0; n--) ignored();
-  process.on('SIGHUP', ignored);
   let shared: SharedPorts = parseSharedPorts(process.env[PORTS_ENV]);
+  const failStart: (e: unknown) => never = (e) => {
+    reportStartFailed(log, startProblems(e), `spooky: worker ${opts.index}: `);
+    process.exit(opts.startFailedCode);
+  };
   let runtime: Runtime;
   try {
     // Building the runtime reads files too (upstream TLS files): a failure is a start failure, as in one process.
@@ -103,8 +102,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       readyEvent: 'worker_listening',
     });
   } catch (e) {
-    reportStartFailed(log, startProblems(e), `spooky: worker ${opts.index}: `);
-    process.exit(opts.startFailedCode);
+    failStart(e);
   }
   const exit = (code: number) => exitAfterLogClosed(files, code);
   let stopping = false;
@@ -116,7 +114,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       exit(0);
     });
   };
-  process.on('SIGHUP', () => log.info({ event: 'signal_ignored', signal: 'SIGHUP' }, 'SIGHUP goes to the supervisor, which reloads every worker'));
+  // Until here main.ts's guard kept SIGHUP from ending the worker; it hands over the ones it noted.
+  handOverStartupSignals(() => log.info({ event: 'signal_ignored', signal: 'SIGHUP' }, 'SIGHUP goes to the supervisor, which reloads every worker'));
   process.on('SIGINT', () => log.debug({ event: 'signal_ignored', signal: 'SIGINT' }, 'SIGINT is handled by the supervisor'));
   process.on('SIGTERM', () => (stopping ? exit(0) : drain('SIGTERM')));
   process.on('SIGUSR1', () => files.reopen());
@@ -164,8 +163,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   try {
     await runtime.start();
   } catch (e) {
-    reportStartFailed(log, startProblems(e), `spooky: worker ${opts.index}: `);
-    process.exit(opts.startFailedCode);
+    failStart(e);
   }
   logUncaughtErrors(log);
   send({ type: 'listening', pid: process.pid, listeners: listenersOf(runtime), generation: runtime.current().id });

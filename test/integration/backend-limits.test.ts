@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { served, backendStatus as statusOf } from '../support/backend-status.ts';
 import { frame, startRawH2Server } from '../support/h2-server.ts';
-import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { admin, type Backend, eventually, firstBackendStatus, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { parseExposition, sample } from '../support/prom.ts';
 import { type RawServer, startRawServer } from '../support/raw-http-server.ts';
 
@@ -219,8 +219,7 @@ upstream:
       // Several probe rounds ran meanwhile (2 s at 200 ms); none failed.
       const down = spooky.child.lines.find((r) => r.event === 'health_change' && r.healthy === false);
       expect(down).toBeUndefined();
-      const st = (await admin(spooky, '/status')).body as { pools: { backends: { healthy: boolean; last_probe: string | null }[] }[] };
-      expect(st.pools[0]?.backends[0]).toMatchObject({ healthy: true, last_probe: '/health: status 200' });
+      expect(await firstBackendStatus(spooky)).toMatchObject({ healthy: true, last_probe: '/health: status 200' });
     } finally {
       await spooky.stop();
       backend.stop(true);

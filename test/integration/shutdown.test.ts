@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { connect } from 'node:net';
-import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { admin, type Backend, eventually, firstBackendStatus, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 /** Resolves with how a fresh TCP connection to the port ends: `connected` or the error code. */
 function tcpConnect(port: number): Promise<string> {
@@ -50,12 +50,7 @@ upstream:
     void straggler.then((r) => {
       stragglerOutcome = r.status ? `status ${r.status}` : r.body.slice(0, 60);
     });
-    await eventually(
-      async () =>
-        ((await admin(spooky, '/status')).body as { pools: { backends: { in_flight: number }[] }[] }).pools[0]?.backends[0]?.in_flight === 5,
-      3000,
-      '5 requests in flight',
-    );
+    await eventually(async () => (await firstBackendStatus(spooky))?.in_flight === 5, 3000, '5 requests in flight');
     expect((await admin(spooky, '/readyz')).status).toBe(200);
 
     const sigAt = Date.now();
@@ -126,12 +121,7 @@ describe('a second signal', () => {
           outcome = 'error';
         },
       );
-      await eventually(
-        async () =>
-          ((await admin(spooky, '/status')).body as { pools: { backends: { in_flight: number }[] }[] }).pools[0]?.backends[0]?.in_flight === 1,
-        3000,
-        'request in flight',
-      );
+      await eventually(async () => (await firstBackendStatus(spooky))?.in_flight === 1, 3000, 'request in flight');
       spooky.child.signal('SIGTERM');
       await spooky.child.waitFor((r) => r.event === 'audit' && r.action === 'shutdown', 1000, 'draining');
       const at = Date.now();

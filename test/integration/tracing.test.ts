@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseTraceparent } from '../../src/observability/trace-context.ts';
 import { failWith } from '../support/backend-status.ts';
 import { OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
-import { admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { admin, type Backend, firstBackendStatus, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { waitUntil } from '../support/wait.ts';
 
 const TID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -203,12 +203,7 @@ upstream:
 `);
     try {
       const inFlight = request(`${spooky.url}/slow?ms=1500`).then((r) => r.text());
-      await waitUntil(
-        async () =>
-          ((await admin(spooky, '/status')).body as { pools: { backends: { in_flight: number }[] }[] }).pools[0]?.backends[0]?.in_flight === 1,
-        3000,
-        'the slow request in flight',
-      );
+      await waitUntil(async () => (await firstBackendStatus(spooky))?.in_flight === 1, 3000, 'the slow request in flight');
       spooky.child.signal('SIGTERM');
       await spooky.child.waitFor((r) => r.event === 'audit' && r.action === 'shutdown', 2000, 'draining');
       const refused = await request(`${spooky.url}/slow?ms=10`, { headers: { traceparent: `00-${TID}-${SID}-01` } });

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTempCertificate, type TestCertificate, testCertificate } from '../support/certs.ts';
-import { admin, eventually, request, type SpookyProcess, startSpooky } from '../support/process.ts';
+import { admin, eventually, firstBackendStatus, request, type SpookyProcess, startSpooky } from '../support/process.ts';
 
 let client: TestCertificate;
 let intruder: TestCertificate;
@@ -74,10 +74,8 @@ for (const http2 of [true, false]) {
     backends: [{ id: b, address: "https://localhost:${backend.port}" }]
 `);
       started.push(spooky);
-      type Status = { pools: { backends: { healthy: boolean; last_probe: string | null }[] }[] };
-      const backendStatus = async () => ((await admin(spooky, '/status')).body as Status).pools[0]?.backends[0];
-      await eventually(async () => (await backendStatus())?.last_probe != null, 5000, 'a finished probe');
-      expect(await backendStatus()).toMatchObject({ healthy: true, last_probe: '/: status 200' });
+      await eventually(async () => (await firstBackendStatus(spooky))?.last_probe != null, 5000, 'a finished probe');
+      expect(await firstBackendStatus(spooky)).toMatchObject({ healthy: true, last_probe: '/: status 200' });
     }, 30_000);
 
     test('without a client certificate the backend refuses the handshake: 502', async () => {
@@ -143,8 +141,7 @@ test('a pair moved to new paths keeps the backend (its counters and health), wit
     return res.status;
   };
   for (let i = 0; i < 3; i++) expect(await get()).toBe(200);
-  type Status = { pools: { backends: { requests: number }[] }[] };
-  const requests = async () => ((await admin(spooky, '/status')).body as Status).pools[0]?.backends[0]?.requests;
+  const requests = async () => (await firstBackendStatus(spooky))?.requests;
   expect(await requests()).toBe(3);
   writeFileSync(
     spooky.configPath,

@@ -274,6 +274,19 @@ export async function startLoadClient(port: number, args: string[] = []): Promis
   };
 }
 
+/** A backend as `/status` shows it (the fields tests read). */
+export interface BackendStatus {
+  healthy: boolean;
+  in_flight: number;
+  requests: number;
+  last_probe: string | null;
+}
+
+/** The first backend of the first pool as `/status` shows it now (the single backend most tests have). */
+export async function firstBackendStatus(spooky: SpookyProcess): Promise<BackendStatus | undefined> {
+  return ((await admin(spooky, '/status')).body as { pools: { backends: BackendStatus[] }[] }).pools[0]?.backends[0];
+}
+
 /** GET or POST on Spooky's admin listener; resolves the status and the parsed body (JSON or text). */
 export async function admin(spooky: SpookyProcess, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`http://127.0.0.1:${spooky.adminPort}${path}`, init);
