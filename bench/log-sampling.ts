@@ -9,9 +9,10 @@
  * each other (`stream, no sampling` is the same request without body_sampling). Process CPU time (user +
  * system), variants interleaved, the minimum of REPS runs reported.
  */
-import { loadConfigText } from '../src/config/load.ts';
+
 import type { Server } from 'bun';
 import pino from 'pino';
+import { loadConfigText } from '../src/config/load.ts';
 import { systemClock } from '../src/lib/clock.ts';
 import { AccessLog } from '../src/observability/access-log.ts';
 import { accessWriterFor } from '../src/observability/access-sampling.ts';
@@ -19,8 +20,8 @@ import { BodySampleLog } from '../src/observability/body-sample.ts';
 import { BodySampler } from '../src/proxy/body-sampling.ts';
 import { createProxyHandler } from '../src/proxy/handler.ts';
 import { buildGeneration } from '../src/runtime/generation.ts';
-import type { Transport, UpstreamRequest } from '../src/upstream/transport.ts';
 import { EndpointRegistry } from '../src/upstream/registry.ts';
+import type { Transport, UpstreamRequest } from '../src/upstream/transport.ts';
 
 const N = Number(process.argv[2] ?? 20_000);
 const REPS = Number(process.argv[3] ?? 5);
@@ -50,6 +51,7 @@ const transport: Transport = {
     }
     return { status: 200, headers: [['content-type', 'text/plain']], body: endOnDone(chunks(), opts.onEnd) };
   },
+  openWebSocket: async () => ({ ok: false, status: 501 }),
   stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
   close() {},
 };
@@ -121,7 +123,7 @@ async function runOnce(h: ReturnType<typeof handlerFor>, streamed: boolean, n: n
         } as RequestInit)
       : new Request('https://bench.test/x', { headers: { host: 'bench.test' } });
     const res = await h(req, server, 'tcp');
-    await res.arrayBuffer();
+    await res?.arrayBuffer();
   }
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / n;

@@ -10,10 +10,12 @@
  * the old pair is released; a start-up check without `SO_REUSEPORT` makes sure no other socket already holds
  * the port (see {@link startListener}).
  */
+
 import type { Server } from 'bun';
 import type { ListenerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import { bindFailureReason } from '../lib/bind-error.ts';
+import { TUNNEL_HANDLERS } from '../proxy/websocket.ts';
 import { type ListenerCertificates, loadListenerCertificates } from './certs.ts';
 
 /** A running listener. */
@@ -35,8 +37,8 @@ export interface RunningListener {
 /** How a request arrived: over QUIC (HTTP/3) or over TCP (HTTP/1.1 or HTTP/2). */
 export type Transport = 'h3' | 'tcp';
 
-/** The request handler a listener runs. */
-export type FetchHandler = (req: Request, server: Server<unknown>, transport: Transport) => Response | Promise<Response>;
+/** Answers a request; undefined once it was upgraded to a WebSocket (TCP only; Bun then answers 101 itself). */
+export type FetchHandler = (req: Request, server: Server<unknown>, transport: Transport) => Response | undefined | Promise<Response | undefined>;
 
 /** How to start a listener. */
 export interface StartOptions {
@@ -148,6 +150,8 @@ export function bindListener(
       http1: true,
       http2: true,
       http3: false,
+      // WebSocket sessions the proxy handler upgraded (HTTP/1.1 only; see proxy/websocket.ts).
+      websocket: TUNNEL_HANDLERS,
       fetch: (req: Request, server: Server<unknown>) => fetch(req, server, 'tcp'),
     } as Parameters<typeof Bun.serve>[0]);
     const udp = Bun.serve({

@@ -44,6 +44,11 @@ export interface RequestRecord {
   /** What went wrong, in words (the error's message: which backend, which protocol violation, which limit). */
   error_detail?: string;
   /**
+   * A WebSocket session (status 101): who closed it first (`client`, `backend` or `spooky`) and that side's
+   * close code (1005: none given, 1006: the connection broke without a close frame).
+   */
+  websocket_close?: { by: 'client' | 'backend' | 'spooky'; code: number };
+  /**
    * Custom metric label values by label name, filled by the handler only for pools with `metrics` (see
    * `src/observability/labels.ts`); not written to the access log.
    */
@@ -76,6 +81,7 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
   if (rec.backend !== undefined) line += `,"backend":${str(rec.backend)}`;
   if (rec.error !== undefined) line += `,"error":${str(rec.error)}`;
   if (rec.error_detail !== undefined) line += `,"error_detail":${str(rec.error_detail)}`;
+  if (rec.websocket_close !== undefined) line += `,"websocket_close":{"by":"${rec.websocket_close.by}","code":${rec.websocket_close.code}}`;
   return `${line}}\n`;
 }
 

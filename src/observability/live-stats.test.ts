@@ -10,6 +10,7 @@ import { bucketUpperMs, LATENCY_BUCKETS, LiveStats, latencyBucket, MAX_EVENTS, W
 
 const fakeTransport: Transport = {
   request: async () => ({ status: 200, headers: [], body: null }),
+  openWebSocket: async () => ({ ok: false, status: 501 }),
   stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
   close() {},
 };

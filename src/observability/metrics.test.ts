@@ -16,6 +16,7 @@ import { Metrics, methodIndex, statusIndex } from './metrics.ts';
 
 const fakeTransport: Transport = {
   request: async () => ({ status: 200, headers: [], body: null }),
+  openWebSocket: async () => ({ ok: false, status: 501 }),
   stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
   close() {},
 };

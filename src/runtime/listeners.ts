@@ -25,15 +25,17 @@
  * - UDP of a **removed** listener (another port: no re-hashing): `stop(false)`, in-flight requests finish
  *   (bounded by `drainMs`), then `stop(true)`.
  */
+
 import type { Server } from 'bun';
 import { listenerId } from '../config/diff.ts';
-import type { ListenerConfig } from '../config/types.ts';
 import { bindAddressesOverlap } from '../config/parse.ts';
+import type { ListenerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { CertificateError, type ListenerCertificates, loadListenerCertificates } from '../listener/certs.ts';
 import { bindListener, type FetchHandler, type PortReservation, type RunningListener, reservePort } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
+import { closeTunnels } from '../proxy/websocket.ts';
 
 /** Why an old listener was retired. */
 export type RetireReason = 'replaced' | 'removed';
@@ -109,7 +111,10 @@ export class ListenerSet {
     const ids = configs.map(listenerId);
     const twice = ids.find((id, i) => ids.indexOf(id) !== i);
     if (twice !== undefined) {
-      throw new SpookyError('config_invalid', `two listeners are ${twice} (after command-line overrides): give one of them a fixed port or another address`);
+      throw new SpookyError(
+        'config_invalid',
+        `two listeners are ${twice} (after command-line overrides): give one of them a fixed port or another address`,
+      );
     }
     const problems: string[] = [];
     const warnings: string[] = [];
@@ -277,6 +282,8 @@ export class ListenerSet {
 }
 
 function stopPair(l: { tcp: Server<unknown>; udp: Server<unknown> }, force: boolean): void {
+  // WebSocket sessions get a close frame (1001, going away) rather than a dropped connection.
+  if (force) closeTunnels(1001, 'listener closing', l.tcp);
   void l.tcp.stop(force);
   void l.udp.stop(force);
 }

@@ -33,6 +33,7 @@ import { altSvcFor, createProxyHandler, nextRequestId, tcpProtocol } from '../pr
 import { clientAddressFrom } from '../proxy/headers.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
+import { closeTunnels } from '../proxy/websocket.ts';
 import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
@@ -479,6 +480,10 @@ export class Runtime implements AdminSource {
     const t0 = this.opts.clock.now();
     this.watcher.close();
     this.listeners.beginDrain();
+    // WebSocket sessions have no natural end to wait for: they are closed now with 1001 (going away), so
+    // clients reconnect elsewhere at once.
+    const sessions = closeTunnels(1001, 'Spooky is shutting down');
+    if (sessions > 0) this.log.info({ event: 'websockets_closed', sessions }, `closed ${sessions} WebSocket session(s) with 1001`);
     const deadline = t0 + timeoutMs;
     while (this.listeners.pending() > 0 && this.opts.clock.now() < deadline) {
       this.listeners.closeIdle();

@@ -51,7 +51,10 @@ import {
   type TransportStats,
   type UpstreamRequest,
   type UpstreamResponse,
+  type WebSocketDial,
+  type WebSocketRequest,
 } from './transport.ts';
+import { dialWebSocket } from './websocket-dial.ts';
 
 /** Where an {@link Http1Transport} connects. */
 export interface Http1Origin {
@@ -1398,10 +1401,17 @@ function sweepPool(t: Pool): void {
  */
 export class Http1Transport implements Transport {
   private readonly pool: Pool;
+  private readonly origin: Http1Origin;
 
   /** A pool for one backend; no connection is opened until the first request. */
   constructor(origin: Http1Origin, opts: Http1PoolOptions = {}) {
+    this.origin = origin;
     this.pool = new Pool(origin, opts);
+  }
+
+  /** Opens a WebSocket to this backend (see {@link Transport.openWebSocket}); not part of the pool. */
+  openWebSocket(req: WebSocketRequest): Promise<WebSocketDial> {
+    return dialWebSocket(this.origin, req);
   }
 
   /**

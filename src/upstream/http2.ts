@@ -69,7 +69,10 @@ import {
   type TransportStats,
   type UpstreamRequest,
   type UpstreamResponse,
+  type WebSocketDial,
+  type WebSocketRequest,
 } from './transport.ts';
+import { dialWebSocket } from './websocket-dial.ts';
 
 /**
  * Milliseconds between checks of `signal.aborted` for exchanges that have no abort listener (yet): the longest an
@@ -346,6 +349,11 @@ export class Http2Transport implements Transport {
   /** The protocol the backend chose in the last TLS handshake (`h2` for h2c); undefined before the first one. */
   get protocol(): Negotiated | undefined {
     return this.negotiated;
+  }
+
+  /** Opens a WebSocket to this backend (see {@link Transport.openWebSocket}): an HTTP/1.1 handshake on a connection of its own. */
+  openWebSocket(req: WebSocketRequest): Promise<WebSocketDial> {
+    return dialWebSocket(this.origin, req);
   }
 
   /** Sends one request; see {@link Transport.request}. `opts.onEnd` runs exactly once, also when this rejects. */

@@ -20,6 +20,7 @@ function fakeTransport(): Transport & { closed: boolean } {
   return {
     closed: false,
     request: () => Promise.reject(new Error('not used')),
+    openWebSocket: () => Promise.reject(new Error('not used')),
     stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
     close() {
       this.closed = true;

@@ -67,6 +67,24 @@ export interface TransportStats {
   requestHeaderBytes?: number;
 }
 
+/** A WebSocket handshake to send to a backend (see {@link Transport.openWebSocket}). */
+export interface WebSocketRequest {
+  /** Origin-form target: path plus optional `?query`. */
+  target: string;
+  /**
+   * End-to-end request headers in order, names lower case, including `host`; without the handshake's own fields
+   * (`sec-websocket-key`, `-version`, `-extensions`, `-protocol`, `upgrade`, `connection`), which the client makes.
+   */
+  headers: [string, string][];
+  /** Subprotocols the client offered (`sec-websocket-protocol`), in its order; empty for none. */
+  protocols: string[];
+  /** Milliseconds the connect plus the handshake may take. */
+  timeoutMs: number;
+}
+
+/** The outcome of a WebSocket handshake: the open socket, or the status the backend answered instead of 101. */
+export type WebSocketDial = { ok: true; socket: WebSocket } | { ok: false; status: number };
+
 /** One backend's connection pool and protocol client. */
 export interface Transport {
   /**
@@ -75,6 +93,12 @@ export interface Transport {
    * `upstream_timeout`, or `client_aborted` when `signal` fired.
    */
   request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse>;
+  /**
+   * Opens a WebSocket to the backend on a connection of its own (HTTP/1.1 handshake, `wss://` with the
+   * backend's TLS policy). Rejects only with a SpookyError: `upstream_connect_failed` (retryable),
+   * `upstream_timeout` or `upstream_protocol_error`.
+   */
+  openWebSocket(req: WebSocketRequest): Promise<WebSocketDial>;
   /** Counters. */
   stats(): TransportStats;
   /** Closes idle connections now and every connection once its exchange ends; later requests fail. */

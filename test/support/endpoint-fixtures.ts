@@ -9,6 +9,7 @@ import type { Transport } from '../../src/upstream/transport.ts';
 export function unusedTransport(): Transport {
   return {
     request: () => Promise.reject(new Error('not used')),
+    openWebSocket: () => Promise.reject(new Error('not used')),
     stats: () => ({ connectionsOpened: 0, connectionsOpen: 0, connectionsIdle: 0 }),
     close: () => {},
   };

@@ -1,0 +1,228 @@
+/**
+ * WebSocket proxying (RFC 6455) on the TCP listener: an HTTP/1.1 `GET` with `Upgrade: websocket` is routed like
+ * any request, the backend's WebSocket is opened first (see `upstream/websocket-dial.ts`), and only then is the
+ * client's connection upgraded, so a backend that refuses or cannot be reached gives the client a plain HTTP
+ * answer. A {@link WebSocketTunnel} then relays messages both ways until either side closes, and carries the
+ * close code across. HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220) WebSockets are not offered: Bun's servers have no
+ * extended CONNECT, and browsers fall back to HTTP/1.1 for WebSockets.
+ */
+import type { Server, ServerWebSocket, WebSocketHandler } from 'bun';
+import { SpookyError } from '../errors.ts';
+import type { HeaderLookup } from '../lib/request-fields.ts';
+
+/** Largest message accepted from a client, in bytes (Bun closes the connection with 1009 above it): 16 MiB. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes that may wait to be sent to one side (the client's send queue in Bun, or the backend socket's
+ * `bufferedAmount`) before the session is closed with 1013 ("try again later"): 16 MiB. Neither of Bun's
+ * WebSocket ends can pause reading, so this bounds what a slow reader can make Spooky hold.
+ */
+export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Seconds without traffic before Bun pings the client (and closes the connection if the ping goes unanswered). */
+export const IDLE_TIMEOUT_S = 120;
+
+/** Close codes an endpoint may send (RFC 6455 section 7.4): 1000-1003, 1007-1014, 3000-4999. */
+function sendable(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/** The comma-separated tokens of a header value, lower case. */
+function tokens(value: string | null): string[] {
+  if (value === null) return [];
+  return value.split(',').map((t) => t.trim().toLowerCase());
+}
+
+/**
+ * True for a WebSocket opening handshake (RFC 6455 section 4.1): `GET` with `websocket` among the `Upgrade`
+ * tokens and `upgrade` among the `Connection` tokens. Other upgrades (h2c, TLS) are not followed: their
+ * headers are removed as hop-by-hop and the request is forwarded as a plain one.
+ */
+export function isWebSocketUpgrade(method: string, fields: Pick<HeaderLookup, 'get'>): boolean {
+  return method === 'GET' && tokens(fields.get('upgrade')).includes('websocket') && tokens(fields.get('connection')).includes('upgrade');
+}
+
+/** Handshake fields Bun's WebSocket client makes itself; never copied from the client's request. */
+const HANDSHAKE_FIELDS = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
+
+/**
+ * The headers of the backend handshake and the offered subprotocols: `headers` (already cleaned of hop-by-hop
+ * fields, with the forwarding fields set) without the client's handshake fields, and the tokens of its
+ * `Sec-WebSocket-Protocol` (offered to the backend in the client's order).
+ */
+export function handshakeFields(
+  headers: readonly [string, string][],
+  fields: Pick<HeaderLookup, 'get'>,
+): { headers: [string, string][]; protocols: string[] } {
+  const protocols = (fields.get('sec-websocket-protocol') ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  return { headers: headers.filter((h) => !HANDSHAKE_FIELDS.has(h[0])), protocols };
+}
+
+/** How a session ended, for its access-log line. */
+export interface TunnelEnd {
+  /** Message payload bytes from the client to the backend. */
+  bytesIn: number;
+  /** Message payload bytes from the backend to the client. */
+  bytesOut: number;
+  /** Who closed first. */
+  closedBy: 'client' | 'backend' | 'spooky';
+  /** The close code that side gave (1005: none, 1006: the connection broke without a close frame). */
+  code: number;
+  /** Set when the session did not end with a close handshake: the failure to log. */
+  error?: SpookyError;
+}
+
+const open = new Set<WebSocketTunnel>();
+
+/**
+ * One proxied WebSocket session: the backend socket (Bun's client) and, once upgraded, the client's
+ * ServerWebSocket. Messages from the backend that arrive before the upgrade completes are queued.
+ */
+export class WebSocketTunnel {
+  private client: ServerWebSocket<WebSocketTunnel> | null = null;
+  private early: (string | ArrayBuffer)[] | null = [];
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private ended = false;
+
+  /** Relays between `backend` (open) and the client of `server` once upgraded; `onEnd` runs once at the end. */
+  constructor(
+    private readonly backend: WebSocket,
+    /** The TCP server the client is on (for closing the sessions of one listener). */
+    readonly server: Server<unknown>,
+    private readonly onEnd: (end: TunnelEnd) => void,
+  ) {
+    open.add(this);
+    backend.onmessage = (e: MessageEvent) => this.fromBackend(e.data as string | ArrayBuffer);
+    backend.onclose = (e: CloseEvent) => this.backendClosed(e.code, e.reason);
+    backend.onerror = () => {}; // a close event follows
+  }
+
+  /** The client's connection is upgraded: deliver what the backend sent meanwhile. */
+  opened(ws: ServerWebSocket<WebSocketTunnel>): void {
+    this.client = ws;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const m of early) this.toClient(m);
+  }
+
+  private fromBackend(m: string | ArrayBuffer): void {
+    if (this.ended) return;
+    this.bytesOut += typeof m === 'string' ? Buffer.byteLength(m) : m.byteLength;
+    if (this.early !== null) this.early.push(m);
+    else this.toClient(m);
+  }
+
+  private toClient(m: string | ArrayBuffer): void {
+    const ws = this.client;
+    if (ws === null || this.ended) return;
+    ws.send(m);
+    if (ws.getBufferedAmount() > MAX_QUEUED_BYTES)
+      this.endBoth(
+        'spooky',
+        1013,
+        'client too slow',
+        new SpookyError('client_timeout', 'the client did not read its WebSocket messages (16 MiB queued)'),
+      );
+  }
+
+  /** A message from the client. */
+  fromClient(m: string | Buffer): void {
+    if (this.ended) return;
+    this.bytesIn += typeof m === 'string' ? Buffer.byteLength(m) : m.byteLength;
+    this.backend.send(m);
+    if (this.backend.bufferedAmount > MAX_QUEUED_BYTES)
+      this.endBoth(
+        'spooky',
+        1013,
+        'backend too slow',
+        new SpookyError('upstream_timeout', 'the backend did not read its WebSocket messages (16 MiB queued)'),
+      );
+  }
+
+  /** The client closed (or its connection broke: 1006). */
+  clientClosed(code: number, reason: string): void {
+    if (this.ended) return;
+    this.finish({ closedBy: 'client', code });
+    // A client that vanished (1006) is a "going away" for the backend.
+    if (sendable(code)) this.backend.close(code, reason);
+    else if (code === 1005) this.backend.close();
+    else this.backend.close(1001, 'client went away');
+  }
+
+  private backendClosed(code: number, reason: string): void {
+    if (this.ended) return;
+    const broke = code === 1006;
+    this.finish(
+      broke
+        ? { closedBy: 'backend', code, error: new SpookyError('upstream_reset', 'the backend WebSocket connection broke without a close frame') }
+        : { closedBy: 'backend', code },
+    );
+    const ws = this.client;
+    this.early = null;
+    if (ws === null) return; // not upgraded yet: the upgrade's open sees the end
+    if (sendable(code)) ws.close(code, reason);
+    else if (code === 1005) ws.close();
+    else ws.close(1014, 'backend connection broke'); // 1014: bad gateway
+  }
+
+  /** Closes both sides with `code` (Spooky's decision: shutdown, a slow reader). */
+  endBoth(by: TunnelEnd['closedBy'], code: number, reason: string, error?: SpookyError): void {
+    if (this.ended) return;
+    this.finish(error ? { closedBy: by, code, error } : { closedBy: by, code });
+    this.backend.close(code, reason);
+    this.client?.close(code, reason);
+  }
+
+  /** True once the session is over (a client upgraded after the end is closed at once). */
+  get over(): boolean {
+    return this.ended;
+  }
+
+  private finish(end: Pick<TunnelEnd, 'closedBy' | 'code' | 'error'>): void {
+    this.ended = true;
+    open.delete(this);
+    this.onEnd({ ...end, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
+  }
+}
+
+/** The `websocket` handlers of the TCP listener's Bun server: every session's data is its tunnel. */
+export const TUNNEL_HANDLERS: WebSocketHandler<WebSocketTunnel> = {
+  maxPayloadLength: MAX_MESSAGE_BYTES,
+  idleTimeout: IDLE_TIMEOUT_S,
+  backpressureLimit: MAX_QUEUED_BYTES,
+  closeOnBackpressureLimit: true,
+  perMessageDeflate: false,
+  sendPings: true,
+  open(ws) {
+    if (ws.data.over) ws.close(1014, 'backend closed');
+    else ws.data.opened(ws);
+  },
+  message(ws, message) {
+    ws.data.fromClient(message);
+  },
+  close(ws, code, reason) {
+    ws.data.clientClosed(code, reason);
+  },
+};
+
+/**
+ * Closes every open session (of `server` only, when given) with `code` and `reason` on both sides, as
+ * Spooky's decision (1001 "going away" at shutdown). Returns how many were open.
+ */
+export function closeTunnels(code: number, reason: string, server?: Server<unknown>): number {
+  let n = 0;
+  for (const t of [...open]) {
+    if (server !== undefined && t.server !== server) continue;
+    n++;
+    t.endBoth('spooky', code, reason);
+  }
+  return n;
+}
+
+/** Sessions open now. */
+export function openTunnels(): number {
+  return open.size;
+}
