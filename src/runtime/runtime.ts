@@ -392,6 +392,12 @@ export class Runtime implements AdminSource {
     this.alerts.apply(config);
     const changes = diffConfigs(prev.config, config);
     mergeListenerChanges(changes, prepared.changes);
+    // TLS files rotated in place are a change of the pool's `tls` too (as new certificate contents are a listener's).
+    for (const pool of this.registry.tlsFilesRotated()) {
+      const entry = changes.pools.modified.find((m) => m.id === pool);
+      if (entry === undefined) changes.pools.modified.push({ id: pool, fields: ['tls'] });
+      else if (!entry.fields.includes('tls')) entry.fields.push('tls');
+    }
     this.counts.ok++;
     this.record(
       { action: 'reload', trigger, result: 'ok', generation: next.id, duration_ms: this.elapsed(t0), changes, listeners: prepared.changes, ...meta },

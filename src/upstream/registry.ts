@@ -82,6 +82,8 @@ export class EndpointRegistry {
   private readonly outliers = new Map<string, { detector: OutlierDetector; policy: string }>();
   /** False until the first sync: backends of the first config start warm (no slow start at process start). */
   private synced = false;
+  /** Pools whose TLS files the last sync found rotated in place (see {@link tlsFilesRotated}). */
+  private rotatedTlsPools: readonly string[] = [];
 
   /** An empty registry; `transportFor` makes a backend's transport, `onHealth` hears every health change. */
   constructor(
@@ -160,9 +162,11 @@ export class EndpointRegistry {
       this.transports.delete(key);
     }
 
+    const rotated = new Set<string>();
     for (const [key, { pool, backend, tls, transportKey: tk }] of wanted) {
       const existing = this.entries.get(key);
       if (existing) {
+        const oldPolicy = tlsPolicyKey(existing.tls, '');
         existing.endpoint.id = backend.id; // renamed in the config: logs, alerts and metrics follow
         existing.endpoint.setHealthPolicy(backend.health_check);
         this.syncGate(existing.endpoint, backend);
@@ -178,6 +182,8 @@ export class EndpointRegistry {
         // protocol: an http:// backend may be probed on an https:// address.
         const probeTls = tlsPolicyKey(tls, filesDigest(tls));
         const probeTlsChanged = existing.probeTls !== probeTls;
+        // Same paths and policy, new contents: TLS files rotated in place (for the audit record).
+        if (probeTlsChanged && oldPolicy === tlsPolicyKey(tls, '') && (backend.protocol === 'h2' || probesUseTls(backend))) rotated.add(pool);
         existing.probeTls = probeTls;
         this.syncChecker(existing, backend, probeTlsChanged);
         continue;
@@ -208,7 +214,16 @@ export class EndpointRegistry {
     }
     for (const name of this.outliers.keys()) if (!result.has(name)) this.outliers.delete(name);
     this.synced = true;
+    this.rotatedTlsPools = [...rotated];
     return result;
+  }
+
+  /**
+   * Pools whose TLS files (`ca_file`, client certificate or key) the last {@link sync} found rotated in place:
+   * same paths and policy, new contents, used by an https backend or probe. For the reload's audit record.
+   */
+  tlsFilesRotated(): readonly string[] {
+    return this.rotatedTlsPools;
   }
 
   /** The pool's outlier detector: kept (with its state) while the policy is unchanged, else made anew. */

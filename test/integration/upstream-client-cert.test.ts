@@ -114,8 +114,10 @@ upstream:
   // The trusted pair under the same paths (key first: a half-written pair fails its reload and changes nothing).
   writeFileSync(keyPath, client.keyPem);
   writeFileSync(certPath, client.certPem);
-  await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file' && r.result === 'ok', 6000, 'reload by file watch');
+  const reloaded = await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file' && r.result === 'ok', 6000, 'reload by file watch');
   expect(await get()).toBe(200);
+  // The audit record names the change: the pool's `tls`, though the config text is the same.
+  expect((reloaded.changes as { pools: { modified: unknown[] } }).pools.modified).toEqual([{ id: 'app', fields: ['tls'] }]);
   // A key that does not match fails the reload, and the running pair stays in use.
   writeFileSync(keyPath, intruder.keyPem);
   expect((await admin(spooky, '/reload', { method: 'POST' })).body).toMatchObject({ ok: false });
