@@ -37,7 +37,7 @@ import { applyRateLimits } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
-import { handshakeFields, isWebSocketUpgrade, WebSocketTunnel } from './websocket.ts';
+import { handshakeFields, handshakeProblem, isWebSocketUpgrade, WebSocketTunnel } from './websocket.ts';
 
 /** What the handler needs from the process. */
 export interface ProxyDeps {
@@ -571,6 +571,8 @@ export function createProxyHandler(
     let rebalancing = false;
     if (transport === 'tcp' && protocol === 'h1.1' && isWebSocketUpgrade(method, fields)) {
       // WebSocket: open the backend's socket first (another backend when the connect fails), then upgrade.
+      const problem = handshakeProblem(fields);
+      if (problem !== undefined) return fail(new SpookyError('bad_request', problem), { 'sec-websocket-version': '13' });
       const handshake = handshakeFields(built.headers, fields);
       let member = pool.picker.pick({ hashKey, exclude, now: clock.now() });
       for (;;) {
@@ -589,6 +591,7 @@ export function createProxyHandler(
                 : handshake.headers,
             protocols: handshake.protocols,
             timeoutMs: Math.min(timeouts.connect_ms + timeouts.response_header_ms, MAX_TIMER_MS),
+            signal: req.signal,
           });
         } catch (e) {
           const err = asSpookyError(e);

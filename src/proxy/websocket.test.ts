@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { handshakeFields, isWebSocketUpgrade } from './websocket.ts';
+import { handshakeFields, handshakeProblem, isWebSocketUpgrade } from './websocket.ts';
 
 /** A header lookup over a plain record (names lower case). */
 const fields = (h: Record<string, string>) => ({ get: (name: string) => h[name] ?? null });
@@ -40,4 +40,20 @@ describe('handshakeFields', () => {
   test('no subprotocol offered: an empty list', () => {
     expect(handshakeFields([['host', 'h']], fields({})).protocols).toEqual([]);
   });
+});
+
+describe('handshakeProblem', () => {
+  const good = { 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+  const cases: [string, Record<string, string>, string | undefined][] = [
+    ['a sound handshake', good, undefined],
+    ['with distinct token subprotocols', { ...good, 'sec-websocket-protocol': 'chat, chat.v2' }, undefined],
+    ['no key', { 'sec-websocket-version': '13' }, 'missing or invalid Sec-WebSocket-Key'],
+    ['a key that is not 16 bytes', { ...good, 'sec-websocket-key': 'x' }, 'missing or invalid Sec-WebSocket-Key'],
+    ['version 8', { ...good, 'sec-websocket-version': '8' }, 'unsupported Sec-WebSocket-Version (13 is supported)'],
+    ['duplicate subprotocols', { ...good, 'sec-websocket-protocol': 'chat, chat' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
+    ['a subprotocol with a space', { ...good, 'sec-websocket-protocol': 'a b' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
+    ['an empty subprotocol', { ...good, 'sec-websocket-protocol': 'a,,b' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
+    ['a non-ASCII subprotocol', { ...good, 'sec-websocket-protocol': 'é' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
+  ];
+  for (const [name, headers, want] of cases) test(name, () => expect(handshakeProblem(fields(headers))).toBe(want));
 });

@@ -41,6 +41,28 @@ export function isWebSocketUpgrade(method: string, fields: Pick<HeaderLookup, 'g
   return method === 'GET' && tokens(fields.get('upgrade')).includes('websocket') && tokens(fields.get('connection')).includes('upgrade');
 }
 
+/** A `Sec-WebSocket-Key`: base64 of 16 bytes (RFC 6455 section 4.1). */
+const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+/** An RFC 9110 token, as every subprotocol name must be (RFC 6455 section 4.1). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * What is wrong with a client's opening handshake, checked before any backend is contacted: a key that is
+ * not base64 of 16 bytes, a version other than 13, or a `Sec-WebSocket-Protocol` that is not a list of distinct
+ * tokens. Undefined when it is sound.
+ */
+export function handshakeProblem(fields: Pick<HeaderLookup, 'get'>): string | undefined {
+  if (!KEY.test(fields.get('sec-websocket-key') ?? '')) return 'missing or invalid Sec-WebSocket-Key';
+  if ((fields.get('sec-websocket-version') ?? '').trim() !== '13') return 'unsupported Sec-WebSocket-Version (13 is supported)';
+  const offered = fields.get('sec-websocket-protocol');
+  if (offered !== null) {
+    const names = offered.split(',').map((p) => p.trim());
+    if (names.some((n) => !TOKEN.test(n)) || new Set(names).size !== names.length)
+      return 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)';
+  }
+  return undefined;
+}
+
 /** Handshake fields Bun's WebSocket client makes itself; never copied from the client's request. */
 const HANDSHAKE_FIELDS = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 

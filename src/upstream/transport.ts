@@ -80,6 +80,8 @@ export interface WebSocketRequest {
   protocols: string[];
   /** Milliseconds the connect plus the handshake may take. */
   timeoutMs: number;
+  /** Abandons the handshake (the client went away): the socket is closed. */
+  signal: AbortSignal;
 }
 
 /** The outcome of a WebSocket handshake: the open socket, or the status the backend answered instead of 101. */
@@ -96,7 +98,7 @@ export interface Transport {
   /**
    * Opens a WebSocket to the backend on a connection of its own (HTTP/1.1 handshake, `wss://` with the
    * backend's TLS policy). Rejects only with a SpookyError: `upstream_connect_failed` (retryable),
-   * `upstream_timeout` or `upstream_protocol_error`.
+   * `upstream_timeout`, `upstream_protocol_error`, `client_aborted` (the signal fired) or `bad_request`.
    */
   openWebSocket(req: WebSocketRequest): Promise<WebSocketDial>;
   /** Counters. */

@@ -29,8 +29,9 @@ export function webSocketUrl(origin: UpstreamOrigin, target: string): string {
  * Sends the handshake of `req` to `origin` and resolves once it is decided: `{ ok: true, socket }` with the
  * open socket (binary messages as ArrayBuffer), or `{ ok: false, status }` when the backend answered with
  * another status than 101. Rejects with `upstream_connect_failed` (retryable: no request was sent) when the
- * connection or its TLS handshake failed, `upstream_timeout` after `req.timeoutMs`, and
- * `upstream_protocol_error` for an invalid handshake answer.
+ * connection or its TLS handshake failed, `upstream_timeout` after `req.timeoutMs`, `upstream_protocol_error`
+ * for an invalid handshake answer, `client_aborted` when `req.signal` fires first (the socket is closed), and
+ * `bad_request` when Bun refuses to send the request's headers or subprotocols.
  */
 export function dialWebSocket(origin: UpstreamOrigin, req: WebSocketRequest): Promise<WebSocketDial> {
   const headers: Record<string, string> = {};
@@ -49,19 +50,30 @@ export function dialWebSocket(origin: UpstreamOrigin, req: WebSocketRequest): Pr
   }
   const url = webSocketUrl(origin, req.target);
   return new Promise<WebSocketDial>((resolve, reject) => {
+    if (req.signal.aborted) {
+      reject(new SpookyError('client_aborted', 'the client went away before the WebSocket handshake'));
+      return;
+    }
     let socket: WebSocket;
     try {
       socket = new WebSocket(url, options as unknown as string[]);
     } catch (e) {
-      reject(new SpookyError('upstream_connect_failed', `WebSocket to ${url}: ${(e as Error).message}`, { retryable: true, cause: e }));
+      // Bun checks the URL, headers and subprotocols here: what it refuses came from the request.
+      reject(new SpookyError('bad_request', `WebSocket handshake not sendable: ${(e as Error).message}`, { cause: e }));
       return;
     }
     socket.binaryType = 'arraybuffer';
     let settled = false;
+    const abandon = (): void => {
+      if (!settle()) return;
+      socket.close();
+      reject(new SpookyError('client_aborted', 'the client went away during the WebSocket handshake'));
+    };
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
       clearTimeout(timer);
+      req.signal.removeEventListener('abort', abandon);
       socket.onopen = null;
       socket.onerror = null;
       socket.onclose = null;
@@ -72,6 +84,7 @@ export function dialWebSocket(origin: UpstreamOrigin, req: WebSocketRequest): Pr
       socket.close();
       reject(new SpookyError('upstream_timeout', `no WebSocket handshake answer within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
+    req.signal.addEventListener('abort', abandon);
     socket.onopen = () => {
       if (settle()) resolve({ ok: true, socket });
     };

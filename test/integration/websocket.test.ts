@@ -5,6 +5,7 @@
  * dead backend skipped, the access-log line at the end, and the 1001 close at shutdown.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
+import tls from 'node:tls';
 import type { Server } from 'bun';
 import { testCertificate } from '../support/certs.ts';
 import { accessLine, type SpookyProcess, startSpooky } from '../support/process.ts';
@@ -189,10 +190,7 @@ test('a close by the backend reaches the client with its code and reason', async
 
 test('a backend that refuses the handshake: the client gets its status over plain HTTP, the backend stays in', async () => {
   for (let i = 0; i < 2; i++) {
-    const res = await fetch(`https://127.0.0.1:${spooky.port}/ws/deny/${i}`, {
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-      tls: { rejectUnauthorized: false },
-    } as RequestInit);
+    const res = await handshake(`/ws/deny/${i}`, {});
     expect(res.status).toBe(403);
     const line = await accessLine(spooky, `/ws/deny/${i}`);
     expect(line).toMatchObject({ status: 403, backend: 'live' });
@@ -201,6 +199,107 @@ test('a backend that refuses the handshake: the client gets its status over plai
   const c = connect('/ws/echo/after-deny');
   await c.opened;
   c.ws.close();
+}, 30_000);
+
+/** A handshake written by hand over TLS (HTTP/1.1), so any header can be sent as is; resolves with the answer's head. */
+async function rawHandshake(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  onSocket?: (close: () => void) => void,
+): Promise<{ status: number; headers: Record<string, string> }> {
+  const all: Record<string, string> = {
+    host: `127.0.0.1:${port}`,
+    connection: 'Upgrade',
+    upgrade: 'websocket',
+    'sec-websocket-version': '13',
+    'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    ...headers,
+  };
+  const head = `GET ${path} HTTP/1.1\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
+  let text = '';
+  const { promise, resolve, reject } = Promise.withResolvers<{ status: number; headers: Record<string, string> }>();
+  const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => socket.write(head));
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+    const end = text.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const [status, ...lines] = text.slice(0, end).split('\r\n');
+    const fields: Record<string, string> = {};
+    for (const l of lines) fields[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+    resolve({ status: Number(status?.split(' ')[1]), headers: fields });
+    socket.destroy();
+  });
+  socket.on('error', reject);
+  socket.on('close', () => reject(new Error('closed before an answer')));
+  onSocket?.(() => socket.destroy());
+  return promise;
+}
+
+/** A handshake to Spooky's own port. */
+const handshake = (path: string, headers: Record<string, string>) => rawHandshake(spooky.port, path, headers);
+
+test('an unsound client handshake is refused with 400 before any backend is contacted, and charged to none', async () => {
+  const cases: [string, Record<string, string>][] = [
+    ['dup-protocol', { 'sec-websocket-protocol': 'chat, chat' }],
+    ['bad-protocol', { 'sec-websocket-protocol': 'a b' }],
+    ['bad-key', { 'sec-websocket-key': 'x' }],
+    ['bad-version', { 'sec-websocket-version': '8' }],
+  ];
+  for (const [name, headers] of cases) {
+    for (let i = 0; i < 3; i++) {
+      const res = await handshake(`/ws/unsound/${name}/${i}`, headers);
+      expect([name, res.status, res.headers['sec-websocket-version']]).toEqual([name, 400, '13']);
+      expect(await accessLine(spooky, `/ws/unsound/${name}/${i}`)).toMatchObject({ status: 400, error: 'bad_request', attempts: 0 });
+    }
+  }
+  expect([...backendClosed.keys()].filter((k) => k.startsWith('/ws/unsound'))).toEqual([]); // no session reached the backend
+  expect(spooky.child.lines.filter((r) => r.event === 'health_change' && r.backend === 'live')).toEqual([]);
+  const c = connect('/ws/echo/after-unsound');
+  await c.opened;
+  c.ws.close();
+}, 30_000);
+
+test('a client that leaves while the backend handshake is pending: the backend socket is closed at once, 499', async () => {
+  let accepted = 0;
+  let closedAt = 0;
+  const silent = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open() {
+        accepted++;
+      },
+      data() {}, // never answers the handshake
+      close() {
+        closedAt = performance.now();
+      },
+    },
+  });
+  const other = await startSpooky(`
+timeouts: { connect_ms: 1000, response_header_ms: 20000 }
+upstream:
+  silent:
+    backends: [{ id: silent, address: "http://127.0.0.1:${silent.port}" }]
+`);
+  try {
+    let close = () => {};
+    const pending = rawHandshake(other.port, '/pending', {}, (c) => {
+      close = c;
+    }).catch(() => undefined);
+    await waitUntil(() => accepted === 1, 5000, 'the backend connection');
+    const left = performance.now();
+    close();
+    await pending;
+    await waitUntil(() => closedAt > 0, 3000, 'the backend socket closed');
+    expect(closedAt - left).toBeLessThan(2000);
+    expect(await accessLine(other, '/pending')).toMatchObject({ status: 499, error: 'client_aborted' });
+  } finally {
+    await other.stop();
+    silent.stop(true);
+  }
 }, 30_000);
 
 test('a plain GET to the same path is forwarded as HTTP, and a request over HTTP/3 is unaffected', async () => {
