@@ -248,6 +248,17 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
   if ((r.path !== undefined || r.path_exact !== undefined) && r.path_prefix !== undefined) {
     sink.error([...path, 'path_prefix'], 'key', '`path_prefix` cannot be combined with an exact `path`; use one of them');
   }
+  const rw = r.rewrite;
+  if (isObj(rw)) {
+    if (rw.prefix !== undefined && rw.path !== undefined) sink.error([...path, 'rewrite', 'path'], 'key', 'use only one of `prefix` and `path`');
+    else if (rw.prefix === undefined && rw.path === undefined) sink.error([...path, 'rewrite'], 'missing', 'a rewrite needs `prefix` or `path`');
+    else if (rw.prefix !== undefined && typeof r.path_prefix !== 'string')
+      sink.error(
+        [...path, 'rewrite', 'prefix'],
+        'key',
+        "`rewrite.prefix` replaces what the route's `path_prefix` matched, and this route has no `path_prefix`; use `rewrite.path` to replace the whole path",
+      );
+  }
   for (const kind of ['headers', 'query'] as const) {
     const conds = r[kind];
     if (!isObj(conds)) continue;

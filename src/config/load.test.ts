@@ -257,6 +257,28 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[5, 5, 'listen.tls.client_auth', 'not implemented; ignoring it would accept any client']],
   },
   {
+    name: 'rewrite.prefix on a route without path_prefix',
+    yaml: `${L}upstream:\n  api:\n    route: { path: /x, rewrite: { prefix: / } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[5, 35, 'upstream.api.route.rewrite.prefix', 'this route has no `path_prefix`; use `rewrite.path`']],
+  },
+  {
+    name: 'rewrite with both prefix and path, and one with neither',
+    yaml: `${L}upstream:\n  api:\n    route:\n      - { path_prefix: /a/, rewrite: { prefix: /, path: /b } }\n      - { path_prefix: /c/, rewrite: {} }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [6, 51, 'upstream.api.route[0].rewrite.path', 'use only one of `prefix` and `path`'],
+      [7, 38, 'upstream.api.route[1].rewrite', 'a rewrite needs `prefix` or `path`'],
+    ],
+  },
+  {
+    name: 'rewrite paths that cannot go on a request line as they are',
+    yaml: `${L}upstream:\n  api:\n    route:\n      - { path_prefix: /a/, rewrite: { prefix: "/ü/" } }\n      - { path_prefix: /b/, rewrite: { path: /x/../y } }\n      - { path_prefix: /c/, rewrite: { path: x } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [6, 48, 'upstream.api.route[0].rewrite.prefix', 'must be visible ASCII'],
+      [7, 46, 'upstream.api.route[1].rewrite.path', 'must not contain "//", "." or ".." segments'],
+      [8, 46, 'upstream.api.route[2].rewrite.path', 'must start with "/"'],
+    ],
+  },
+  {
     name: 'route given as a string',
     yaml: `${L}upstream:\n  api:\n    route: /api\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 12, 'upstream.api.route', 'expected a map or a list, got "/api"']],

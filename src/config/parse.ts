@@ -164,7 +164,8 @@ export const RESERVED_LABEL_NAMES: readonly string[] = ['pool', 'route', 'status
 
 /** Checks a custom metric label name: a Prometheus label name that is not reserved. */
 export function parseLabelName(input: string): Parsed<string> {
-  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(input)) return fail(`"${input}" is not a valid metric label name (letters, digits and _, not starting with a digit)`);
+  if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(input))
+    return fail(`"${input}" is not a valid metric label name (letters, digits and _, not starting with a digit)`);
   if (input.startsWith('__')) return fail(`label names starting with "__" are reserved by Prometheus`);
   if (RESERVED_LABEL_NAMES.includes(input)) return fail(`"${input}" is already a label of the custom metrics; choose another name`);
   return ok(input);
@@ -199,6 +200,19 @@ export function parsePath(input: string): Parsed<string> {
   // What the request normaliser refuses could never match a request: malformed escapes, %00, control characters.
   if (/%(?![0-9A-Fa-f]{2})/.test(input)) return fail(`the path "${input}" has a malformed percent-escape (write "%25" for a literal "%")`);
   if (input.includes('%00') || hasControlChar(input)) return fail(`the path "${input}" must not contain NUL or control characters`);
+  return ok(input);
+}
+
+/**
+ * A path a route rewrites requests to: a {@link parsePath} path that can go on a request line as it is (visible
+ * ASCII only: write other characters percent-encoded), without `.` or `..` segments or `//`, which the request
+ * normaliser would never produce.
+ */
+export function parseRewritePath(input: string): Parsed<string> {
+  const p = parsePath(input);
+  if (!p.ok) return p;
+  if (!/^[\x21-\x7e]+$/.test(input)) return fail(`the path "${input}" must be visible ASCII (percent-encode other characters)`);
+  if (input.includes('//') || /\/\.\.?(?:\/|$)/.test(input)) return fail(`the path "${input}" must not contain "//", "." or ".." segments`);
   return ok(input);
 }
 

@@ -358,6 +358,8 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
     route.allowed_methods = [...methods];
   }
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
+  if (r.rewrite?.prefix !== undefined) route.rewrite = { prefix: r.rewrite.prefix };
+  else if (r.rewrite?.path !== undefined) route.rewrite = { path: r.rewrite.path };
   if (r.body_sampling !== undefined) {
     const b = r.body_sampling;
     const directions = b.directions ?? ['request', 'response'];

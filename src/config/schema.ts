@@ -21,6 +21,7 @@ import {
   parseMethod,
   parsePath,
   parseRegex,
+  parseRewritePath,
   parseServerName,
   parseStatusRange,
 } from './parse.ts';
@@ -576,6 +577,18 @@ export const RouteSchema = z
     ),
     rate_limits: opt(z.array(RateLimitRuleSchema).min(1), 'Rate-limit rules of this route; a request must pass every rule, in order. Default none.'),
     body_sampling: BodySamplingSchema.optional(),
+    rewrite: z
+      .strictObject({
+        prefix: opt(
+          checked(parseRewritePath),
+          "Replaces the part of the path that the route's `path_prefix` matched (`path_prefix: /api/` with `prefix: /` sends `/api/users` as `/users`). Needs `path_prefix`.",
+        ),
+        path: opt(checked(parseRewritePath), 'Replaces the whole path (`/healthz` sends every matched request to `/healthz`).'),
+      })
+      .optional()
+      .describe(
+        'Rewrites the path before forwarding (one of `prefix` or `path`); the query is kept. The access log shows the path the client sent. Default: forwarded as routed.',
+      ),
   })
   .describe('Route conditions; every condition that is set must hold.');
 

@@ -156,7 +156,16 @@ export interface RouteConfig {
   rate_limits?: RateLimitConfig[];
   /** Body sampling of this route; absent: off. */
   body_sampling?: BodySamplingConfig;
+  /** How the path is rewritten before forwarding; absent: forwarded as routed. */
+  rewrite?: PathRewrite;
 }
+
+/**
+ * A route's path rewrite: `prefix` replaces the part the route's `path_prefix` matched (Envoy's
+ * `prefix_rewrite`, nginx's `proxy_pass` with a URI, Caddy's `handle_path`); `path` replaces the whole path. The
+ * query is kept either way.
+ */
+export type PathRewrite = { prefix: string } | { path: string };
 
 /** Body sampling of a route: a share of requests get their bodies logged as `body_sample` records. */
 export interface BodySamplingConfig {

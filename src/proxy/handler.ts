@@ -459,6 +459,8 @@ export function createProxyHandler(
     const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, fields, target.rawQuery));
     if (!matched) return fail(new SpookyError('no_route', `no route for ${target.host}${target.path}`));
     const pool = matched.pool;
+    // What the backend is asked for: the routed path, rewritten when the route says so, with the client's query.
+    const upstreamTarget = matched.rewrite === undefined ? target.target : matched.rewrite(target.path) + target.rawQuery;
     rec.route = matched.routeId;
     rec.pool = pool.name;
     // Custom metric labels from the request, before any refusal of the route (405, 429) so those count too.
@@ -584,7 +586,7 @@ export function createProxyHandler(
         let dial: WebSocketDial;
         try {
           dial = await endpoint.transport.openWebSocket({
-            target: target.target,
+            target: upstreamTarget,
             headers:
               pool.config.host_policy.mode === 'upstream'
                 ? handshake.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
@@ -780,7 +782,7 @@ export function createProxyHandler(
         const up = await endpoint.transport.request(
           {
             method: req.method,
-            target: target.target,
+            target: upstreamTarget,
             headers,
             body: buffered ? bytesStream(buffered) : meter ? meter.stream : null,
             contentLength: built.contentLength,

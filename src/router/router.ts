@@ -130,7 +130,7 @@ function condHolds(c: Cond, v: string | null): boolean {
  * canonical, raw non-ASCII and `"<>\^`{|}` encoded, `//` merged, dot segments resolved), so a route written
  * `/café/` or `/a//b/` matches the requests it names. Validation refused what the normaliser refuses.
  */
-function normaliseConfigPath(p: string, prefix = false): string {
+export function normaliseConfigPath(p: string, prefix = false): string {
   // A prefix may end in `.` on purpose (`/app/.` for dotfiles): as a string prefix that is no dot segment, so
   // only the part before it is normalised. (`..` at the end still goes up a segment.)
   const dots = prefix && p.endsWith('/.') ? '.' : undefined;

@@ -8,7 +8,8 @@ import type { Config, HashKeySource, PoolConfig, RouteConfig } from '../config/t
 import { compileTrust } from '../lib/cidr.ts';
 import type { Random } from '../lib/random.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
-import { compileRouter, type Router } from '../router/router.ts';
+import { pathRewriter } from '../proxy/rewrite.ts';
+import { compileRouter, normaliseConfigPath, type Router } from '../router/router.ts';
 import { PoolMember } from '../upstream/endpoint.ts';
 import type { EndpointRegistry } from '../upstream/registry.ts';
 import { SlowStartMember } from '../upstream/slow-start-member.ts';
@@ -53,6 +54,8 @@ export interface RouteTarget {
   readonly routeId: string;
   /** The route that matched (its limits). */
   readonly route: RouteConfig;
+  /** Rewrites the routed path for the backend (`route.rewrite`); absent when the route has none. */
+  readonly rewrite?: (path: string) => string;
 }
 
 /** One immutable configuration generation. */
@@ -122,7 +125,11 @@ export function buildGeneration(config: Config, registry: EndpointRegistry, id: 
     const runtime: PoolRuntime = { name: pool.name, config: pool, members, picker, limited, hashKey: hashKeyExtractor(lb.type, lb.key) };
     pools.set(pool.name, runtime);
     pool.routes.forEach((route, i) => {
-      routes.push({ route, target: { pool: runtime, routeId: `${pool.name}#${i}`, route }, order: order++ });
+      const rewrite = pathRewriter(route.rewrite, route.path_prefix === undefined ? undefined : normaliseConfigPath(route.path_prefix, true));
+      const target: RouteTarget = rewrite
+        ? { pool: runtime, routeId: `${pool.name}#${i}`, route, rewrite }
+        : { pool: runtime, routeId: `${pool.name}#${i}`, route };
+      routes.push({ route, target, order: order++ });
     });
   }
   return {

@@ -90,6 +90,10 @@ upstream:
     backends:
       - { id: dead, address: "http://127.0.0.1:${deadPort}" }
       - { id: live, address: "http://127.0.0.1:${backend.port}" }
+  rewritten:
+    route: { path_prefix: /wsr/, rewrite: { prefix: /ws/echo/ } }
+    backends:
+      - { id: live, address: "http://127.0.0.1:${backend.port}" }
   secure:
     route: { path_prefix: /tls }
     tls: { ca_file: "@CERT@" }
@@ -165,6 +169,15 @@ test('messages pass both ways; the backend sees the forwarding fields, the clien
     expect(backendClosed.get(path)).toEqual([4001, 'bye from client']);
   }
 }, 60_000);
+
+test("a route's path rewrite applies to the backend handshake", async () => {
+  const c = connect('/wsr/x?q=1');
+  await c.opened;
+  await c.next(1);
+  expect((JSON.parse(c.messages[0] as string) as Seen).path).toBe('/ws/echo/x?q=1');
+  c.ws.close(1000);
+  expect(await accessLine(spooky, '/wsr/x')).toMatchObject({ status: 101, pool: 'rewritten' });
+}, 30_000);
 
 test("an https backend is reached over wss:// with the pool's CA", async () => {
   const c = connect('/tls/echo');
