@@ -3,6 +3,7 @@
  * of the YAML document even when the schema found errors elsewhere, so one load reports every problem;
  * every check therefore looks at the types itself and stays silent about values the schema rejects.
  */
+import { HOP_BY_HOP } from '../lib/http-syntax.ts';
 import { bindAddressesOverlap, isLoopback, parseBackendAddress } from './parse.ts';
 import { canonicalStrategy, HOST_POLICY_MODES, STICKY_CID_NAMES } from './schema.ts';
 import type { PathSegment, SourceMap, Target } from './source.ts';
@@ -247,6 +248,32 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
   }
   if ((r.path !== undefined || r.path_exact !== undefined) && r.path_prefix !== undefined) {
     sink.error([...path, 'path_prefix'], 'key', '`path_prefix` cannot be combined with an exact `path`; use one of them');
+  }
+  for (const dir of ['request_headers', 'response_headers'] as const) {
+    const rules = r[dir];
+    if (!isObj(rules)) continue;
+    // Framing and connection management stay Spooky's; Host follows the pool's host_policy.
+    const owned = (name: string): string | undefined => {
+      const n = name.toLowerCase();
+      if (HOP_BY_HOP.has(n)) return `\`${n}\` is a hop-by-hop field, managed per connection by Spooky`;
+      if (n === 'content-length') return '`content-length` is set by Spooky from the body it sends';
+      if (dir === 'request_headers' && n === 'host') return "`host` is set by the pool's `host_policy`";
+      return undefined;
+    };
+    for (const kind of ['set', 'add'] as const) {
+      const fields = rules[kind];
+      if (!isObj(fields)) continue;
+      for (const name of Object.keys(fields)) {
+        const why = owned(name);
+        if (why) sink.error([...path, dir, kind, name], 'key', `${why}; a route cannot change it`);
+      }
+    }
+    const removed = rules.remove;
+    if (Array.isArray(removed))
+      removed.forEach((name, i) => {
+        const why = typeof name === 'string' ? owned(name) : undefined;
+        if (why) sink.error([...path, dir, 'remove', i], 'value', `${why}; a route cannot change it`);
+      });
   }
   const rw = r.rewrite;
   if (isObj(rw)) {

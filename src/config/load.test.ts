@@ -279,6 +279,23 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
+    name: 'header rules that would change framing, connection handling or Host',
+    yaml: `${L}upstream:\n  api:\n    route:\n      request_headers: { set: { Host: x }, remove: [connection] }\n      response_headers: { add: { content-length: "1" } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [6, 33, 'upstream.api.route.request_headers.set.Host', '`host` is set by the pool'],
+      [6, 53, 'upstream.api.route.request_headers.remove[0]', '`connection` is a hop-by-hop field'],
+      [7, 34, 'upstream.api.route.response_headers.add.content-length', '`content-length` is set by Spooky'],
+    ],
+  },
+  {
+    name: 'header rule values with a line break or outer whitespace',
+    yaml: `${L}upstream:\n  api:\n    route:\n      request_headers: { set: { x-a: "a\\r\\nb: c" } }\n      response_headers: { add: { x-b: " padded" } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [6, 38, 'upstream.api.route.request_headers.set.x-a', 'no CR, LF or other control characters'],
+      [7, 39, 'upstream.api.route.response_headers.add.x-b', 'must not start or end with whitespace'],
+    ],
+  },
+  {
     name: 'route given as a string',
     yaml: `${L}upstream:\n  api:\n    route: /api\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 12, 'upstream.api.route', 'expected a map or a list, got "/api"']],

@@ -216,6 +216,13 @@ export function parseRewritePath(input: string): Parsed<string> {
   return ok(input);
 }
 
+/** A header value a route sets or adds: visible ASCII, spaces and tabs, no leading or trailing whitespace. */
+export function parseHeaderValue(input: string): Parsed<string> {
+  if (!/^[\t\x20-\x7e]*$/.test(input)) return fail('a header value must be visible ASCII, spaces and tabs (no CR, LF or other control characters)');
+  if (input !== input.trim()) return fail('a header value must not start or end with whitespace');
+  return ok(input);
+}
+
 /** True when `s` has a control character (U+0000..U+001F or U+007F). */
 function hasControlChar(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

@@ -48,6 +48,7 @@ import type {
   CircuitBreakerConfig,
   Config,
   HeaderMatch,
+  HeaderRules,
   HealthCheckConfig,
   HealthProbeConfig,
   HostPolicyConfig,
@@ -341,6 +342,13 @@ function resolveCondition(name: string, c: ConditionFile): HeaderMatch {
   return { name, kind: 'equals', value: c.equals ?? '' };
 }
 
+function resolveHeaderRules(r: NonNullable<RouteFile['request_headers']>): HeaderRules {
+  const pairs = (m: Record<string, string | number | boolean> | undefined): [string, string][] =>
+    Object.entries(m ?? {}).map(([n, v]) => [n.toLowerCase(), String(v)]);
+  // Two spellings of one name under `set` (`X-A`, `x-a`): the last one wins, as it would in a `Headers`.
+  return { remove: [...new Set((r.remove ?? []).map((n) => n.toLowerCase()))], set: [...new Map(pairs(r.set))], add: pairs(r.add) };
+}
+
 function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
   const exact = r.path ?? r.path_exact;
   const route: RouteConfig = {
@@ -358,6 +366,8 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
     route.allowed_methods = [...methods];
   }
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
+  if (r.request_headers !== undefined) route.request_headers = resolveHeaderRules(r.request_headers);
+  if (r.response_headers !== undefined) route.response_headers = resolveHeaderRules(r.response_headers);
   if (r.rewrite?.prefix !== undefined) route.rewrite = { prefix: r.rewrite.prefix };
   else if (r.rewrite?.path !== undefined) route.rewrite = { path: r.rewrite.path };
   if (r.body_sampling !== undefined) {

@@ -15,6 +15,7 @@ import {
   parseCidr,
   parseHashKey,
   parseHeaderName,
+  parseHeaderValue,
   parseHostPattern,
   parseLabelName,
   parseLabelSource,
@@ -539,6 +540,21 @@ export const RateLimitRuleSchema = z
   .describe('A token bucket per key: `rate` per second, `burst` at once; over it the client gets 429.');
 
 /** One route as written: match conditions plus per-route settings (body limit, methods, rate limits, body sampling). */
+/** A header value a route sets or adds (numbers and booleans become their text). */
+const headerValue = z.union([checked(parseHeaderValue), z.number(), z.boolean()]);
+
+/** Header changes of a route in one direction. */
+function headerRules(direction: string) {
+  return z
+    .strictObject({
+      set: opt(z.record(checked(parseHeaderName), headerValue), 'Fields to set, by name: each replaces every field of that name. Default none.'),
+      add: opt(z.record(checked(parseHeaderName), headerValue), 'Fields to add, by name: appended to those already there. Default none.'),
+      remove: opt(z.array(checked(parseHeaderName)).min(1), 'Names whose fields are removed. Default none.'),
+    })
+    .optional()
+    .describe(`Changes to the ${direction}, applied after Spooky's own header handling: \`remove\`, then \`set\`, then \`add\`. Default none.`);
+}
+
 export const RouteSchema = z
   .strictObject({
     host: opt(
@@ -589,6 +605,8 @@ export const RouteSchema = z
       .describe(
         'Rewrites the path before forwarding (one of `prefix` or `path`); the query is kept. The access log shows the path the client sent. Default: forwarded as routed.',
       ),
+    request_headers: headerRules('request headers sent to the backend'),
+    response_headers: headerRules("backend's response headers sent to the client"),
   })
   .describe('Route conditions; every condition that is set must hold.');
 

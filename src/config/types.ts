@@ -158,6 +158,23 @@ export interface RouteConfig {
   body_sampling?: BodySamplingConfig;
   /** How the path is rewritten before forwarding; absent: forwarded as routed. */
   rewrite?: PathRewrite;
+  /** Changes to the request headers sent to the backend (after Spooky's own); absent: none. */
+  request_headers?: HeaderRules;
+  /** Changes to the backend's response headers sent to the client (after Spooky's own); absent: none. */
+  response_headers?: HeaderRules;
+}
+
+/**
+ * Header changes of a route in one direction, applied in this order: `remove` (every field of each name), `set`
+ * (replaces every field of the name with one), `add` (one more field). Names lower case.
+ */
+export interface HeaderRules {
+  /** Names whose fields are removed. */
+  remove: string[];
+  /** Fields set, replacing any of the same name. */
+  set: [string, string][];
+  /** Fields appended. */
+  add: [string, string][];
 }
 
 /**

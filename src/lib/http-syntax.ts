@@ -62,3 +62,17 @@ export function hexVal(c: number): number {
 
 /** Methods that RFC 9110 defines as idempotent: sending them twice has the effect of sending them once. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Hop-by-hop headers: removed by the proxy in both directions, and refused as names of a route's header rules. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'trailer',
+  'http2-settings',
+]);

@@ -30,6 +30,7 @@ import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { bodyOrNone } from './body-peek.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
+import { applyToHeaders, applyToList } from './header-rules.ts';
 import { buildUpstreamHeaders, clientAddressFrom, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
 import { DEFAULT_ALLOW, decrementMaxForwards, maxForwardsOf } from './max-forwards.ts';
 import { nextBatch } from './next-batch.ts';
@@ -500,6 +501,8 @@ export function createProxyHandler(
       requestId,
     });
     if (!built.ok) return fail(new SpookyError(built.code, built.reason));
+    const requestRules = matched.route.request_headers;
+    if (requestRules !== undefined) built.headers = applyToList(built.headers, requestRules);
     if (maxForwards !== undefined) decrementMaxForwards(built.headers, maxForwards);
     if (built.headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${built.headerBytes} header bytes`));
     const limit = matched.route.max_request_body_bytes ?? cfg.limits.max_request_body_bytes;
@@ -815,6 +818,8 @@ export function createProxyHandler(
         const resVia = (up.version ?? (endpoint.protocol === 'http1' ? '1.1' : '2')) === '1.1' ? '1.1 spooky' : '2 spooky';
         const resHeaders = sanitizeResponseHeaders(up.headers, { via: resVia });
         if (altSvc) resHeaders.set('alt-svc', altSvc);
+        const responseRules = matched.route.response_headers;
+        if (responseRules !== undefined) applyToHeaders(resHeaders, responseRules);
         // A HEAD answer the backend sent without a length: Bun would add `content-length: 0`, claiming the GET's
         // body is empty (RFC 9110 section 8.6). With `transfer-encoding: chunked` Bun's HTTP/1.1 server sends the
         // head alone; its HTTP/2 and HTTP/3 servers drop the field and still add the 0 (no way around it there).

@@ -48,7 +48,7 @@
 
 import type { HostPolicyConfig } from '../config/types.ts';
 import { canonicalIp, unmapIPv4 } from '../lib/cidr.ts';
-import { isToken, parseContentLength } from '../lib/http-syntax.ts';
+import { HOP_BY_HOP, isToken, parseContentLength } from '../lib/http-syntax.ts';
 import type { FieldRecord, HeaderLookup } from '../lib/request-fields.ts';
 import { checkFieldValue } from '../upstream/http1-parser.ts';
 
@@ -100,19 +100,8 @@ export type UpstreamHeaderResult =
     }
   | { ok: false; code: 'bad_request'; reason: string };
 
-/** Hop-by-hop headers removed in both directions. */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'trailer',
-  'http2-settings',
-]);
+/** Hop-by-hop headers removed in both directions (defined in lib/http-syntax.ts, shared with the config checks). */
+export { HOP_BY_HOP };
 
 // RFC 9110 tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~
 // Characters allowed in a forwarded x-request-id.

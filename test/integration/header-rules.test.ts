@@ -1,0 +1,65 @@
+/**
+ * Header rules of a route (`request_headers`, `response_headers`): a real Spooky in front of a real echo
+ * backend, over HTTP/3 and HTTP/1.1. The backend must see the request rules applied after Spooky's own fields,
+ * the client the response rules; Spooky's own error answers get none.
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+
+let backend: Backend;
+let spooky: SpookyProcess;
+
+beforeAll(async () => {
+  backend = await startBackend('echo');
+  spooky = await startSpooky(`
+upstream:
+  web:
+    route:
+      path_prefix: /
+      request_headers:
+        set: { X-Env: production, via: hidden }
+        add: { x-tag: from-spooky, x-num: 7 }
+        remove: [x-debug, cookie]
+      response_headers:
+        set: { strict-transport-security: "max-age=31536000; includeSubDomains" }
+        add: { set-cookie: "edge=1" }
+        remove: [x-backend]
+    backends: [{ id: w, address: "${backend.address}" }]
+`);
+});
+afterAll(async () => {
+  await spooky?.stop();
+  await backend?.stop();
+});
+
+test('the backend sees the request rules, the client the response rules', async () => {
+  for (const protocol of ['http3', 'http1.1'] as const) {
+    const res = await request(`${spooky.url}/page`, {
+      protocol,
+      headers: { 'x-env': 'dev', 'x-debug': '1', cookie: 'a=b', 'x-tag': 'from-client' },
+    });
+    const body = (await res.json()) as { headers: Record<string, string> };
+    const h = body.headers;
+    expect([protocol, h['x-env'], h['x-debug'], h.cookie, h['x-tag'], h['x-num'], h.via, typeof h['x-forwarded-for']]).toEqual([
+      protocol,
+      'production',
+      undefined,
+      undefined,
+      'from-client, from-spooky',
+      '7',
+      'hidden',
+      'string',
+    ]);
+    expect([res.headers.get('strict-transport-security'), res.headers.get('x-backend'), res.headers.getSetCookie()]).toEqual([
+      'max-age=31536000; includeSubDomains',
+      null,
+      ['a=1', 'edge=1'],
+    ]);
+  }
+}, 30_000);
+
+test("Spooky's own error answers do not get the response rules", async () => {
+  const res = await request(`${spooky.url}/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
+  expect(res.status).toBe(400);
+  expect(res.headers.get('strict-transport-security')).toBeNull();
+}, 30_000);
