@@ -24,7 +24,6 @@ import { routeInput } from '../router/router.ts';
 import type { Generation, PoolRuntime, RouteTarget } from '../runtime/generation.ts';
 import type { BackendGate } from '../upstream/backend-gate.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
-import type { WebSocketDial } from '../upstream/transport.ts';
 import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { bodyOrNone } from './body-peek.ts';
@@ -38,7 +37,7 @@ import { applyRateLimits } from './rate-limit.ts';
 import { type ChunkReader, DeclaredLengthReader } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
 import { mayRetry } from './retry.ts';
-import { handshakeFields, handshakeProblem, isWebSocketUpgrade, WebSocketTunnel } from './websocket.ts';
+import { forwardWebSocket, isWebSocketUpgrade } from './websocket.ts';
 
 /** What the handler needs from the process. */
 export interface ProxyDeps {
@@ -575,70 +574,23 @@ export function createProxyHandler(
     /** This pass re-balances an attempt whose backend went out while it waited in its queue (its backoff is done). */
     let rebalancing = false;
     if (transport === 'tcp' && protocol === 'h1.1' && isWebSocketUpgrade(method, fields)) {
-      // WebSocket: open the backend's socket first (another backend when the connect fails), then upgrade.
-      const problem = handshakeProblem(fields);
-      if (problem !== undefined) return fail(new SpookyError('bad_request', problem), { 'sec-websocket-version': '13' });
-      const handshake = handshakeFields(built.headers, fields);
-      let member = pool.picker.pick({ hashKey, exclude, now: clock.now() });
-      for (;;) {
-        if (!member) return fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
-        rec.attempts++;
-        rec.backend = member.id;
-        const endpoint = member.endpoint;
-        const startedAt = endpoint.begin();
-        let dial: WebSocketDial;
-        try {
-          dial = await endpoint.transport.openWebSocket({
-            target: upstreamTarget,
-            headers:
-              pool.config.host_policy.mode === 'upstream'
-                ? handshake.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
-                : handshake.headers,
-            protocols: handshake.protocols,
-            timeoutMs: Math.min(timeouts.connect_ms + timeouts.response_header_ms, MAX_TIMER_MS),
-            signal: req.signal,
-          });
-        } catch (e) {
-          const err = asSpookyError(e);
-          endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
-          lastError = err;
-          const retryable = err.code === 'upstream_connect_failed' && err.retryable;
-          member = retryable ? retryTarget(member, err, true) : undefined;
-          if (member) continue;
-          return fail(err);
-        }
-        const at = clock.now();
-        if (!dial.ok) {
-          // The backend answered the handshake with another status (401, 403, 404, ...): passed on, body-less.
-          endpoint.end(startedAt, at, undefined, dial.status);
-          finish(dial.status);
-          const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId };
-          if (altSvc) headers['alt-svc'] = altSvc;
-          return new Response(`${dial.status} the backend refused the WebSocket upgrade\n`, { status: dial.status, headers });
-        }
-        const up = dial.socket;
-        let upgraded = false;
-        const tunnel = new WebSocketTunnel(up, server, (end) => {
-          endpoint.end(startedAt, at, undefined, 101);
-          if (!upgraded) return; // the refusal below is this request's log line
-          rec.bytes_in = end.bytesIn;
-          rec.bytes_out = end.bytesOut;
-          rec.websocket_close = { by: end.closedBy, code: end.code };
-          finish(101, end.error);
-        });
-        const headers: Record<string, string> = { 'x-request-id': requestId };
-        if (up.protocol !== '') headers['sec-websocket-protocol'] = up.protocol;
-        upgraded = !req.signal.aborted && server.upgrade(req, { data: tunnel, headers });
-        if (!upgraded) {
-          tunnel.endBoth('spooky', 1001, 'client gone');
-          return fail(
-            req.signal.aborted
-              ? new SpookyError('client_aborted', 'the client went away during the WebSocket handshake')
-              : new SpookyError('bad_request', 'invalid WebSocket handshake'),
-          );
-        }
-        return undefined;
-      }
+      return forwardWebSocket({
+        req,
+        server,
+        fields,
+        headers: built.headers,
+        target: upstreamTarget,
+        pool,
+        requestId,
+        altSvc,
+        rec,
+        clock,
+        timeoutMs: Math.min(timeouts.connect_ms + timeouts.response_header_ms, MAX_TIMER_MS),
+        pick: () => pool.picker.pick({ hashKey, exclude, now: clock.now() }),
+        retry: (tried, err) => retryTarget(tried, err, true),
+        fail,
+        finish,
+      });
     }
     for (;;) {
       let member: PoolMember | undefined = next ?? pool.picker.pick({ hashKey, exclude, now: clock.now() });

@@ -7,8 +7,13 @@
  * extended CONNECT, and browsers fall back to HTTP/1.1 for WebSockets.
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun';
-import { SpookyError } from '../errors.ts';
+import { asSpookyError, SpookyError } from '../errors.ts';
+import type { Clock } from '../lib/clock.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
+import type { RequestRecord } from '../observability/access-log.ts';
+import type { PoolRuntime } from '../runtime/generation.ts';
+import type { PoolMember } from '../upstream/endpoint.ts';
+import type { WebSocketDial } from '../upstream/transport.ts';
 
 /** Largest message accepted from a client, in bytes (Bun closes the connection with 1009 above it): 16 MiB. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -247,4 +252,111 @@ export function closeTunnels(code: number, reason: string, server?: Server<unkno
 /** Sessions open now. */
 export function openTunnels(): number {
   return open.size;
+}
+
+/** What {@link forwardWebSocket} needs from the request path (the handler's state and callbacks). */
+export interface WebSocketForward {
+  /** The client's handshake request. */
+  req: Request;
+  /** The TCP server it came on (for the upgrade). */
+  server: Server<unknown>;
+  /** Its header fields. */
+  fields: Pick<HeaderLookup, 'get'>;
+  /** The cleaned upstream request headers (hop-by-hop removed, forwarding fields set, route rules applied). */
+  headers: [string, string][];
+  /** The origin-form target for the backend (rewritten when the route says so). */
+  target: string;
+  /** The routed pool. */
+  pool: PoolRuntime;
+  /** The request id (sent to the client). */
+  requestId: string;
+  /** `Alt-Svc` value for answers over TCP. */
+  altSvc: string | undefined;
+  /** The request's access-log record (attempts, backend, bytes and the close are filled in). */
+  rec: RequestRecord;
+  /** Time source. */
+  clock: Clock;
+  /** Milliseconds the backend connect plus handshake may take. */
+  timeoutMs: number;
+  /** The first backend to try. */
+  pick(): PoolMember | undefined;
+  /** Another backend after `tried` failed to connect with `err`, if the retry policy allows one. */
+  retry(tried: PoolMember, err: SpookyError): PoolMember | undefined;
+  /** Ends the request with an error answer (and its log line). */
+  fail(err: SpookyError, extra?: Record<string, string>): Response;
+  /** Writes the request's log line with `status`. */
+  finish(status: number, error?: SpookyError): void;
+}
+
+/**
+ * Forwards a WebSocket handshake (see the module comment): checks it, opens the backend's socket (another backend
+ * when the connect fails), then upgrades the client and starts the tunnel. Resolves with undefined once upgraded
+ * (Bun answers 101), else with the answer to send: 400 for an unsound handshake, the backend's refusal status,
+ * or the error's status.
+ */
+export async function forwardWebSocket(f: WebSocketForward): Promise<Response | undefined> {
+  const { req, rec, clock, pool } = f;
+  const problem = handshakeProblem(f.fields);
+  if (problem !== undefined) return f.fail(new SpookyError('bad_request', problem), { 'sec-websocket-version': '13' });
+  const handshake = handshakeFields(f.headers, f.fields);
+  let lastError: SpookyError | undefined;
+  let member = f.pick();
+  for (;;) {
+    if (!member) return f.fail(lastError ?? new SpookyError('no_healthy_backend', `pool ${pool.name} has no available backend`));
+    rec.attempts++;
+    rec.backend = member.id;
+    const endpoint = member.endpoint;
+    const startedAt = endpoint.begin();
+    let dial: WebSocketDial;
+    try {
+      dial = await endpoint.transport.openWebSocket({
+        target: f.target,
+        headers:
+          pool.config.host_policy.mode === 'upstream'
+            ? handshake.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
+            : handshake.headers,
+        protocols: handshake.protocols,
+        timeoutMs: f.timeoutMs,
+        signal: req.signal,
+      });
+    } catch (e) {
+      const err = asSpookyError(e);
+      endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
+      lastError = err;
+      member = err.code === 'upstream_connect_failed' && err.retryable ? f.retry(member, err) : undefined;
+      if (member) continue;
+      return f.fail(err);
+    }
+    const at = clock.now();
+    if (!dial.ok) {
+      // The backend answered the handshake with another status (401, 403, 404, ...): passed on, body-less.
+      endpoint.end(startedAt, at, undefined, dial.status);
+      f.finish(dial.status);
+      const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': f.requestId };
+      if (f.altSvc) headers['alt-svc'] = f.altSvc;
+      return new Response(`${dial.status} the backend refused the WebSocket upgrade\n`, { status: dial.status, headers });
+    }
+    const up = dial.socket;
+    let upgraded = false;
+    const tunnel = new WebSocketTunnel(up, f.server, (end) => {
+      endpoint.end(startedAt, at, undefined, 101);
+      if (!upgraded) return; // the refusal below is this request's log line
+      rec.bytes_in = end.bytesIn;
+      rec.bytes_out = end.bytesOut;
+      rec.websocket_close = { by: end.closedBy, code: end.code };
+      f.finish(101, end.error);
+    });
+    const headers: Record<string, string> = { 'x-request-id': f.requestId };
+    if (up.protocol !== '') headers['sec-websocket-protocol'] = up.protocol;
+    upgraded = !req.signal.aborted && f.server.upgrade(req, { data: tunnel, headers });
+    if (!upgraded) {
+      tunnel.endBoth('spooky', 1001, 'client gone');
+      return f.fail(
+        req.signal.aborted
+          ? new SpookyError('client_aborted', 'the client went away during the WebSocket handshake')
+          : new SpookyError('bad_request', 'invalid WebSocket handshake'),
+      );
+    }
+    return undefined;
+  }
 }
