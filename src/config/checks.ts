@@ -258,6 +258,8 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
       if (HOP_BY_HOP.has(n)) return `\`${n}\` is a hop-by-hop field, managed per connection by Spooky`;
       if (n === 'content-length') return '`content-length` is set by Spooky from the body it sends';
       if (dir === 'request_headers' && n === 'host') return "`host` is set by the pool's `host_policy`";
+      if (dir === 'request_headers' && (n === 'traceparent' || n === 'tracestate'))
+        return `\`${n}\` is the trace context Spooky passes on (see \`tracing\`)`;
       return undefined;
     };
     for (const kind of ['set', 'add'] as const) {

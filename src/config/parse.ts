@@ -6,6 +6,7 @@
  * Each parser returns either `{ ok: true, value }` or `{ ok: false, message }` with a plain-language
  * message that names what was wrong and what is expected.
  */
+import { normalisePath } from '../proxy/request-target.ts';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { parseCidr as parseCidrRange } from '../lib/cidr.ts';
 import type { BackendProtocol, HashKeySource, LabelSource } from './types.ts';
@@ -204,15 +205,17 @@ export function parsePath(input: string): Parsed<string> {
 }
 
 /**
- * A path a route rewrites requests to: a {@link parsePath} path that can go on a request line as it is (visible
- * ASCII only: write other characters percent-encoded), without `.` or `..` segments or `//`, which the request
- * normaliser would never produce.
+ * A path a route rewrites requests to: a {@link parsePath} path written the way the request normaliser writes
+ * paths (see `proxy/request-target.ts`), so the backend only ever gets normalised paths: no `//`, `.` or `..`
+ * segments (also not as `%2e`), escapes of unreserved characters decoded and others in upper case, characters
+ * not allowed raw percent-encoded. A path that differs is refused with its normalised spelling.
  */
 export function parseRewritePath(input: string): Parsed<string> {
   const p = parsePath(input);
   if (!p.ok) return p;
-  if (!/^[\x21-\x7e]+$/.test(input)) return fail(`the path "${input}" must be visible ASCII (percent-encode other characters)`);
-  if (input.includes('//') || /\/\.\.?(?:\/|$)/.test(input)) return fail(`the path "${input}" must not contain "//", "." or ".." segments`);
+  const n = normalisePath(input);
+  if (typeof n !== 'string') return fail(`the path "${input}": ${n.error}`);
+  if (n !== input) return fail(`the path "${input}" is not in normalised form; write "${n}" (no "//", "." or ".." segments, unreserved characters unescaped, others percent-encoded)`);
   return ok(input);
 }
 

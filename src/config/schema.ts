@@ -540,8 +540,15 @@ export const RateLimitRuleSchema = z
   .describe('A token bucket per key: `rate` per second, `burst` at once; over it the client gets 429.');
 
 /** One route as written: match conditions plus per-route settings (body limit, methods, rate limits, body sampling). */
-/** A header value a route sets or adds (numbers and booleans become their text). */
-const headerValue = z.union([checked(parseHeaderValue), z.number(), z.boolean()]);
+/** A header value a route sets or adds: a string (YAML would read `1.10` as the number 1.1, `007` as 7). */
+const headerValue = z.unknown().superRefine((v, ctx) => {
+  if (typeof v !== 'string') {
+    ctx.addIssue({ code: 'custom', message: `write header values as quoted strings (YAML reads this one as ${v === null ? 'null' : typeof v} ${String(v)})` });
+    return;
+  }
+  const r = parseHeaderValue(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+}) as unknown as z.ZodString;
 
 /** Header changes of a route in one direction. */
 function headerRules(direction: string) {

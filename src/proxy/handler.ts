@@ -459,10 +459,15 @@ export function createProxyHandler(
     const matched: RouteTarget | undefined = gen.router.match(routeInput(target.host, target.path, req.method, fields, target.rawQuery));
     if (!matched) return fail(new SpookyError('no_route', `no route for ${target.host}${target.path}`));
     const pool = matched.pool;
-    // What the backend is asked for: the routed path, rewritten when the route says so, with the client's query.
-    const upstreamTarget = matched.rewrite === undefined ? target.target : matched.rewrite(target.path) + target.rawQuery;
     rec.route = matched.routeId;
     rec.pool = pool.name;
+    // What the backend is asked for: the routed path, rewritten when the route says so, with the client's query.
+    let upstreamTarget = target.target;
+    if (matched.rewrite !== undefined) {
+      const rewritten = matched.rewrite(target.path);
+      if (rewritten === undefined) return fail(new SpookyError('bad_request', `the rewrite of ${target.path} would have a dot segment`));
+      upstreamTarget = rewritten + target.rawQuery;
+    }
     // Custom metric labels from the request, before any refusal of the route (405, 429) so those count too.
     const labels = requestLabels(pool.config, matched.routeId, fields);
     if (labels) rec.labels = labels;
@@ -500,9 +505,9 @@ export function createProxyHandler(
       requestId,
     });
     if (!built.ok) return fail(new SpookyError(built.code, built.reason));
+    if (maxForwards !== undefined) decrementMaxForwards(built.headers, maxForwards);
     const requestRules = matched.route.request_headers;
     if (requestRules !== undefined) built.headers = applyToList(built.headers, requestRules);
-    if (maxForwards !== undefined) decrementMaxForwards(built.headers, maxForwards);
     if (built.headerBytes > cfg.limits.max_header_bytes) return fail(new SpookyError('headers_too_large', `${built.headerBytes} header bytes`));
     const limit = matched.route.max_request_body_bytes ?? cfg.limits.max_request_body_bytes;
     if (built.contentLength !== undefined && built.contentLength > limit) {
@@ -848,7 +853,8 @@ export function createProxyHandler(
         if (body instanceof ReadableStream) received = body;
         // Bun gives a bytes body a default `content-type: application/octet-stream`; a body the backend sent
         // without a type must reach the client without one (RFC 9110 section 8.3: the client may sniff), so it
-        // goes as a one-chunk stream, which Bun sends with its length and no type.
+        // goes as a one-chunk stream, which Bun sends with no type (and, above a few hundred bytes, without its
+        // length: chunked over HTTP/1.1, to the end of the stream over HTTP/2 and HTTP/3; see the README).
         if (body instanceof Uint8Array && !resHeaders.has('content-type')) body = bytesStream(body);
         const response = new Response(body, { status: up.status, headers: resHeaders });
         responded = true;

@@ -42,6 +42,15 @@ describe('applyToList (request headers)', () => {
   });
 });
 
+test('an added cookie joins the Cookie field already there (one Cookie field towards a backend)', () => {
+  const rules: HeaderRules = { remove: [], set: [], add: [['cookie', 'edge=1']] };
+  expect(applyToList([['cookie', 'a=1; b=2']], rules)).toEqual([['cookie', 'a=1; b=2; edge=1']]);
+  expect(applyToList([['host', 'h']], rules)).toEqual([
+    ['host', 'h'],
+    ['cookie', 'edge=1'],
+  ]);
+});
+
 describe('applyToHeaders (response headers)', () => {
   test('the same order of effects on a Headers', () => {
     const h = new Headers([

@@ -11,7 +11,13 @@ export function applyToList(headers: readonly [string, string][], rules: HeaderR
   for (const [name] of rules.set) drop.add(name);
   const out: [string, string][] = drop.size === 0 ? [...headers] : headers.filter((h) => !drop.has(h[0]));
   for (const [name, value] of rules.set) out.push([name, value]);
-  for (const [name, value] of rules.add) out.push([name, value]);
+  for (const [name, value] of rules.add) {
+    // One Cookie field towards a backend (RFC 6265 section 5.4): an added cookie joins the one already there.
+    const cookie = name === 'cookie' ? out.findIndex((h) => h[0] === 'cookie') : -1;
+    const existing = cookie >= 0 ? (out[cookie] as [string, string]) : undefined;
+    if (existing !== undefined) out[cookie] = ['cookie', `${existing[1]}; ${value}`];
+    else out.push([name, value]);
+  }
   return out;
 }
 

@@ -27,6 +27,16 @@ describe('pathRewriter', () => {
     const f = pathRewriter({ path: '/healthz' }, undefined);
     expect([f?.('/a/b'), f?.('/'), f?.('*')]).toEqual(['/healthz', '/healthz', '*']);
   });
+  test('a prefix that ends inside a segment cannot glue a dot segment onto the replacement', () => {
+    const f = pathRewriter({ prefix: '/v1/' }, '/api');
+    expect([f?.('/api/x'), f?.('/api../admin'), f?.('/api.'), f?.('/api..'), f?.('/api.x/y')]).toEqual([
+      '/v1/x',
+      undefined,
+      undefined,
+      undefined,
+      '/v1/.x/y',
+    ]);
+  });
   test('a prefix rewrite leaves * and a path outside the prefix alone', () => {
     const f = pathRewriter({ prefix: '/' }, '/api/');
     expect([f?.('/api/x'), f?.('*'), f?.('/other')]).toEqual(['/x', '*', '/other']);

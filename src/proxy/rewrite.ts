@@ -16,11 +16,20 @@ export function replacePrefix(path: string, matchedPrefix: string, replacement: 
   return replacement + rest;
 }
 
+/** A `.` or `..` segment. */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
+
 /**
  * The function that rewrites a matched request's path for `rewrite` (`normalisedPrefix` is the route's
- * `path_prefix` as the router matches it), or undefined when the route has none. `*` (OPTIONS) is never rewritten.
+ * `path_prefix` as the router matches it), or undefined when the route has none. `*` (OPTIONS) is never
+ * rewritten. The function returns undefined when the result would have a `.` or `..` segment: a string prefix
+ * that ends inside a segment (`/api` with `/v1/`) glues the rest of that segment (`/api../admin`) onto a
+ * segment start, and the backend must never get a path that climbs out of the rewritten prefix.
  */
-export function pathRewriter(rewrite: PathRewrite | undefined, normalisedPrefix: string | undefined): ((path: string) => string) | undefined {
+export function pathRewriter(
+  rewrite: PathRewrite | undefined,
+  normalisedPrefix: string | undefined,
+): ((path: string) => string | undefined) | undefined {
   if (rewrite === undefined) return undefined;
   if ('path' in rewrite) {
     const to = rewrite.path;
@@ -28,5 +37,9 @@ export function pathRewriter(rewrite: PathRewrite | undefined, normalisedPrefix:
   }
   const from = normalisedPrefix ?? '';
   const to = rewrite.prefix;
-  return (path) => (path === '*' || !path.startsWith(from) ? path : replacePrefix(path, from, to));
+  return (path) => {
+    if (path === '*' || !path.startsWith(from)) return path;
+    const out = replacePrefix(path, from, to);
+    return DOT_SEGMENT.test(out) ? undefined : out;
+  };
 }

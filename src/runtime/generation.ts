@@ -54,8 +54,8 @@ export interface RouteTarget {
   readonly routeId: string;
   /** The route that matched (its limits). */
   readonly route: RouteConfig;
-  /** Rewrites the routed path for the backend (`route.rewrite`); absent when the route has none. */
-  readonly rewrite?: (path: string) => string;
+  /** Rewrites the routed path for the backend (`route.rewrite`; undefined: refused, see `pathRewriter`); absent when the route has none. */
+  readonly rewrite?: (path: string) => string | undefined;
 }
 
 /** One immutable configuration generation. */

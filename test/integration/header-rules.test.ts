@@ -17,8 +17,8 @@ upstream:
     route:
       path_prefix: /
       request_headers:
-        set: { X-Env: production, via: hidden }
-        add: { x-tag: from-spooky, x-num: 7 }
+        set: { X-Env: production, via: hidden, max-forwards: "9" }
+        add: { x-tag: from-spooky, x-num: "7" }
         remove: [x-debug, cookie]
       response_headers:
         set: { strict-transport-security: "max-age=31536000; includeSubDomains" }
@@ -62,4 +62,9 @@ test("Spooky's own error answers do not get the response rules", async () => {
   const res = await request(`${spooky.url}/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
   expect(res.status).toBe(400);
   expect(res.headers.get('strict-transport-security')).toBeNull();
+}, 30_000);
+
+test('a rule on a field Spooky also handles (Max-Forwards on OPTIONS) has the last word', async () => {
+  const res = await request(`${spooky.url}/mf`, { protocol: 'http1.1', method: 'OPTIONS', headers: { 'max-forwards': '3' } });
+  expect(((await res.json()) as { headers: Record<string, string> }).headers['max-forwards']).toBe('9');
 }, 30_000);

@@ -21,6 +21,9 @@ upstream:
   status:
     route: { path: /status, rewrite: { path: /internal/healthz } }
     backends: [{ id: s, address: "${backend.address}" }]
+  dots:
+    route: { path_prefix: /dots, rewrite: { prefix: /v1/ } }
+    backends: [{ id: d, address: "${backend.address}" }]
   plain:
     route: { path_prefix: / }
     backends: [{ id: p, address: "${backend.address}" }]
@@ -50,4 +53,16 @@ test('the backend gets the rewritten path and the query as sent; the access log 
   }
   const line = await accessLine(spooky, '/api/users/42');
   expect(line).toMatchObject({ status: 200, pool: 'users' });
+}, 30_000);
+
+test('a rewrite that would give the backend a dot segment is refused with 400, never sent', async () => {
+  for (const protocol of ['http3', 'http1.1'] as const) {
+    for (const path of ['/dots../admin', '/dots.', '/dots%2E%2E/admin']) {
+      const res = await request(`${spooky.url}${path}`, { protocol });
+      expect([protocol, path, res.status]).toEqual([protocol, path, 400]);
+    }
+    const ok = await request(`${spooky.url}/dots/x`, { protocol });
+    expect(((await ok.json()) as { path: string }).path).toBe('/v1/x');
+  }
+  expect(await accessLine(spooky, '/dots../admin')).toMatchObject({ status: 400, error: 'bad_request' });
 }, 30_000);
