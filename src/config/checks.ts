@@ -51,6 +51,7 @@ export function crossFieldChecks(raw: unknown, src: SourceMap): { errors: Config
   }
   checkListeners(raw, sink);
   checkAdmin(raw, sink);
+  checkRedirect(raw, sink);
   if (isObj(raw.upstream_tls)) checkTlsCompat(raw.upstream_tls, ['upstream_tls'], sink);
   checkLoadBalancing(raw.load_balancing, ['load_balancing'], sink);
   checkPools(raw, sink);
@@ -165,6 +166,32 @@ function checkAdmin(root: Obj, sink: Sink): void {
       );
     }
   }
+}
+
+function checkRedirect(root: Obj, sink: Sink): void {
+  const r = root.http_redirect;
+  if (!isObj(r) || typeof r.port !== 'number') return;
+  const at: PathSegment[] = ['http_redirect', 'port'];
+  if (r.port === 0) {
+    if (typeof root.workers === 'number' && root.workers > 1)
+      sink.error(at, 'value', 'port `0` (a free port) cannot be shared by several workers; give the redirect a fixed port');
+    return;
+  }
+  const entries = listenerEntries(root);
+  const first = entries[0]?.[0];
+  const firstAddress = isObj(first) && typeof first.address === 'string' ? first.address : '0.0.0.0';
+  const address = typeof r.address === 'string' ? r.address : firstAddress;
+  // Every server binds with SO_REUSEPORT: two on one port would split its connections between them at random.
+  for (const [l, path] of entries) {
+    if (!isObj(l)) continue;
+    const lAddress = typeof l.address === 'string' ? l.address : '0.0.0.0';
+    if ((l.port ?? 9889) === r.port && bindAddressesOverlap(lAddress, address))
+      sink.error(at, 'value', `port ${r.port} is the traffic listener's at line ${sink.line(path)}; the redirect needs a port of its own`);
+  }
+  const admin = isObj(root.admin) ? root.admin : {};
+  const adminAddress = typeof admin.address === 'string' ? admin.address : '127.0.0.1';
+  if (admin.enabled !== false && (admin.port ?? 9901) === r.port && bindAddressesOverlap(adminAddress, address))
+    sink.error(at, 'value', `port ${r.port} is the admin listener's; the redirect needs a port of its own`);
 }
 
 function checkTlsCompat(tls: Obj, path: PathSegment[], sink: Sink): void {

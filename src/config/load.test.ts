@@ -313,6 +313,16 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
+    name: 'http_redirect on the traffic port or the admin port',
+    yaml: 'listen: { port: 8443, tls: { cert: c, key: k } }\nadmin: { port: 9000 }\nhttp_redirect: { port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [[3, 24, 'http_redirect.port', "port 8443 is the traffic listener's at line 1"]],
+  },
+  {
+    name: 'http_redirect port 0 with workers',
+    yaml: `${L}workers: 2\nhttp_redirect: { port: 0, https_port: 443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[4, 24, 'http_redirect.port', 'cannot be shared by several workers']],
+  },
+  {
     name: 'route given as a string',
     yaml: `${L}upstream:\n  api:\n    route: /api\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[5, 12, 'upstream.api.route', 'expected a map or a list, got "/api"']],

@@ -154,6 +154,15 @@ export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: read
       port: admin.port ?? DEFAULTS.admin.port,
       ...(admin.token !== undefined ? { token: admin.token } : {}),
     },
+    ...(file.http_redirect !== undefined
+      ? {
+          http_redirect: {
+            port: file.http_redirect.port,
+            ...(file.http_redirect.address !== undefined ? { address: file.http_redirect.address } : {}),
+            ...(file.http_redirect.https_port !== undefined ? { https_port: file.http_redirect.https_port } : {}),
+          },
+        }
+      : {}),
     trusted_proxies: (file.trusted_proxies ?? []).map((c) => c.trim()),
     limits: {
       max_request_body_bytes: file.limits?.max_request_body_bytes ?? DEFAULTS.limits.max_request_body_bytes,

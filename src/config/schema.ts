@@ -1052,6 +1052,16 @@ export const ConfigFileSchema = z
       'Several traffic listeners, same shape as `listen`; when non-empty they replace `listen`. Default: none.',
     ),
     admin: AdminSchema.optional(),
+    http_redirect: z
+      .strictObject({
+        port: req(port(), 'Plain-HTTP port to listen on, 0..65535 (`0` picks a free port; not with `workers` > 1). Required.'),
+        address: opt(checked(parseBindAddress), "Bind address. Default: the first listener's address."),
+        https_port: opt(port(), "The HTTPS port clients are redirected to. Default: the first listener's port (as bound)."),
+      })
+      .optional()
+      .describe(
+        'A plain-HTTP listener that answers every request with `308 Permanent Redirect` to the same host and target over HTTPS (nothing is proxied on it). Default: none.',
+      ),
     trusted_proxies: opt(
       z.array(checked(parseCidr)),
       'CIDRs or single IPs (IPv4/IPv6) of proxies in front of Spooky whose X-Forwarded-For / Forwarded headers are trusted. Default none.',

@@ -31,6 +31,16 @@ export interface ListenerConfig {
   idle_timeout_s: number;
 }
 
+/** The plain-HTTP listener that redirects every request to HTTPS (`http_redirect`). */
+export interface HttpRedirectConfig {
+  /** Plain-HTTP port, 0..65535 (`0` picks a free one; not with `workers` > 1). Required. */
+  port: number;
+  /** Bind address. Default: the first listener's address. */
+  address?: string;
+  /** The HTTPS port clients are sent to. Default: the first listener's port (as bound). */
+  https_port?: number;
+}
+
 /** The loopback admin listener (metrics, health, status). */
 export interface AdminConfig {
   /** Whether the admin listener runs. Default `true`. */
@@ -466,6 +476,8 @@ export interface Config {
   listeners: ListenerConfig[];
   /** Admin listener. */
   admin: AdminConfig;
+  /** The plain-HTTP redirect listener; absent: none. */
+  http_redirect?: HttpRedirectConfig;
   /** CIDRs (or single IPs) whose X-Forwarded-For / Forwarded headers are trusted. Default none. */
   trusted_proxies: string[];
   /** Request limits. */

@@ -34,6 +34,7 @@ import { clientAddressFrom } from '../proxy/headers.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
 import { closeTunnels } from '../proxy/websocket.ts';
+import { startRedirect } from '../listener/redirect.ts';
 import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
@@ -106,6 +107,8 @@ export class Runtime implements AdminSource {
   private readonly listeners: ListenerSet;
   private admin: Server<unknown> | undefined;
   private draining = false;
+  /** The plain-HTTP redirect listener (`http_redirect`) and the address and port it was bound for. */
+  private redirect: { server: Server<unknown>; key: string } | undefined;
   /** True once a drain ran out of time and cuts what is still in flight (their log lines say so). */
   private cutting = false;
   private started = false;
@@ -227,6 +230,7 @@ export class Runtime implements AdminSource {
       const warnings = await this.listeners.start(cfg.listeners);
       for (const w of warnings) this.log.warn({ event: 'certificate_warning' }, w);
       if (cfg.admin.enabled) this.admin = startAdmin(this.adminConfig(cfg.admin), this, this.telemetry);
+      this.redirect = this.bindRedirect(cfg);
     } catch (e) {
       this.stopNow();
       throw e;
@@ -242,11 +246,50 @@ export class Runtime implements AdminSource {
         event: this.opts.readyEvent ?? 'listening',
         listeners: this.listeners.list().map((l) => ({ address: l.address, port: l.port, protocols: ['h3', 'h2', 'http/1.1'] })),
         admin: this.admin ? { address: cfg.admin.address, port: this.admin.port } : null,
+        http_redirect: this.redirect ? { address: this.redirect.server.hostname, port: this.redirect.server.port } : null,
         generation: this.generation.id,
         pools: cfg.pools.map((p) => p.name),
       },
       'spooky is listening',
     );
+  }
+
+  /** Address and port `cfg.http_redirect` binds (the first listener's address by default), or undefined. */
+  private redirectKey(cfg: Config): string | undefined {
+    const r = cfg.http_redirect;
+    return r === undefined ? undefined : `${r.address ?? cfg.listeners[0]?.address ?? '0.0.0.0'}|${r.port}`;
+  }
+
+  /**
+   * Binds the redirect listener `cfg` asks for (undefined when none). Clients are sent to `https_port`, else to
+   * the first listener's bound port, read per request so a reload that moves either is followed at once.
+   */
+  private bindRedirect(cfg: Config): { server: Server<unknown>; key: string } | undefined {
+    const key = this.redirectKey(cfg);
+    if (cfg.http_redirect === undefined || key === undefined) return undefined;
+    const address = key.slice(0, key.lastIndexOf('|'));
+    const httpsPort = () => this.generation.config.http_redirect?.https_port ?? this.listeners.list()[0]?.port ?? 443;
+    const server = startRedirect(cfg.http_redirect, address, httpsPort, (r) => {
+      const rec: RequestRecord = {
+        request_id: nextRequestId(),
+        client: r.client,
+        protocol: 'h1.1',
+        method: r.method,
+        host: r.host,
+        path: r.path,
+        status: r.status,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_ms: 0,
+        attempts: 0,
+      };
+      if (r.error_detail !== undefined) {
+        rec.error = 'bad_request';
+        rec.error_detail = r.error_detail;
+      }
+      this.accessLog()?.write(rec);
+    });
+    return { server, key };
   }
 
   /** The ports bound now: each traffic listener's (in config order) and the admin listener's (null when off). */
@@ -349,12 +392,17 @@ export class Runtime implements AdminSource {
       config.admin.port === running.port &&
       bindAddressesOverlap(config.admin.address, prev.config.admin.address);
     if (handOver) void running.stop(false); // the listening socket closes now; a request in flight (this reload's POST) finishes
+    // A new redirect listener binds beside the old one (SO_REUSEPORT), which goes after the swap.
+    const redirectChanged = this.redirectKey(config) !== this.redirect?.key;
+    let newRedirect: { server: Server<unknown>; key: string } | undefined;
     try {
       if (adminChanged && config.admin.enabled) newAdmin = startAdmin(this.adminConfig(config.admin), this, this.telemetry);
+      if (redirectChanged) newRedirect = this.bindRedirect(config);
       next = buildGeneration(config, this.registry, prev.id + 1, this.opts.random);
     } catch (e) {
       this.listeners.rollback(prepared);
       void newAdmin?.stop(true);
+      void newRedirect?.server.stop(true);
       if (handOver) {
         try {
           this.admin = startAdmin(this.adminConfig(prev.config.admin), this, this.telemetry);
@@ -371,6 +419,10 @@ export class Runtime implements AdminSource {
     if (adminChanged) {
       if (!handOver) void this.admin?.stop(false);
       this.admin = newAdmin;
+    }
+    if (redirectChanged) {
+      void this.redirect?.server.stop(false);
+      this.redirect = newRedirect;
     }
 
     this.log.level = config.log.level;
@@ -486,6 +538,8 @@ export class Runtime implements AdminSource {
     const t0 = this.opts.clock.now();
     this.watcher.close();
     this.listeners.beginDrain();
+    void this.redirect?.server.stop(true); // nothing to send clients to any more
+    this.redirect = undefined;
     // WebSocket sessions have no natural end to wait for: they are closed now with 1001 (going away), so
     // clients reconnect elsewhere at once.
     const sessions = closeTunnels(1001, 'Spooky is shutting down');
@@ -519,6 +573,8 @@ export class Runtime implements AdminSource {
     this.listeners.stopAll();
     void this.admin?.stop(true);
     this.admin = undefined;
+    void this.redirect?.server.stop(true);
+    this.redirect = undefined;
     this.registry.close();
   }
 

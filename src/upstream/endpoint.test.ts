@@ -107,6 +107,27 @@ describe('Endpoint availability: health, breaker and ejection together', () => {
     expect(seen.at(-1)).toEqual({ healthy: false, reason: 'passive_failures' });
   });
 
+  test('a reload that removes the probes of a probe-down backend reports its return when the cooldown ends', async () => {
+    const seen: { healthy: boolean; reason: string }[] = [];
+    const b = testBackend(1);
+    const probed = { ...b.health_check, probes: [{} as never], failure_threshold: 1, cooldown_ms: 30 };
+    const e = new Endpoint('k', 'pool', { ...b, health_check: probed }, transport, systemClock, (_e, t) =>
+      seen.push({ healthy: t.healthy, reason: t.reason }),
+    );
+    e.probeResult(false, '/health: status 503');
+    expect(seen).toEqual([{ healthy: false, reason: 'probe_failures' }]);
+    e.setHealthPolicy({ ...probed, probes: [] }); // the reload: passive checks only
+    await waitUntil(() => seen.length === 2, 2000, 'cooldown_over reported without traffic');
+    expect(seen[1]).toEqual({ healthy: true, reason: 'cooldown_over' });
+    // Its cooldown already over at the reload: reported at once.
+    e.setHealthPolicy(probed);
+    e.probeResult(false, '/health: status 503');
+    await Bun.sleep(40); // past the 30 ms cooldown, with probes still on: no return without a good probe
+    expect(seen.length).toBe(3);
+    e.setHealthPolicy({ ...probed, probes: [] });
+    expect(seen[3]).toEqual({ healthy: true, reason: 'cooldown_over' });
+  });
+
   test('a return noticed only at a later pick counts from when it happened (slow start does not restart)', () => {
     const clock = new ManualClock(0);
     const b = testBackend(1);

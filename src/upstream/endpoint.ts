@@ -163,9 +163,16 @@ export class Endpoint {
     });
   }
 
-  /** Updates the health policy on reload (state is kept). */
+  /**
+   * Updates the health policy on reload (state is kept). A backend that is out and has no probes any more comes
+   * back at the end of its cooldown: that moment is reported like any cooldown's end (at once when it has passed).
+   */
   setHealthPolicy(policy: HealthCheckConfig): void {
     this.health.setPolicy(policy);
+    const now = this.clock.now();
+    const back = this.health.expire(now);
+    if (back) this.report(back, now);
+    else this.watchCooldown(now);
   }
 
   /** Marks the start of a request; returns the start time to pass to {@link end}. */
@@ -218,14 +225,18 @@ export class Endpoint {
   private report(transition: HealthTransition, now: number): void {
     if (!transition.healthy) this.out = true;
     this.onHealth(this, transition);
+    if (!transition.healthy) this.watchCooldown(now);
+  }
+
+  /** Without probes, while out: a timer that reports the end of the cooldown when it comes (nothing otherwise). */
+  private watchCooldown(now: number): void {
     const left = this.health.cooldownLeft(now);
-    if (!transition.healthy && left !== Number.POSITIVE_INFINITY) {
-      const timer = setTimeout(() => {
-        const t = this.health.expire(this.clock.now());
-        if (t) this.report(t, this.clock.now());
-      }, left + 1);
-      timer.unref?.();
-    }
+    if (left === Number.POSITIVE_INFINITY) return;
+    const timer = setTimeout(() => {
+      const t = this.health.expire(this.clock.now());
+      if (t) this.report(t, this.clock.now());
+    }, left + 1);
+    timer.unref?.();
   }
 
   /** Monotonic milliseconds of the endpoint's clock (for probe durations). */

@@ -213,11 +213,12 @@ for (const client of ['h1', 'h3'] as const) {
         expect(n).toBeLessThan(TOTAL);
       }
     }
-    // What the stalled responses cost: within 3 MB per response of the 16 KiB case once settled, within 10 MB
-    // at the peak (before the fix: measured 7 to 21 MB per response settled, 35 to 58 MB at the peak). The peak
-    // depends on when the garbage collector runs: on a busy machine an h3 run reached 6.5 MB per response over
-    // the 16 KiB case, so 6 MB was too tight; 10 MB still fails the unfixed code by a wide margin.
-    expect(tiny.settledGrowth).toBeLessThan(large.settledGrowth + CLIENTS * 3 * MB);
+    // What the stalled responses cost: within 4.5 MB per response of the 16 KiB case once settled, within 10 MB
+    // at the peak (before the fix: measured 7 to 21 MB per response settled, 35 to 58 MB at the peak). Both
+    // depend on when the garbage collector runs: on a busy machine an h3 run reached 6.5 MB per response over
+    // the 16 KiB case at the peak (so 6 MB was too tight there) and 3.5 MB settled (3 MB was too tight); the
+    // bounds still fail the unfixed code by a wide margin.
+    expect(tiny.settledGrowth).toBeLessThan(large.settledGrowth + CLIENTS * 4.5 * MB);
     expect(tiny.peakGrowth).toBeLessThan(large.peakGrowth + CLIENTS * 10 * MB);
   }, 180_000);
 }
