@@ -206,6 +206,10 @@ export class Supervisor implements AdminSource, AdminObservability {
         event: 'listening',
         listeners: this.listeners.map((l) => ({ address: l.address, port: l.port, protocols: ['h3', 'h2', 'http/1.1'] })),
         admin: this.admin ? { address: this.current.admin.address, port: this.admin.port } : null,
+        // Every worker binds it (a fixed port: port 0 with workers is a config error).
+        http_redirect: this.current.http_redirect
+          ? { address: this.current.http_redirect.address ?? this.current.listeners[0]?.address ?? '0.0.0.0', port: this.current.http_redirect.port }
+          : null,
         generation: this.generation,
         pools: this.current.pools.map((p) => p.name),
         workers: this.slots.map((s) => ({ worker: s.index, pid: s.pid })),

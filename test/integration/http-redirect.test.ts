@@ -57,3 +57,26 @@ test('a reload to https_port 443 leaves the port out of the Location at once', a
   // The redirect listener is kept (same address and port); the https_port is read per request.
   await eventually(async () => (await plain('/x', 'example.com')).headers.get('location') === 'https://example.com/x', 5000, 'the new https_port');
 }, 30_000);
+
+test('with workers, every worker serves the redirect port and the supervisor names it', async () => {
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  const s = await startSpooky(`
+workers: 2
+http_redirect: { port: ${port}, https_port: 8443 }
+upstream:
+  app:
+    backends: [{ id: a, address: "http://127.0.0.1:9" }]
+`);
+  try {
+    const ready = s.child.lines.find((r) => r.event === 'listening') as { http_redirect: { address: string; port: number } };
+    expect(ready.http_redirect).toEqual({ address: '127.0.0.1', port });
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/w/${i}`, { headers: { host: 'example.com' }, redirect: 'manual' });
+      expect([res.status, res.headers.get('location')]).toEqual([308, `https://example.com:8443/w/${i}`]);
+    }
+  } finally {
+    await s.stop();
+  }
+}, 60_000);
