@@ -318,6 +318,11 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[3, 24, 'http_redirect.port', "port 8443 is the traffic listener's at line 1"]],
   },
   {
+    name: 'http_redirect https_port 0',
+    yaml: `${L}http_redirect: { port: 80, https_port: 0 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[3, 40, 'http_redirect.https_port', 'must be at least 1, got 0']],
+  },
+  {
     name: 'http_redirect port 0 with workers',
     yaml: `${L}workers: 2\nhttp_redirect: { port: 0, https_port: 443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[4, 24, 'http_redirect.port', 'cannot be shared by several workers']],

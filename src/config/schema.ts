@@ -1056,7 +1056,10 @@ export const ConfigFileSchema = z
       .strictObject({
         port: req(port(), 'Plain-HTTP port to listen on, 0..65535 (`0` picks a free port; not with `workers` > 1). Required.'),
         address: opt(checked(parseBindAddress), "Bind address. Default: the first listener's address."),
-        https_port: opt(port(), "The HTTPS port clients are redirected to. Default: the first listener's port (as bound)."),
+        https_port: opt(
+          z.number().int().min(1).max(65535),
+          "The HTTPS port clients are redirected to, 1..65535. Default: the first listener's port (as bound).",
+        ),
       })
       .optional()
       .describe(

@@ -51,6 +51,11 @@ describe('handshakeProblem', () => {
     ['a key that is not 16 bytes', { ...good, 'sec-websocket-key': 'x' }, 'missing or invalid Sec-WebSocket-Key'],
     ['version 8', { ...good, 'sec-websocket-version': '8' }, 'unsupported Sec-WebSocket-Version (13 is supported)'],
     ['duplicate subprotocols', { ...good, 'sec-websocket-protocol': 'chat, chat' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
+    [
+      'subprotocols that differ only in case',
+      { ...good, 'sec-websocket-protocol': 'chat, CHAT' },
+      'invalid Sec-WebSocket-Protocol (a list of distinct tokens)',
+    ],
     ['a subprotocol with a space', { ...good, 'sec-websocket-protocol': 'a b' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
     ['an empty subprotocol', { ...good, 'sec-websocket-protocol': 'a,,b' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],
     ['a non-ASCII subprotocol', { ...good, 'sec-websocket-protocol': 'é' }, 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)'],

@@ -62,7 +62,8 @@ export function handshakeProblem(fields: Pick<HeaderLookup, 'get'>): string | un
   const offered = fields.get('sec-websocket-protocol');
   if (offered !== null) {
     const names = offered.split(',').map((p) => p.trim());
-    if (names.some((n) => !TOKEN.test(n)) || new Set(names).size !== names.length)
+    // Distinct regardless of case: Bun's WebSocket client refuses `chat, CHAT`.
+    if (names.some((n) => !TOKEN.test(n)) || new Set(names.map((n) => n.toLowerCase())).size !== names.length)
       return 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)';
   }
   return undefined;

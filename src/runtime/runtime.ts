@@ -16,10 +16,12 @@ import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../
 import { formatIssue, loadConfigFile } from '../config/load.ts';
 import { bindAddressesOverlap } from '../config/parse.ts';
 import type { AdminConfig, Config, ListenerConfig } from '../config/types.ts';
+import { SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Random } from '../lib/random.ts';
 import { CertificateError } from '../listener/certs.ts';
 import type { FetchHandler } from '../listener/listener.ts';
+import { startRedirect } from '../listener/redirect.ts';
 import type { AccessLog, RequestRecord } from '../observability/access-log.ts';
 import { type AccessSamplingStats, type AccessWriter, accessWriterFor } from '../observability/access-sampling.ts';
 import type { BodySampleLog } from '../observability/body-sample.ts';
@@ -34,7 +36,6 @@ import { clientAddressFrom } from '../proxy/headers.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
 import { closeTunnels } from '../proxy/websocket.ts';
-import { startRedirect } from '../listener/redirect.ts';
 import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
@@ -230,7 +231,7 @@ export class Runtime implements AdminSource {
       const warnings = await this.listeners.start(cfg.listeners);
       for (const w of warnings) this.log.warn({ event: 'certificate_warning' }, w);
       if (cfg.admin.enabled) this.admin = startAdmin(this.adminConfig(cfg.admin), this, this.telemetry);
-      this.redirect = this.bindRedirect(cfg);
+      this.redirect = this.bindRedirect(cfg, this.listeners.list());
     } catch (e) {
       this.stopNow();
       throw e;
@@ -264,12 +265,14 @@ export class Runtime implements AdminSource {
    * Binds the redirect listener `cfg` asks for (undefined when none). Clients are sent to `https_port`, else to
    * the first listener's bound port, read per request so a reload that moves either is followed at once.
    */
-  private bindRedirect(cfg: Config): { server: Server<unknown>; key: string } | undefined {
+  private bindRedirect(cfg: Config, listeners: readonly { address: string; port: number }[]): { server: Server<unknown>; key: string } | undefined {
     const key = this.redirectKey(cfg);
     if (cfg.http_redirect === undefined || key === undefined) return undefined;
     const address = key.slice(0, key.lastIndexOf('|'));
+    this.checkRedirectPort(cfg, listeners);
     const httpsPort = () => this.generation.config.http_redirect?.https_port ?? this.listeners.list()[0]?.port ?? 443;
-    const server = startRedirect(cfg.http_redirect, address, httpsPort, (r) => {
+    const maxUriBytes = () => this.generation.config.limits.max_uri_bytes;
+    const server = startRedirect(cfg.http_redirect, address, httpsPort, maxUriBytes, (r) => {
       const rec: RequestRecord = {
         request_id: nextRequestId(),
         client: r.client,
@@ -284,12 +287,29 @@ export class Runtime implements AdminSource {
         attempts: 0,
       };
       if (r.error_detail !== undefined) {
-        rec.error = 'bad_request';
+        rec.error = r.status === 414 ? 'uri_too_long' : 'bad_request';
         rec.error_detail = r.error_detail;
       }
       this.accessLog()?.write(rec);
     });
     return { server, key };
+  }
+
+  /**
+   * Throws when `cfg.http_redirect` would share a port with one of `listeners` (as bound, so `--port` counts):
+   * both bind with SO_REUSEPORT, and the kernel would split the port's connections between them at random.
+   */
+  private checkRedirectPort(cfg: Config, listeners: readonly { address: string; port: number }[]): void {
+    const key = this.redirectKey(cfg);
+    const r = cfg.http_redirect;
+    if (r === undefined || key === undefined || r.port === 0) return;
+    const address = key.slice(0, key.lastIndexOf('|'));
+    const clash = listeners.find((l) => l.port === r.port && bindAddressesOverlap(l.address, address));
+    if (clash)
+      throw new SpookyError(
+        'config_invalid',
+        `http_redirect port ${r.port} is the traffic listener's (${clash.address}:${clash.port}); give the redirect a port of its own`,
+      );
   }
 
   /** The ports bound now: each traffic listener's (in config order) and the admin listener's (null when off). */
@@ -397,7 +417,8 @@ export class Runtime implements AdminSource {
     let newRedirect: { server: Server<unknown>; key: string } | undefined;
     try {
       if (adminChanged && config.admin.enabled) newAdmin = startAdmin(this.adminConfig(config.admin), this, this.telemetry);
-      if (redirectChanged) newRedirect = this.bindRedirect(config);
+      if (redirectChanged) newRedirect = this.bindRedirect(config, prepared.next);
+      else this.checkRedirectPort(config, prepared.next); // the listeners may have moved onto its port
       next = buildGeneration(config, this.registry, prev.id + 1, this.opts.random);
     } catch (e) {
       this.listeners.rollback(prepared);

@@ -44,6 +44,31 @@ test('every request gets 308 to https on the TLS port, same host and target', as
   expect(line).toMatchObject({ status: 308, method: 'POST', host: 'example.com', protocol: 'h1.1', attempts: 0 });
 }, 30_000);
 
+test('a request with a body gets its 308 too, without the body being read (the connection closes after it)', async () => {
+  const res = await fetch(`http://127.0.0.1:${redirectPort}/upload`, {
+    method: 'POST',
+    headers: { host: 'example.com' },
+    body: 'x'.repeat(100_000),
+    redirect: 'manual',
+  });
+  expect([res.status, res.headers.get('location')]).toEqual([308, `https://example.com:${spooky.port}/upload`]);
+}, 30_000);
+
+test('a target over limits.max_uri_bytes gets 414, not a Location of that length', async () => {
+  const res = await plain(`/${'a'.repeat(9000)}`, 'example.com');
+  expect([res.status, res.headers.get('location')]).toEqual([414, null]);
+}, 30_000);
+
+test('a reload that puts the redirect on the traffic port is refused (the two would share it at random)', async () => {
+  const before = readFileSync(spooky.configPath, 'utf8');
+  writeFileSync(spooky.configPath, before.replace(/http_redirect: \{ port: 0([^}]*)\}/, `http_redirect: { port: ${spooky.port}$1}`));
+  spooky.child.signal('SIGHUP');
+  const audit = await spooky.child.waitFor((r) => r.event === 'audit' && r.result === 'error', 10_000, 'refused reload');
+  expect(JSON.stringify(audit.errors)).toContain(`http_redirect port ${spooky.port} is the traffic listener's`);
+  writeFileSync(spooky.configPath, before);
+  expect((await plain('/still', 'example.com')).status).toBe(308); // the running redirect listener stays
+}, 30_000);
+
 test('a request without a valid Host gets 400, not a redirect to a made-up host', async () => {
   const res = await plain('/bad-host', 'bad host');
   expect([res.status, res.headers.get('location')]).toEqual([400, null]);
