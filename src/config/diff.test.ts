@@ -103,6 +103,11 @@ const CASES: Array<{ name: string; after: string; want: Want }> = [
     after: `${BASE}limits: { max_header_bytes: 8000 }\nlog: { level: debug }\nshutdown: { drain_timeout_ms: 5000 }\nreload: { watch: true }\n`,
     want: { settings: ['limits', 'log', 'reload', 'shutdown'] },
   },
+  {
+    name: 'the redirect listener added',
+    after: `${BASE}http_redirect: { port: 80 }\n`,
+    want: { settings: ['http_redirect'] },
+  },
 ];
 
 describe('diffConfigs', () => {

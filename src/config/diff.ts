@@ -134,6 +134,7 @@ const BACKEND_FIELDS = ['address', 'protocol', 'weight', 'health_check'] as cons
 const LISTENER_FIELDS = ['certificates', 'idle_timeout_s', 'protocol'] as const satisfies readonly (keyof ListenerConfig)[];
 const SETTINGS = [
   'admin',
+  'http_redirect',
   'trusted_proxies',
   'limits',
   'timeouts',
