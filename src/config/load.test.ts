@@ -313,9 +313,14 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
-    name: 'http_redirect on the traffic port or the admin port',
+    name: 'http_redirect on the traffic port',
     yaml: 'listen: { port: 8443, tls: { cert: c, key: k } }\nadmin: { port: 9000 }\nhttp_redirect: { port: 8443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
     want: [[3, 24, 'http_redirect.port', "port 8443 is the traffic listener's at line 1"]],
+  },
+  {
+    name: 'http_redirect on the admin port',
+    yaml: 'listen: { port: 8443, tls: { cert: c, key: k } }\nadmin: { port: 9000 }\nhttp_redirect: { port: 9000, address: 127.0.0.1 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n',
+    want: [[3, 24, 'http_redirect.port', "port 9000 is the admin listener's"]],
   },
   {
     name: 'http_redirect https_port 0',

@@ -111,6 +111,8 @@ const open = new Set<WebSocketTunnel>();
 export class WebSocketTunnel {
   private client: ServerWebSocket<WebSocketTunnel> | null = null;
   private early: (string | ArrayBuffer)[] | null = [];
+  /** A close decided before the client's connection was upgraded: sent once it is (after the early messages). */
+  private pendingClose: { code?: number; reason?: string } | null = null;
   private bytesIn = 0;
   private bytesOut = 0;
   private ended = false;
@@ -128,12 +130,20 @@ export class WebSocketTunnel {
     backend.onerror = () => {}; // a close event follows
   }
 
-  /** The client's connection is upgraded: deliver what the backend sent meanwhile. */
+  /** The client's connection is upgraded: deliver what the backend sent meanwhile, and a close decided meanwhile. */
   opened(ws: ServerWebSocket<WebSocketTunnel>): void {
     this.client = ws;
     const early = this.early ?? [];
     this.early = null;
-    for (const m of early) this.toClient(m);
+    for (const m of early) ws.send(m);
+    const pending = this.pendingClose;
+    if (pending !== null) ws.close(pending.code, pending.reason);
+  }
+
+  /** Closes the client's side now, or once it is upgraded. */
+  private closeClient(code?: number, reason?: string): void {
+    if (this.client !== null) this.client.close(code, reason);
+    else this.pendingClose = { ...(code !== undefined ? { code } : {}), ...(reason !== undefined ? { reason } : {}) };
   }
 
   private fromBackend(m: string | ArrayBuffer): void {
@@ -188,12 +198,9 @@ export class WebSocketTunnel {
         ? { closedBy: 'backend', code, error: new SpookyError('upstream_reset', 'the backend WebSocket connection broke without a close frame') }
         : { closedBy: 'backend', code },
     );
-    const ws = this.client;
-    this.early = null;
-    if (ws === null) return; // not upgraded yet: the upgrade's open sees the end
-    if (sendable(code)) ws.close(code, reason);
-    else if (code === 1005) ws.close();
-    else ws.close(1014, 'backend connection broke'); // 1014: bad gateway
+    if (sendable(code)) this.closeClient(code, reason);
+    else if (code === 1005) this.closeClient();
+    else this.closeClient(1014, 'backend connection broke'); // 1014: bad gateway
   }
 
   /** Closes both sides with `code` (Spooky's decision: shutdown, a slow reader). */
@@ -201,12 +208,7 @@ export class WebSocketTunnel {
     if (this.ended) return;
     this.finish(error ? { closedBy: by, code, error } : { closedBy: by, code });
     this.backend.close(code, reason);
-    this.client?.close(code, reason);
-  }
-
-  /** True once the session is over (a client upgraded after the end is closed at once). */
-  get over(): boolean {
-    return this.ended;
+    this.closeClient(code, reason);
   }
 
   private finish(end: Pick<TunnelEnd, 'closedBy' | 'code' | 'error'>): void {
@@ -225,8 +227,7 @@ export const TUNNEL_HANDLERS: WebSocketHandler<WebSocketTunnel> = {
   perMessageDeflate: false,
   sendPings: true,
   open(ws) {
-    if (ws.data.over) ws.close(1014, 'backend closed');
-    else ws.data.opened(ws);
+    ws.data.opened(ws);
   },
   message(ws, message) {
     ws.data.fromClient(message);

@@ -57,6 +57,7 @@ beforeAll(async () => {
     websocket: {
       open(ws) {
         ws.send(JSON.stringify(ws.data));
+        if (ws.data.path.startsWith('/ws/say-and-go')) ws.close(4005, 'said it');
       },
       message(ws, m) {
         if (ws.data.path.startsWith('/ws/backend-closes')) ws.close(4002, 'bye from backend');
@@ -199,6 +200,14 @@ test('a close by the backend reaches the client with its code and reason', async
   const line = await accessLine(spooky, '/ws/backend-closes');
   expect(line).toMatchObject({ status: 101, websocket_close: { by: 'backend', code: 4002 } });
   expect(line.error).toBeUndefined();
+}, 30_000);
+
+test('a backend that sends and closes at once: the client gets the message, then the close code', async () => {
+  for (let i = 0; i < 5; i++) {
+    const c = connect(`/ws/say-and-go/${i}`);
+    const e = await c.closed;
+    expect([c.messages.length, e.code, e.reason]).toEqual([1, 4005, 'said it']);
+  }
 }, 30_000);
 
 test('a backend that refuses the handshake: the client gets its status over plain HTTP, the backend stays in', async () => {
