@@ -355,7 +355,13 @@ function resolveHeaderRules(r: NonNullable<RouteFile['request_headers']>): Heade
   const pairs = (m: Record<string, string | number | boolean> | undefined): [string, string][] =>
     Object.entries(m ?? {}).map(([n, v]) => [n.toLowerCase(), String(v)]);
   // Two spellings of one name under `set` (`X-A`, `x-a`): the last one wins, as it would in a `Headers`.
-  return { remove: [...new Set((r.remove ?? []).map((n) => n.toLowerCase()))], set: [...new Map(pairs(r.set))], add: pairs(r.add) };
+  const rules: HeaderRules = {
+    remove: [...new Set((r.remove ?? []).map((n) => n.toLowerCase()))],
+    set: [...new Map(pairs(r.set))],
+    add: pairs(r.add),
+  };
+  if ((r as { always?: boolean }).always === true) rules.always = true;
+  return rules;
 }
 
 function resolveRoute(r: RouteFile, routeId: string): RouteConfig {

@@ -543,7 +543,10 @@ export const RateLimitRuleSchema = z
 /** A header value a route sets or adds: a string (YAML would read `1.10` as the number 1.1, `007` as 7). */
 const headerValue = z.unknown().superRefine((v, ctx) => {
   if (typeof v !== 'string') {
-    ctx.addIssue({ code: 'custom', message: `write header values as quoted strings (YAML reads this one as ${v === null ? 'null' : typeof v} ${String(v)})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `write header values as quoted strings (YAML reads this one as ${v === null ? 'null' : typeof v} ${String(v)})`,
+    });
     return;
   }
   const r = parseHeaderValue(v);
@@ -551,12 +554,20 @@ const headerValue = z.unknown().superRefine((v, ctx) => {
 }) as unknown as z.ZodString;
 
 /** Header changes of a route in one direction. */
-function headerRules(direction: string) {
+function headerRules(direction: string, answers = false) {
   return z
     .strictObject({
       set: opt(z.record(checked(parseHeaderName), headerValue), 'Fields to set, by name: each replaces every field of that name. Default none.'),
       add: opt(z.record(checked(parseHeaderName), headerValue), 'Fields to add, by name: appended to those already there. Default none.'),
       remove: opt(z.array(checked(parseHeaderName)).min(1), 'Names whose fields are removed. Default none.'),
+      ...(answers
+        ? {
+            always: opt(
+              z.boolean(),
+              "Also apply these rules to the error answers Spooky itself gives once this route matched (405, 413, 429, 502, 503, 504, ...), as nginx's `add_header ... always`. Default `false`.",
+            ),
+          }
+        : {}),
     })
     .optional()
     .describe(`Changes to the ${direction}, applied after Spooky's own header handling: \`remove\`, then \`set\`, then \`add\`. Default none.`);
@@ -613,7 +624,7 @@ export const RouteSchema = z
         'Rewrites the path before forwarding (one of `prefix` or `path`); the query is kept. The access log shows the path the client sent. Default: forwarded as routed.',
       ),
     request_headers: headerRules('request headers sent to the backend'),
-    response_headers: headerRules("backend's response headers sent to the client"),
+    response_headers: headerRules("backend's response headers sent to the client", true),
   })
   .describe('Route conditions; every condition that is set must hold.');
 

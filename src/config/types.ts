@@ -185,6 +185,8 @@ export interface HeaderRules {
   set: [string, string][];
   /** Fields appended. */
   add: [string, string][];
+  /** Response rules only: also applied to the error answers Spooky itself gives once the route matched. Default false. */
+  always?: boolean;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 
 import type { Server } from 'bun';
-import type { PoolConfig } from '../config/types.ts';
+import type { HeaderRules, PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import { clientKey } from '../lib/cidr.ts';
 import { type Clock, MAX_TIMER_MS } from '../lib/clock.ts';
@@ -423,9 +423,13 @@ export function createProxyHandler(
       trace.end(rec);
       sample?.close();
     };
+    /** The matched route's response rules when they apply to Spooky's own answers too (`always`). */
+    let answerRules: HeaderRules | undefined;
     const fail = (err: SpookyError, extra?: Record<string, string>): Response => {
       finish(err.status, err);
-      return errorResponse(err, requestId, altSvc, extra);
+      const res = errorResponse(err, requestId, altSvc, extra);
+      if (answerRules !== undefined) applyToHeaders(res.headers, answerRules);
+      return res;
     };
 
     const target = parseRequestTarget(req.url, fields.get('host'), req.method);
@@ -461,6 +465,7 @@ export function createProxyHandler(
     const pool = matched.pool;
     rec.route = matched.routeId;
     rec.pool = pool.name;
+    if (matched.route.response_headers?.always === true) answerRules = matched.route.response_headers;
     // What the backend is asked for: the routed path, rewritten when the route says so, with the client's query.
     let upstreamTarget = target.target;
     if (matched.rewrite !== undefined) {

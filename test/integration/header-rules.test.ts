@@ -25,6 +25,16 @@ upstream:
         add: { set-cookie: "edge=1" }
         remove: [x-backend]
     backends: [{ id: w, address: "${backend.address}" }]
+  always:
+    route:
+      path_prefix: /always/
+      response_headers: { set: { strict-transport-security: "max-age=60" }, always: true }
+    backends: [{ id: d1, address: "http://127.0.0.1:9" }]
+  backend-only:
+    route:
+      path_prefix: /backend-only/
+      response_headers: { set: { strict-transport-security: "max-age=60" } }
+    backends: [{ id: d2, address: "http://127.0.0.1:9" }]
 `);
 });
 afterAll(async () => {
@@ -58,10 +68,16 @@ test('the backend sees the request rules, the client the response rules', async 
   }
 }, 30_000);
 
-test("Spooky's own error answers do not get the response rules", async () => {
-  const res = await request(`${spooky.url}/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
-  expect(res.status).toBe(400);
-  expect(res.headers.get('strict-transport-security')).toBeNull();
+test("Spooky's own error answers get the response rules only with always: true", async () => {
+  for (const protocol of ['http3', 'http1.1'] as const) {
+    const always = await request(`${spooky.url}/always/x`, { protocol });
+    const plain = await request(`${spooky.url}/backend-only/x`, { protocol });
+    expect([protocol, always.status, always.headers.get('strict-transport-security')]).toEqual([protocol, 502, 'max-age=60']);
+    expect([protocol, plain.status, plain.headers.get('strict-transport-security')]).toEqual([protocol, 502, null]);
+  }
+  // Before a route matched there are no route rules to apply.
+  const bad = await request(`${spooky.url}/always/x`, { protocol: 'http1.1', headers: { host: 'bad host' } });
+  expect([bad.status, bad.headers.get('strict-transport-security')]).toEqual([400, null]);
 }, 30_000);
 
 test('a rule on a field Spooky also handles (Max-Forwards on OPTIONS) has the last word', async () => {
