@@ -308,6 +308,13 @@ function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
   if (isObj(rw)) {
     if (rw.prefix !== undefined && rw.path !== undefined) sink.error([...path, 'rewrite', 'path'], 'key', 'use only one of `prefix` and `path`');
     else if (rw.prefix === undefined && rw.path === undefined) sink.error([...path, 'rewrite'], 'missing', 'a rewrite needs `prefix` or `path`');
+    else if (typeof rw.prefix === 'string' && typeof r.path_prefix === 'string' && !r.path_prefix.endsWith('/') && rw.prefix.endsWith('/'))
+      // `/api` + `/v1/`: `/api/x` -> `/v1/x`, but `/apix` -> `/v1/x` too (a string prefix), and `/api../x` is refused.
+      sink.warn(
+        [...path, 'path_prefix'],
+        'value',
+        `\`path_prefix: ${r.path_prefix}\` is a string prefix, so \`${r.path_prefix}x\` is rewritten to \`${rw.prefix}x\` as well; write \`${r.path_prefix}/\` to rewrite below \`${r.path_prefix}/\` only`,
+      );
     else if (rw.prefix !== undefined && typeof r.path_prefix !== 'string')
       sink.error(
         [...path, 'rewrite', 'prefix'],

@@ -748,6 +748,25 @@ upstream:
     ]);
   });
 
+  test('a rewrite of a path_prefix that ends inside a segment warns about the string-prefix match', () => {
+    const { warnings } = ok(`${L}upstream:
+  api:
+    route: { path_prefix: /api, rewrite: { prefix: /v1/ } }
+    backends: [{ id: a, address: "http://x" }]
+  fine:
+    route: { path_prefix: /b/, rewrite: { prefix: / } }
+    backends: [{ id: a, address: "http://x" }]
+`);
+    expect(warnings.map((w) => [w.line, w.column, w.path, w.message])).toEqual([
+      [
+        5,
+        27,
+        'upstream.api.route.path_prefix',
+        '`path_prefix: /api` is a string prefix, so `/apix` is rewritten to `/v1/x` as well; write `/api/` to rewrite below `/api/` only',
+      ],
+    ]);
+  });
+
   test('a pool client certificate that no TLS connection would present is a warning at the key', () => {
     const { warnings } = ok(`${L}upstream:
   plain:
