@@ -152,20 +152,26 @@ function checkAdmin(root: Obj, sink: Sink): void {
   const adminAddress = typeof address === 'string' ? address : '127.0.0.1';
   const adminPort = admin.port ?? 9901;
   if (typeof adminPort !== 'number' || adminPort === 0) return;
+  for (const path of listenersOn(root, adminAddress, adminPort)) {
+    const at: PathSegment[] = admin.port !== undefined ? ['admin', 'port'] : root.admin !== undefined ? ['admin'] : path;
+    // A warning, not an error: `run --port/--admin-port` may move one of them; if not, binding refuses it (exit 3).
+    sink.warn(
+      at,
+      'value',
+      `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it (Spooky will not start unless --port or --admin-port moves one)`,
+    );
+  }
+}
+
+/** The paths of the traffic listeners the file puts on `port` at an address overlapping `address`. */
+function listenersOn(root: Obj, address: string, port: number): PathSegment[][] {
+  const paths: PathSegment[][] = [];
   for (const [l, path] of listenerEntries(root)) {
     if (!isObj(l)) continue;
     const lAddress = typeof l.address === 'string' ? l.address : '0.0.0.0';
-    const lPort = l.port ?? 9889;
-    if (lPort === adminPort && bindAddressesOverlap(lAddress, adminAddress)) {
-      const at: PathSegment[] = admin.port !== undefined ? ['admin', 'port'] : root.admin !== undefined ? ['admin'] : path;
-      // A warning, not an error: `run --port/--admin-port` may move one of them; if not, binding refuses it (exit 3).
-      sink.warn(
-        at,
-        'value',
-        `the admin listener cannot use port ${adminPort}: the traffic listener at line ${sink.line(path)} uses it (Spooky will not start unless --port or --admin-port moves one)`,
-      );
-    }
+    if ((l.port ?? 9889) === port && bindAddressesOverlap(lAddress, address)) paths.push(path);
   }
+  return paths;
 }
 
 function checkRedirect(root: Obj, sink: Sink): void {
@@ -177,17 +183,12 @@ function checkRedirect(root: Obj, sink: Sink): void {
       sink.error(at, 'value', 'port `0` (a free port) cannot be shared by several workers; give the redirect a fixed port');
     return;
   }
-  const entries = listenerEntries(root);
-  const first = entries[0]?.[0];
+  const first = listenerEntries(root)[0]?.[0];
   const firstAddress = isObj(first) && typeof first.address === 'string' ? first.address : '0.0.0.0';
   const address = typeof r.address === 'string' ? r.address : firstAddress;
   // Every server binds with SO_REUSEPORT: two on one port would split its connections between them at random.
-  for (const [l, path] of entries) {
-    if (!isObj(l)) continue;
-    const lAddress = typeof l.address === 'string' ? l.address : '0.0.0.0';
-    if ((l.port ?? 9889) === r.port && bindAddressesOverlap(lAddress, address))
-      sink.error(at, 'value', `port ${r.port} is the traffic listener's at line ${sink.line(path)}; the redirect needs a port of its own`);
-  }
+  for (const path of listenersOn(root, address, r.port))
+    sink.error(at, 'value', `port ${r.port} is the traffic listener's at line ${sink.line(path)}; the redirect needs a port of its own`);
   const admin = isObj(root.admin) ? root.admin : {};
   const adminAddress = typeof admin.address === 'string' ? admin.address : '127.0.0.1';
   if (admin.enabled !== false && (admin.port ?? 9901) === r.port && bindAddressesOverlap(adminAddress, address))

@@ -352,8 +352,7 @@ function resolveCondition(name: string, c: ConditionFile): HeaderMatch {
 }
 
 function resolveHeaderRules(r: NonNullable<RouteFile['request_headers']>): HeaderRules {
-  const pairs = (m: Record<string, string | number | boolean> | undefined): [string, string][] =>
-    Object.entries(m ?? {}).map(([n, v]) => [n.toLowerCase(), String(v)]);
+  const pairs = (m: Record<string, string> | undefined): [string, string][] => Object.entries(m ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
   // Two spellings of one name under `set` (`X-A`, `x-a`): the last one wins, as it would in a `Headers`.
   const rules: HeaderRules = {
     remove: [...new Set((r.remove ?? []).map((n) => n.toLowerCase()))],

@@ -30,7 +30,7 @@ import { bodyOrNone } from './body-peek.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { applyToHeaders, applyToList } from './header-rules.ts';
-import { buildUpstreamHeaders, clientAddressFrom, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
+import { buildUpstreamHeaders, clientAddressFrom, hostForAttempt, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
 import { DEFAULT_ALLOW, decrementMaxForwards, maxForwardsOf } from './max-forwards.ts';
 import { nextBatch } from './next-batch.ts';
 import { applyRateLimits } from './rate-limit.ts';
@@ -658,12 +658,14 @@ export function createProxyHandler(
       rec.backend = member.id;
       const endpoint = member.endpoint;
       const attempt = rec.attempts;
-      const headers = trace.attemptStart(
-        pool.config.host_policy.mode === 'upstream'
-          ? built.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
-          : built.headers,
-        { pool: pool.name, backend: member.id, route: matched.routeId, attempt, url: endpoint.url, method: req.method },
-      );
+      const headers = trace.attemptStart(hostForAttempt(built.headers, pool.config.host_policy, endpoint.authority), {
+        pool: pool.name,
+        backend: member.id,
+        route: matched.routeId,
+        attempt,
+        url: endpoint.url,
+        method: req.method,
+      });
       // With timeouts.request_ms, a timer ends the attempt at the deadline even while the request body is still
       // being sent (the transport's header timeout starts only after the body): 504, or 408 when the upload was
       // waiting for the client. Without it (the default) nothing is added to the request path.

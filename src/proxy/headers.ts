@@ -100,9 +100,6 @@ export type UpstreamHeaderResult =
     }
   | { ok: false; code: 'bad_request'; reason: string };
 
-/** Hop-by-hop headers removed in both directions (defined in lib/http-syntax.ts, shared with the config checks). */
-export { HOP_BY_HOP };
-
 // RFC 9110 tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~
 // Characters allowed in a forwarded x-request-id.
 const RID = new Uint8Array(128);
@@ -136,8 +133,8 @@ export function isSaneRequestId(v: string): boolean {
   return true;
 }
 
-/** Lower-cased, trimmed, non-empty tokens of `Connection` header values (usually none or one). */
-function connectionTokens(value: string, into: string[]): void {
+/** Lower-cased, trimmed, non-empty tokens of a comma-separated header value (`Connection`, `Upgrade`), appended to `into`. */
+export function connectionTokens(value: string, into: string[]): void {
   let start = 0;
   const n = value.length;
   for (let i = 0; i <= n; i++) {
@@ -147,6 +144,15 @@ function connectionTokens(value: string, into: string[]): void {
       start = i + 1;
     }
   }
+}
+
+/**
+ * `headers` for one attempt on a backend at `authority`: with the `upstream` host policy the `host` field names
+ * that backend (the backend is known only per attempt); otherwise `headers` as they are.
+ */
+export function hostForAttempt(headers: [string, string][], policy: HostPolicyConfig, authority: string): [string, string][] {
+  if (policy.mode !== 'upstream') return headers;
+  return headers.map((h): [string, string] => (h[0] === 'host' ? ['host', authority] : h));
 }
 
 /** A `Forwarded` node for an address: IPv4 bare, IPv6 quoted and bracketed, unknown for anything else. */

@@ -9,11 +9,13 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun';
 import { asSpookyError, SpookyError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { isToken } from '../lib/http-syntax.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
 import type { RequestRecord } from '../observability/access-log.ts';
 import type { PoolRuntime } from '../runtime/generation.ts';
 import type { PoolMember } from '../upstream/endpoint.ts';
 import type { WebSocketDial } from '../upstream/transport.ts';
+import { connectionTokens, hostForAttempt } from './headers.ts';
 
 /** Largest message accepted from a client, in bytes (Bun closes the connection with 1009 above it): 16 MiB. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -31,10 +33,12 @@ function sendable(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-/** The comma-separated tokens of a header value, lower case. */
-function tokens(value: string | null): string[] {
-  if (value === null) return [];
-  return value.split(',').map((t) => t.trim().toLowerCase());
+/** True when the comma-separated header value `value` lists `token` (lower case), in any case. */
+function listsToken(value: string | null, token: string): boolean {
+  if (value === null) return false;
+  const tokens: string[] = [];
+  connectionTokens(value, tokens);
+  return tokens.includes(token);
 }
 
 /**
@@ -43,13 +47,11 @@ function tokens(value: string | null): string[] {
  * headers are removed as hop-by-hop and the request is forwarded as a plain one.
  */
 export function isWebSocketUpgrade(method: string, fields: Pick<HeaderLookup, 'get'>): boolean {
-  return method === 'GET' && tokens(fields.get('upgrade')).includes('websocket') && tokens(fields.get('connection')).includes('upgrade');
+  return method === 'GET' && listsToken(fields.get('upgrade'), 'websocket') && listsToken(fields.get('connection'), 'upgrade');
 }
 
 /** A `Sec-WebSocket-Key`: base64 of 16 bytes (RFC 6455 section 4.1). */
 const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
-/** An RFC 9110 token, as every subprotocol name must be (RFC 6455 section 4.1). */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
  * What is wrong with a client's opening handshake, checked before any backend is contacted: a key that is
@@ -63,7 +65,8 @@ export function handshakeProblem(fields: Pick<HeaderLookup, 'get'>): string | un
   if (offered !== null) {
     const names = offered.split(',').map((p) => p.trim());
     // Distinct regardless of case: Bun's WebSocket client refuses `chat, CHAT`.
-    if (names.some((n) => !TOKEN.test(n)) || new Set(names.map((n) => n.toLowerCase())).size !== names.length)
+    // Each an RFC 9110 token (RFC 6455 section 4.1).
+    if (names.some((n) => !isToken(n)) || new Set(names.map((n) => n.toLowerCase())).size !== names.length)
       return 'invalid Sec-WebSocket-Protocol (a list of distinct tokens)';
   }
   return undefined;
@@ -313,10 +316,7 @@ export async function forwardWebSocket(f: WebSocketForward): Promise<Response | 
     try {
       dial = await endpoint.transport.openWebSocket({
         target: f.target,
-        headers:
-          pool.config.host_policy.mode === 'upstream'
-            ? handshake.headers.map((h): [string, string] => (h[0] === 'host' ? ['host', endpoint.authority] : h))
-            : handshake.headers,
+        headers: hostForAttempt(handshake.headers, pool.config.host_policy, endpoint.authority),
         protocols: handshake.protocols,
         timeoutMs: f.timeoutMs,
         signal: req.signal,

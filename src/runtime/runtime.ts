@@ -255,10 +255,12 @@ export class Runtime implements AdminSource {
     );
   }
 
-  /** Address and port `cfg.http_redirect` binds (the first listener's address by default), or undefined. */
-  private redirectKey(cfg: Config): string | undefined {
+  /** The address `cfg.http_redirect` binds (the first listener's by default) and its key, or undefined when none. */
+  private redirectBinding(cfg: Config): { address: string; key: string } | undefined {
     const r = cfg.http_redirect;
-    return r === undefined ? undefined : `${r.address ?? cfg.listeners[0]?.address ?? '0.0.0.0'}|${r.port}`;
+    if (r === undefined) return undefined;
+    const address = r.address ?? cfg.listeners[0]?.address ?? '0.0.0.0';
+    return { address, key: `${address}|${r.port}` };
   }
 
   /**
@@ -266,13 +268,12 @@ export class Runtime implements AdminSource {
    * the first listener's bound port, read per request so a reload that moves either is followed at once.
    */
   private bindRedirect(cfg: Config, listeners: readonly { address: string; port: number }[]): { server: Server<unknown>; key: string } | undefined {
-    const key = this.redirectKey(cfg);
-    if (cfg.http_redirect === undefined || key === undefined) return undefined;
-    const address = key.slice(0, key.lastIndexOf('|'));
+    const binding = this.redirectBinding(cfg);
+    if (cfg.http_redirect === undefined || binding === undefined) return undefined;
     this.checkRedirectPort(cfg, listeners);
     const httpsPort = () => this.generation.config.http_redirect?.https_port ?? this.listeners.list()[0]?.port ?? 443;
     const maxUriBytes = () => this.generation.config.limits.max_uri_bytes;
-    const server = startRedirect(cfg.http_redirect, address, httpsPort, maxUriBytes, (r) => {
+    const server = startRedirect(cfg.http_redirect, binding.address, httpsPort, maxUriBytes, (r) => {
       const rec: RequestRecord = {
         request_id: nextRequestId(),
         client: r.client,
@@ -292,7 +293,7 @@ export class Runtime implements AdminSource {
       }
       this.accessLog()?.write(rec);
     });
-    return { server, key };
+    return { server, key: binding.key };
   }
 
   /**
@@ -300,11 +301,10 @@ export class Runtime implements AdminSource {
    * both bind with SO_REUSEPORT, and the kernel would split the port's connections between them at random.
    */
   private checkRedirectPort(cfg: Config, listeners: readonly { address: string; port: number }[]): void {
-    const key = this.redirectKey(cfg);
     const r = cfg.http_redirect;
-    if (r === undefined || key === undefined || r.port === 0) return;
-    const address = key.slice(0, key.lastIndexOf('|'));
-    const clash = listeners.find((l) => l.port === r.port && bindAddressesOverlap(l.address, address));
+    const binding = this.redirectBinding(cfg);
+    if (r === undefined || binding === undefined || r.port === 0) return;
+    const clash = listeners.find((l) => l.port === r.port && bindAddressesOverlap(l.address, binding.address));
     if (clash)
       throw new SpookyError(
         'config_invalid',
@@ -413,7 +413,7 @@ export class Runtime implements AdminSource {
       bindAddressesOverlap(config.admin.address, prev.config.admin.address);
     if (handOver) void running.stop(false); // the listening socket closes now; a request in flight (this reload's POST) finishes
     // A new redirect listener binds beside the old one (SO_REUSEPORT), which goes after the swap.
-    const redirectChanged = this.redirectKey(config) !== this.redirect?.key;
+    const redirectChanged = this.redirectBinding(config)?.key !== this.redirect?.key;
     let newRedirect: { server: Server<unknown>; key: string } | undefined;
     try {
       if (adminChanged && config.admin.enabled) newAdmin = startAdmin(this.adminConfig(config.admin), this, this.telemetry);

@@ -75,6 +75,8 @@ export class Endpoint {
   joinedAt: number;
   /** True while the backend was seen out (unhealthy, circuit not letting requests through, ejected). */
   private out = false;
+  /** The pending cooldown-end report (see {@link watchCooldown}). */
+  private cooldownTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** The state of `backend` in `pool`, keyed by `key`, sending over `transport`; health changes go to `onHealth`. */
   constructor(
@@ -228,15 +230,21 @@ export class Endpoint {
     if (!transition.healthy) this.watchCooldown(now);
   }
 
-  /** Without probes, while out: a timer that reports the end of the cooldown when it comes (nothing otherwise). */
+  /**
+   * Without probes, while out: the timer that reports the end of the cooldown when it comes (one at a time: a
+   * reload or a new trip re-arms it). Nothing otherwise.
+   */
   private watchCooldown(now: number): void {
+    clearTimeout(this.cooldownTimer);
+    this.cooldownTimer = undefined;
     const left = this.health.cooldownLeft(now);
     if (left === Number.POSITIVE_INFINITY) return;
-    const timer = setTimeout(() => {
+    this.cooldownTimer = setTimeout(() => {
+      this.cooldownTimer = undefined;
       const t = this.health.expire(this.clock.now());
       if (t) this.report(t, this.clock.now());
     }, left + 1);
-    timer.unref?.();
+    this.cooldownTimer.unref?.();
   }
 
   /** Monotonic milliseconds of the endpoint's clock (for probe durations). */
