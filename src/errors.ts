@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'body_too_large' // request body over the limit (413)
   | 'headers_too_large' // request headers over the limit (431)
   | 'rate_limited' // over a rate limit (429)
+  | 'rate_limit_unavailable' // a `store: redis` rate limit could not be checked and `redis.failure_mode` is `deny` (503)
   | 'uri_too_long' // request target over limits.max_uri_bytes (414)
   | 'method_not_allowed' // method not in the route's allowed_methods (405)
   | 'overloaded' // over limits.max_in_flight (503)
@@ -39,6 +40,7 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   body_too_large: 413,
   headers_too_large: 431,
   rate_limited: 429,
+  rate_limit_unavailable: 503,
   uri_too_long: 414,
   method_not_allowed: 405,
   overloaded: 503,
@@ -63,6 +65,7 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
   body_too_large: 'downstream',
   headers_too_large: 'downstream',
   rate_limited: 'downstream',
+  rate_limit_unavailable: 'internal',
   uri_too_long: 'downstream',
   method_not_allowed: 'downstream',
   overloaded: 'internal',
@@ -111,6 +114,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
   body_too_large: 'request body too large',
   headers_too_large: 'request header fields too large',
   rate_limited: 'too many requests',
+  rate_limit_unavailable: 'rate limit cannot be checked',
   uri_too_long: 'request target too long',
   method_not_allowed: 'method not allowed',
   overloaded: 'server busy',

@@ -270,6 +270,19 @@ function routeSignature(r: unknown): string | undefined {
   return JSON.stringify({ hosts, prefix, exact, methods, headers, query });
 }
 
+/** A rule kept in Redis needs the top-level `redis` that says which server. */
+function checkRateLimitStores(r: Obj, path: PathSegment[], root: Obj, sink: Sink): void {
+  if (!Array.isArray(r.rate_limits) || root.redis !== undefined) return;
+  r.rate_limits.forEach((rule, i) => {
+    if (isObj(rule) && rule.store === 'redis')
+      sink.error(
+        [...path, 'rate_limits', i, 'store'],
+        'value',
+        '`store: redis` needs the top-level `redis` section (the server whose buckets every instance shares)',
+      );
+  });
+}
+
 function checkRoute(r: Obj, path: PathSegment[], sink: Sink): void {
   if (r.path !== undefined && r.path_exact !== undefined) {
     sink.error([...path, 'path_exact'], 'key', '`path` and `path_exact` are the same setting; use only one');
@@ -407,6 +420,7 @@ function checkPools(root: Obj, sink: Sink): void {
     for (const [r, path, target] of routes) {
       if (!isObj(r)) continue;
       checkRoute(r, path, sink);
+      checkRateLimitStores(r, path, root, sink);
       const sig = routeSignature(r);
       if (sig === undefined || own.has(sig)) continue;
       own.add(sig);

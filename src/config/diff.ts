@@ -143,6 +143,7 @@ const SETTINGS = [
   'shutdown',
   'tracing',
   'alerts',
+  'redis',
 ] as const satisfies readonly (keyof Config)[];
 
 /** The identity of a listener: its configured `address:port` (port 0 stays 0: "any free port"). */

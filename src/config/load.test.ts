@@ -328,6 +328,27 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[3, 40, 'http_redirect.https_port', 'must be at least 1, got 0']],
   },
   {
+    name: 'a rate limit in Redis without a redis section',
+    yaml: `${L}upstream:\n  api:\n    route:\n      rate_limits:\n        - { key: client_ip, rate: 5 }\n        - { key: route, rate: 50, store: redis }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [[8, 42, 'upstream.api.route.rate_limits[1].store', '`store: redis` needs the top-level `redis` section']],
+  },
+  {
+    name: 'redis mistakes: scheme, credentials in the URL, a path that is not a database, an unknown failure mode',
+    yaml: `${L}redis: { url: "http://cache:6379", failure_mode: open }\nupstream:\n  api:\n    route:\n      rate_limits: [{ key: route, rate: 1, store: redis }]\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [3, 15, 'redis.url', 'must be a redis:// or rediss:// (TLS) URL'],
+      [3, 50, 'redis.failure_mode', 'local'],
+    ],
+  },
+  {
+    name: 'redis URL with a password',
+    yaml: `${L}redis: { url: "redis://:hunter2@cache:6379/x" }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [3, 15, 'redis.url', 'credentials in the URL are not allowed; use `username` and `password_file`'],
+      [3, 15, 'redis.url', 'the path may only be a database number'],
+    ],
+  },
+  {
     name: 'http_redirect port 0 with workers',
     yaml: `${L}workers: 2\nhttp_redirect: { port: 0, https_port: 443 }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[4, 24, 'http_redirect.port', 'cannot be shared by several workers']],
@@ -1429,8 +1450,8 @@ describe('rate limits', () => {
       `${L}upstream:\n  api:\n    route:\n      path_prefix: /api\n      rate_limits:\n        - { key: client_ip, rate: 2.5 }\n        - { name: keys, key: "header:X-Api-Key", rate: 100, burst: 200, max_keys: 5000 }\n    backends: [{ id: a, address: "http://x" }]\n`,
     );
     expect(config.pools[0]?.routes[0]?.rate_limits).toEqual([
-      { id: 'api#0:0:client_ip:2.5/3', name: 'client_ip', key: { kind: 'client_ip' }, rate: 2.5, burst: 3, max_keys: 100000 },
-      { id: 'api#0:1:keys:100/200', name: 'keys', key: { kind: 'header', name: 'x-api-key' }, rate: 100, burst: 200, max_keys: 5000 },
+      { id: 'api#0:0:client_ip:2.5/3', name: 'client_ip', key: { kind: 'client_ip' }, rate: 2.5, burst: 3, max_keys: 100000, store: 'local' },
+      { id: 'api#0:1:keys:100/200', name: 'keys', key: { kind: 'header', name: 'x-api-key' }, rate: 100, burst: 200, max_keys: 5000, store: 'local' },
     ]);
   });
 

@@ -60,6 +60,7 @@ import type {
   PoolConfig,
   RateLimitConfig,
   RateLimitKey,
+  RedisFailureMode,
   RetryConfig,
   RouteConfig,
   TimeoutsConfig,
@@ -71,6 +72,7 @@ import type {
 export const DEFAULTS = {
   listener: { protocol: 'http3', address: '0.0.0.0', port: 9889, idle_timeout_s: 30 },
   admin: { enabled: true, address: '127.0.0.1', port: 9901 },
+  redis: { timeout_ms: 50, retry_ms: 1000, key_prefix: 'spooky:rl:', failure_mode: 'local' as RedisFailureMode },
   limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 },
   timeouts: { connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 },
   retries: {
@@ -188,6 +190,19 @@ export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: read
     },
     workers: file.workers === 'auto' ? autoWorkers(availableParallelism()) : (file.workers ?? DEFAULTS.workers),
     ...(file.alerts !== undefined ? { alerts: resolveAlerts(file.alerts) } : {}),
+    ...(file.redis !== undefined
+      ? {
+          redis: {
+            url: file.redis.url,
+            ...(file.redis.username !== undefined ? { username: file.redis.username } : {}),
+            ...(file.redis.password_file !== undefined ? { password_file: abs(file.redis.password_file) } : {}),
+            timeout_ms: file.redis.timeout_ms ?? DEFAULTS.redis.timeout_ms,
+            retry_ms: file.redis.retry_ms ?? DEFAULTS.redis.retry_ms,
+            key_prefix: file.redis.key_prefix ?? DEFAULTS.redis.key_prefix,
+            failure_mode: file.redis.failure_mode ?? DEFAULTS.redis.failure_mode,
+          },
+        }
+      : {}),
     tracing: resolveTracing(file.tracing),
   };
 }
@@ -405,7 +420,15 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
           : rule.key === 'route'
             ? { kind: 'route' }
             : { kind: 'header', name: rule.key.slice(7).toLowerCase() };
-      return { id: `${routeId}:${index}:${name}:${rule.rate}/${burst}`, name, key, rate: rule.rate, burst, max_keys: rule.max_keys ?? 100000 };
+      return {
+        id: `${routeId}:${index}:${name}:${rule.rate}/${burst}`,
+        name,
+        key,
+        rate: rule.rate,
+        burst,
+        max_keys: rule.max_keys ?? 100000,
+        store: rule.store ?? 'local',
+      };
     });
   }
   return route;

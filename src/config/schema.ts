@@ -536,6 +536,11 @@ export const RateLimitRuleSchema = z
       'Most keys (buckets) kept for this rule; at the cap the least recently used key is forgotten. Default `100000`.',
       100000,
     ),
+    store: opt(
+      z.enum(['local', 'redis']),
+      'Where the buckets live: `local` (this process) or `redis` (shared by every instance using the top-level `redis`, which is then required). Default `local`.',
+      'local',
+    ),
   })
   .describe('A token bucket per key: `rate` per second, `burst` at once; over it the client gets 429.');
 
@@ -872,6 +877,44 @@ export const ShutdownSchema = z
   .describe('Graceful shutdown: how long to wait for in-flight requests.');
 
 /** OpenTelemetry tracing settings. */
+/** The Redis server that rate-limit rules with `store: redis` share their buckets through. */
+export const RedisSchema = z
+  .strictObject({
+    url: req(
+      z
+        .string()
+        .refine((s) => /^rediss?:\/\/[^/\s]/.test(s) && URL.canParse(s), 'must be a redis:// or rediss:// (TLS) URL')
+        .refine(
+          (s) => !URL.canParse(s) || (new URL(s).username === '' && new URL(s).password === ''),
+          'credentials in the URL are not allowed; use `username` and `password_file`',
+        )
+        .refine((s) => !URL.canParse(s) || /^(\/\d{0,2})?$/.test(new URL(s).pathname), 'the path may only be a database number, like `/0`'),
+      'Server URL: `redis://host:port[/db]`, or `rediss://` for TLS (verified against the system roots). Required.',
+    ),
+    username: opt(nonEmpty(), 'ACL user name. Default: none (the `default` user).'),
+    password_file: opt(
+      nonEmpty(),
+      'File holding the password (surrounding whitespace ignored), read at start and at every reload; relative to the config file. Default: none.',
+    ),
+    timeout_ms: opt(
+      durationMs(1),
+      'Longest wait for one Redis answer (and for connecting) in milliseconds; past it the request is decided by `failure_mode`. Default `50`.',
+      50,
+    ),
+    retry_ms: opt(
+      durationMs(1),
+      'After a failure, how long Redis is left alone (requests decided by `failure_mode` at once) before one request tries it again, in milliseconds. Default `1000`.',
+      1000,
+    ),
+    key_prefix: opt(z.string().max(256), 'Prefix of every key Spooky writes. Default `spooky:rl:`.', 'spooky:rl:'),
+    failure_mode: opt(
+      z.enum(['local', 'allow', 'deny']),
+      "What a `store: redis` rule does while Redis cannot answer: `local` applies the rule with this process's own buckets, `allow` lets requests through, `deny` refuses them with 503. Default `local`.",
+      'local',
+    ),
+  })
+  .describe('A Redis server shared by several Spooky instances (or workers), for rate limits with `store: redis`. Default: none.');
+
 export const TracingSchema = z
   .strictObject({
     enabled: opt(
@@ -1099,6 +1142,7 @@ export const ConfigFileSchema = z
     shutdown: ShutdownSchema.optional(),
     tracing: TracingSchema.optional(),
     alerts: AlertsSchema.optional(),
+    redis: RedisSchema.optional(),
     workers: opt(
       z.union([z.number().int().min(1).max(MAX_WORKERS), z.literal('auto')]),
       'Worker processes sharing the traffic ports (`SO_REUSEPORT`), 1..64, or `auto` (one per available CPU). With more than 1 the started process supervises the workers (admin listener, reloads, restarts). Read at start only. Default `1`.',

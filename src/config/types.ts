@@ -357,6 +357,29 @@ export interface RateLimitConfig {
   burst: number;
   /** Most keys kept for this rule (LRU). Default `100000`. */
   max_keys: number;
+  /** Where the buckets live: this process, or the shared Redis of {@link Config.redis}. Default `local`. */
+  store: 'local' | 'redis';
+}
+
+/** What a `store: redis` rule does while Redis cannot answer. */
+export type RedisFailureMode = 'local' | 'allow' | 'deny';
+
+/** The Redis server shared rate limits use (`redis`). */
+export interface RedisConfig {
+  /** `redis://host:port[/db]` or `rediss://...` (TLS), without credentials. Required. */
+  url: string;
+  /** ACL user name. Default: none. */
+  username?: string;
+  /** Password read from `password_file` (absolute path resolved at load). Default: none. */
+  password_file?: string;
+  /** Longest wait for one answer and for connecting, in ms. Default `50`. */
+  timeout_ms: number;
+  /** How long Redis is left alone after a failure before one request tries it again, in ms. Default `1000`. */
+  retry_ms: number;
+  /** Prefix of every key written. Default `spooky:rl:`. */
+  key_prefix: string;
+  /** Behaviour of `store: redis` rules while Redis cannot answer. Default `local`. */
+  failure_mode: RedisFailureMode;
 }
 
 /** Request limits. */
@@ -498,12 +521,20 @@ export interface Config {
   tracing: TracingConfig;
   /** Alert webhooks and rules. Default none (no alerts). */
   alerts?: AlertsConfig;
+  /** Shared store of `store: redis` rate limits. Default none. */
+  redis?: RedisConfig;
   /** Worker processes sharing the traffic ports (`auto` resolved to the available parallelism); read at start only. Default `1`. */
   workers: number;
 }
 
 /** Alert kinds (the `kind` of the webhook payload). */
-export type AlertKind = 'backend_unhealthy' | 'pool_unavailable' | 'route_error_rate' | 'route_latency_p99' | 'certificate_expiring' | 'reload_failed';
+export type AlertKind =
+  | 'backend_unhealthy'
+  | 'pool_unavailable'
+  | 'route_error_rate'
+  | 'route_latency_p99'
+  | 'certificate_expiring'
+  | 'reload_failed';
 
 /** One alert webhook. */
 export interface AlertWebhookConfig {

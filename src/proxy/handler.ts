@@ -493,7 +493,13 @@ export function createProxyHandler(
     }
     const rules = matched.route.rate_limits;
     if (rules !== undefined) {
-      const refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: fields }, clock.now());
+      let refused: Record<string, string> | undefined;
+      try {
+        refused = await applyRateLimits(rateLimiter, rules, { clientIp, headers: fields }, clock.now());
+      } catch (e) {
+        // Only `redis.failure_mode: deny` throws here: the shared store could not answer.
+        return fail(asSpookyError(e), { 'retry-after': '1' });
+      }
       if (refused) return fail(new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`), refused);
     }
 

@@ -4,7 +4,15 @@ import { ManualClock } from '../lib/clock.ts';
 import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
 import { applyRateLimits, rateLimitKey } from './rate-limit.ts';
 
-const perIp: RateLimitConfig = { id: 'api#0:0:per_ip:1/2', name: 'per_ip', key: { kind: 'client_ip' }, rate: 1, burst: 2, max_keys: 100 };
+const perIp: RateLimitConfig = {
+  id: 'api#0:0:per_ip:1/2',
+  name: 'per_ip',
+  key: { kind: 'client_ip' },
+  rate: 1,
+  burst: 2,
+  max_keys: 100,
+  store: 'local',
+};
 const perKey: RateLimitConfig = {
   id: 'api#0:1:key:10/10',
   name: 'key',
@@ -12,8 +20,17 @@ const perKey: RateLimitConfig = {
   rate: 10,
   burst: 10,
   max_keys: 100,
+  store: 'local',
 };
-const route: RateLimitConfig = { id: 'api#0:2:route:100/1', name: 'route', key: { kind: 'route' }, rate: 100, burst: 1, max_keys: 100 };
+const route: RateLimitConfig = {
+  id: 'api#0:2:route:100/1',
+  name: 'route',
+  key: { kind: 'route' },
+  rate: 100,
+  burst: 1,
+  max_keys: 100,
+  store: 'local',
+};
 
 describe('rate limits', () => {
   test.each<[string, RateLimitConfig, string, Record<string, string>, string]>([

@@ -4,10 +4,10 @@
  * `"name";q=<quota>;w=<window s>`, and `"name";r=<remaining>;t=<seconds until a request is allowed>`).
  */
 import type { Config, RateLimitConfig } from '../config/types.ts';
-import type { RateLimiter, RateLimitRule } from '../resilience/rate-limiter.ts';
-import type { TakeResult } from '../resilience/token-bucket.ts';
 import { clientKey } from '../lib/cidr.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
+import type { RateLimiter, RateLimitRule } from '../resilience/rate-limiter.ts';
+import type { TakeResult } from '../resilience/token-bucket.ts';
 
 /** What the rules need from the request. */
 export interface RateLimitInput {
@@ -22,7 +22,7 @@ const limiterRules = new WeakMap<RateLimitConfig, RateLimitRule>();
 function limiterRule(rule: RateLimitConfig): RateLimitRule {
   let r = limiterRules.get(rule);
   if (!r) {
-    r = { id: rule.id, ratePerSecond: rule.rate, burst: rule.burst, maxKeys: rule.max_keys };
+    r = { id: rule.id, ratePerSecond: rule.rate, burst: rule.burst, maxKeys: rule.max_keys, store: rule.store };
     limiterRules.set(rule, r);
   }
   return r;

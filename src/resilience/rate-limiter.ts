@@ -1,5 +1,5 @@
 /**
- * Rate limiting behind one interface, so a shared store (a later issue: Redis) can replace the in-process one.
+ * Rate limiting behind one interface, so a shared store (Redis, `src/redis/rate-limiter.ts`) can stand in for the in-process one.
  * The in-process limiter keeps one token bucket per (rule, key), in a map bounded to `maxKeys` entries per
  * rule: the least recently used key is dropped when a new one arrives at the cap. Dropping a key forgets its
  * spent tokens (the client gets a fresh burst), so the bound trades a little leniency under a flood of distinct
@@ -13,6 +13,8 @@ export interface RateLimitRule extends TokenBucketPolicy {
   id: string;
   /** Most keys kept for this rule; default: the limiter's `maxKeys`. */
   maxKeys?: number;
+  /** Where the rule's buckets live; default `local`. Only a limiter that dispatches by store reads it. */
+  store?: 'local' | 'redis';
 }
 
 /** Takes tokens for keys under rules. A shared implementation may answer asynchronously. */
@@ -65,5 +67,22 @@ export class InMemoryRateLimiter implements RateLimiter {
   /** Keys held for `ruleId` now (for tests and /status). */
   size(ruleId: string): number {
     return this.rules.get(ruleId)?.size ?? 0;
+  }
+}
+
+/**
+ * The limiter of the request path: rules with `store: redis` go to the shared limiter while one is configured,
+ * every other rule to the in-process one.
+ */
+export class RateLimitStores implements RateLimiter {
+  /** The shared limiter; undefined while no `redis` is configured. */
+  shared: RateLimiter | undefined;
+
+  /** Stores over the in-process `local` limiter. */
+  constructor(readonly local: InMemoryRateLimiter) {}
+
+  /** Takes one token for `key` under `rule` from the rule's store. */
+  take(rule: RateLimitRule, key: string, now: number): TakeResult | Promise<TakeResult> {
+    return rule.store === 'redis' && this.shared ? this.shared.take(rule, key, now) : this.local.take(rule, key, now);
   }
 }

@@ -36,7 +36,7 @@ import { clientAddressFrom } from '../proxy/headers.ts';
 import { rateLimitRuleIds } from '../proxy/rate-limit.ts';
 import { parseRequestTarget } from '../proxy/request-target.ts';
 import { closeTunnels } from '../proxy/websocket.ts';
-import { InMemoryRateLimiter } from '../resilience/rate-limiter.ts';
+import { SharedRateLimits } from '../redis/shared-limits.ts';
 import { createTransport } from '../upstream/factory.ts';
 import { EndpointRegistry } from '../upstream/registry.ts';
 import { type AuditRecord, AuditTrail, type AuditTrigger } from './audit.ts';
@@ -126,8 +126,8 @@ export class Runtime implements AdminSource {
   readonly tracing: TracingController;
   /** Alert rules and webhook delivery (the request path's observer, with the route rules while configured). */
   private readonly alerts: Alerting;
-  /** Rate-limit buckets of the request path (in-process; kept across reloads for the rules that stay). */
-  private readonly rateLimiter = new InMemoryRateLimiter(100_000);
+  /** Rate-limit buckets of the request path: in-process ones (kept across reloads for the rules that stay) and the `redis` store. */
+  private readonly rateLimits: SharedRateLimits;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.log;
@@ -173,6 +173,8 @@ export class Runtime implements AdminSource {
       },
     );
     this.warnInsecure(opts.config);
+    this.rateLimits = new SharedRateLimits({ clock: opts.clock, log: opts.log });
+    this.rateLimits.registerMetrics(this.telemetry.prom.registry);
     this.generation = buildGeneration(opts.config, this.registry, 1, opts.random);
     this.tracing = new TracingController(this.log);
     this.tracing.update(opts.config.tracing);
@@ -183,7 +185,7 @@ export class Runtime implements AdminSource {
       accessLog: () => this.accessLog(),
       tracing: this.tracing,
       observer: this.alerts.observer,
-      rateLimiter: this.rateLimiter,
+      rateLimiter: this.rateLimits.limiter,
       cutting: () => this.cutting,
       ...(opts.samples ? { bodySampler: new BodySampler(opts.samples, opts.random, () => this.generation.config.log.level !== 'silent') } : {}),
     });
@@ -228,6 +230,7 @@ export class Runtime implements AdminSource {
   async start(): Promise<void> {
     const cfg = this.generation.config;
     try {
+      this.rateLimits.prepare(cfg.redis)();
       const warnings = await this.listeners.start(cfg.listeners);
       for (const w of warnings) this.log.warn({ event: 'certificate_warning' }, w);
       if (cfg.admin.enabled) this.admin = startAdmin(this.adminConfig(cfg.admin), this, this.telemetry);
@@ -385,6 +388,12 @@ export class Runtime implements AdminSource {
       config = result.config;
     }
     if (this.opts.overrides) config = this.opts.overrides(config);
+    let commitRedis: () => void;
+    try {
+      commitRedis = this.rateLimits.prepare(config.redis);
+    } catch (e) {
+      return fail([(e as Error).message]);
+    }
 
     let prepared: Awaited<ReturnType<ListenerSet['prepare']>>;
     try {
@@ -435,7 +444,8 @@ export class Runtime implements AdminSource {
       return fail([`${(e as Error).message}`]);
     }
     this.generation = next;
-    this.rateLimiter.retain(rateLimitRuleIds(config)); // rules a reload removed or changed keep no buckets
+    this.rateLimits.local.retain(rateLimitRuleIds(config)); // rules a reload removed or changed keep no buckets
+    commitRedis();
     this.listeners.commit(prepared, config.shutdown.drain_timeout_ms);
     if (adminChanged) {
       if (!handOver) void this.admin?.stop(false);
@@ -597,6 +607,7 @@ export class Runtime implements AdminSource {
     void this.redirect?.server.stop(true);
     this.redirect = undefined;
     this.registry.close();
+    this.rateLimits.close();
   }
 
   /** The /status document. */
@@ -610,6 +621,7 @@ export class Runtime implements AdminSource {
       draining: this.draining,
       reloads: this.reloadCounts(),
       watching: this.watcher.files(),
+      ...(this.rateLimits.status() ? { redis: this.rateLimits.status() } : {}),
       listeners: this.listeners.list().map((l) => ({
         id: listenerId(l.config),
         address: l.address,
