@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSelfSignedCertificate } from '../src/demo/demo.ts';
 import { startRedis } from '../test/support/redis.ts';
-import { benchConfig, cpuSeconds, H3_LOAD_WARMUP_MS, runH3Load, spawnReady } from './support.ts';
+import { benchConfig, type InterleavedRound, measureInterleaved, spawnReady } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,15 +31,6 @@ const clients = Number(values.clients);
 const concurrency = Number(values.concurrency);
 const duration = Number(values.duration);
 const rounds = Math.max(1, Number(values.rounds));
-
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  cpuUs: number;
-  redisUs: number;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'spooky-bench-rl-'));
 const { cert, key } = await ensureSelfSignedCertificate(dir);
@@ -71,40 +62,25 @@ try {
   const spooky = await spawnReady(['src/main.ts', 'run', '--config', config, '--log-level', 'info'], (r) => r.event === 'listening');
   procs.push(spooky.proc);
   const port = (spooky.rec.listeners as { port: number }[])[0]?.port;
-  const cases = ['none', 'local', 'redis'];
   const url = (c: string) => `https://127.0.0.1:${port}/${c}/x`;
-  for (const c of cases) await runH3Load(url(c), clients, concurrency, Number(values.warmup));
-  const runs = new Map<string, Round[]>(cases.map((c) => [c, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (const c of cases) {
-      const s0 = cpuSeconds(spooky.proc.pid);
-      const r0 = cpuSeconds(redis.proc.pid);
-      const load = await runH3Load(url(c), clients, concurrency, duration);
-      const total = load.requests * (1 + H3_LOAD_WARMUP_MS / duration);
-      runs.get(c)?.push({
-        rps: load.rps,
-        p50: load.p50,
-        p99: load.p99,
-        errors: load.errors,
-        cpuUs: ((cpuSeconds(spooky.proc.pid) - s0) / total) * 1e6,
-        redisUs: ((cpuSeconds(redis.proc.pid) - r0) / total) * 1e6,
-      });
-    }
-  }
-  const medianRound = (rs: Round[]) => [...rs].sort((a, b) => a.cpuUs - b.cpuUs)[Math.floor((rs.length - 1) / 2)] as Round;
-  const base = medianRound(runs.get('none') ?? []);
+  const results = await measureInterleaved(
+    { none: url('none'), local: url('local'), redis: url('redis') },
+    { spooky: spooky.proc.pid, redis: redis.proc.pid },
+    { clients, concurrency, durationMs: duration, warmupMs: Number(values.warmup), rounds },
+  );
+  const base = results.none as InterleavedRound;
+  const cpu = (r: InterleavedRound, p: string) => r.cpuUs[p] ?? 0;
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length} cores; bun ${Bun.version}`);
   console.log(
     `load: ${clients} HTTP/3 clients x ${concurrency} loops, ${rounds} interleaved rounds of ${duration} ms (median round by Spooky CPU)\n`,
   );
   console.log('case       req/s   p50 ms   p99 ms  errors  Spooky CPU us/req  Redis CPU us/req  CPU vs (none)  p50 vs (none)');
-  for (const c of cases) {
-    const m = medianRound(runs.get(c) ?? []);
+  for (const [c, m] of Object.entries(results)) {
     console.log(
       `(${c})`.padEnd(8) +
         `${m.rps.toFixed(0).padStart(8)} ${m.p50.toFixed(2).padStart(8)} ${m.p99.toFixed(2).padStart(8)} ${String(m.errors).padStart(7)}` +
-        `${m.cpuUs.toFixed(1).padStart(19)} ${(c === 'redis' ? m.redisUs.toFixed(1) : '-').padStart(17)}` +
-        `${(m.cpuUs / base.cpuUs).toFixed(2).padStart(15)} ${(m.p50 / base.p50).toFixed(2).padStart(14)}`,
+        `${cpu(m, 'spooky').toFixed(1).padStart(19)} ${(c === 'redis' ? cpu(m, 'redis').toFixed(1) : '-').padStart(17)}` +
+        `${(cpu(m, 'spooky') / cpu(base, 'spooky')).toFixed(2).padStart(15)} ${(m.p50 / base.p50).toFixed(2).padStart(14)}`,
     );
   }
 } finally {

@@ -250,3 +250,38 @@ export function bestOfObservers(variants: [string, ProxyObserver][], n: number, 
   for (let r = 0; r < reps; r++) for (const [name, o] of variants) best[name] = Math.min(best[name] ?? Infinity, observerCpuPerRequest(o, n, status));
   return best;
 }
+
+/** One measured round of {@link measureInterleaved}: the load's figures and the CPU per request of chosen processes. */
+export interface InterleavedRound extends LoadResult {
+  /** Microseconds of CPU per request, per process name given to {@link measureInterleaved}. */
+  cpuUs: Record<string, number>;
+}
+
+/**
+ * Runs the HTTP/3 load on each URL of `cases` for `warmupMs` (unmeasured), then `rounds` rounds with the cases
+ * interleaved, charging the CPU time of each process in `pids` to the requests of the round. Returns each
+ * case's median round by the CPU of the first process in `pids`.
+ */
+export async function measureInterleaved(
+  cases: Record<string, string>,
+  pids: Record<string, number>,
+  opts: { clients: number; concurrency: number; durationMs: number; warmupMs: number; rounds: number },
+): Promise<Record<string, InterleavedRound>> {
+  for (const url of Object.values(cases)) await runH3Load(url, opts.clients, opts.concurrency, opts.warmupMs);
+  const runs = new Map<string, InterleavedRound[]>(Object.keys(cases).map((c) => [c, []]));
+  for (let r = 0; r < opts.rounds; r++) {
+    for (const [name, url] of Object.entries(cases)) {
+      const before = Object.fromEntries(Object.entries(pids).map(([p, pid]) => [p, cpuSeconds(pid)]));
+      const load = await runH3Load(url, opts.clients, opts.concurrency, opts.durationMs);
+      const total = load.requests * (1 + H3_LOAD_WARMUP_MS / opts.durationMs);
+      const cpuUs = Object.fromEntries(Object.entries(pids).map(([p, pid]) => [p, ((cpuSeconds(pid) - (before[p] ?? 0)) / total) * 1e6]));
+      runs.get(name)?.push({ ...load, cpuUs });
+    }
+  }
+  const first = Object.keys(pids)[0] ?? '';
+  const out: Record<string, InterleavedRound> = {};
+  for (const [name, rs] of runs) {
+    out[name] = [...rs].sort((a, b) => (a.cpuUs[first] ?? 0) - (b.cpuUs[first] ?? 0))[Math.floor((rs.length - 1) / 2)] as InterleavedRound;
+  }
+  return out;
+}

@@ -328,6 +328,15 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     want: [[3, 40, 'http_redirect.https_port', 'must be at least 1, got 0']],
   },
   {
+    name: 'compression mistakes: an unknown coding, a coding twice, a media type with parameters',
+    yaml: `${L}upstream:\n  api:\n    route:\n      compression: { encodings: [gzip, deflate], types: ["text/html; charset=utf-8"] }\n    backends: [{ id: a, address: "http://x" }]\n  b:\n    route: { path_prefix: /b, compression: { encodings: [br, br] } }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [6, 40, 'upstream.api.route.compression.encodings[1]', 'zstd'],
+      [6, 58, 'upstream.api.route.compression.types[0]', 'a lower-case media type'],
+      [9, 57, 'upstream.b.route.compression.encodings', 'each coding once'],
+    ],
+  },
+  {
     name: 'a rate limit in Redis without a redis section',
     yaml: `${L}upstream:\n  api:\n    route:\n      rate_limits:\n        - { key: client_ip, rate: 5 }\n        - { key: route, rate: 50, store: redis }\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[8, 42, 'upstream.api.route.rate_limits[1].store', '`store: redis` needs the top-level `redis` section']],

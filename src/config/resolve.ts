@@ -67,6 +67,7 @@ import type {
   TracingConfig,
   UpstreamTlsConfig,
 } from './types.ts';
+import { DEFAULT_COMPRESSIBLE_TYPES } from './types.ts';
 
 /** Defaults of the resolved config, in one place (the schema descriptions and the README repeat them). */
 export const DEFAULTS = {
@@ -397,6 +398,12 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
   if (r.request_headers !== undefined) route.request_headers = resolveHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) route.response_headers = resolveHeaderRules(r.response_headers);
+  if (r.compression !== undefined)
+    route.compression = {
+      encodings: r.compression.encodings ?? ['zstd', 'br', 'gzip'],
+      min_bytes: r.compression.min_bytes ?? 1024,
+      types: r.compression.types ?? [...DEFAULT_COMPRESSIBLE_TYPES],
+    };
   if (r.rewrite?.prefix !== undefined) route.rewrite = { prefix: r.rewrite.prefix };
   else if (r.rewrite?.path !== undefined) route.rewrite = { path: r.rewrite.path };
   if (r.body_sampling !== undefined) {

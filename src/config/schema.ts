@@ -518,6 +518,40 @@ export const BodySamplingSchema = z
   );
 
 /** The conditions that lead a request to a pool. */
+/** Response compression of a route. */
+export const CompressionSchema = z
+  .strictObject({
+    encodings: opt(
+      z
+        .array(z.enum(['zstd', 'br', 'gzip']))
+        .min(1)
+        .refine((l) => new Set(l).size === l.length, 'each coding once'),
+      'Codings offered, in order of preference when the client weights several alike (`zstd`, `br`, `gzip`). Default `[zstd, br, gzip]`.',
+      ['zstd', 'br', 'gzip'],
+    ),
+    min_bytes: opt(
+      z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      'Answers declaring a `content-length` below this many bytes are sent as they are. Default `1024`.',
+      1024,
+    ),
+    types: opt(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              /^[a-z0-9!#$&^_.+-]+\/(\*|\*\+[a-z0-9!#$&^_.+-]+|[a-z0-9!#$&^_.+-]+)$/,
+              'a lower-case media type such as `text/html`, `text/*` or `application/*+json`',
+            ),
+        )
+        .min(1),
+      'Media types compressed (`type/*` and `application/*+json` patterns allowed). Default: text, JSON, JavaScript, XML, SVG, WebAssembly and uncompressed fonts (see the README).',
+    ),
+  })
+  .describe(
+    "Compresses backends' answers with the client's preferred coding (`Accept-Encoding`), unless they are encoded already, too small, of another type, or marked `no-transform`. `{}` turns it on with the defaults. Default: off.",
+  );
+
 /** One rate-limit rule of a route. */
 export const RateLimitRuleSchema = z
   .strictObject({
@@ -630,6 +664,7 @@ export const RouteSchema = z
       ),
     request_headers: headerRules('request headers sent to the backend'),
     response_headers: headerRules("backend's response headers sent to the client", true),
+    compression: CompressionSchema.optional(),
   })
   .describe('Route conditions; every condition that is set must hold.');
 

@@ -172,6 +172,8 @@ export interface RouteConfig {
   request_headers?: HeaderRules;
   /** Changes to the backend's response headers sent to the client (after Spooky's own); absent: none. */
   response_headers?: HeaderRules;
+  /** Response compression; absent: off. */
+  compression?: CompressionConfig;
 }
 
 /**
@@ -360,6 +362,34 @@ export interface RateLimitConfig {
   /** Where the buckets live: this process, or the shared Redis of {@link Config.redis}. Default `local`. */
   store: 'local' | 'redis';
 }
+
+/** A content coding Spooky can compress answers with. */
+export type ContentCoding = 'zstd' | 'br' | 'gzip';
+
+/** A route's response compression (`compression`). */
+export interface CompressionConfig {
+  /** Codings offered, in order of preference on equal client weights. Default `[zstd, br, gzip]`. */
+  encodings: ContentCoding[];
+  /** Answers declaring a shorter `content-length` (bytes) are not compressed. Default `1024`. */
+  min_bytes: number;
+  /** Media types compressed (`text/*`, `application/*+json` patterns). Default {@link DEFAULT_COMPRESSIBLE_TYPES}. */
+  types: string[];
+}
+
+/** Media types compressed by default: text, JSON, JavaScript, XML, SVG, WebAssembly, uncompressed fonts. */
+export const DEFAULT_COMPRESSIBLE_TYPES: readonly string[] = [
+  'text/*',
+  'application/json',
+  'application/*+json',
+  'application/javascript',
+  'application/x-javascript',
+  'application/xml',
+  'application/*+xml',
+  'application/wasm',
+  'image/svg+xml',
+  'font/ttf',
+  'font/otf',
+];
 
 /** What a `store: redis` rule does while Redis cannot answer. */
 export type RedisFailureMode = 'local' | 'allow' | 'deny';

@@ -48,6 +48,8 @@ export interface RequestRecord {
    * close code (1005: none given, 1006: the connection broke without a close frame).
    */
   websocket_close?: { by: 'client' | 'backend' | 'spooky'; code: number };
+  /** The coding Spooky compressed the answer with (route `compression`); absent when it sent the body as it came. */
+  encoding?: 'zstd' | 'br' | 'gzip';
   /**
    * Custom metric label values by label name, filled by the handler only for pools with `metrics` (see
    * `src/observability/labels.ts`); not written to the access log.
@@ -81,6 +83,7 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
   if (rec.backend !== undefined) line += `,"backend":${str(rec.backend)}`;
   if (rec.error !== undefined) line += `,"error":${str(rec.error)}`;
   if (rec.error_detail !== undefined) line += `,"error_detail":${str(rec.error_detail)}`;
+  if (rec.encoding !== undefined) line += `,"encoding":"${rec.encoding}"`;
   if (rec.websocket_close !== undefined) line += `,"websocket_close":{"by":"${rec.websocket_close.by}","code":${rec.websocket_close.code}}`;
   return `${line}}\n`;
 }

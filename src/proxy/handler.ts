@@ -5,7 +5,7 @@
  */
 
 import type { Server } from 'bun';
-import type { HeaderRules, PoolConfig } from '../config/types.ts';
+import type { ContentCoding, HeaderRules, PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import { clientKey } from '../lib/cidr.ts';
 import { type Clock, MAX_TIMER_MS } from '../lib/clock.ts';
@@ -28,6 +28,7 @@ import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { bodyOrNone } from './body-peek.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
+import { compressBytes, compressible, compressStream, encodeHeaders, negotiateEncoding, varyOnAcceptEncoding } from './compression.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { applyToHeaders, applyToList } from './header-rules.ts';
 import { buildUpstreamHeaders, clientAddressFrom, hostForAttempt, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
@@ -795,7 +796,16 @@ export function createProxyHandler(
         // head alone; its HTTP/2 and HTTP/3 servers drop the field and still add the 0 (no way around it there).
         if (req.method === 'HEAD' && status !== 204 && status !== 304 && !resHeaders.has('content-length'))
           resHeaders.set('transfer-encoding', 'chunked');
+        // Compression is decided on the backend's head; the body is compressed once Spooky holds it (or as it streams).
+        const compression = matched.route.compression;
+        let coding: ContentCoding | undefined;
+        if (compression !== undefined && compressible(req.method, status, resHeaders, compression)) {
+          varyOnAcceptEncoding(resHeaders);
+          coding = negotiateEncoding(fields.get('accept-encoding'), compression.encodings);
+        }
         let body = up.body;
+        // A streamed body is compressed before the relay, so the relay's timers and byte count see what leaves.
+        if (coding !== undefined && body instanceof ReadableStream) body = compressStream(body, coding);
         // Bytes actually relayed (not the declared length: a body can break off before it).
         const onChunk = (n: number): void => {
           rec.bytes_out += n;
@@ -862,6 +872,15 @@ export function createProxyHandler(
         } else if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
         relaying = body instanceof ReadableStream;
         if (sample) body = sample.response(up.status, resHeaders, body);
+        if (coding !== undefined && body !== null) {
+          encodeHeaders(resHeaders, coding);
+          rec.encoding = coding;
+          if (up.body instanceof Uint8Array) {
+            // The whole body came with the head: compressed in one call.
+            body = compressBytes(up.body, coding);
+            rec.bytes_out = body.byteLength;
+          }
+        }
         // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
         if (body instanceof ReadableStream) received = body;
         // Bun gives a bytes body a default `content-type: application/octet-stream`; a body the backend sent
