@@ -351,10 +351,11 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
   },
   {
     name: 'redis URL with a password',
-    yaml: `${L}redis: { url: "redis://:hunter2@cache:6379/x" }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
+    yaml: `${L}redis: { url: "redis://:hunter2@cache:6379/x?password=y" }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [
       [3, 15, 'redis.url', 'credentials in the URL are not allowed; use `username` and `password_file`'],
       [3, 15, 'redis.url', 'the path may only be a database number'],
+      [3, 15, 'redis.url', 'no query or fragment'],
     ],
   },
   {

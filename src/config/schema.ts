@@ -923,7 +923,8 @@ export const RedisSchema = z
           (s) => !URL.canParse(s) || (new URL(s).username === '' && new URL(s).password === ''),
           'credentials in the URL are not allowed; use `username` and `password_file`',
         )
-        .refine((s) => !URL.canParse(s) || /^(\/\d{0,2})?$/.test(new URL(s).pathname), 'the path may only be a database number, like `/0`'),
+        .refine((s) => !URL.canParse(s) || /^(\/\d{0,2})?$/.test(new URL(s).pathname), 'the path may only be a database number, like `/0`')
+        .refine((s) => !/[?#]/.test(s), 'no query or fragment (it would be ignored)'),
       'Server URL: `redis://host:port[/db]`, or `rediss://` for TLS (verified against the system roots). Required.',
     ),
     username: opt(nonEmpty(), 'ACL user name. Default: none (the `default` user).'),

@@ -111,6 +111,18 @@ describe('RedisStore', () => {
     expect(conns).toHaveLength(2);
   });
 
+  test('a server unreachable at start shows as down before any call; the first answer brings it up', async () => {
+    const { call, changes, store, clock } = setup([[], [{ reply: 'ok' }]], ['refused', 'ok']);
+    await Bun.sleep(0);
+    await Bun.sleep(0);
+    expect(store.up).toBe(false);
+    expect(changes).toEqual([[false, 'Connection refused']]);
+    clock.advance(1); // the breaker was left alone: the first call still tries
+    expect(await call()).toEqual({ reply: 'ok' });
+    expect(store.up).toBe(true);
+    expect(changes.map((c) => c[0])).toEqual([false, true]);
+  });
+
   test('a closed store answers down and sends nothing', async () => {
     const { call, store, conns } = setup([[{ reply: 1 }]]);
     store.close();

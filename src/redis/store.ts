@@ -93,7 +93,13 @@ export class RedisStore {
       openMs: opts.retryMs,
       halfOpenMax: 1,
     });
-    this.ensureConnected().catch(() => {});
+    this.ensureConnected().catch((e: unknown) => {
+      // Not a call, so the breaker is left alone (the first request still tries), but a server that cannot be
+      // reached at start (or after a reload) must not show as up in /status, the gauge and the log until traffic comes.
+      if (this.closed || !this.isUp) return;
+      this.isUp = false;
+      this.opts.onStateChange?.(false, e instanceof Error ? e.message : String(e));
+    });
   }
 
   /** True unless the last attempt failed (and no later one succeeded). */
@@ -166,7 +172,12 @@ export class RedisStore {
   private deadline<T>(work: Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisUnavailable('timeout', `no answer from Redis within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+      timer = setTimeout(() => {
+        // Timers run before the socket I/O of the same event-loop turn: after a stall of this process (GC, CPU
+        // starvation, a long synchronous task) the answer may already be waiting to be read. One more turn lets
+        // it be read, so that only Redis's own slowness counts as a timeout (and opens the breaker).
+        timer = setTimeout(() => reject(new RedisUnavailable('timeout', `no answer from Redis within ${this.opts.timeoutMs} ms`)), 0);
+      }, this.opts.timeoutMs);
     });
     return Promise.race([work, expired]).finally(() => clearTimeout(timer));
   }
@@ -182,7 +193,7 @@ export class RedisStore {
     if (state === 'open' && this.isUp) {
       this.isUp = false;
       this.opts.onStateChange?.(false, failure?.message ?? 'failed');
-    } else if (state === 'closed' && !this.isUp) {
+    } else if (!this.isUp && (state === 'closed' || (failure === undefined && this.breaker.state(now) === 'closed'))) {
       this.isUp = true;
       this.opts.onStateChange?.(true, 'answered again');
     }
@@ -212,10 +223,12 @@ export function connectionUrl(config: RedisConfig): string {
 /** A Bun `RedisClient` for `url`: no offline queue (a command while disconnected fails at once), no reconnection of its own. */
 export function bunConnection(url: string, timeoutMs: number): () => RedisConnection {
   return () =>
+    // Bun's own connect timer gets slack: the store's deadline bounds the wait, and a timer that fires right after
+    // a stall of this process would close a connection that was about to complete.
     new Bun.RedisClient(url, {
       enableOfflineQueue: false,
       autoReconnect: false,
-      connectionTimeout: timeoutMs,
+      connectionTimeout: Math.max(1000, timeoutMs * 2),
       enableAutoPipelining: true,
     }) as unknown as RedisConnection;
 }

@@ -24,6 +24,7 @@ export const GAUGE_AGGREGATION: Readonly<Record<string, 'min' | 'max'>> = {
   spooky_config_generation: 'max',
   spooky_config_loaded_timestamp_seconds: 'max',
   spooky_certificate_expiry_timestamp_seconds: 'min',
+  spooky_redis_up: 'min',
 };
 
 /** Worker series the supervisor replaces with its own. */

@@ -420,6 +420,10 @@ export class Supervisor implements AdminSource, AdminObservability {
     const { pid: _pid, requests_total: _requests, ...detail } = first ?? ({} as Record<string, unknown>);
     return {
       ...(first ? { ...detail, pools: mergePools(answers.map((a) => a.value.pools as PoolStatus[])) } : {}),
+      // Redis is up for the process only while every worker reaches it.
+      ...(detail.redis
+        ? { redis: { ...(detail.redis as object), up: answers.every((a) => (a.value.redis as { up?: boolean } | undefined)?.up === true) } }
+        : {}),
       generation: this.generation,
       ready: await this.ready(),
       draining: this.draining,

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../../src/lib/clock.ts';
 import { RedisRateLimiter } from '../../src/redis/rate-limiter.ts';
-import { bunConnection, RedisStore } from '../../src/redis/store.ts';
+import { bunConnection, RedisStore, redisScript } from '../../src/redis/store.ts';
 import { InMemoryRateLimiter, type RateLimitRule } from '../../src/resilience/rate-limiter.ts';
 import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 import { type RedisServer, startRedis } from '../support/redis.ts';
@@ -70,6 +70,18 @@ describe('the bucket script against Redis', () => {
     } finally {
       client.close();
     }
+  });
+
+  test('a stall of this process longer than timeout_ms is not a Redis timeout (the answer waiting in the socket is read)', async () => {
+    store = new RedisStore({ timeoutMs: 50, retryMs: 1000, clock: systemClock, connection: bunConnection(redis.url, 1000) });
+    const script = redisScript('return 7');
+    expect(await store.evalScript(script, ['k'], [])).toBe(7);
+    const pending = store.evalScript(script, ['k'], []);
+    const t0 = performance.now();
+    while (performance.now() - t0 < 80) {} // Spooky's own event loop busy (GC, CPU starvation) for longer than timeout_ms
+    expect(await pending).toBe(7);
+    expect(store.up).toBe(true);
+    expect(store.failures.timeout).toBe(0);
   });
 });
 
