@@ -4,6 +4,7 @@
  * Exit codes: 0 success; 1 invalid configuration; 2 usage error; 3 could not start (bind, certificates);
  * a drain that had to cut requests still exits 0 (the cut requests are logged).
  */
+
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
@@ -16,6 +17,7 @@ import { systemRandom } from './lib/random.ts';
 import { CertificateError, loadListenerCertificates } from './listener/certs.ts';
 import type { LogFiles } from './observability/log-files.ts';
 import { createLogging, type Logger, logFileProblems } from './observability/logger.ts';
+import { connectionUrl } from './redis/store.ts';
 import { signalPidFile } from './runtime/pidfile.ts';
 import { exitAfterLogClosed, logUncaughtErrors, reportStartFailed, startProblems, writePidFileOrReport } from './runtime/process.ts';
 import { Runtime } from './runtime/runtime.ts';
@@ -120,6 +122,17 @@ function listenerCertificateProblems(config: Config): string[] {
     }
   }
   return problems;
+}
+
+/** The Redis password file, when one is named and cannot be read. */
+function redisProblems(config: Config): string[] {
+  if (config.redis === undefined) return [];
+  try {
+    connectionUrl(config.redis);
+    return [];
+  } catch (e) {
+    return [(e as Error).message];
+  }
 }
 
 async function loadOrExit(path: string): Promise<{ config: Config; warnings: string[] }> {
@@ -278,7 +291,7 @@ async function main(): Promise<void> {
       const { config, warnings } = await loadOrExit(values.config);
       for (const w of warnings) process.stderr.write(`${w}\n`);
       // Like `nginx -t`, the files the config names are read too: what a start would refuse is an error here.
-      const problems = [...listenerCertificateProblems(config), ...upstreamTlsProblems(config)];
+      const problems = [...listenerCertificateProblems(config), ...upstreamTlsProblems(config), ...redisProblems(config)];
       if (problems.length > 0) {
         for (const p of problems) process.stderr.write(`spooky: ${values.config}: ${p}\n`);
         process.stderr.write(`spooky: ${values.config}: ${problems.length} error(s) in the files it names; not started\n`);

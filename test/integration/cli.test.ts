@@ -41,6 +41,7 @@ describe('spooky validate', () => {
       'files.yaml',
       `listen: { address: 127.0.0.1, port: 0, tls: { cert: /nonexistent/cert.pem, key: "${key}" } }
 upstream_tls: { ca_file: /nonexistent/ca.pem }
+redis: { url: "redis://127.0.0.1:1", password_file: /nonexistent/redis-password }
 upstream:
   a:
     route: { path_prefix: /a }
@@ -65,7 +66,8 @@ upstream:
     expect(lines).toContain(`spooky: ${path}: upstream_tls.client_key ${other.key} is not the key of client_certificate ${cert} (pool a)`);
     // A pool whose backends are all http:// uses no TLS, so its files are not read (as at start).
     expect(r.stderr).not.toContain('unused');
-    expect(lines.at(-1)).toBe(`spooky: ${path}: 3 error(s) in the files it names; not started`);
+    expect(lines).toContain(`spooky: ${path}: cannot read redis.password_file /nonexistent/redis-password: ENOENT`);
+    expect(lines.at(-1)).toBe(`spooky: ${path}: 4 error(s) in the files it names; not started`);
   });
 
   test('a broken config exits 1 and prints every error with file:line:col', () => {

@@ -98,6 +98,8 @@ export async function exampleWithFiles(name: string): Promise<string> {
   mkdirSync(join(dir, 'certs'));
   for (const [file] of text.matchAll(/certs\/[\w.*-]+\.(?:pem|key|crt)/g))
     writeFileSync(join(dir, file), file.endsWith('.key') || file.includes('key') ? keyPem : certPem);
+  mkdirSync(join(dir, 'secrets'));
+  for (const [file] of text.matchAll(/secrets\/[\w.-]+/g)) writeFileSync(join(dir, file), 'example-secret\n');
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
