@@ -337,6 +337,14 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
+    name: 'client_ips: an entry that is not an address, and neither list',
+    yaml: `${L}upstream:\n  api:\n    route: { path_prefix: /a, client_ips: { allow: [10.0.0.0/33] } }\n    backends: [{ id: a, address: "http://x" }]\n  b:\n    route: { path_prefix: /b, client_ips: {} }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [5, 53, 'upstream.api.route.client_ips.allow[0]', 'invalid prefix length "/33" in "10.0.0.0/33"; expected /0../32'],
+      [8, 43, 'upstream.b.route.client_ips', 'give `allow`, `deny` or both'],
+    ],
+  },
+  {
     name: 'a rate limit in Redis without a redis section',
     yaml: `${L}upstream:\n  api:\n    route:\n      rate_limits:\n        - { key: client_ip, rate: 5 }\n        - { key: route, rate: 50, store: redis }\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[8, 42, 'upstream.api.route.rate_limits[1].store', '`store: redis` needs the top-level `redis` section']],

@@ -398,6 +398,8 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
   if (r.request_headers !== undefined) route.request_headers = resolveHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) route.response_headers = resolveHeaderRules(r.response_headers);
+  if (r.client_ips !== undefined)
+    route.client_ips = { allow: (r.client_ips.allow ?? []).map((c) => c.trim()), deny: (r.client_ips.deny ?? []).map((c) => c.trim()) };
   if (r.compression !== undefined)
     route.compression = {
       encodings: r.compression.encodings ?? ['zstd', 'br', 'gzip'],

@@ -665,6 +665,19 @@ export const RouteSchema = z
     request_headers: headerRules('request headers sent to the backend'),
     response_headers: headerRules("backend's response headers sent to the client", true),
     compression: CompressionSchema.optional(),
+    client_ips: z
+      .strictObject({
+        allow: opt(
+          z.array(checked(parseCidr)).min(1),
+          'CIDRs or single IPs (IPv4/IPv6) that may use this route; every other address gets 403. Default: any address.',
+        ),
+        deny: opt(z.array(checked(parseCidr)).min(1), 'CIDRs or single IPs refused with 403, even when `allow` lists them. Default: none.'),
+      })
+      .refine((c) => c.allow !== undefined || c.deny !== undefined, 'give `allow`, `deny` or both')
+      .optional()
+      .describe(
+        "Which client addresses may use this route, by the client address after `trusted_proxies` (as nginx's allow/deny); refused ones get 403 before the route's methods, rate limits or backends are touched. Default: every address.",
+      ),
   })
   .describe('Route conditions; every condition that is set must hold.');
 

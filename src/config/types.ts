@@ -174,6 +174,8 @@ export interface RouteConfig {
   response_headers?: HeaderRules;
   /** Response compression; absent: off. */
   compression?: CompressionConfig;
+  /** Which client addresses may use the route (after `trusted_proxies`); absent: everyone. */
+  client_ips?: ClientIpsConfig;
 }
 
 /**
@@ -361,6 +363,14 @@ export interface RateLimitConfig {
   max_keys: number;
   /** Where the buckets live: this process, or the shared Redis of {@link Config.redis}. Default `local`. */
   store: 'local' | 'redis';
+}
+
+/** A route's client address rules (`client_ips`): deny wins; with an allow list, only its addresses pass. */
+export interface ClientIpsConfig {
+  /** CIDRs or addresses that may use the route; empty: any address not denied. Default `[]`. */
+  allow: string[];
+  /** CIDRs or addresses refused with 403, even when allowed. Default `[]`. */
+  deny: string[];
 }
 
 /** A content coding Spooky can compress answers with. */

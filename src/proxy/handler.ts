@@ -477,6 +477,8 @@ export function createProxyHandler(
     // Custom metric labels from the request, before any refusal of the route (405, 429) so those count too.
     const labels = requestLabels(pool.config, matched.routeId, fields);
     if (labels) rec.labels = labels;
+    if (matched.clientAllowed !== undefined && !matched.clientAllowed(clientIp))
+      return fail(new SpookyError('forbidden', `client ${clientIp} is not admitted by the client_ips of ${matched.routeId}`));
     const allowed = matched.route.allowed_methods;
     if (allowed !== undefined && !allowed.includes(req.method))
       return fail(new SpookyError('method_not_allowed', `${req.method} not allowed on ${matched.routeId}`), { allow: allowed.join(', ') });

@@ -106,12 +106,13 @@ export class SharedRateLimits {
     const self = this;
     new Gauge({
       name: 'spooky_redis_up',
-      help: '1 while the Redis of `redis` answers, 0 while it is down; absent without a `redis` section.',
+      help: '1 while the Redis of `redis` answers, 0 while it is down, by its URL; absent without a `redis` section.',
+      labelNames: ['url'],
       registers,
       collect() {
         this.reset();
         const s = self.status();
-        if (s) this.set(s.up ? 1 : 0);
+        if (s) this.set({ url: s.url }, s.up ? 1 : 0);
       },
     });
     new Counter({

@@ -8,6 +8,7 @@ import type { Config, HashKeySource, PoolConfig, RouteConfig } from '../config/t
 import { compileTrust } from '../lib/cidr.ts';
 import type { Random } from '../lib/random.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
+import { clientAccess } from '../proxy/client-access.ts';
 import { pathRewriter } from '../proxy/rewrite.ts';
 import { compileRouter, normaliseConfigPath, type Router } from '../router/router.ts';
 import { PoolMember } from '../upstream/endpoint.ts';
@@ -56,6 +57,8 @@ export interface RouteTarget {
   readonly route: RouteConfig;
   /** Rewrites the routed path for the backend (`route.rewrite`; undefined: refused, see `pathRewriter`); absent when the route has none. */
   readonly rewrite?: (path: string) => string | undefined;
+  /** True when a client address may use the route (`route.client_ips`); absent when the route admits everyone. */
+  readonly clientAllowed?: (ip: string) => boolean;
 }
 
 /** One immutable configuration generation. */
@@ -126,9 +129,14 @@ export function buildGeneration(config: Config, registry: EndpointRegistry, id: 
     pools.set(pool.name, runtime);
     pool.routes.forEach((route, i) => {
       const rewrite = pathRewriter(route.rewrite, route.path_prefix === undefined ? undefined : normaliseConfigPath(route.path_prefix, true));
-      const target: RouteTarget = rewrite
-        ? { pool: runtime, routeId: `${pool.name}#${i}`, route, rewrite }
-        : { pool: runtime, routeId: `${pool.name}#${i}`, route };
+      const clientAllowed = clientAccess(route.client_ips);
+      const target: RouteTarget = {
+        pool: runtime,
+        routeId: `${pool.name}#${i}`,
+        route,
+        ...(rewrite ? { rewrite } : {}),
+        ...(clientAllowed ? { clientAllowed } : {}),
+      };
       routes.push({ route, target, order: order++ });
     });
   }

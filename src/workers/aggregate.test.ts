@@ -11,7 +11,7 @@ async function worker(requests: number, inFlight: number, healthy: number, gener
   new Gauge({ name: 'spooky_config_generation', help: 'h', registers: [r] }).set(generation);
   new Gauge({ name: 'spooky_backend_effective_weight', help: 'h', labelNames: ['backend'], registers: [r] }).set({ backend: 'a' }, 5);
   new Gauge({ name: 'spooky_process_max_fds', help: 'h', registers: [r] }).set(20000);
-  new Gauge({ name: 'spooky_redis_up', help: 'h', registers: [r] }).set(healthy);
+  new Gauge({ name: 'spooky_redis_up', help: 'h', labelNames: ['url'], registers: [r] }).set({ url: 'redis://r:6379' }, healthy);
   new Counter({ name: 'spooky_config_reloads_total', help: 'h', labelNames: ['result'], registers: [r] }).inc({ result: 'success' }, 7);
   return r.getMetricsAsJSON();
 }
@@ -31,7 +31,7 @@ describe('aggregated worker metrics', () => {
     ['spooky_config_generation', 4], // the newest
     ['spooky_backend_effective_weight{backend="a"}', 5], // a setting, not a share of the load
     ['spooky_process_max_fds', 20000], // the per-process limit
-    ['spooky_redis_up', 0], // up only when every worker reaches Redis (never 2)
+    ['spooky_redis_up{url="redis://r:6379"}', 0], // up only when every worker reaches Redis (never 2)
     ['spooky_config_reloads_total{result="success"}', 3], // the supervisor's count, not the workers' sum
     ['spooky_worker_restarts_total', 2],
   ])('%s = %d', async (series, want) => {

@@ -145,7 +145,7 @@ describe('Spooky with store: redis', () => {
       const down = await spooky.child.waitFor((r) => r.event === 'redis_down', 5000, 'redis_down');
       expect(down.failure_mode).toBe('local');
       const metrics = await fetch(`http://127.0.0.1:${spooky.adminPort}/metrics`).then((r) => r.text());
-      expect(metrics).toMatch(/spooky_redis_up 0/);
+      expect(metrics).toContain(`spooky_redis_up{url="${own.url}"} 0`);
       expect(metrics).toMatch(/spooky_rate_limit_fallbacks_total\{mode="local"\} 4/);
 
       const again = await startRedis([], own.port); // empty: the shared bucket is full again
@@ -177,6 +177,8 @@ describe('Spooky with store: redis', () => {
       expect(await refused.text()).toBe('503 rate limit cannot be checked\n');
       const line = await deny.child.waitFor((r) => r.event === 'access' && r.status === 503, 5000, 'the 503 access line');
       expect(line.error).toBe('rate_limit_unavailable');
+      const metrics = await fetch(`http://127.0.0.1:${deny.adminPort}/metrics`).then((r) => r.text());
+      expect(metrics).toContain('spooky_rejections_total{reason="rate_limit_unavailable",status="503"} 1');
     } finally {
       own.resume();
       await own.stop();
