@@ -1,7 +1,16 @@
 import { describe, expect, test } from 'bun:test';
 import * as zlib from 'node:zlib';
 import { type CompressionConfig, type ContentCoding, DEFAULT_COMPRESSIBLE_TYPES } from '../config/types.ts';
-import { compressBytes, compressible, compressStream, encodeHeaders, negotiateEncoding, typeMatches, varyOnAcceptEncoding } from './compression.ts';
+import {
+  compressBytes,
+  compressible,
+  compressStream,
+  encodeHeaders,
+  negotiateEncoding,
+  planCompression,
+  typeMatches,
+  varyOnAcceptEncoding,
+} from './compression.ts';
 
 const ALL: ContentCoding[] = ['zstd', 'br', 'gzip'];
 
@@ -22,6 +31,10 @@ describe('negotiateEncoding', () => {
     ['*, zstd;q=0', ALL, 'br'],
     ['deflate', ALL, undefined],
     ['gzip;q=2, br', ALL, 'br'], // an invalid weight ignores that member
+    ['gzip;q=-1, br;q=0.1', ALL, 'br'],
+    ['gzip;q=0e0, br;q=0.1', ALL, 'br'],
+    ['gzip;q=0.1234, br;q=0.1', ALL, 'br'], // more than three decimals
+    ['gzip;q=1.000, br;q=0.999', ALL, 'gzip'],
     ['gzip ; q = 0.3 , zstd;q=0.2', ALL, 'gzip'],
     [' , ,gzip', ALL, 'gzip'],
   ] as const)('%p offered %p -> %p', (header, offered, want) => {
@@ -86,13 +99,75 @@ describe('headers', () => {
       expect(headers.get('vary')).toBe(after);
     }
   });
-  test('an encoded answer: coding set, length and ranges gone, strong ETag weakened', () => {
-    const headers = new Headers({ 'content-length': '5000', 'accept-ranges': 'bytes', etag: '"abc"' });
+  test('an encoded answer: coding set, length, ranges and digests gone, strong ETag weakened', () => {
+    const headers = new Headers({
+      'content-length': '5000',
+      'accept-ranges': 'bytes',
+      etag: '"abc"',
+      'content-digest': 'sha-256=:x:',
+      'repr-digest': 'sha-256=:y:',
+    });
     encodeHeaders(headers, 'br');
     expect(Object.fromEntries(headers)).toEqual({ 'content-encoding': 'br', etag: 'W/"abc"' });
     const weak = new Headers({ etag: 'W/"x"' });
     encodeHeaders(weak, 'gzip');
     expect(weak.get('etag')).toBe('W/"x"');
+  });
+});
+
+describe('planCompression', () => {
+  const policy: CompressionConfig = { encodings: ALL, min_bytes: 1024, types: [...DEFAULT_COMPRESSIBLE_TYPES] };
+  const plan = (method: string, status: number, fields: Record<string, string>, accept: string | null) => {
+    const headers = new Headers(fields);
+    const coding = planCompression(method, status, headers, policy, accept);
+    return { coding, headers: Object.fromEntries(headers) };
+  };
+  const json = { 'content-type': 'application/json', 'content-length': '5000', etag: '"v1"' };
+  test.each([
+    [
+      'GET, accepted: body compressed',
+      'GET',
+      200,
+      json,
+      'gzip',
+      { coding: 'gzip', headers: { 'content-type': 'application/json', etag: 'W/"v1"', 'content-encoding': 'gzip', vary: 'accept-encoding' } },
+    ],
+    ['GET, not accepted: Vary only', 'GET', 200, json, null, { coding: undefined, headers: { ...json, vary: 'accept-encoding' } }],
+    [
+      'HEAD: the fields of its GET, no body to compress',
+      'HEAD',
+      200,
+      json,
+      'br',
+      { coding: undefined, headers: { 'content-type': 'application/json', etag: 'W/"v1"', 'content-encoding': 'br', vary: 'accept-encoding' } },
+    ],
+    [
+      '304: the Vary and weak ETag of its 200',
+      'GET',
+      304,
+      { etag: '"v1"' },
+      'zstd',
+      { coding: undefined, headers: { etag: 'W/"v1"', vary: 'accept-encoding' } },
+    ],
+    [
+      '304 for a client that accepts none: Vary, ETag kept',
+      'GET',
+      304,
+      { etag: '"v1"' },
+      null,
+      { coding: undefined, headers: { etag: '"v1"', vary: 'accept-encoding' } },
+    ],
+    [
+      '304 of a type not compressed: untouched',
+      'GET',
+      304,
+      { etag: '"v1"', 'content-type': 'image/png' },
+      'gzip',
+      { coding: undefined, headers: { etag: '"v1"', 'content-type': 'image/png' } },
+    ],
+    ['an image: untouched', 'GET', 200, { 'content-type': 'image/png' }, 'gzip', { coding: undefined, headers: { 'content-type': 'image/png' } }],
+  ] as const)('%s', (_what, method, status, fields, accept, want) => {
+    expect(plan(method, status, fields, accept)).toEqual(want as never);
   });
 });
 
@@ -136,6 +211,22 @@ describe('compressBytes and compressStream', () => {
     }
     const all = Buffer.concat(received);
     expect(new TextDecoder().decode(decode[coding](all))).toBe(events.join(''));
+  });
+
+  test.each(ALL)('%s: a chunk whose output overfills the readable buffer still goes through (no stall)', async (coding) => {
+    // 512 KiB of random hex: compresses to about half, far more than zlib's 16 KiB readable highWaterMark.
+    const random = crypto.getRandomValues(new Uint8Array(256 * 1024));
+    const chunk = new TextEncoder().encode(Buffer.from(random).toString('hex'));
+    const source = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(chunk);
+        c.enqueue(chunk);
+        c.close();
+      },
+    });
+    const out = await Promise.race([new Response(compressStream(source, coding)).bytes(), Bun.sleep(5000).then(() => 'stalled' as const)]);
+    expect(out).not.toBe('stalled');
+    expect(Buffer.from(decode[coding](out as Uint8Array)).equals(Buffer.concat([chunk, chunk]))).toBe(true);
   });
 
   test('cancelling the compressed stream cancels the source', async () => {

@@ -24,11 +24,15 @@ export function negotiateEncoding(acceptEncoding: string | null | undefined, off
     const name = rawName.trim().toLowerCase();
     if (name === '') continue;
     let q = 1;
+    let valid = true;
     for (const p of params) {
-      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p);
+      if (!/^\s*q\s*=/i.test(p)) continue;
+      // RFC 9110 section 12.4.2: qvalue = 0[.ddd] / 1[.000]; a member with any other weight is ignored.
+      const m = /^\s*q\s*=\s*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$/i.exec(p);
       if (m) q = Number(m[1]);
+      else valid = false;
     }
-    if (!Number.isFinite(q) || q < 0 || q > 1) continue;
+    if (!valid) continue;
     const coding = CODING_NAMES[name] ?? name;
     weights.set(coding, Math.max(q, weights.get(coding) ?? 0));
   }
@@ -62,14 +66,14 @@ export function typeMatches(type: string, patterns: readonly string[]): boolean 
  * will get (not HEAD, not 1xx/204/304, not a 206 range), not already encoded, no `no-transform`, a listed
  * type, and not declared shorter than `min_bytes`. Such answers get `Vary: Accept-Encoding` either way.
  */
-export function compressible(method: string, status: number, headers: Headers, policy: CompressionConfig): boolean {
+export function compressible(method: string, status: number, headers: Headers, policy: CompressionConfig, typeOptional = false): boolean {
   if (method === 'HEAD' || status < 200 || status === 204 || status === 206 || status === 304) return false;
   const encoding = headers.get('content-encoding');
   if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return false;
   const cacheControl = headers.get('cache-control');
   if (cacheControl !== null && /(^|[\s,])no-transform($|[\s,])/i.test(cacheControl)) return false;
   const type = headers.get('content-type');
-  if (type === null) return false;
+  if (type === null) return typeOptional;
   if (!typeMatches(type.split(';', 1)[0]?.trim().toLowerCase() ?? '', policy.types)) return false;
   const length = headers.get('content-length');
   return length === null || !(Number(length) < policy.min_bytes);
@@ -91,8 +95,48 @@ export function encodeHeaders(headers: Headers, coding: ContentCoding): void {
   headers.set('content-encoding', coding);
   headers.delete('content-length');
   headers.delete('accept-ranges');
+  // Digests of the backend's bytes would be wrong for the compressed ones.
+  for (const name of DIGEST_FIELDS) headers.delete(name);
   const etag = headers.get('etag');
   if (etag?.startsWith('"')) headers.set('etag', `W/${etag}`);
+}
+
+const DIGEST_FIELDS = ['content-digest', 'repr-digest', 'content-md5', 'digest'];
+
+/**
+ * Applies a route's compression to an answer's headers and returns the coding to compress its body with
+ * (undefined: sent as it came). HEAD gets the header fields its GET would get (RFC 9110 section 9.3.2: the same
+ * `Content-Encoding`, `Vary` and weak `ETag`, no length), and a 304 the `Vary` and weak `ETag` of the 200 it
+ * stands for (section 15.4.5); neither has a body to compress.
+ */
+export function planCompression(
+  method: string,
+  status: number,
+  headers: Headers,
+  policy: CompressionConfig,
+  acceptEncoding: string | null,
+): ContentCoding | undefined {
+  if (status === 304) {
+    if (!compressible('GET', 200, withoutLength(headers), policy, true)) return undefined;
+    varyOnAcceptEncoding(headers);
+    const etag = headers.get('etag');
+    if (negotiateEncoding(acceptEncoding, policy.encodings) !== undefined && etag?.startsWith('"')) headers.set('etag', `W/${etag}`);
+    return undefined;
+  }
+  const head = method === 'HEAD';
+  if (!compressible(head ? 'GET' : method, status, headers, policy)) return undefined;
+  varyOnAcceptEncoding(headers);
+  const coding = negotiateEncoding(acceptEncoding, policy.encodings);
+  if (coding === undefined) return undefined;
+  encodeHeaders(headers, coding);
+  return head ? undefined : coding;
+}
+
+/** A copy of a 304's fields without a length (a 304 has none of its own), for the compressibility check. */
+function withoutLength(headers: Headers): Headers {
+  const h = new Headers(headers);
+  h.delete('content-length');
+  return h;
 }
 
 /** Compression levels: fast ones, for answers compressed on the fly (nginx's gzip default is 1, Caddy's 5). */
@@ -148,6 +192,9 @@ export function compressStream(body: ReadableStream<Uint8Array>, coding: Content
   const drain = (): void => {
     for (let chunk = z.read() as Buffer | null; chunk !== null; chunk = z.read() as Buffer | null) pending.push(chunk);
   };
+  // Drained on every 'readable', not only after a flush: once a chunk's output fills the readable buffer
+  // (highWaterMark), zlib waits for a read() before going on, and the write or flush callback would never come.
+  z.on('readable', drain);
   z.on('error', () => {}); // reported through the write and end callbacks below
   const reader = body.getReader();
   // What one source chunk became leaves as one chunk.
@@ -159,10 +206,16 @@ export function compressStream(body: ReadableStream<Uint8Array>, coding: Content
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       for (;;) {
-        const { value, done } = await reader.read();
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (e) {
+          z.destroy();
+          throw e;
+        }
+        const { value, done } = next;
         if (done) {
           await new Promise<void>((resolve, reject) => {
-            z.on('readable', drain);
             z.once('end', resolve);
             z.once('error', reject);
             z.end();

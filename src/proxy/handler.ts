@@ -5,7 +5,7 @@
  */
 
 import type { Server } from 'bun';
-import type { ContentCoding, HeaderRules, PoolConfig } from '../config/types.ts';
+import type { HeaderRules, PoolConfig } from '../config/types.ts';
 import { asSpookyError, PUBLIC_MESSAGE, SpookyError } from '../errors.ts';
 import { clientKey } from '../lib/cidr.ts';
 import { type Clock, MAX_TIMER_MS } from '../lib/clock.ts';
@@ -28,7 +28,7 @@ import { SMALL_BODY_BYTES } from '../upstream/transport.ts';
 import { admitToBackend, preferFreeBackend } from './backend-limits.ts';
 import { bodyOrNone } from './body-peek.ts';
 import type { BodySample, BodySampler } from './body-sampling.ts';
-import { compressBytes, compressible, compressStream, encodeHeaders, negotiateEncoding, varyOnAcceptEncoding } from './compression.ts';
+import { compressBytes, compressStream, planCompression } from './compression.ts';
 import { h3MethodProblem } from './h3-method.ts';
 import { applyToHeaders, applyToList } from './header-rules.ts';
 import { buildUpstreamHeaders, clientAddressFrom, hostForAttempt, requestIdOf, sanitizeResponseHeaders } from './headers.ts';
@@ -793,18 +793,17 @@ export function createProxyHandler(
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const responseRules = matched.route.response_headers;
         if (responseRules !== undefined) applyToHeaders(resHeaders, responseRules);
+        // The backend's declared length, read before compression drops the field (see the small-body read below).
+        const declared = resHeaders.get('content-length');
+        // Compression is decided on the backend's head; the body is compressed once Spooky holds it (or as it streams).
+        const compression = matched.route.compression;
+        const coding =
+          compression === undefined ? undefined : planCompression(req.method, status, resHeaders, compression, fields.get('accept-encoding'));
         // A HEAD answer the backend sent without a length: Bun would add `content-length: 0`, claiming the GET's
         // body is empty (RFC 9110 section 8.6). With `transfer-encoding: chunked` Bun's HTTP/1.1 server sends the
         // head alone; its HTTP/2 and HTTP/3 servers drop the field and still add the 0 (no way around it there).
         if (req.method === 'HEAD' && status !== 204 && status !== 304 && !resHeaders.has('content-length'))
           resHeaders.set('transfer-encoding', 'chunked');
-        // Compression is decided on the backend's head; the body is compressed once Spooky holds it (or as it streams).
-        const compression = matched.route.compression;
-        let coding: ContentCoding | undefined;
-        if (compression !== undefined && compressible(req.method, status, resHeaders, compression)) {
-          varyOnAcceptEncoding(resHeaders);
-          coding = negotiateEncoding(fields.get('accept-encoding'), compression.encodings);
-        }
         let body = up.body;
         // A streamed body is compressed before the relay, so the relay's timers and byte count see what leaves.
         if (coding !== undefined && body instanceof ReadableStream) body = compressStream(body, coding);
@@ -818,7 +817,6 @@ export function createProxyHandler(
           // ends a stream whose body fails with a clean FIN, so a client could not tell a cut-off body from a
           // whole one. Read first, a break-off becomes a 502 (or 504) instead. The client is still waiting for
           // the head meanwhile, so the read is bounded by response_header_ms as well.
-          const declared = resHeaders.get('content-length');
           const length = declared === null ? -1 : parseContentLength(declared);
           const small = length >= 0 && length <= SMALL_BODY_BYTES;
           const headDeadline = headersAt + timeouts.response_header_ms;
@@ -873,9 +871,7 @@ export function createProxyHandler(
           }
         } else if (body instanceof Uint8Array) rec.bytes_out = body.byteLength;
         relaying = body instanceof ReadableStream;
-        if (sample) body = sample.response(up.status, resHeaders, body);
         if (coding !== undefined && body !== null) {
-          encodeHeaders(resHeaders, coding);
           rec.encoding = coding;
           if (up.body instanceof Uint8Array) {
             // The whole body came with the head: compressed in one call.
@@ -883,6 +879,8 @@ export function createProxyHandler(
             rec.bytes_out = body.byteLength;
           }
         }
+        // Sampled after compression: the sample shows the bytes and headers (content-encoding) the client gets.
+        if (sample) body = sample.response(up.status, resHeaders, body);
         // Built before the exchange can be settled, so a Response that cannot be made fails this attempt once.
         if (body instanceof ReadableStream) received = body;
         // Bun gives a bytes body a default `content-type: application/octet-stream`; a body the backend sent

@@ -9,6 +9,8 @@ import { type LogRecord, request, type SpookyProcess, startSpooky } from '../sup
 const BIG = JSON.stringify(Array.from({ length: 4000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] }))); // ~150 KB
 const MID = `<!doctype html><p>${'hello compression '.repeat(1500)}</p>`; // ~27 KB: read whole by Spooky first
 const SMALL = JSON.stringify({ ok: true, pad: 'x'.repeat(300) });
+// 4 MB of text that compresses only to about half (hex of random bytes): chunks whose output fills zlib's buffer.
+const HEX = Array.from({ length: 32 }, () => Buffer.from(crypto.getRandomValues(new Uint8Array(64 * 1024))).toString('hex')).join('');
 let release: () => void = () => {};
 let backend: ReturnType<typeof Bun.serve>;
 let spooky: SpookyProcess;
@@ -20,8 +22,10 @@ beforeAll(async () => {
     fetch(req) {
       const p = new URL(req.url).pathname;
       const json = { 'content-type': 'application/json' };
+      if (p.endsWith('/big') && req.headers.get('if-none-match') === 'W/"v1"') return new Response(null, { status: 304, headers: { etag: '"v1"' } });
       if (p.endsWith('/big')) return new Response(BIG, { headers: { ...json, etag: '"v1"', 'accept-ranges': 'bytes' } });
       if (p.endsWith('/mid')) return new Response(MID, { headers: { 'content-type': 'text/html; charset=utf-8', vary: 'origin' } });
+      if (p.endsWith('/hex')) return new Response(HEX, { headers: { 'content-type': 'text/plain' } });
       if (p.endsWith('/small')) return new Response(SMALL, { headers: json });
       if (p.endsWith('/png')) return new Response(new Uint8Array(5000).fill(7), { headers: { 'content-type': 'image/png' } });
       if (p.endsWith('/gz')) return new Response(Bun.gzipSync(Buffer.from(BIG)), { headers: { ...json, 'content-encoding': 'gzip' } });
@@ -103,6 +107,14 @@ describe('compression', () => {
     }
   });
 
+  test.each(['zstd', 'br', 'gzip'])('%s: a large, poorly compressible body goes through whole over HTTP/3, HTTP/2 and HTTP/1.1', async (coding) => {
+    for (const protocol of ['http3', 'http2', 'http1.1'] as const) {
+      const res = await request(`${spooky.url}/c/hex`, { protocol, headers: { 'accept-encoding': coding }, signal: AbortSignal.timeout(15_000) });
+      expect(res.headers.get('content-encoding')).toBe(coding);
+      expect(decode(coding, await res.bytes()) === HEX).toBe(true);
+    }
+  });
+
   test('the same over HTTP/2 and HTTP/1.1 on the TCP port; a backend Vary keeps its value', async () => {
     for (const protocol of ['http2', 'http1.1'] as const) {
       const res = await request(`${spooky.url}/c/mid`, { protocol, headers: { 'accept-encoding': 'br' } });
@@ -112,7 +124,7 @@ describe('compression', () => {
     }
   });
 
-  test('sent as they came: no Accept-Encoding (with Vary), small, an image, already gzip, no-transform, HEAD, a route without compression', async () => {
+  test('sent as they came: no Accept-Encoding (with Vary), small, an image, already gzip, no-transform, a route without compression', async () => {
     const plain = await request(`${spooky.url}/c/mid`);
     expect(plain.headers.get('content-encoding')).toBeNull();
     expect(plain.headers.get('vary')).toBe('origin, accept-encoding'); // caches must still tell the two apart
@@ -125,12 +137,22 @@ describe('compression', () => {
     const gz = await request(`${spooky.url}/c/gz`, { headers: { 'accept-encoding': CHROME } });
     expect(gz.headers.get('content-encoding')).toBe('gzip'); // the backend's own, untouched
     expect(decode('gzip', await gz.bytes())).toBe(BIG);
-    const head = await request(`${spooky.url}/c/big`, { method: 'HEAD', headers: { 'accept-encoding': CHROME } });
-    expect(head.headers.get('content-encoding')).toBeNull();
+
     // Under a route's own min_bytes and codings.
     const small = await request(`${spooky.url}/g/small`, { headers: { 'accept-encoding': CHROME } });
     expect(small.headers.get('content-encoding')).toBe('gzip');
     expect(decode('gzip', await small.bytes())).toBe(SMALL);
+  });
+
+  test('HEAD gets the fields its GET gets; a 304 the Vary and weak ETag of the 200 it stands for', async () => {
+    const head = await request(`${spooky.url}/c/big`, { method: 'HEAD', headers: { 'accept-encoding': CHROME } });
+    expect(head.status).toBe(200);
+    expect([head.headers.get('content-encoding'), head.headers.get('vary'), head.headers.get('etag')]).toEqual(['zstd', 'accept-encoding', 'W/"v1"']);
+    expect(head.headers.get('content-length')).not.toBe(String(BIG.length)); // not the uncompressed length
+    // A cache revalidates its compressed copy with the weak ETag it got; the backend's 304 carries a strong one.
+    const revalidated = await request(`${spooky.url}/c/big`, { headers: { 'accept-encoding': CHROME, 'if-none-match': 'W/"v1"' } });
+    expect(revalidated.status).toBe(304);
+    expect([revalidated.headers.get('vary'), revalidated.headers.get('etag')]).toEqual(['accept-encoding', 'W/"v1"']);
   });
 
   test('a stream is compressed as it comes: the first event arrives before the backend sends the second', async () => {
