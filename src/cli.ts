@@ -37,6 +37,7 @@ Usage:
   spooky reload --pid-file FILE        make the running Spooky re-read its config (sends SIGHUP)
   spooky validate --config FILE        check a config file and the files it names; print every error (exit 0 or 1)
   spooky schema                        print the JSON Schema of the config file
+  spooky hash-password [--algorithm A] read a password on stdin, print its hash for basic_auth (bcrypt or argon2id)
   spooky --version | --help
 
 Options for run:
@@ -70,6 +71,7 @@ function parseCli() {
         'admin-port': { type: 'string' },
         'pid-file': { type: 'string' },
         workers: { type: 'string' },
+        algorithm: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -303,6 +305,16 @@ async function main(): Promise<void> {
     case 'schema':
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return;
+    case 'hash-password': {
+      const algorithm = values.algorithm ?? 'bcrypt';
+      if (algorithm !== 'bcrypt' && algorithm !== 'argon2id') usage('--algorithm must be bcrypt or argon2id');
+      // From stdin, never argv (which other users can read in the process list); the line end is not part of it.
+      const password = (await Bun.stdin.text()).replace(/\r?\n$/, '');
+      if (password === '') usage('hash-password reads the password on stdin (one line); it was empty');
+      const hash = await Bun.password.hash(password, algorithm === 'bcrypt' ? { algorithm, cost: 10 } : { algorithm });
+      process.stdout.write(`${hash}\n`);
+      return;
+    }
     default:
       usage(`unknown command "${command}"`);
   }

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'headers_too_large' // request headers over the limit (431)
   | 'rate_limited' // over a rate limit (429)
   | 'forbidden' // the client address is not admitted by the route's client_ips (403)
+  | 'unauthorized' // no or wrong credentials for the route's basic_auth (401)
   | 'rate_limit_unavailable' // a `store: redis` rate limit could not be checked and `redis.failure_mode` is `deny` (503)
   | 'uri_too_long' // request target over limits.max_uri_bytes (414)
   | 'method_not_allowed' // method not in the route's allowed_methods (405)
@@ -42,6 +43,7 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   headers_too_large: 431,
   rate_limited: 429,
   forbidden: 403,
+  unauthorized: 401,
   rate_limit_unavailable: 503,
   uri_too_long: 414,
   method_not_allowed: 405,
@@ -68,6 +70,7 @@ const SOURCE_BY_CODE: Readonly<Record<ErrorCode, ErrorSource>> = {
   headers_too_large: 'downstream',
   rate_limited: 'downstream',
   forbidden: 'downstream',
+  unauthorized: 'downstream',
   rate_limit_unavailable: 'internal',
   uri_too_long: 'downstream',
   method_not_allowed: 'downstream',
@@ -118,6 +121,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = {
   headers_too_large: 'request header fields too large',
   rate_limited: 'too many requests',
   forbidden: 'forbidden',
+  unauthorized: 'unauthorized',
   rate_limit_unavailable: 'rate limit cannot be checked',
   uri_too_long: 'request target too long',
   method_not_allowed: 'method not allowed',

@@ -345,6 +345,15 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
+    name: 'basic_auth: a plain password where a hash belongs, a user twice, a colon in a name',
+    yaml: `${L}upstream:\n  api:\n    route:\n      basic_auth:\n        users:\n          - { username: alice, password_hash: hunter2 }\n          - { username: "a:b", password_hash: "$argon2id$v=19$m=65536,t=2,p=1$x$y" }\n    backends: [{ id: a, address: "http://x" }]\n  b:\n    route:\n      path_prefix: /b\n      basic_auth: { users: [{ username: x, password_hash: "$argon2id$a" }, { username: x, password_hash: "$argon2id$b" }] }\n    backends: [{ id: a, address: "http://x" }]\n`,
+    want: [
+      [8, 47, 'upstream.api.route.basic_auth.users[0].password_hash', 'make one with `spooky hash-password`'],
+      [9, 25, 'upstream.api.route.basic_auth.users[1].username', 'without `:`'],
+      [14, 28, 'upstream.b.route.basic_auth.users', 'each user name once'],
+    ],
+  },
+  {
     name: 'a rate limit in Redis without a redis section',
     yaml: `${L}upstream:\n  api:\n    route:\n      rate_limits:\n        - { key: client_ip, rate: 5 }\n        - { key: route, rate: 50, store: redis }\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [[8, 42, 'upstream.api.route.rate_limits[1].store', '`store: redis` needs the top-level `redis` section']],

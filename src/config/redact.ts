@@ -2,7 +2,7 @@
  * The effective (resolved) config as plain JSON for the admin `/config` endpoint, with secrets replaced by
  * {@link REDACTED}: the admin token, and the values of headers and query parameters whose names look like
  * credentials (health-check probe headers, and `equals`/`regex` values of route header and query conditions),
- * and every value of `tracing.headers` (exporter headers are usually credentials).
+ * every value of `tracing.headers` (exporter headers are usually credentials), and `basic_auth` password hashes.
  * URLs become their `href`, regular expressions their `/source/flags` text.
  */
 import type { Config } from './types.ts';
@@ -52,6 +52,8 @@ export function redactConfig(config: Config): Record<string, unknown> {
     for (const route of (pool.routes ?? []) as Record<string, unknown>[]) {
       redactConditions(route.headers);
       redactConditions(route.query);
+      const auth = route.basic_auth as { users?: { password_hash?: string }[] } | undefined;
+      for (const user of auth?.users ?? []) user.password_hash = REDACTED;
     }
     for (const backend of (pool.backends ?? []) as Record<string, unknown>[]) {
       const hc = backend.health_check as { probes?: { headers?: Record<string, string> }[] } | undefined;

@@ -398,6 +398,19 @@ function resolveRoute(r: RouteFile, routeId: string): RouteConfig {
   if (r.max_request_body_bytes !== undefined) route.max_request_body_bytes = r.max_request_body_bytes;
   if (r.request_headers !== undefined) route.request_headers = resolveHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) route.response_headers = resolveHeaderRules(r.response_headers);
+  if (r.basic_auth !== undefined) {
+    route.basic_auth = {
+      realm: r.basic_auth.realm ?? 'restricted',
+      users: r.basic_auth.users.map((u) => ({ username: u.username, password_hash: u.password_hash })),
+      forward_authorization: r.basic_auth.forward_authorization ?? false,
+    };
+    // The credentials are Spooky's to check; the backend does not get them unless asked for.
+    if (!route.basic_auth.forward_authorization) {
+      const rules = route.request_headers ?? { remove: [], set: [], add: [] };
+      if (!rules.remove.includes('authorization')) rules.remove = [...rules.remove, 'authorization'];
+      route.request_headers = rules;
+    }
+  }
   if (r.client_ips !== undefined)
     route.client_ips = { allow: (r.client_ips.allow ?? []).map((c) => c.trim()), deny: (r.client_ips.deny ?? []).map((c) => c.trim()) };
   if (r.compression !== undefined)

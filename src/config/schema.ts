@@ -665,6 +665,46 @@ export const RouteSchema = z
     request_headers: headerRules('request headers sent to the backend'),
     response_headers: headerRules("backend's response headers sent to the client", true),
     compression: CompressionSchema.optional(),
+    basic_auth: z
+      .strictObject({
+        realm: opt(
+          z.string().regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'printable ASCII without `"` or `\\`, at most 128 characters'),
+          'The realm named in the `WWW-Authenticate` challenge. Default `restricted`.',
+          'restricted',
+        ),
+        users: req(
+          z
+            .array(
+              z.strictObject({
+                username: req(
+                  z.string().regex(/^[^:\p{Cc}]{1,256}$/u, 'a name of 1..256 characters without `:` or control characters'),
+                  'User name. Required.',
+                ),
+                password_hash: req(
+                  z
+                    .string()
+                    .regex(
+                      /^\$(2[aby]\$\d\d\$[./A-Za-z0-9]{53}|argon2(id|i|d)\$\S+)$/,
+                      'a bcrypt (`$2b$...`) or Argon2 (`$argon2id$...`) hash; make one with `spooky hash-password`',
+                    ),
+                  'bcrypt or Argon2 hash of the password (`spooky hash-password` prints one). Required.',
+                ),
+              }),
+            )
+            .min(1)
+            .refine((l) => new Set(l.map((u) => u.username)).size === l.length, 'each user name once'),
+          'Users allowed in. Required, at least one.',
+        ),
+        forward_authorization: opt(
+          z.boolean(),
+          "Pass the client's `Authorization` field on to the backend. Default `false` (removed: the backend never sees the password).",
+          false,
+        ),
+      })
+      .optional()
+      .describe(
+        "HTTP Basic authentication (RFC 7617): a request without valid credentials gets 401 with a `WWW-Authenticate` challenge; checked after the route's rate limits. Default: none.",
+      ),
     client_ips: z
       .strictObject({
         allow: opt(

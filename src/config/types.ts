@@ -176,6 +176,8 @@ export interface RouteConfig {
   compression?: CompressionConfig;
   /** Which client addresses may use the route (after `trusted_proxies`); absent: everyone. */
   client_ips?: ClientIpsConfig;
+  /** HTTP Basic authentication of the route; absent: none. */
+  basic_auth?: BasicAuthConfig;
 }
 
 /**
@@ -371,6 +373,16 @@ export interface ClientIpsConfig {
   allow: string[];
   /** CIDRs or addresses refused with 403, even when allowed. Default `[]`. */
   deny: string[];
+}
+
+/** A route's HTTP Basic authentication (`basic_auth`). */
+export interface BasicAuthConfig {
+  /** The realm named in the 401's challenge. Default `restricted`. */
+  realm: string;
+  /** Users and their bcrypt or Argon2 password hashes. Required, at least one. */
+  users: { username: string; password_hash: string }[];
+  /** Pass the client's Authorization field on to the backend. Default false (removed). */
+  forward_authorization: boolean;
 }
 
 /** A content coding Spooky can compress answers with. */

@@ -48,6 +48,8 @@ export interface RequestRecord {
    * close code (1005: none given, 1006: the connection broke without a close frame).
    */
   websocket_close?: { by: 'client' | 'backend' | 'spooky'; code: number };
+  /** The user name a route's `basic_auth` accepted. */
+  user?: string;
   /** The coding Spooky compressed the answer with (route `compression`); absent when it sent the body as it came. */
   encoding?: 'zstd' | 'br' | 'gzip';
   /**
@@ -83,6 +85,7 @@ export function formatAccessJson(rec: RequestRecord, time: string): string {
   if (rec.backend !== undefined) line += `,"backend":${str(rec.backend)}`;
   if (rec.error !== undefined) line += `,"error":${str(rec.error)}`;
   if (rec.error_detail !== undefined) line += `,"error_detail":${str(rec.error_detail)}`;
+  if (rec.user !== undefined) line += `,"user":${str(rec.user)}`;
   if (rec.encoding !== undefined) line += `,"encoding":"${rec.encoding}"`;
   if (rec.websocket_close !== undefined) line += `,"websocket_close":{"by":"${rec.websocket_close.by}","code":${rec.websocket_close.code}}`;
   return `${line}}\n`;

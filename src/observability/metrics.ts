@@ -50,6 +50,7 @@ export const REJECTION_CODES: ReadonlySet<string> = new Set([
   'rate_limited',
   'rate_limit_unavailable',
   'forbidden',
+  'unauthorized',
   'uri_too_long',
   'method_not_allowed',
   'overloaded',
@@ -394,7 +395,7 @@ export class Metrics implements ProxyObserver {
     });
     new Counter({
       name: 'spooky_rejections_total',
-      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, client_timeout 408, no_route 404, body_too_large 413, misdirected_request 421, forbidden 403, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503, queue_full 503, queue_timeout 503, rate_limit_unavailable 503, draining 503.',
+      help: 'Requests Spooky answered itself without a backend response, by reason (error code) and status: bad_request 400, client_timeout 408, no_route 404, body_too_large 413, misdirected_request 421, unauthorized 401, forbidden 403, rate_limited 429, too_many_concurrent 429, uri_too_long 414, method_not_allowed 405, headers_too_large 431, no_healthy_backend 503, overloaded 503, queue_full 503, queue_timeout 503, rate_limit_unavailable 503, draining 503.',
       labelNames: ['reason', 'status'],
       registers,
       collect() {

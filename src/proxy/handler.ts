@@ -505,6 +505,15 @@ export function createProxyHandler(
       }
       if (refused) return fail(new SpookyError('rate_limited', `over a rate limit of ${matched.routeId}`), refused);
     }
+    const auth = matched.basicAuth;
+    if (auth !== undefined) {
+      // After the rate limits, so they also bound how many passwords a client can try.
+      const checked = auth.check(fields.get('authorization'));
+      const outcome = checked instanceof Promise ? await checked : checked;
+      if ('error' in outcome)
+        return fail(outcome.error, outcome.error.code === 'unauthorized' ? { 'www-authenticate': auth.challenge } : { 'retry-after': '1' });
+      rec.user = outcome.user;
+    }
 
     const built = buildUpstreamHeaders({
       headers: fields,

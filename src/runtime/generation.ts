@@ -8,6 +8,7 @@ import type { Config, HashKeySource, PoolConfig, RouteConfig } from '../config/t
 import { compileTrust } from '../lib/cidr.ts';
 import type { Random } from '../lib/random.ts';
 import type { HeaderLookup } from '../lib/request-fields.ts';
+import { BasicAuth } from '../proxy/basic-auth.ts';
 import { clientAccess } from '../proxy/client-access.ts';
 import { pathRewriter } from '../proxy/rewrite.ts';
 import { compileRouter, normaliseConfigPath, type Router } from '../router/router.ts';
@@ -59,6 +60,8 @@ export interface RouteTarget {
   readonly rewrite?: (path: string) => string | undefined;
   /** True when a client address may use the route (`route.client_ips`); absent when the route admits everyone. */
   readonly clientAllowed?: (ip: string) => boolean;
+  /** The route's Basic authentication (`route.basic_auth`, with its remembered outcomes); absent: none. */
+  readonly basicAuth?: BasicAuth;
 }
 
 /** One immutable configuration generation. */
@@ -136,6 +139,7 @@ export function buildGeneration(config: Config, registry: EndpointRegistry, id: 
         route,
         ...(rewrite ? { rewrite } : {}),
         ...(clientAllowed ? { clientAllowed } : {}),
+        ...(route.basic_auth ? { basicAuth: new BasicAuth(route.basic_auth) } : {}),
       };
       routes.push({ route, target, order: order++ });
     });

@@ -26,6 +26,24 @@ function file(name: string, text: string): string {
   return p;
 }
 
+describe('spooky hash-password', () => {
+  test('prints a hash of the password read on stdin (bcrypt, or argon2id) that checks; an empty one is a usage error', async () => {
+    const run = (args: string[], input: string) => {
+      const r = Bun.spawnSync([process.execPath, 'src/main.ts', 'hash-password', ...args], { cwd: ROOT, stdin: Buffer.from(input) });
+      return { code: r.exitCode, out: r.stdout.toString().trim(), err: r.stderr.toString() };
+    };
+    const bcrypt = run([], 'correct horse\n');
+    expect(bcrypt.code).toBe(0);
+    expect(bcrypt.out).toMatch(/^\$2b\$10\$/);
+    expect(await Bun.password.verify('correct horse', bcrypt.out)).toBe(true); // the line end is not part of it
+    const argon = run(['--algorithm', 'argon2id'], 'x y');
+    expect(argon.out).toMatch(/^\$argon2id\$/);
+    expect(await Bun.password.verify('x y', argon.out)).toBe(true);
+    expect(run([], '').code).toBe(2);
+    expect(run(['--algorithm', 'md5'], 'x').code).toBe(2);
+  });
+});
+
 describe('spooky validate', () => {
   test('every example exits 0 once the certificate files it names exist', async () => {
     for (const name of readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
