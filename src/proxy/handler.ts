@@ -802,10 +802,10 @@ export function createProxyHandler(
         if (altSvc) resHeaders.set('alt-svc', altSvc);
         const responseRules = matched.route.response_headers;
         if (responseRules !== undefined) applyToHeaders(resHeaders, responseRules);
-        // The backend's declared length, read before compression drops the field (see the small-body read below).
-        const declared = resHeaders.get('content-length');
         // Compression is decided on the backend's head; the body is compressed once Spooky holds it (or as it streams).
         const compression = matched.route.compression;
+        // The backend's declared length, read before compression drops the field (for the small-body read below).
+        const declared = up.body instanceof ReadableStream ? resHeaders.get('content-length') : null;
         const coding =
           compression === undefined ? undefined : planCompression(req.method, status, resHeaders, compression, fields.get('accept-encoding'));
         // A HEAD answer the backend sent without a length: Bun would add `content-length: 0`, claiming the GET's

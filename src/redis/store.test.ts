@@ -123,6 +123,19 @@ describe('RedisStore', () => {
     expect(changes.map((c) => c[0])).toEqual([false, true]);
   });
 
+  test('a late timeout of an older call does not close the connection a newer call opened', async () => {
+    const { call, clock, conns } = setup([['hang', 'hang'], [{ reply: 'fresh' }]]);
+    const a = call(); // t=0 on the first connection
+    await Bun.sleep(15);
+    const b = call(); // t=15, same connection; times out at about 45
+    expect(await a).toEqual({ failed: 'timeout' }); // t=30: the first connection is dropped, the store goes down
+    clock.advance(1000);
+    expect(await call()).toEqual({ reply: 'fresh' }); // the probe opens a second connection
+    expect(await b).toEqual({ failed: 'timeout' });
+    expect(conns[1]?.closed).toBe(false);
+    expect(conns[0]?.closed).toBe(true);
+  });
+
   test('a closed store answers down and sends nothing', async () => {
     const { call, store, conns } = setup([[{ reply: 1 }]]);
     store.close();

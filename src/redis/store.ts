@@ -118,13 +118,17 @@ export class RedisStore {
       throw new RedisUnavailable('down', 'Redis is down; waiting before the next try');
     }
     this.breaker.onStart(now);
+    const call: { conn?: RedisConnection } = {};
     try {
-      const reply = await this.deadline(this.run(script, keys, args));
+      const reply = await this.deadline(this.run(script, keys, args, call));
       this.settle(undefined, now);
       return reply;
     } catch (e) {
       const failure = e instanceof RedisUnavailable ? e : new RedisUnavailable('error', e instanceof Error ? e.message : String(e));
       this.failures[failure.reason]++;
+      // A stalled server: drop the connection this call waited on (and every command waiting on it), not a newer
+      // one a later call opened meanwhile; the next try connects afresh.
+      if (failure.reason === 'timeout') this.drop(call.conn ?? this.conn);
       this.settle(failure, now);
       throw failure;
     }
@@ -137,9 +141,10 @@ export class RedisStore {
     this.conn = undefined;
   }
 
-  private async run(script: RedisScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  private async run(script: RedisScript, keys: readonly string[], args: readonly string[], call: { conn?: RedisConnection }): Promise<unknown> {
     await this.ensureConnected();
     const conn = this.conn as RedisConnection;
+    call.conn = conn;
     const rest = [String(keys.length), ...keys, ...args];
     try {
       return await conn.send('EVALSHA', [script.sha, ...rest]);
@@ -169,6 +174,11 @@ export class RedisStore {
     return this.connecting;
   }
 
+  private drop(conn: RedisConnection | undefined): void {
+    conn?.close();
+    if (conn === this.conn) this.conn = undefined;
+  }
+
   private deadline<T>(work: Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<never>((_, reject) => {
@@ -185,11 +195,6 @@ export class RedisStore {
   private settle(failure: RedisUnavailable | undefined, startedAt: number): void {
     const now = this.opts.clock.now();
     const state = this.breaker.onResult(failure !== undefined, now, startedAt);
-    if (failure?.reason === 'timeout') {
-      // A stalled server: drop the connection (and every command waiting on it); the next try connects afresh.
-      this.conn?.close();
-      this.conn = undefined;
-    }
     if (state === 'open' && this.isUp) {
       this.isUp = false;
       this.opts.onStateChange?.(false, failure?.message ?? 'failed');
