@@ -309,8 +309,10 @@ async function main(): Promise<void> {
       const algorithm = values.algorithm ?? 'bcrypt';
       if (algorithm !== 'bcrypt' && algorithm !== 'argon2id') usage('--algorithm must be bcrypt or argon2id');
       // From stdin, never argv (which other users can read in the process list); the line end is not part of it.
-      const password = (await Bun.stdin.text()).replace(/\r?\n$/, '');
+      const lines = (await Bun.stdin.text()).split(/\r?\n/);
+      const password = lines[0] ?? '';
       if (password === '') usage('hash-password reads the password on stdin (one line); it was empty');
+      if (lines.slice(1).some((l) => l !== '')) usage('hash-password reads one line; stdin had more');
       const hash = await Bun.password.hash(password, algorithm === 'bcrypt' ? { algorithm, cost: 10 } : { algorithm });
       process.stdout.write(`${hash}\n`);
       return;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { BasicAuth, MAX_VERIFYING, parseBasic } from './basic-auth.ts';
+import { BasicAuth, MAX_VERIFYING, MAX_VERIFYING_PER_CLIENT, parseBasic } from './basic-auth.ts';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
@@ -76,8 +76,11 @@ describe('BasicAuth', () => {
   test('an unknown user costs a check like a known one, and is never let in (even with the decoy password)', async () => {
     const f = fakeVerify();
     const auth = new BasicAuth(config, f.verify);
+    // Whichever user's hash the name picks, that user's own password does not let the unknown name in.
     expect(await outcome(auth, 'mallory', 's3cret')).toBe('unauthorized');
-    expect(f.calls).toEqual(['hash:s3cret']); // checked against a real hash, so it takes as long
+    expect(await outcome(auth, 'mallory', 'hunter2')).toBe('unauthorized');
+    expect(f.calls).toHaveLength(2);
+    for (const h of f.calls) expect(['hash:s3cret', 'hash:hunter2']).toContain(h); // a real hash, so it takes as long
   });
 
   test('an outcome is remembered: the same credentials are checked once', async () => {
@@ -100,6 +103,60 @@ describe('BasicAuth', () => {
     f.release();
     await Promise.all(pending);
     expect(await outcome(auth, 'alice', 's3cret')).toBe('alice'); // slots freed
+  });
+
+  test('a burst of requests with the same new credentials shares one check (no 503 for a legitimate client)', async () => {
+    const f = fakeVerify();
+    f.hold();
+    const auth = new BasicAuth(config, f.verify);
+    const burst = Array.from({ length: MAX_VERIFYING * 2 }, () => auth.check(`Basic ${b64('alice:s3cret')}`));
+    f.release();
+    const users = await Promise.all(burst.map(async (r) => ('user' in (await r) ? 'ok' : 'refused')));
+    expect(users).toEqual(Array(MAX_VERIFYING * 2).fill('ok'));
+    expect(f.calls).toHaveLength(1);
+  });
+
+  test('a flood of wrong guesses does not evict a remembered valid login', async () => {
+    const f = fakeVerify();
+    const auth = new BasicAuth(config, f.verify);
+    expect(await outcome(auth, 'alice', 's3cret')).toBe('alice');
+    for (let i = 0; i < 5000; i++) await auth.check(`Basic ${b64(`alice:guess${i}`)}`);
+    const again = auth.check(`Basic ${b64('alice:s3cret')}`);
+    expect(again instanceof Promise).toBe(false); // still remembered: answered even when every check slot is taken
+    expect('user' in again && again.user).toBe('alice');
+  });
+
+  test('a user name holding NUL does not share a remembered outcome with a password holding NUL', async () => {
+    const f = fakeVerify();
+    const auth = new BasicAuth({ ...config, users: [{ username: 'alice', password_hash: 'hash:x\0y' }] }, f.verify);
+    expect(await outcome(auth, 'alice', 'x\0y')).toBe('alice');
+    expect(await outcome(auth, 'alice\0x', 'y')).toBe('unauthorized');
+  });
+
+  test(`one client runs at most ${MAX_VERIFYING_PER_CLIENT} checks at once; others still get theirs`, async () => {
+    const f = fakeVerify();
+    f.hold();
+    const auth = new BasicAuth(config, f.verify);
+    const mine = Array.from({ length: MAX_VERIFYING_PER_CLIENT }, (_, i) => auth.check(`Basic ${b64(`alice:g${i}`)}`, '198.51.100.7'));
+    const extra = auth.check(`Basic ${b64('alice:g-extra')}`, '198.51.100.7');
+    expect('error' in extra && extra.error.code).toBe('overloaded');
+    const other = auth.check(`Basic ${b64('alice:s3cret')}`, '203.0.113.9');
+    expect(other instanceof Promise).toBe(true); // being checked, not refused
+    f.release();
+    await Promise.all(mine);
+    expect(await other).toEqual({ user: 'alice' });
+    expect(await outcome(auth, 'alice', 'g-extra')).toBe('unauthorized'); // the client's slots are free again
+  });
+
+  test('an unknown name is checked against a hash chosen by the name, always the same one', async () => {
+    const f = fakeVerify();
+    const auth = new BasicAuth(config, f.verify);
+    for (const password of ['p1', 'p2', 'p3']) expect(await outcome(auth, 'mallory', password)).toBe('unauthorized');
+    expect(new Set(f.calls).size).toBe(1);
+    expect(['hash:s3cret', 'hash:hunter2']).toContain(f.calls[0] as string);
+    const names = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8'];
+    for (const name of names) await outcome(auth, name, 'x');
+    expect(new Set(f.calls.slice(3)).size).toBe(2); // spread over both users' hashes
   });
 
   test('a hash that cannot be checked is a refusal, not a crash', async () => {

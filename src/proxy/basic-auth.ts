@@ -10,7 +10,9 @@ import { SpookyError } from '../errors.ts';
 
 /** Most password checks running at once (per route); more get 503 `overloaded` at once. */
 export const MAX_VERIFYING = 16;
-/** Most remembered outcomes per route. */
+/** Most password checks of one client (address, an IPv6 /64) running at once; more get 503 `overloaded`. */
+export const MAX_VERIFYING_PER_CLIENT = 4;
+/** Most remembered outcomes per route, of each kind (valid, wrong). */
 const MAX_REMEMBERED = 4096;
 
 /** The outcome of a check: the user name, or the error to answer with. */
@@ -37,9 +39,19 @@ export class BasicAuth {
   /** The `WWW-Authenticate` value of a 401. */
   readonly challenge: string;
   private readonly users: Map<string, string>;
-  /** Checked for unknown users (and never accepted for them), so an unknown name costs what a known one costs. */
-  private readonly decoy: string;
-  private readonly remembered = new Map<string, boolean>();
+  /**
+   * Hashes checked for unknown users (and never accepted for them): one chosen by the name, so an unknown name
+   * costs what a known one with the same kind of hash costs, and the same unknown name always costs the same.
+   */
+  private readonly decoys: string[];
+  /** Checks running per client key: one client cannot hold every slot. */
+  private readonly perClient = new Map<string, number>();
+  /** Credentials found valid (LRU). Kept apart from failures so a flood of wrong guesses cannot evict them. */
+  private readonly accepted = new Map<string, true>();
+  /** Credentials found wrong (LRU). */
+  private readonly refused = new Map<string, true>();
+  /** Checks running, by credentials: a burst of requests with the same new credentials shares one check. */
+  private readonly pending = new Map<string, Promise<boolean>>();
   private readonly salt = crypto.getRandomValues(new Uint8Array(16));
   private verifying = 0;
 
@@ -50,47 +62,68 @@ export class BasicAuth {
   ) {
     this.challenge = `Basic realm="${config.realm}", charset="UTF-8"`;
     this.users = new Map(config.users.map((u) => [u.username, u.password_hash]));
-    this.decoy = config.users[0]?.password_hash ?? '';
+    this.decoys = config.users.map((u) => u.password_hash);
   }
 
   /** Checks a request's Authorization value; synchronous when the outcome is remembered or the value is malformed. */
-  check(authorization: string | null): AuthOutcome | Promise<AuthOutcome> {
+  check(authorization: string | null, client = ''): AuthOutcome | Promise<AuthOutcome> {
     const creds = parseBasic(authorization);
     if (creds === undefined)
       return { error: new SpookyError('unauthorized', authorization === null ? 'no credentials' : 'malformed Basic credentials') };
     const key = this.keyOf(creds.user, creds.password);
-    const known = this.remembered.get(key);
-    if (known !== undefined) {
-      this.remembered.delete(key); // most recently used at the end
-      this.remembered.set(key, known);
-      return known ? { user: creds.user } : { error: wrong(creds.user) };
-    }
+    const known = touch(this.accepted, key) ? true : touch(this.refused, key) ? false : undefined;
+    if (known !== undefined) return known ? { user: creds.user } : { error: wrong(creds.user) };
+    const running = this.pending.get(key);
+    if (running !== undefined) return running.then((ok) => (ok ? { user: creds.user } : { error: wrong(creds.user) }));
     if (this.verifying >= MAX_VERIFYING) return { error: new SpookyError('overloaded', `${this.verifying} password checks already running`) };
+    const mine = this.perClient.get(client) ?? 0;
+    if (mine >= MAX_VERIFYING_PER_CLIENT) return { error: new SpookyError('overloaded', `${mine} password checks of this client already running`) };
     this.verifying++;
+    this.perClient.set(client, mine + 1);
     const hash = this.users.get(creds.user);
-    return this.verify(creds.password, hash ?? this.decoy)
+    const decoy = this.decoys[Number(Bun.hash(creds.user) % BigInt(this.decoys.length))] ?? '';
+    const checked = this.verify(creds.password, hash ?? decoy)
       .catch(() => false)
       .then((ok) => {
         const valid = ok && hash !== undefined;
-        this.remember(key, valid);
-        return valid ? { user: creds.user } : { error: wrong(creds.user) };
+        remember(valid ? this.accepted : this.refused, key);
+        return valid;
       })
       .finally(() => {
         this.verifying--;
+        this.pending.delete(key);
+        const left = (this.perClient.get(client) ?? 1) - 1;
+        if (left > 0) this.perClient.set(client, left);
+        else this.perClient.delete(client);
       });
+    this.pending.set(key, checked);
+    return checked.then((ok) => (ok ? { user: creds.user } : { error: wrong(creds.user) }));
   }
 
   private keyOf(user: string, password: string): string {
-    return new Bun.CryptoHasher('sha256').update(this.salt).update(user).update('\0').update(password).digest('base64');
+    // The user name's byte length first: `a` + `b\0c` and `a\0b` + `c` must not share a key (a client's name can hold NUL).
+    return new Bun.CryptoHasher('sha256')
+      .update(this.salt)
+      .update(`${Buffer.byteLength(user)}:`)
+      .update(user)
+      .update(password)
+      .digest('base64');
   }
+}
 
-  private remember(key: string, valid: boolean): void {
-    if (this.remembered.size >= MAX_REMEMBERED) {
-      const oldest = this.remembered.keys().next();
-      if (!oldest.done) this.remembered.delete(oldest.value);
-    }
-    this.remembered.set(key, valid);
+/** True (and `key` made the most recently used) when `lru` holds `key`. */
+function touch(lru: Map<string, true>, key: string): boolean {
+  if (!lru.delete(key)) return false;
+  lru.set(key, true);
+  return true;
+}
+
+function remember(lru: Map<string, true>, key: string): void {
+  if (lru.size >= MAX_REMEMBERED) {
+    const oldest = lru.keys().next();
+    if (!oldest.done) lru.delete(oldest.value);
   }
+  lru.set(key, true);
 }
 
 function wrong(user: string): SpookyError {

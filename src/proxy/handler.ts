@@ -508,7 +508,7 @@ export function createProxyHandler(
     const auth = matched.basicAuth;
     if (auth !== undefined) {
       // After the rate limits, so they also bound how many passwords a client can try.
-      const checked = auth.check(fields.get('authorization'));
+      const checked = auth.check(fields.get('authorization'), clientKey(clientIp));
       const outcome = checked instanceof Promise ? await checked : checked;
       if ('error' in outcome)
         return fail(outcome.error, outcome.error.code === 'unauthorized' ? { 'www-authenticate': auth.challenge } : { 'retry-after': '1' });
