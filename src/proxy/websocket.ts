@@ -286,7 +286,7 @@ export interface WebSocketForward {
   /** The first backend to try. */
   pick(): PoolMember | undefined;
   /** Another backend after `tried` failed to connect with `err`, if the retry policy allows one. */
-  retry(tried: PoolMember, err: SpookyError): PoolMember | undefined;
+  retry(tried: PoolMember, err: SpookyError | undefined): PoolMember | undefined;
   /** Ends the request with an error answer (and its log line). */
   fail(err: SpookyError, extra?: Record<string, string>): Response;
   /** Writes the request's log line with `status`. */
@@ -325,7 +325,10 @@ export async function forwardWebSocket(f: WebSocketForward): Promise<Response | 
       const err = asSpookyError(e);
       endpoint.end(startedAt, err.code === 'upstream_timeout' ? clock.now() : undefined, err, 0);
       lastError = err;
-      member = err.code === 'upstream_connect_failed' && err.retryable ? f.retry(member, err) : undefined;
+      // A connect failure, or a backend whose max_connections are all in use: another backend may take it.
+      // (A full backend is retried like any idempotent GET: nothing was sent.)
+      if (err.code === 'queue_full') member = f.retry(member, undefined);
+      else member = err.code === 'upstream_connect_failed' && err.retryable ? f.retry(member, err) : undefined;
       if (member) continue;
       return f.fail(err);
     }

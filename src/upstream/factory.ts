@@ -146,7 +146,7 @@ export function createTransport(backend: BackendConfig, tls: UpstreamTlsConfig, 
   const origin = originFor(backend, tls);
   const maxConn = backend.limits?.max_connections ?? 0;
   const http1 = maxConn > 0 ? { ...opts.http1, maxConnections: maxConn } : opts.http1;
-  const http2 = maxConn > 0 ? { ...opts.http2, maxSessions: maxConn } : opts.http2;
+  const http2 = maxConn > 0 ? { ...opts.http2, maxSessions: maxConn, maxWebSockets: maxConn } : opts.http2;
   switch (backend.protocol) {
     case 'http1':
       return new Http1Transport(origin, http1);

@@ -54,7 +54,7 @@ import {
   type WebSocketDial,
   type WebSocketRequest,
 } from './transport.ts';
-import { dialWebSocket } from './websocket-dial.ts';
+import { dialWebSocket, holdWhileOpen } from './websocket-dial.ts';
 
 /** Where an {@link Http1Transport} connects. */
 export interface Http1Origin {
@@ -1156,8 +1156,10 @@ class Pool {
   openCount = 0;
   /** Idle connections now. */
   idleCount = 0;
-  /** Connections connecting, active or idle now (what maxConnections limits). */
+  /** Connections connecting, active or idle now (what maxConnections limits, with {@link upgraded}). */
   total = 0;
+  /** WebSocket connections open now (outside the pool, but inside maxConnections). */
+  upgraded = 0;
 
   private readonly origin: Http1Origin;
   private readonly tlsOptions: TLSOptions | undefined;
@@ -1250,7 +1252,7 @@ class Pool {
         return;
       }
     }
-    if (this.total < this.maxConnections) {
+    if (this.total + this.upgraded < this.maxConnections) {
       this.connect(ex);
       return;
     }
@@ -1333,9 +1335,30 @@ class Pool {
       if (this.total === 0) this.failWaiters();
       return;
     }
-    if (this.waiters.length === 0 || this.total >= this.maxConnections) return;
+    if (this.waiters.length === 0 || this.total + this.upgraded >= this.maxConnections) return;
     const w = this.waiters.shift()!;
     this.connect(w);
+  }
+
+  /**
+   * Takes a connection slot for a WebSocket: true when one is free, or an idle keep-alive connection could be
+   * closed to free one. The caller gives it back with {@link releaseUpgrade} when the socket closes.
+   */
+  reserveUpgrade(): boolean {
+    if (this.closed) return false;
+    if (this.total + this.upgraded >= this.maxConnections) {
+      const idle = this.popIdle();
+      if (idle === null) return false;
+      idle.kill(false); // its slot goes to the WebSocket
+    }
+    this.upgraded++;
+    return true;
+  }
+
+  /** A WebSocket connection closed: its slot goes to the first waiter, if any. */
+  releaseUpgrade(): void {
+    this.upgraded--;
+    this.onSlotFreed();
   }
 
   /** Removes a queued exchange (it failed while waiting). */
@@ -1409,9 +1432,18 @@ export class Http1Transport implements Transport {
     this.pool = new Pool(origin, opts);
   }
 
-  /** Opens a WebSocket to this backend (see {@link Transport.openWebSocket}); not part of the pool. */
+  /**
+   * Opens a WebSocket to this backend (see {@link Transport.openWebSocket}) on a connection outside the pool that
+   * counts against `maxConnections` while it is open (an idle keep-alive connection is closed to make room).
+   */
   openWebSocket(req: WebSocketRequest): Promise<WebSocketDial> {
-    return dialWebSocket(this.origin, req);
+    const pool = this.pool;
+    if (!pool.reserveUpgrade())
+      // Busy, not broken: `queue_full` is not charged to the backend's health (another backend is tried).
+      return Promise.reject(
+        new SpookyError('queue_full', `max_connections reached at ${this.origin.host}:${this.origin.port}: no connection free for a WebSocket`),
+      );
+    return holdWhileOpen(dialWebSocket(this.origin, req), () => pool.releaseUpgrade());
   }
 
   /**

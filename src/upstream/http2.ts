@@ -72,7 +72,7 @@ import {
   type WebSocketDial,
   type WebSocketRequest,
 } from './transport.ts';
-import { dialWebSocket } from './websocket-dial.ts';
+import { dialWebSocket, holdWhileOpen } from './websocket-dial.ts';
 
 /**
  * Milliseconds between checks of `signal.aborted` for exchanges that have no abort listener (yet): the longest an
@@ -115,6 +115,8 @@ export interface UpstreamOrigin {
 export interface Http2TransportOptions {
   /** Most HTTP/2 sessions (TCP connections) to the backend at once. Default `8`. */
   maxSessions?: number;
+  /** Most WebSocket connections (each an HTTP/1.1 connection of its own) open at once. Default: no limit. */
+  maxWebSockets?: number;
   /** Milliseconds a session with no streams stays open. Default `60000`. */
   idleTimeoutMs?: number;
   /** Per-stream receive window in bytes (`SETTINGS_INITIAL_WINDOW_SIZE`): the most a paused response buffers. Default `262144`. */
@@ -271,6 +273,9 @@ export class Http2Transport implements Transport {
   private readonly defaultAuthority: string;
   private readonly scheme: 'http' | 'https';
   private readonly maxSessions: number;
+  private readonly maxWebSockets: number;
+  /** WebSocket connections open now. */
+  private webSockets = 0;
   private readonly idleTimeoutMs: number;
   private readonly streamWindowBytes: number;
   private readonly bodyHighWaterMark: number;
@@ -307,6 +312,7 @@ export class Http2Transport implements Transport {
     const hostPart = isIP(origin.host) === 6 ? `[${origin.host}]` : origin.host;
     this.defaultAuthority = `${hostPart}:${origin.port}`;
     this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
+    this.maxWebSockets = opts.maxWebSockets ?? Number.POSITIVE_INFINITY;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.streamWindowBytes = opts.streamWindowBytes ?? 256 * 1024;
     this.bodyHighWaterMark = opts.bodyHighWaterMark ?? 64 * 1024;
@@ -351,9 +357,18 @@ export class Http2Transport implements Transport {
     return this.negotiated;
   }
 
-  /** Opens a WebSocket to this backend (see {@link Transport.openWebSocket}): an HTTP/1.1 handshake on a connection of its own. */
+  /**
+   * Opens a WebSocket to this backend (see {@link Transport.openWebSocket}): an HTTP/1.1 handshake on a connection
+   * of its own, at most `maxWebSockets` of them open at once.
+   */
   openWebSocket(req: WebSocketRequest): Promise<WebSocketDial> {
-    return dialWebSocket(this.origin, req);
+    if (this.webSockets >= this.maxWebSockets)
+      // Busy, not broken: `queue_full` is not charged to the backend's health (another backend is tried).
+      return Promise.reject(new SpookyError('queue_full', `max_connections (${this.maxWebSockets}) WebSockets open to ${this.defaultAuthority}`));
+    this.webSockets++;
+    return holdWhileOpen(dialWebSocket(this.origin, req), () => {
+      this.webSockets--;
+    });
   }
 
   /** Sends one request; see {@link Transport.request}. `opts.onEnd` runs exactly once, also when this rejects. */

@@ -97,8 +97,10 @@ export interface Transport {
   request(req: UpstreamRequest, opts: ExchangeOptions): Promise<UpstreamResponse>;
   /**
    * Opens a WebSocket to the backend on a connection of its own (HTTP/1.1 handshake, `wss://` with the
-   * backend's TLS policy). Rejects only with a SpookyError: `upstream_connect_failed` (retryable),
-   * `upstream_timeout`, `upstream_protocol_error`, `client_aborted` (the signal fired) or `bad_request`.
+   * backend's TLS policy), which counts against the backend's `max_connections` while it is open. Rejects only
+   * with a SpookyError: `upstream_connect_failed` (retryable), `queue_full` (every connection the backend may
+   * have is in use), `upstream_timeout`, `upstream_protocol_error`, `client_aborted` (the signal fired) or
+   * `bad_request`.
    */
   openWebSocket(req: WebSocketRequest): Promise<WebSocketDial>;
   /** Counters. */

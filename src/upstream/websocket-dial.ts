@@ -100,3 +100,21 @@ export function dialWebSocket(origin: UpstreamOrigin, req: WebSocketRequest): Pr
     socket.onclose = (e) => failed(`closed during the handshake (code ${e.code})`);
   });
 }
+
+/**
+ * `dial` with a connection slot held while its socket is open: `release` runs once, when the socket closes, or
+ * at once when the dial failed or the backend refused the upgrade.
+ */
+export function holdWhileOpen(dial: Promise<WebSocketDial>, release: () => void): Promise<WebSocketDial> {
+  return dial.then(
+    (d) => {
+      if (d.ok) d.socket.addEventListener('close', release, { once: true });
+      else release();
+      return d;
+    },
+    (e: unknown) => {
+      release();
+      throw e;
+    },
+  );
+}

@@ -95,6 +95,10 @@ upstream:
     route: { path_prefix: /wsr/, rewrite: { prefix: /ws/echo/ } }
     backends:
       - { id: live, address: "http://127.0.0.1:${backend.port}" }
+  limited:
+    route: { path_prefix: /lim }
+    backends:
+      - { id: one, address: "http://127.0.0.1:${backend.port}", limits: { max_connections: 1 } }
   secure:
     route: { path_prefix: /tls }
     tls: { ca_file: "@CERT@" }
@@ -127,6 +131,34 @@ function connect(path: string, protocols?: string[]) {
   });
   return { ws, messages, opened, closed, next: (n: number) => waitUntil(() => messages.length >= n, 5000, `${n} messages on ${path}`) };
 }
+
+test("a WebSocket holds one of the backend's max_connections while open: an idle keep-alive connection makes room, a second session gets 503, HTTP waits", async () => {
+  const plain = (path: string, init: RequestInit = {}) =>
+    fetch(`https://127.0.0.1:${spooky.port}${path}`, { ...init, tls: { rejectUnauthorized: false } } as RequestInit);
+  const warm = await plain('/lim/warm');
+  expect(warm.status).toBe(426); // the backend's answer to a plain GET; its connection stays idle in the pool
+  await warm.arrayBuffer();
+  const first = connect('/lim/first');
+  await first.opened; // the idle connection was closed to make room
+  await first.next(1);
+  const second = connect('/lim/second');
+  await expect(second.opened).rejects.toThrow();
+  const refused = await accessLine(spooky, '/lim/second');
+  expect([refused.status, refused.error]).toEqual([503, 'queue_full']);
+  // A plain request cannot get a connection while the session holds the only one: it waits, then is freed.
+  const waiting = plain('/lim/after');
+  // Not answered while the session is open (observed for 300 ms, well under the 5 s connect timeout).
+  expect(await Promise.race([waiting.then(() => 'answered'), Bun.sleep(300).then(() => 'waiting')])).toBe('waiting');
+  first.ws.close(1000, 'done');
+  await first.closed;
+  const after = await waiting;
+  expect(after.status).toBe(426);
+  await after.arrayBuffer();
+  const third = connect('/lim/third');
+  await third.opened;
+  third.ws.close(1000, 'done');
+  await third.closed;
+});
 
 test('messages pass both ways; the backend sees the forwarding fields, the client the chosen subprotocol', async () => {
   // Round-robin puts every second handshake on the dead backend first: all must still open (another backend
