@@ -429,6 +429,25 @@ describe('clientAddressFrom', () => {
     if (xff !== null) h.set('x-forwarded-for', xff);
     expect(clientAddressFrom(peer, h, trusted)).toBe(want);
   });
+
+  test.each<[string, string, string, string | null, string]>([
+    // [name, peer, forwarded, x-forwarded-for, expected]
+    ['Forwarded from a trusted peer: rightmost untrusted for=', TRUSTED_PEER, 'for=198.51.100.1;proto=https, for=198.51.100.2', null, '198.51.100.2'],
+    ['Forwarded: trusted nodes skipped, names case-insensitive', TRUSTED_PEER, 'for=198.51.100.1, FOR=10.0.0.7;by=10.0.0.1', null, '198.51.100.1'],
+    ['Forwarded: quoted IPv6 with port', TRUSTED_PEER, 'for="[2001:DB8::5]:443"', null, '2001:db8::5'],
+    ['Forwarded: quoted IPv4 with port', TRUSTED_PEER, 'for="198.51.100.1:8080"', null, '198.51.100.1'],
+    ['Forwarded: unknown stops the walk at the last trusted', TRUSTED_PEER, 'for=198.51.100.1, for=unknown, for=10.0.0.7', null, '10.0.0.7'],
+    ['Forwarded: an obfuscated node stops it', TRUSTED_PEER, 'for=198.51.100.1, for=_hidden', null, TRUSTED_PEER],
+    ['Forwarded: an element without for= stops it', TRUSTED_PEER, 'for=198.51.100.1, proto=https', null, TRUSTED_PEER],
+    ['Forwarded: a quoted comma does not split', TRUSTED_PEER, 'for=198.51.100.1;host="a,b"', null, '198.51.100.1'],
+    ['Forwarded: doubled and trailing commas are no elements', TRUSTED_PEER, 'for=198.51.100.1, ,', null, '198.51.100.1'],
+    ['Forwarded from an untrusted peer is ignored', CLIENT, 'for=198.51.100.1', null, CLIENT],
+    ['X-Forwarded-For wins when both are sent', TRUSTED_PEER, 'for=198.51.100.1', '198.51.100.2', '198.51.100.2'],
+  ])('%s', (_n, peer, forwarded, xff, want) => {
+    const h = new Headers({ forwarded });
+    if (xff !== null) h.set('x-forwarded-for', xff);
+    expect(clientAddressFrom(peer, h, trusted)).toBe(want);
+  });
 });
 
 describe('sanitizeResponseHeaders', () => {

@@ -312,21 +312,25 @@ function stripPort(e: string): string {
 }
 
 /**
- * The real client address, for ip-hash, logs and rate limiting. When the direct peer is a trusted proxy, the
- * `X-Forwarded-For` chain is walked from right to left, skipping trusted addresses; the first untrusted one is
- * the client. An element that is not an IP address (`unknown`, garbage) stops the walk: the last address
- * walked (a trusted proxy, or the peer) is returned, since nothing left of it can be believed. If every
- * element is trusted, the leftmost one is returned. Elements may carry a port (`1.2.3.4:5`, `[::1]:5`).
+ * The real client address, for ip-hash, logs, rate limiting and `client_ips`. When the direct peer is a trusted
+ * proxy, the `X-Forwarded-For` chain (or, without one, the `for=` nodes of `Forwarded`, RFC 7239) is walked from
+ * right to left, skipping trusted addresses; the first untrusted one is the client. An element that is not an IP
+ * address (`unknown`, an obfuscated `_name`, a `Forwarded` element without `for=`, garbage) stops the walk: the
+ * last address walked (a trusted proxy, or the peer) is returned, since nothing left of it can be believed. If
+ * every element is trusted, the leftmost one is returned. Elements may carry a port (`1.2.3.4:5`, `[::1]:5`).
  * Addresses are returned in canonical form (IPv4-mapped IPv6 as IPv4).
  * @param peerIp the direct TCP/UDP peer.
- * @param headers request headers (only `x-forwarded-for` is read).
+ * @param headers request headers (`x-forwarded-for`, else `forwarded`).
  * @param trusted the trusted-proxy predicate (see `compileTrust`).
  */
 export function clientAddressFrom(peerIp: string, headers: { get(name: string): string | null }, trusted: (ip: string) => boolean): string {
   const peer = unmapIPv4(peerIp);
   if (!trusted(peer)) return peer;
   const xff = headers.get('x-forwarded-for');
-  if (xff === null) return peer;
+  if (xff === null) {
+    const forwarded = headers.get('forwarded');
+    return forwarded === null ? peer : walkChain(forwardedFor(forwarded), peer, trusted);
+  }
   let last = peer;
   let end = xff.length;
   while (end > 0) {
@@ -340,6 +344,66 @@ export function clientAddressFrom(peerIp: string, headers: { get(name: string): 
     last = addr;
   }
   return last;
+}
+
+/** Walks `nodes` (leftmost first) from the right, as {@link clientAddressFrom} does for `X-Forwarded-For`. */
+function walkChain(nodes: readonly string[], peer: string, trusted: (ip: string) => boolean): string {
+  let last = peer;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const addr = canonicalIp(stripPort(nodes[i] as string));
+    if (addr === null) return last;
+    if (!trusted(addr)) return addr;
+    last = addr;
+  }
+  return last;
+}
+
+/**
+ * The `for=` node of each element of a `Forwarded` value (RFC 7239 section 4), leftmost first, unquoted; `''` for
+ * an element without one. Commas and semicolons inside quoted strings do not split.
+ */
+export function forwardedFor(value: string): string[] {
+  const nodes: string[] = [];
+  let node = '';
+  let name = '';
+  let token = '';
+  let inName = true;
+  let quoted = false;
+  /** The element has anything but blanks (a doubled or trailing comma leaves one that is no element). */
+  let content = false;
+  const endPair = (): void => {
+    if (name.trim().toLowerCase() === 'for') node = token.trim();
+    name = '';
+    token = '';
+    inName = true;
+  };
+  const endElement = (): void => {
+    endPair();
+    if (content) nodes.push(node);
+    node = '';
+    content = false;
+  };
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i] as string;
+    if (quoted) {
+      if (c === '\\' && i + 1 < value.length) token += value[++i];
+      else if (c === '"') quoted = false;
+      else token += c;
+      continue;
+    }
+    if (c === ',') {
+      endElement();
+      continue;
+    }
+    if (c !== ' ' && c !== '\t') content = true;
+    if (c === '"' && !inName) quoted = true;
+    else if (c === '=' && inName) inName = false;
+    else if (c === ';') endPair();
+    else if (inName) name += c;
+    else token += c;
+  }
+  endElement();
+  return nodes;
 }
 
 /** Options of {@link sanitizeResponseHeaders}. */
