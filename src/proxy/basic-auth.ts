@@ -7,6 +7,7 @@
  */
 import type { BasicAuthConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
+import { lruGet, lruSet } from '../lib/lru.ts';
 
 /** Most password checks running at once (per route); more get 503 `overloaded` at once. */
 export const MAX_VERIFYING = 16;
@@ -71,7 +72,7 @@ export class BasicAuth {
     if (creds === undefined)
       return { error: new SpookyError('unauthorized', authorization === null ? 'no credentials' : 'malformed Basic credentials') };
     const key = this.keyOf(creds.user, creds.password);
-    const known = touch(this.accepted, key) ? true : touch(this.refused, key) ? false : undefined;
+    const known = lruGet(this.accepted, key) ? true : lruGet(this.refused, key) ? false : undefined;
     if (known !== undefined) return known ? { user: creds.user } : { error: wrong(creds.user) };
     const running = this.pending.get(key);
     if (running !== undefined) return running.then((ok) => (ok ? { user: creds.user } : { error: wrong(creds.user) }));
@@ -86,7 +87,7 @@ export class BasicAuth {
       .catch(() => false)
       .then((ok) => {
         const valid = ok && hash !== undefined;
-        remember(valid ? this.accepted : this.refused, key);
+        lruSet(valid ? this.accepted : this.refused, key, true, MAX_REMEMBERED);
         return valid;
       })
       .finally(() => {
@@ -109,21 +110,6 @@ export class BasicAuth {
       .update(password)
       .digest('base64');
   }
-}
-
-/** True (and `key` made the most recently used) when `lru` holds `key`. */
-function touch(lru: Map<string, true>, key: string): boolean {
-  if (!lru.delete(key)) return false;
-  lru.set(key, true);
-  return true;
-}
-
-function remember(lru: Map<string, true>, key: string): void {
-  if (lru.size >= MAX_REMEMBERED) {
-    const oldest = lru.keys().next();
-    if (!oldest.done) lru.delete(oldest.value);
-  }
-  lru.set(key, true);
 }
 
 function wrong(user: string): SpookyError {

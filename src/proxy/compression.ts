@@ -66,15 +66,24 @@ export function typeMatches(type: string, patterns: readonly string[]): boolean 
  * will get (not HEAD, not 1xx/204/304, not a 206 range), not already encoded, no `no-transform`, a listed
  * type, and not declared shorter than `min_bytes`. Such answers get `Vary: Accept-Encoding` either way.
  */
-export function compressible(method: string, status: number, headers: Headers, policy: CompressionConfig, typeOptional = false): boolean {
+export function compressible(method: string, status: number, headers: Headers, policy: CompressionConfig): boolean {
   if (method === 'HEAD' || status < 200 || status === 204 || status === 206 || status === 304) return false;
+  return representationCompressible(headers, policy, false);
+}
+
+/**
+ * The checks of the representation itself (coding, `no-transform`, type, length). For a 304 (`revalidation`) a
+ * missing type passes and no length applies: it stands for a 200 whose fields it need not repeat.
+ */
+function representationCompressible(headers: Headers, policy: CompressionConfig, revalidation: boolean): boolean {
   const encoding = headers.get('content-encoding');
   if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return false;
   const cacheControl = headers.get('cache-control');
   if (cacheControl !== null && /(^|[\s,])no-transform($|[\s,])/i.test(cacheControl)) return false;
   const type = headers.get('content-type');
-  if (type === null) return typeOptional;
+  if (type === null) return revalidation;
   if (!typeMatches(type.split(';', 1)[0]?.trim().toLowerCase() ?? '', policy.types)) return false;
+  if (revalidation) return true;
   const length = headers.get('content-length');
   return length === null || !(Number(length) < policy.min_bytes);
 }
@@ -97,6 +106,11 @@ export function encodeHeaders(headers: Headers, coding: ContentCoding): void {
   headers.delete('accept-ranges');
   // Digests of the backend's bytes would be wrong for the compressed ones.
   for (const name of DIGEST_FIELDS) headers.delete(name);
+  weakenETag(headers);
+}
+
+/** A strong `ETag` made weak (`"x"` to `W/"x"`); a weak one or none left alone. */
+function weakenETag(headers: Headers): void {
   const etag = headers.get('etag');
   if (etag?.startsWith('"')) headers.set('etag', `W/${etag}`);
 }
@@ -117,10 +131,9 @@ export function planCompression(
   acceptEncoding: string | null,
 ): ContentCoding | undefined {
   if (status === 304) {
-    if (!compressible('GET', 200, withoutLength(headers), policy, true)) return undefined;
+    if (!representationCompressible(headers, policy, true)) return undefined;
     varyOnAcceptEncoding(headers);
-    const etag = headers.get('etag');
-    if (negotiateEncoding(acceptEncoding, policy.encodings) !== undefined && etag?.startsWith('"')) headers.set('etag', `W/${etag}`);
+    if (negotiateEncoding(acceptEncoding, policy.encodings) !== undefined) weakenETag(headers);
     return undefined;
   }
   const head = method === 'HEAD';
@@ -130,13 +143,6 @@ export function planCompression(
   if (coding === undefined) return undefined;
   encodeHeaders(headers, coding);
   return head ? undefined : coding;
-}
-
-/** A copy of a 304's fields without a length (a 304 has none of its own), for the compressibility check. */
-function withoutLength(headers: Headers): Headers {
-  const h = new Headers(headers);
-  h.delete('content-length');
-  return h;
 }
 
 /** Compression levels: fast ones, for answers compressed on the fly (nginx's gzip default is 1, Caddy's 5). */

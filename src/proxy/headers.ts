@@ -327,26 +327,25 @@ export function clientAddressFrom(peerIp: string, headers: { get(name: string): 
   const peer = unmapIPv4(peerIp);
   if (!trusted(peer)) return peer;
   const xff = headers.get('x-forwarded-for');
-  if (xff === null) {
-    const forwarded = headers.get('forwarded');
-    return forwarded === null ? peer : walkChain(forwardedFor(forwarded), peer, trusted);
-  }
-  let last = peer;
-  let end = xff.length;
-  while (end > 0) {
-    const comma = xff.lastIndexOf(',', end - 1);
-    const elem = xff.slice(comma + 1, end).trim();
-    end = Math.max(comma, 0);
-    if (elem.length === 0) continue;
-    const addr = canonicalIp(stripPort(elem));
-    if (addr === null) return last;
-    if (!trusted(addr)) return addr;
-    last = addr;
-  }
-  return last;
+  if (xff !== null) return walkChain(xffNodes(xff), peer, trusted);
+  const forwarded = headers.get('forwarded');
+  return forwarded === null ? peer : walkChain(forwardedFor(forwarded), peer, trusted);
 }
 
-/** Walks `nodes` (leftmost first) from the right, as {@link clientAddressFrom} does for `X-Forwarded-For`. */
+/** The elements of an `X-Forwarded-For` value, leftmost first, trimmed; empty ones (`a, , b`) are no elements. */
+function xffNodes(xff: string): string[] {
+  const nodes: string[] = [];
+  for (const part of xff.split(',')) {
+    const node = part.trim();
+    if (node.length > 0) nodes.push(node);
+  }
+  return nodes;
+}
+
+/**
+ * Walks a forwarding chain (`nodes`, leftmost first) from the right, skipping trusted addresses: the first
+ * untrusted one is the client; a node that is not an address stops the walk at the last one walked.
+ */
 function walkChain(nodes: readonly string[], peer: string, trusted: (ip: string) => boolean): string {
   let last = peer;
   for (let i = nodes.length - 1; i >= 0; i--) {

@@ -5,6 +5,7 @@
  * spent tokens (the client gets a fresh burst), so the bound trades a little leniency under a flood of distinct
  * keys for memory that cannot grow without limit. Pure: time passed in.
  */
+import { lruGet, lruSet } from '../lib/lru.ts';
 import { type TakeResult, TokenBucket, type TokenBucketPolicy } from './token-bucket.ts';
 
 /** One rate-limit rule as the limiter sees it. */
@@ -39,18 +40,11 @@ export class InMemoryRateLimiter implements RateLimiter {
       buckets = new Map();
       this.rules.set(rule.id, buckets);
     }
-    let bucket = buckets.get(key);
-    if (bucket) {
-      // Move to the most recently used end (Map keeps insertion order).
-      buckets.delete(key);
-    } else {
+    let bucket = lruGet(buckets, key);
+    if (!bucket) {
       bucket = new TokenBucket(rule, now);
-      if (buckets.size >= (rule.maxKeys ?? this.maxKeys)) {
-        const oldest = buckets.keys().next();
-        if (!oldest.done) buckets.delete(oldest.value);
-      }
+      lruSet(buckets, key, bucket, rule.maxKeys ?? this.maxKeys);
     }
-    buckets.set(key, bucket);
     return bucket.take(now);
   }
 

@@ -610,6 +610,12 @@ export class Runtime implements AdminSource {
     this.rateLimits.close();
   }
 
+  /** `{ redis }` for /status while a `redis` section is configured, else nothing. */
+  private redisStatus(): { redis?: NonNullable<ReturnType<SharedRateLimits['status']>> } {
+    const redis = this.rateLimits.status();
+    return redis ? { redis } : {};
+  }
+
   /** The /status document. */
   status(): unknown {
     const gen = this.generation;
@@ -621,7 +627,7 @@ export class Runtime implements AdminSource {
       draining: this.draining,
       reloads: this.reloadCounts(),
       watching: this.watcher.files(),
-      ...(this.rateLimits.status() ? { redis: this.rateLimits.status() } : {}),
+      ...this.redisStatus(),
       listeners: this.listeners.list().map((l) => ({
         id: listenerId(l.config),
         address: l.address,

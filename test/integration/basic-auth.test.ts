@@ -3,6 +3,7 @@
  * JSON echo shows which headers reached it), HTTP/3 and HTTP/1.1 clients.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { served } from '../support/backend-status.ts';
 import { accessLine, admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 let backend: Backend;
@@ -31,10 +32,8 @@ afterAll(async () => {
   await backend?.stop();
 });
 
-const served = async () => ((await (await fetch(`http://127.0.0.1:${backend.port}/stats`)).json()) as { requests: number }).requests;
-
 test('no or wrong credentials: 401 with the challenge, and the backend is not asked', async () => {
-  const before = await served();
+  const before = await served(backend);
   for (const [path, authorization] of [
     ['/ops/none', undefined],
     ['/ops/wrong', basic('alice', 'guess')],
@@ -49,7 +48,7 @@ test('no or wrong credentials: 401 with the challenge, and the backend is not as
   const h1 = await request(`${spooky.url}/ops/h1`, { protocol: 'http1.1' });
   expect(h1.status).toBe(401);
   await h1.arrayBuffer();
-  expect(await served()).toBe(before);
+  expect(await served(backend)).toBe(before);
 });
 
 test('the right credentials pass; the backend does not get them unless forward_authorization; the access line names the user', async () => {

@@ -3,6 +3,7 @@
  * 127.0.0.1, and a trusted proxy's X-Forwarded-For.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { served } from '../support/backend-status.ts';
 import { accessLine, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 let backend: Backend;
@@ -36,7 +37,7 @@ async function statusOf(path: string, init: Parameters<typeof request>[1] = {}):
 }
 
 test('a client outside allow, or inside deny, gets 403 before the route does anything; others pass', async () => {
-  const before = Number(((await (await fetch(`http://127.0.0.1:${backend.port}/stats`)).json()) as { requests: number }).requests);
+  const before = await served(backend);
   const refused = await request(`${spooky.url}/internal/x`);
   expect(refused.status).toBe(403);
   expect(await refused.text()).toBe('403 forbidden\n');
@@ -46,7 +47,7 @@ test('a client outside allow, or inside deny, gets 403 before the route does any
   expect(await statusOf('/loopback/x')).toBe(403); // allowed network, denied address: deny wins
   expect(await statusOf('/loopback/x', { protocol: 'http1.1' })).toBe(403);
   expect(await statusOf('/public/x')).toBe(200);
-  const after = Number(((await (await fetch(`http://127.0.0.1:${backend.port}/stats`)).json()) as { requests: number }).requests);
+  const after = await served(backend);
   expect(after - before).toBe(1); // only /public reached the backend
   const metrics = await fetch(`http://127.0.0.1:${spooky.adminPort}/metrics`).then((r) => r.text());
   expect(metrics).toMatch(/spooky_rejections_total\{reason="forbidden",status="403"\} 3/);

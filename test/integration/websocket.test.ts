@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { Server } from 'bun';
 import { testCertificate } from '../support/certs.ts';
 import { accessLine, type SpookyProcess, startSpooky } from '../support/process.ts';
+import { closedPort } from '../support/raw-http-server.ts';
 import { waitUntil } from '../support/wait.ts';
 
 /** What the backend saw in a handshake; sent as the first message of every session. */
@@ -80,9 +81,7 @@ beforeAll(async () => {
       },
     },
   });
-  const dead = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  deadPort = dead.port;
-  dead.stop(true);
+  deadPort = closedPort();
   spooky = await startSpooky(`
 upstream:
   sockets:

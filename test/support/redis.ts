@@ -4,6 +4,7 @@
  * another process took it meanwhile), ready once it says so on stdout.
  */
 import type { Subprocess } from 'bun';
+import { closedPort } from './raw-http-server.ts';
 
 const REDIS_SERVER = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].find((p) => Bun.file(p).size > 0);
 
@@ -21,19 +22,12 @@ export interface RedisServer {
   resume(): void;
 }
 
-function freePort(): number {
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
 /** Starts `redis-server` with `extra` arguments (e.g. `['--requirepass', 'x']`); `port` reuses a known port. */
 export async function startRedis(extra: string[] = [], port?: number): Promise<RedisServer> {
   if (!REDIS_SERVER) throw new Error('redis-server is not installed (apt-get install -y redis-server); .ci/run installs it');
   let lastOutput = '';
   for (let attempt = 0; attempt < 5; attempt++) {
-    const p = port ?? freePort();
+    const p = port ?? closedPort();
     const proc = Bun.spawn([REDIS_SERVER, '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
       stdout: 'pipe',
       stderr: 'pipe',
