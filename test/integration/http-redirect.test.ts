@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { accessLine, eventually, type SpookyProcess, startSpooky } from '../support/process.ts';
+import { closedPort } from '../support/raw-http-server.ts';
 
 let spooky: SpookyProcess;
 let redirectPort: number;
@@ -84,9 +85,7 @@ test('a reload to https_port 443 leaves the port out of the Location at once', a
 }, 30_000);
 
 test('with workers, every worker serves the redirect port and the supervisor names it', async () => {
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
+  const port = closedPort();
   const s = await startSpooky(`
 workers: 2
 http_redirect: { port: ${port}, https_port: 8443 }

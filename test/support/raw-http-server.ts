@@ -4,6 +4,7 @@
  * incoming bytes into requests (head up to CRLFCRLF, then a content-length or chunked body) and hands each
  * one to `onRequest`. Also: {@link waitUntil} to poll for a condition with a deadline instead of sleeping.
  */
+import { readFileSync } from 'node:fs';
 import type { Socket, TCPSocketListener } from 'bun';
 import { waitUntil as poll } from './wait.ts';
 
@@ -242,8 +243,39 @@ export async function waitUntil(cond: () => boolean, timeoutMs = 2000, what = 'c
   await poll(cond, timeoutMs, what, 2);
 }
 
-/** A port on 127.0.0.1 with nothing listening (it was just bound and released). */
+/** The first port of the kernel's ephemeral range (what a bind to port 0 and an outgoing connection take). */
+function ephemeralLow(): number {
+  try {
+    const low = Number.parseInt(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'), 10);
+    return Number.isInteger(low) ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Ports {@link closedPort} handed out in this process, never handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A port on 127.0.0.1 with nothing listening, to stand for a dead backend or to be bound later by a process
+ * the test starts. It lies below the kernel's ephemeral range, checked free by binding it: a port that was
+ * bound to port 0 and released could be given again to the next port-0 bind of any process (a Spooky
+ * listener started right after, say), and a "dead" backend would then answer.
+ */
 export function closedPort(): number {
+  const low = Math.min(ephemeralLow(), 65536);
+  const first = 10_000;
+  for (let attempt = 0; low - first > 1000 && attempt < 100; attempt++) {
+    const port = first + Math.floor(Math.random() * (low - first));
+    if (handedOut.has(port)) continue;
+    try {
+      Bun.listen({ hostname: '127.0.0.1', port, socket: { data() {} } }).stop(true);
+    } catch {
+      continue; // in use
+    }
+    handedOut.add(port);
+    return port;
+  }
   const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
   const port = l.port;
   l.stop(true);
