@@ -12,6 +12,7 @@ import { configJsonSchema, formatIssue, loadConfigFile, loadConfigText } from '.
 import { parseBindAddress } from './config/parse.ts';
 import type { Config, LogLevel } from './config/types.ts';
 import { defaultConfigText, ensureSelfSignedCertificate, startDemoBackend } from './demo/demo.ts';
+import type { IngressController } from './kubernetes/controller.ts';
 import { systemClock } from './lib/clock.ts';
 import { systemRandom } from './lib/random.ts';
 import { CertificateError, loadListenerCertificates } from './listener/certs.ts';
@@ -150,7 +151,7 @@ async function loadOrExit(path: string): Promise<{ config: Config; warnings: str
   return { config: result.config, warnings };
 }
 
-function installSignals(runtime: Runtime, log: Logger, files: LogFiles): void {
+function installSignals(runtime: Runtime, log: Logger, files: LogFiles, onStop?: () => void): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -159,6 +160,7 @@ function installSignals(runtime: Runtime, log: Logger, files: LogFiles): void {
       return;
     }
     stopping = true;
+    onStop?.();
     void runtime.shutdown(signal).then(({ cut }) => {
       log.info({ event: 'stopped', cut_requests: cut }, 'stopped');
       exitAfterLogClosed(files, EXIT.ok);
@@ -184,17 +186,49 @@ async function run(
   // SIGHUP would end the process by default: until the listeners are up, a reload request is ignored.
   // (The handler also gets the SIGHUPs main.ts noted while the modules loaded.)
   const removeEarly = handOverStartupSignals(() => log.warn({ event: 'reload_ignored', signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored'));
-  let runtime: Runtime;
+  let runtime: Runtime | undefined;
+  let controller: IngressController | undefined;
   try {
+    if (config.kubernetes && configPath) {
+      // Ingress controller: the first config already has the Ingresses' pools (as ingress-nginx waits for its caches).
+      // Loaded only here: the Kubernetes client library is large, and no other mode needs it.
+      const { IngressController } = await import('./kubernetes/controller.ts');
+      const ingress = new IngressController({ config: config.kubernetes, log, onChange: () => void runtime?.reload('kubernetes') });
+      controller = ingress;
+      await ingress.start();
+      const composed = ingress.compose(configPath);
+      if (composed.result.ok) config = overrides(composed.result.config);
+      else
+        for (const issue of composed.result.errors)
+          log.error({ event: 'config_error', trigger: 'kubernetes' }, `${formatIssue(issue)} (starting with the config file alone)`);
+    }
     // Building the runtime reads files too (an upstream ca_file): a failure is a start failure (exit 3).
-    runtime = new Runtime({ config, configPath, log, access, samples, logFiles: files, clock: systemClock, random: systemRandom, overrides });
+    runtime = new Runtime({
+      config,
+      configPath,
+      log,
+      access,
+      samples,
+      logFiles: files,
+      clock: systemClock,
+      random: systemRandom,
+      overrides,
+      ...(controller
+        ? {
+            compose: (p: string) => (controller as IngressController).compose(p).result,
+            afterReload: (c: Config) => void controller?.publishStatus(c),
+          }
+        : {}),
+    });
     await runtime.start();
+    void controller?.publishStatus(config);
   } catch (e) {
+    void controller?.stop();
     reportStartFailed(log, startProblems(e), 'spooky: ');
     process.exit(EXIT.startFailed);
   }
   removeEarly();
-  installSignals(runtime, log, files);
+  installSignals(runtime, log, files, () => void controller?.stop());
   if (pidFile && !writePidFileOrReport(pidFile, log)) {
     runtime.stopNow();
     process.exit(EXIT.startFailed);

@@ -55,6 +55,8 @@ export function crossFieldChecks(raw: unknown, src: SourceMap): { errors: Config
   if (isObj(raw.upstream_tls)) checkTlsCompat(raw.upstream_tls, ['upstream_tls'], sink);
   checkLoadBalancing(raw.load_balancing, ['load_balancing'], sink);
   checkPools(raw, sink);
+  if (isObj(raw.kubernetes) && (raw.workers === 'auto' || (typeof raw.workers === 'number' && raw.workers > 1)))
+    sink.error(['workers'], 'value', '`kubernetes` runs in one process: `workers` must be 1 (run more replicas instead)');
   return { errors, warnings };
 }
 
@@ -234,7 +236,7 @@ function checkLoadBalancing(lb: unknown, path: PathSegment[], sink: Sink): void 
 }
 
 /** A canonical text of a route's conditions, or undefined when its shape is invalid (the schema reports it). */
-function routeSignature(r: unknown): string | undefined {
+export function routeSignature(r: unknown): string | undefined {
   if (!isObj(r)) return undefined;
   const list = (v: unknown, f: (s: string) => string): string[] | undefined | null => {
     if (v === undefined) return [];
@@ -384,8 +386,10 @@ function poolUsesTls(pool: Obj): boolean {
 
 function checkPools(root: Obj, sink: Sink): void {
   const upstream = root.upstream;
+  // With `kubernetes`, Ingresses bring the pools: the file may have none.
+  if (upstream === undefined && root.kubernetes === undefined) sink.error([], 'missing', 'missing required key `upstream`');
   if (!isObj(upstream)) return;
-  if (Object.keys(upstream).length === 0) {
+  if (Object.keys(upstream).length === 0 && root.kubernetes === undefined) {
     sink.error(['upstream'], 'value', '`upstream` needs at least one pool');
     return;
   }

@@ -354,7 +354,8 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
 export function configJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(ConfigFileSchema, { target: 'draft-7', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   allowNulls(schema);
-  return { ...schema, title: 'Spooky configuration (version 1)' };
+  // `upstream` is required unless `kubernetes` brings the pools.
+  return { ...schema, anyOf: [{ required: ['upstream'] }, { required: ['kubernetes'] }], title: 'Spooky configuration (version 1)' };
 }
 
 type SchemaNode = Record<string, unknown>;

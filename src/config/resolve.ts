@@ -74,6 +74,7 @@ export const DEFAULTS = {
   listener: { protocol: 'http3', address: '0.0.0.0', port: 9889, idle_timeout_s: 30 },
   admin: { enabled: true, address: '127.0.0.1', port: 9901 },
   redis: { timeout_ms: 50, retry_ms: 1000, key_prefix: 'spooky:rl:', failure_mode: 'local' as RedisFailureMode },
+  kubernetes: { ingress_class: 'spooky', debounce_ms: 200, sync_timeout_ms: 10000 },
   limits: { max_request_body_bytes: 104857600, max_header_bytes: 16384, max_uri_bytes: 8192, max_in_flight: 0, max_in_flight_per_client: 0 },
   timeouts: { connect_ms: 5000, response_header_ms: 60000, idle_ms: 0, request_ms: 0 },
   retries: {
@@ -180,7 +181,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: read
       idle_ms: file.timeouts?.idle_ms ?? DEFAULTS.timeouts.idle_ms,
       request_ms: file.timeouts?.request_ms ?? DEFAULTS.timeouts.request_ms,
     },
-    pools: inOrder(Object.keys(file.upstream), poolOrder).map((name) => resolvePool(name, file.upstream[name] as PoolFile, file, abs)),
+    pools: inOrder(Object.keys(file.upstream ?? {}), poolOrder).map((name) => resolvePool(name, file.upstream?.[name] as PoolFile, file, abs)),
     log: resolveLog(file, abs),
     reload: {
       watch: file.reload?.watch ?? DEFAULTS.reload.watch,
@@ -201,6 +202,18 @@ export function resolveConfig(file: ConfigFile, baseDir: string, poolOrder: read
             retry_ms: file.redis.retry_ms ?? DEFAULTS.redis.retry_ms,
             key_prefix: file.redis.key_prefix ?? DEFAULTS.redis.key_prefix,
             failure_mode: file.redis.failure_mode ?? DEFAULTS.redis.failure_mode,
+          },
+        }
+      : {}),
+    ...(file.kubernetes !== undefined
+      ? {
+          kubernetes: {
+            ingress_class: file.kubernetes.ingress_class ?? DEFAULTS.kubernetes.ingress_class,
+            namespaces: file.kubernetes.namespaces ?? [],
+            ...(file.kubernetes.kubeconfig !== undefined ? { kubeconfig: abs(file.kubernetes.kubeconfig) } : {}),
+            ...(file.kubernetes.publish_address !== undefined ? { publish_address: file.kubernetes.publish_address } : {}),
+            debounce_ms: file.kubernetes.debounce_ms ?? DEFAULTS.kubernetes.debounce_ms,
+            sync_timeout_ms: file.kubernetes.sync_timeout_ms ?? DEFAULTS.kubernetes.sync_timeout_ms,
           },
         }
       : {}),

@@ -1004,6 +1004,42 @@ export const RedisSchema = z
   })
   .describe('A Redis server shared by several Spooky instances (or workers), for rate limits with `store: redis`. Default: none.');
 
+/** The Kubernetes ingress controller: which Ingresses Spooky serves and how it reaches the API server. */
+export const KubernetesSchema = z
+  .strictObject({
+    ingress_class: opt(
+      z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a Kubernetes object name (lower case, digits, `-` and `.`)'),
+      'The IngressClass whose Ingresses Spooky serves (`spec.ingressClassName`, or the older `kubernetes.io/ingress.class` annotation); Ingresses naming no class too when that IngressClass is marked the default. Default `spooky`.',
+      'spooky',
+    ),
+    namespaces: opt(
+      z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name')).max(64),
+      'Namespaces to watch; empty: every namespace (needs a ClusterRole). Default `[]`.',
+      [],
+    ),
+    kubeconfig: opt(
+      nonEmpty(),
+      "A kubeconfig file (its current context); relative to the config file. Default: the pod's service account when running in a cluster (`KUBERNETES_SERVICE_HOST`), else `$KUBECONFIG` or `~/.kube/config`.",
+    ),
+    publish_address: opt(
+      nonEmpty(),
+      'IP address or host name written to the `status.loadBalancer` of every Ingress Spooky serves (what `kubectl get ingress` shows as ADDRESS). Default: none (status is not written).',
+    ),
+    debounce_ms: opt(
+      z.number().int().min(0).max(60000),
+      'Changes in the cluster within this many milliseconds become one reload. Default `200`.',
+      200,
+    ),
+    sync_timeout_ms: opt(
+      durationMs(1),
+      'At start, how long Spooky waits for the first complete list of every watched kind before it starts anyway (and logs what is missing). Default `10000`.',
+      10000,
+    ),
+  })
+  .describe(
+    'Runs Spooky as a Kubernetes ingress controller: pools and SNI certificates come from Ingresses, Services, EndpointSlices and TLS Secrets, on top of this file, reloaded as they change. Read at start only. Default: off.',
+  );
+
 export const TracingSchema = z
   .strictObject({
     enabled: opt(
@@ -1225,13 +1261,17 @@ export const ConfigFileSchema = z
       'TLS settings towards HTTPS backends for every pool; pools may override any field. Default: verify against the system roots, with SNI.',
     ),
     load_balancing: LoadBalancingSchema.optional().describe('Fallback balancing policy for pools without their own. Default round-robin.'),
-    upstream: req(z.record(nonEmpty(), PoolSchema), 'The pools, keyed by pool name, in order. Required, at least one.'),
+    upstream: opt(
+      z.record(nonEmpty(), PoolSchema),
+      'The pools, keyed by pool name, in order. Required, at least one (with `kubernetes`: optional, Ingresses add pools).',
+    ),
     log: LogSchema.optional(),
     reload: ReloadSchema.optional(),
     shutdown: ShutdownSchema.optional(),
     tracing: TracingSchema.optional(),
     alerts: AlertsSchema.optional(),
     redis: RedisSchema.optional(),
+    kubernetes: KubernetesSchema.optional(),
     workers: opt(
       z.union([z.number().int().min(1).max(MAX_WORKERS), z.literal('auto')]),
       'Worker processes sharing the traffic ports (`SO_REUSEPORT`), 1..64, or `auto` (one per available CPU). With more than 1 the started process supervises the workers (admin listener, reloads, restarts). Read at start only. Default `1`.',

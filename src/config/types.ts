@@ -575,6 +575,8 @@ export interface Config {
   alerts?: AlertsConfig;
   /** Shared store of `store: redis` rate limits. Default none. */
   redis?: RedisConfig;
+  /** The Kubernetes ingress controller; read at start only. Default none (off). */
+  kubernetes?: KubernetesConfig;
   /** Worker processes sharing the traffic ports (`auto` resolved to the available parallelism); read at start only. Default `1`. */
   workers: number;
 }
@@ -658,4 +660,20 @@ export interface ConfigIssue {
   path: string;
   /** Plain-language message. */
   message: string;
+}
+
+/** The Kubernetes ingress controller (`kubernetes:`). */
+export interface KubernetesConfig {
+  /** The IngressClass served. Default `spooky`. */
+  ingress_class: string;
+  /** Namespaces watched; empty: all. Default `[]`. */
+  namespaces: string[];
+  /** kubeconfig file (absolute path). Default: in-cluster service account, else `$KUBECONFIG` / `~/.kube/config`. */
+  kubeconfig?: string;
+  /** Written to the status of served Ingresses. Default none (status not written). */
+  publish_address?: string;
+  /** Changes within this window (ms) become one reload. Default 200. */
+  debounce_ms: number;
+  /** Longest wait for the first lists at start (ms). Default 10000. */
+  sync_timeout_ms: number;
 }

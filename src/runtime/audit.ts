@@ -13,7 +13,7 @@ export const AUDIT_LIMIT = 100;
  * What started an action: a signal, a watched file change, an admin call, or (`worker_start`) a worker that was
  * restarted while a reload ran and is brought to the config the others run.
  */
-export type AuditTrigger = 'signal' | 'file' | 'admin' | 'worker_start';
+export type AuditTrigger = 'signal' | 'file' | 'admin' | 'worker_start' | 'kubernetes';
 
 /** One audit record. */
 export interface AuditRecord {

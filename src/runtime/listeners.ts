@@ -26,6 +26,7 @@
  *   (bounded by `drainMs`), then `stop(true)`.
  */
 
+import { readFileSync } from 'node:fs';
 import type { Server } from 'bun';
 import { listenerId } from '../config/diff.ts';
 import { bindAddressesOverlap } from '../config/parse.ts';
@@ -36,6 +37,19 @@ import { CertificateError, type ListenerCertificates, loadListenerCertificates }
 import { bindListener, type FetchHandler, type PortReservation, type RunningListener, reservePort } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
 import { closeTunnels } from '../proxy/websocket.ts';
+
+/**
+ * The kernel's `net.ipv4.tcp_migrate_req` (Linux 5.14+): `on` moves the connections queued on a closing
+ * `SO_REUSEPORT` listening socket to another socket of the port; `off` resets them, so a replaced listener's
+ * queue is lost. `unknown` where the setting does not exist.
+ */
+export function tcpMigrateReq(): 'on' | 'off' | 'unknown' {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '0' ? 'off' : 'on';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** Why an old listener was retired. */
 export type RetireReason = 'replaced' | 'removed';
@@ -77,6 +91,8 @@ function fieldsChanged(old: RunningListener, cfg: ListenerConfig, certs: Listene
 export class ListenerSet {
   private running: RunningListener[] = [];
   private readonly retiring = new Set<RunningListener>();
+  /** The `tcp_migrate_req_off` warning is logged once per process. */
+  private warnedMigrate = false;
 
   constructor(
     private readonly fetch: FetchHandler,
@@ -222,6 +238,14 @@ export class ListenerSet {
     if (reason === 'replaced') void l.udp.stop(true);
     else void l.udp.stop(false);
     void l.tcp.stop(false);
+    const migrate = reason === 'replaced' ? tcpMigrateReq() : undefined;
+    if (migrate === 'off' && !this.warnedMigrate) {
+      this.warnedMigrate = true;
+      this.log.warn(
+        { event: 'tcp_migrate_req_off', listener: listenerId(l.config) },
+        'net.ipv4.tcp_migrate_req is 0: TCP connections the kernel had queued for the replaced listening socket were reset; set it to 1 (Linux 5.14+) so they move to the new one',
+      );
+    }
     const deadline = started + drainMs;
     const busy = () => l.tcp.pendingRequests + (reason === 'removed' ? l.udp.pendingRequests : 0);
     // A shutdown meanwhile does not cut this short: the drain waits for these requests too (`pending()`),
@@ -241,6 +265,7 @@ export class ListenerSet {
         listener: listenerId(l.config),
         port: l.port,
         reason,
+        ...(migrate !== undefined ? { tcp_migrate_req: migrate } : {}),
         h3_in_flight: h3InFlight,
         tcp_in_flight: tcpInFlight,
         h3_cut: h3Cut,

@@ -13,7 +13,7 @@ import type { Server } from 'bun';
 import { type AdminSource, startAdmin } from '../admin/admin.ts';
 import { Alerting } from '../alerts/alerting.ts';
 import { type ConfigChanges, diffConfigs, emptyChangeSet, listenerId } from '../config/diff.ts';
-import { formatIssue, loadConfigFile } from '../config/load.ts';
+import { formatIssue, type LoadResult, loadConfigFile } from '../config/load.ts';
 import { bindAddressesOverlap } from '../config/parse.ts';
 import type { AdminConfig, Config, ListenerConfig } from '../config/types.ts';
 import { SpookyError } from '../errors.ts';
@@ -64,6 +64,13 @@ export interface RuntimeOptions {
   random: Random;
   /** Applied to every config read on reload (command-line overrides such as --port). */
   overrides?: (config: Config) => Config;
+  /**
+   * Builds the config of a reload from the file at `path` once it loaded without errors (the Kubernetes
+   * ingress controller adds the Ingresses' pools). Default: the file alone.
+   */
+  compose?: (path: string) => LoadResult;
+  /** Called after every reload that took, with its config (the ingress controller writes Ingress status). Default: none. */
+  afterReload?: (config: Config) => void;
   /** Workers: the port another worker already bound for a listener (see `ListenerSet`). Default: none. */
   sharedPort?: (listener: ListenerConfig) => number | undefined;
   /** The `event` of the readiness record. Default `listening` (workers log `worker_listening`). */
@@ -386,6 +393,15 @@ export class Runtime implements AdminSource {
         return fail(errors, true);
       }
       config = result.config;
+      if (this.opts.compose) {
+        const composed = this.opts.compose(path);
+        if (!composed.ok) {
+          const errors = composed.errors.map(formatIssue);
+          for (const e of errors) this.log.error({ event: 'config_error', trigger }, e);
+          return fail(errors, true);
+        }
+        config = composed.config;
+      }
     }
     if (this.opts.overrides) config = this.opts.overrides(config);
     let commitRedis: () => void;
@@ -482,6 +498,7 @@ export class Runtime implements AdminSource {
       else if (!entry.fields.includes('tls')) entry.fields.push('tls');
     }
     this.counts.ok++;
+    this.opts.afterReload?.(config);
     this.record(
       { action: 'reload', trigger, result: 'ok', generation: next.id, duration_ms: this.elapsed(t0), changes, listeners: prepared.changes, ...meta },
       `config reloaded (generation ${next.id})`,

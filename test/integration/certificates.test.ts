@@ -8,8 +8,19 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
+import { tcpMigrateReq } from '../../src/runtime/listeners.ts';
 import { makeCertificate } from '../support/certs.ts';
-import { type Backend, Child, type LoadClient, type LoadSummary, request, type SpookyProcess, startBackend, startLoadClient, startSpooky } from '../support/process.ts';
+import {
+  type Backend,
+  Child,
+  type LoadClient,
+  type LoadSummary,
+  request,
+  type SpookyProcess,
+  startBackend,
+  startLoadClient,
+  startSpooky,
+} from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 type Pair = Awaited<ReturnType<typeof makeCertificate>>;
@@ -27,7 +38,12 @@ function tcpFingerprint(port: number): Promise<string> {
 
 /** The certificate the UDP side serves to a fresh QUIC connection (in its own process). */
 async function h3Fingerprint(port: number): Promise<string> {
-  const proc = Bun.spawn([process.execPath, 'test/support/h3-fingerprint.ts', '--port', String(port)], { cwd: ROOT, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  const proc = Bun.spawn([process.execPath, 'test/support/h3-fingerprint.ts', '--port', String(port)], {
+    cwd: ROOT,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   const child = new Child(proc);
   const rec = await child.waitFor((r) => r.event === 'fingerprint', 10_000, 'h3 fingerprint');
   await child.exited;
@@ -82,17 +98,33 @@ upstream:
       startLoadClient(spooky.port, ['--fetch-loops', '2', '--fetch-protocol', 'http2', '--timeout-ms', '3000', '--progress-ms', '100']),
     ]);
     install(b);
-    const audit = await spooky.child.waitFor((r) => r.event === 'audit' && r.trigger === 'file' && r.result === 'ok', 5000, 'reload after the files changed');
+    const audit = await spooky.child.waitFor(
+      (r) => r.event === 'audit' && r.trigger === 'file' && r.result === 'ok',
+      5000,
+      'reload after the files changed',
+    );
     expect(audit.listeners).toEqual([{ id: '127.0.0.1:0', action: 'replaced', fields: ['certificates'], port: spooky.port }]);
     expect(audit.files).toContain(join(dir, 'cert.pem'));
     expect(await tcpFingerprint(spooky.port)).toBe(b.fingerprint256);
     expect(await h3Fingerprint(spooky.port)).toBe(b.fingerprint256);
     const retired = await spooky.child.waitFor((r) => r.event === 'listener_retired', 5000, 'old listener retired');
+    // The record says whether the kernel moved the old socket's queued connections (see tcpMigrateReq), and
+    // when it did not, the operator is told how to make it.
+    const migrate = tcpMigrateReq();
+    expect(retired.tcp_migrate_req).toBe(migrate);
+    expect(spooky.child.lines.some((r) => r.event === 'tcp_migrate_req_off')).toBe(migrate === 'off');
     // Let every client get 20 more answers after the switch (each QUIC connection on the new certificate).
     const after = clients.map((c) => Number(c.child.lines.filter((r) => r.event === 'progress').at(-1)?.requests ?? 0) + 20);
     await Promise.all(
       clients.map((c, i) =>
-        c.child.waitFor((r) => r.event === 'progress' && Number(r.requests) >= (after[i] as number) && (i >= 2 || (r.fingerprints as Record<string, number>)[b.fingerprint256] === 2), 10_000, `client ${i} busy on the new certificate`),
+        c.child.waitFor(
+          (r) =>
+            r.event === 'progress' &&
+            Number(r.requests) >= (after[i] as number) &&
+            (i >= 2 || (r.fingerprints as Record<string, number>)[b.fingerprint256] === 2),
+          10_000,
+          `client ${i} busy on the new certificate`,
+        ),
       ),
     );
     const summaries: LoadSummary[] = await Promise.all(clients.map((c) => c.stop()));
@@ -126,7 +158,11 @@ upstream:
   ])('%s is refused on reload and the old certificate stays', async (_name, change, message) => {
     const before = spooky.child.lines.filter((r) => r.event === 'audit').length;
     change();
-    const rec = await spooky.child.waitFor((r) => r.event === 'audit' && spooky.child.lines.filter((x) => x.event === 'audit').indexOf(r) >= before, 5000, 'reload attempt');
+    const rec = await spooky.child.waitFor(
+      (r) => r.event === 'audit' && spooky.child.lines.filter((x) => x.event === 'audit').indexOf(r) >= before,
+      5000,
+      'reload attempt',
+    );
     expect(rec.result).toBe('error');
     expect((rec.errors as string[]).join('\n')).toMatch(message);
     expect(await tcpFingerprint(spooky.port)).toBe(b.fingerprint256);
@@ -138,7 +174,10 @@ upstream:
   test('start-up refuses a bad certificate with exit 3 and a clear message', async () => {
     const cfg = (cert: string, key: string) => {
       const path = join(dir, `start-${Math.random().toString(36).slice(2)}.yaml`);
-      writeFileSync(path, `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`);
+      writeFileSync(
+        path,
+        `listen: { address: 127.0.0.1, port: 0, tls: { cert: "${cert}", key: "${key}" } }\nupstream:\n  a:\n    backends: [{ id: a, address: "http://127.0.0.1:1" }]\n`,
+      );
       return path;
     };
     for (const [cert, key, want] of [
