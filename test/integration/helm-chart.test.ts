@@ -147,6 +147,11 @@ describe('the Helm chart deploy/helm/spooky', () => {
     expect(pod.securityContext.sysctls).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '80' }]);
     // 8443 and 8080 inside: no sysctl at all.
     expect(check(render(['-f', variantFile])).securityContext.sysctls).toBeUndefined();
+    // tcpMigrateReq adds the (unsafe) sysctl that keeps queued connections across a listener replacement.
+    expect(check(render(['--set', 'tcpMigrateReq=true'])).securityContext.sysctls).toEqual([
+      { name: 'net.ipv4.ip_unprivileged_port_start', value: '80' },
+      { name: 'net.ipv4.tcp_migrate_req', value: '1' },
+    ]);
   }, 30_000);
 
   test('probes, config mount and shutdown fit the Spooky config: kubelet waits out the drain', () => {
@@ -196,16 +201,7 @@ describe('the Helm chart deploy/helm/spooky', () => {
       expect(config.kubernetes.publish_address).toBe(name === 'variant' ? 'edge.example.com' : undefined);
       expect(config.kubernetes.kubeconfig).toBeUndefined(); // the pod's service account
       // The pod's certificate paths, pointed at a real pair here so validate can read them.
-      let checked = text.replaceAll(config.listen.tls.cert, cert).replaceAll(config.listen.tls.key, key);
-      if (!('kubernetes' in schema.properties)) {
-        // kubernetes: validated once the section exists
-        // Until the ingress-controller mode is merged, Spooky does not know the section (and needs a static
-        // pool, which Ingresses will provide): validate the rest with a placeholder pool.
-        const doc = parse(checked) as Record<string, unknown>;
-        delete doc.kubernetes;
-        doc.upstream ??= { placeholder: { backends: [{ id: 'p', address: 'http://127.0.0.1:1' }] } };
-        checked = stringify(doc);
-      }
+      const checked = text.replaceAll(config.listen.tls.cert, cert).replaceAll(config.listen.tls.key, key);
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, checked);
       const r = cli(['validate', '--config', file]);
