@@ -83,7 +83,7 @@ describe('paths', () => {
       'Prefix',
       '/foo',
       [
-        { kind: 'exact', path: '/foo' },
+        { kind: 'exact', path: '/foo', ofPrefix: true },
         { kind: 'prefix', path: '/foo/' },
       ],
     ],
@@ -91,7 +91,7 @@ describe('paths', () => {
       'Prefix',
       '/foo/',
       [
-        { kind: 'exact', path: '/foo' },
+        { kind: 'exact', path: '/foo', ofPrefix: true },
         { kind: 'prefix', path: '/foo/' },
       ],
     ],
@@ -99,7 +99,7 @@ describe('paths', () => {
       'ImplementationSpecific',
       '/foo',
       [
-        { kind: 'exact', path: '/foo' },
+        { kind: 'exact', path: '/foo', ofPrefix: true },
         { kind: 'prefix', path: '/foo/' },
       ],
     ],
@@ -325,5 +325,82 @@ describe('composition with the config file', () => {
       ['a.example', '/run/ab.crt'],
     ]);
     expect(composed.warnings.join('\n')).toContain('certificate for b.example');
+  });
+});
+
+describe('inputs the config loader would refuse are skipped, not a refused reload', () => {
+  /** The composed config of `state` with a written file for every Secret named (fails the test when refused). */
+  const load = (state: ClusterState) => {
+    const t = translate(state, { ingressClass: 'spooky' });
+    const files = new Map(t.certificates.map((c) => [c.secret, { cert: '/run/x.crt', key: '/run/x.key' }]));
+    const composed = composeConfig(BASE, '/etc/spooky/spooky.yaml', t, files);
+    if (!composed.result.ok) throw new Error(composed.result.errors.map((e) => e.message).join('\n'));
+    return { t, config: composed.result.config };
+  };
+
+  test('an ExternalName with a trailing dot (a valid absolute DNS name) or an IPv6 address is a backend', () => {
+    const dotted = service('default', 'ext', { type: 'ExternalName', externalName: 'db.partner.example.', ports: [{ port: 80 }] });
+    const v6 = service('default', 'ext6', { type: 'ExternalName', externalName: 'fd00::7', ports: [{ port: 80 }] });
+    const { config } = load({
+      ...cluster([
+        ingress('x', [
+          { host: 'a.example', paths: [to('ext', '/'), to('a', '/a')] },
+          { host: 'b.example', paths: [to('ext6', '/')] },
+        ]),
+      ]),
+      services: [dotted, v6, service('default', 'a')],
+    });
+    expect(config.pools.map((p) => [p.name, p.backends.map((b) => b.address)])).toEqual([
+      ['default/a:80', ['http://10.0.0.1:8080']],
+      ['default/ext6:80', ['http://[fd00::7]:80']],
+      ['default/ext:80', ['http://db.partner.example:80']],
+    ]);
+  });
+
+  test('an FQDN EndpointSlice address with a trailing dot is a backend; one that is no host name is skipped with a warning', () => {
+    const fqdn: EndpointSlice = {
+      metadata: { namespace: 'default', name: 'a-fqdn', labels: { 'kubernetes.io/service-name': 'a' } },
+      addressType: 'FQDN',
+      endpoints: [{ addresses: ['pod-1.example.'] }, { addresses: ['not a host'] }],
+      ports: [{ name: 'http', port: 8080 }],
+    };
+    const { t, config } = load({
+      ...cluster([ingress('x', [{ paths: [to('a', '/'), to('b', '/b')] }])]),
+      endpointSlices: [fqdn, slice('default', 'b', ['10.0.0.2'])],
+    });
+    expect(config.pools.map((p) => [p.name, p.backends.map((b) => b.address)])).toEqual([
+      ['default/a:80', ['http://pod-1.example:8080']],
+      ['default/b:80', ['http://10.0.0.2:8080']],
+    ]);
+    expect(t.warnings.join('\n')).toContain('not a host');
+  });
+
+  test('a spec.tls host that is an IP address gets no SNI certificate (a warning), and the other Ingresses still load', () => {
+    const { t, config } = load(
+      cluster([
+        ingress('ip', [{ paths: [to('a', '/')] }], { tls: [{ hosts: ['10.1.2.3', 'a.example'], secretName: 'ip-tls' }] }),
+        ingress('other', [{ host: 'b.example', paths: [to('b', '/')] }], {}, 1),
+      ]),
+    );
+    expect(config.listeners[0]?.certificates.filter((c) => c.server_name).map((c) => c.server_name)).toEqual(['a.example']);
+    expect(t.warnings.join('\n')).toContain('10.1.2.3');
+    expect(routeOf(config, 'b.example', '/')).toBe('b');
+  });
+});
+
+describe('Exact over Prefix', () => {
+  test('an Exact path wins over a Prefix of the same path, in the same or an older Ingress', () => {
+    for (const [older, newer] of [
+      [[to('a', '/foo')], [to('b', '/foo', 'Exact')]],
+      [[to('a', '/foo'), to('b', '/foo', 'Exact')], []],
+    ] as [IngressPath[], IngressPath[]][]) {
+      const ings = [ingress('older', [{ host: 'x.example', paths: older }], {}, 0)];
+      if (newer.length > 0) ings.push(ingress('newer', [{ host: 'x.example', paths: newer }], {}, 1));
+      const t = translate(cluster(ings), { ingressClass: 'spooky' });
+      const config = configOf(cluster(ings));
+      expect(routeOf(config, 'x.example', '/foo')).toBe('b');
+      expect(routeOf(config, 'x.example', '/foo/x')).toBe('a');
+      expect(t.warnings).toEqual([]);
+    }
   });
 });

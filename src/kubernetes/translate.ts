@@ -18,7 +18,7 @@
  *   ingress-nginx; the other is named in a warning.
  * - `spec.tls`: each host gets the certificate of the Secret named for it (first Ingress wins).
  */
-import { parseHostPattern, parsePath } from '../config/parse.ts';
+import { parseBackendAddress, parseHostPattern, parsePath, parseServerName } from '../config/parse.ts';
 import {
   type ClusterState,
   type EndpointSlice,
@@ -92,6 +92,8 @@ interface PathCondition {
   kind: 'exact' | 'prefix';
   /** The exact path, or the prefix (`/` or ending in `/`). */
   path: string;
+  /** The exact path of a `Prefix` (`/foo` of `/foo`): an `Exact` path of the same spelling wins over it. */
+  ofPrefix?: true;
 }
 
 /** An Ingress path as written (for the host-first shadow routes). */
@@ -139,7 +141,7 @@ export function pathConditions(pathType: string | undefined, path: string | unde
   const stem = p.replace(/\/+$/, '');
   if (stem === '') return [{ kind: 'prefix', path: '/' }];
   return [
-    { kind: 'exact', path: stem },
+    { kind: 'exact', path: stem, ofPrefix: true },
     { kind: 'prefix', path: `${stem}/` },
   ];
 }
@@ -150,6 +152,19 @@ function schemeOf(appProtocol: string | undefined): 'http' | 'https' | 'h2c' {
   if (a === 'kubernetes.io/h2c' || a === 'h2c') return 'h2c';
   if (a === 'https' || a === 'kubernetes.io/https') return 'https';
   return 'http';
+}
+
+/**
+ * The backend address of `host` (an IP address or DNS name as the API gives it) and `port`, or a problem: an
+ * absolute DNS name loses its trailing dot, an IPv6 address gets brackets, and what the config loader would
+ * refuse (which would refuse the whole reload) is a problem instead.
+ */
+function addressOf(scheme: string, host: string, port: number): { address: string; authority: string } | string {
+  const h = host.replace(/\.$/, '');
+  const authority = `${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`;
+  const address = `${scheme}://${authority}`;
+  const checked = parseBackendAddress(address);
+  return checked.ok ? { address, authority } : `address "${host}" port ${port}: ${checked.message}`;
 }
 
 /** Finds objects by namespace and name. */
@@ -165,7 +180,7 @@ function backendsOf(
   service: NonNullable<IngressBackend['service']>,
   services: Map<string, Service>,
   slicesByService: Map<string, EndpointSlice[]>,
-): { backends: RawBackend[]; problem?: string } {
+): { backends: RawBackend[]; problem?: string; skipped?: string[] } {
   const key = `${namespace}/${service.name}`;
   const svc = services.get(key);
   if (!svc) return { backends: [], problem: `Service ${key} does not exist` };
@@ -176,13 +191,16 @@ function backendsOf(
     const host = svc.spec.externalName;
     const port = sp?.port ?? wanted.number;
     if (!host || port === undefined) return { backends: [], problem: `ExternalName Service ${key} has no externalName or port` };
-    return { backends: [{ id: `${host}:${port}`, address: `${schemeOf(sp?.appProtocol)}://${host}:${port}` }] };
+    const a = addressOf(schemeOf(sp?.appProtocol), host, port);
+    if (typeof a === 'string') return { backends: [], problem: `ExternalName Service ${key}: ${a}` };
+    return { backends: [{ id: a.authority, address: a.address }] };
   }
   if (!sp) return { backends: [], problem: `Service ${key} has no port ${wanted.number ?? wanted.name ?? '(none given)'}` };
   if (sp.protocol !== undefined && sp.protocol !== 'TCP')
     return { backends: [], problem: `Service ${key} port ${sp.port} is ${sp.protocol}, not TCP` };
   const found = new Map<string, RawBackend>();
   const usedIds = new Set<string>();
+  const skipped: string[] = [];
   for (const slice of slicesByService.get(key) ?? []) {
     const port = (slice.ports ?? []).find((p) => (p.name ?? '') === (sp.name ?? ''));
     if (port?.port === undefined || (port.protocol !== undefined && port.protocol !== 'TCP')) continue;
@@ -190,18 +208,22 @@ function backendsOf(
     for (const e of slice.endpoints ?? []) {
       if (e.conditions?.ready === false) continue;
       for (const a of e.addresses ?? []) {
-        const host = slice.addressType === 'IPv6' || a.includes(':') ? `[${a}]` : a;
-        const address = `${scheme}://${host}:${port.port}`;
+        const checked = addressOf(scheme, a, port.port);
+        if (typeof checked === 'string') {
+          skipped.push(`EndpointSlice ${objectKey(slice)}: ${checked}`);
+          continue;
+        }
+        const { address, authority } = checked;
         if (found.has(address)) continue;
-        let id = e.targetRef?.name ?? `${host}:${port.port}`;
-        if (usedIds.has(id)) id = `${id}@${host}:${port.port}`;
+        let id = e.targetRef?.name || authority;
+        if (usedIds.has(id)) id = `${id}@${authority}`;
         usedIds.add(id);
         found.set(address, { id, address });
       }
     }
   }
   const backends = [...found.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { backends };
+  return skipped.length > 0 ? { backends, skipped } : { backends };
 }
 
 /** True when Ingress rule `r` matches every path that `cond` matches (so a shadow route of `cond` may lead to it). */
@@ -250,8 +272,9 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
     }
     const name = `${namespace}/${svc.name}:${port}`;
     if (!pools.has(name)) {
-      const { backends, problem } = backendsOf(namespace, svc, services, slicesByService);
+      const { backends, problem, skipped } = backendsOf(namespace, svc, services, slicesByService);
       if (problem) warnings.push(`Ingress ${where}: ${problem}; its requests get 503 until it does`);
+      for (const s of skipped ?? []) warnings.push(`Service ${namespace}/${svc.name}: ${s}; skipped`);
       pools.set(name, { route: [], backends });
     }
     return name;
@@ -262,7 +285,10 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
     const key = routeKey(host, cond);
     const first = placed.get(key);
     if (first) {
-      if (first.pool !== pool)
+      // Exact over Prefix (the Ingress API's precedence): an Exact path takes its spelling from a Prefix's.
+      if (first.cond.ofPrefix && !cond.ofPrefix) placed.set(key, { host, cond, pool, by });
+      else if (cond.ofPrefix && !first.cond.ofPrefix) return;
+      else if (first.pool !== pool)
         warnings.push(`Ingress ${by}: ${host ?? '(any host)'} ${cond.path} is already served by Ingress ${first.by}, which is older; skipped`);
       return;
     }
@@ -317,8 +343,11 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
         continue;
       }
       for (const h of t.hosts ?? []) {
-        const checked = parseHostPattern(h);
-        if (!checked.ok) continue;
+        const checked = parseServerName(h);
+        if (!checked.ok) {
+          warnings.push(`Ingress ${id}: tls host "${h}": ${checked.message}; skipped`);
+          continue;
+        }
         const host = checked.value;
         const first = certificates.get(host);
         if (first && first.secret !== `${namespace}/${t.secretName}`)
