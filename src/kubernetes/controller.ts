@@ -71,6 +71,8 @@ export class IngressController {
   private served: string[] = [];
   /** The last warnings logged, so an unchanged problem is not logged at every reload. */
   private lastWarnings = new Set<string>();
+  /** While `start()` waits: called once every watch has listed. */
+  private allSynced: (() => void) | undefined;
 
   constructor(private readonly opts: IngressControllerOptions) {
     this.api = new KubeApi(opts.kubeConfig ?? loadKubeConfig(opts.config));
@@ -100,8 +102,19 @@ export class IngressController {
       add('endpointslices', ns, `${base('/apis/discovery.k8s.io/v1')}/endpointslices`);
       add('secrets', ns, `${base('/api/v1')}/secrets`, 'type=kubernetes.io/tls');
     }
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.sync_timeout_ms).unref?.());
-    await Promise.race([Promise.all(this.watched.map((w) => this.begin(w))), deadline]);
+    // A watch whose first list failed is retried after its backoff: the wait goes on until every watch listed
+    // (not until every first attempt ended, which with the API server away is at once, with nothing listed).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.opts.config.sync_timeout_ms);
+    });
+    const synced = new Promise<void>((resolve) => {
+      this.allSynced = resolve;
+    });
+    for (const w of this.watched) void this.begin(w);
+    await Promise.race([synced, deadline]);
+    clearTimeout(timer);
+    this.allSynced = undefined;
     const missing = this.watched.filter((w) => !w.synced).map((w) => (w.namespace ? `${w.kind} in ${w.namespace}` : w.kind));
     if (missing.length > 0)
       this.opts.log.warn(
@@ -124,6 +137,7 @@ export class IngressController {
     if (!w.synced) {
       w.synced = true;
       this.changed();
+      if (this.watched.every((x) => x.synced)) this.allSynced?.();
     }
   }
 

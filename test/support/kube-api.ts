@@ -27,6 +27,8 @@
  *   and `application/strategic-merge-patch+json` (treated as a merge patch). PUT honours `metadata.resourceVersion`
  *   (409 Conflict when stale). Every status write is recorded in `statusWrites`.
  * - With a `token`, any request lacking `Authorization: Bearer <token>` gets 401 and a Status object.
+ * - `refuseAll(status)` answers every request with that status (an API server starting or overloaded) until
+ *   `refuseAll(undefined)`.
  * - Other methods answer 405; unknown paths 404; errors are `Status` objects like the real server's.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -124,6 +126,8 @@ export interface KubeApi {
    * server's own watch timeout).
    */
   dropWatches(opts?: { graceful?: boolean }): void;
+  /** From now on answers every request with `status` and a Status object (503: an API server not up yet); `undefined` ends it. */
+  refuseAll(status: number | undefined): void;
   /** Writes a kubeconfig file (cluster at `url`, the token as user credential, current context set) into `dir`; returns its path. */
   kubeconfig(dir: string, opts?: { token?: string; fileName?: string }): string;
   /** Closes every watch and stops the server. */
@@ -599,7 +603,10 @@ export async function startKubeApi(opts: { token?: string; tls?: { cert: string;
     return json(stored);
   }
 
+  let refusing: number | undefined;
+
   async function handle(req: Request, rec: RecordedRequest): Promise<Response> {
+    if (refusing !== undefined) return json(statusObject(refusing, 'ServiceUnavailable', 'refused by the test'), refusing);
     if (token !== undefined && req.headers.get('authorization') !== `Bearer ${token}`) {
       return json(statusObject(401, 'Unauthorized', 'Unauthorized'), 401);
     }
@@ -719,6 +726,9 @@ preferences: {}
 `,
       );
       return path;
+    },
+    refuseAll(status) {
+      refusing = status;
     },
     stop() {
       for (const w of [...watchers]) closeWatcher(w, 'graceful');
