@@ -243,7 +243,7 @@ describe('backends', () => {
       },
       { ingressClass: 'spooky' },
     );
-    expect(t.pools['default/web:main']?.backends).toEqual([
+    expect(t.pools['default/web:80']?.backends).toEqual([
       { id: 'web-pod-0-10.1.0.2', address: 'http://10.1.0.2:8080' },
       { id: 'web-pod-1-10.1.0.1', address: 'http://10.1.0.1:8080' },
       { id: 'web-v6-pod', address: 'http://[fd00::1]:8080' },
@@ -402,5 +402,24 @@ describe('Exact over Prefix', () => {
       expect(routeOf(config, 'x.example', '/foo/x')).toBe('a');
       expect(t.warnings).toEqual([]);
     }
+  });
+});
+
+describe('one pool per Service port', () => {
+  test('a Service port named in one Ingress and numbered in another is one pool (one health state, one connection pool)', () => {
+    const config = configOf(
+      cluster([
+        ingress('by-number', [{ host: 'x.example', paths: [to('a', '/')] }]),
+        ingress(
+          'by-name',
+          [{ host: 'y.example', paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'a', port: { name: 'http' } } } }] }],
+          {},
+          1,
+        ),
+      ]),
+    );
+    expect(config.pools.map((p) => p.name)).toEqual(['default/a:80']);
+    expect(routeOf(config, 'x.example', '/')).toBe('a');
+    expect(routeOf(config, 'y.example', '/')).toBe('a');
   });
 });

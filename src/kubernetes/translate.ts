@@ -265,7 +265,10 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
       warnings.push(`Ingress ${where}: only Service backends are supported; skipped`);
       return undefined;
     }
-    const port = svc.port?.number ?? svc.port?.name;
+    // A port by name is named by its number when the Service has it, so both spellings share one pool.
+    const named = svc.port?.name;
+    const numbered = named === undefined ? undefined : services.get(`${namespace}/${svc.name}`)?.spec?.ports?.find((p) => p.name === named)?.port;
+    const port = svc.port?.number ?? numbered ?? named;
     if (port === undefined) {
       warnings.push(`Ingress ${where}: the backend Service ${svc.name} names no port; skipped`);
       return undefined;
