@@ -145,6 +145,17 @@ export class KubeApi {
     callback: (type: string, object: unknown, event: unknown) => void,
     awake: () => void,
   ): Promise<void> {
+    /** One line: an event, or something else (blank, cut off) that is skipped. */
+    const emit = (line: string): void => {
+      if (line.trim() === '') return;
+      let event: { type?: string; object?: unknown };
+      try {
+        event = JSON.parse(line) as { type?: string; object?: unknown };
+      } catch {
+        return; // not an event (the server writes one JSON object per line), or the stream broke off in it
+      }
+      if (typeof event.type === 'string') callback(event.type, event.object, event);
+    };
     const decoder = new TextDecoder();
     let pending = '';
     for await (const chunk of body) {
@@ -152,18 +163,11 @@ export class KubeApi {
       pending += decoder.decode(chunk, { stream: true });
       let nl = pending.indexOf('\n');
       while (nl >= 0) {
-        const line = pending.slice(0, nl).trim();
+        emit(pending.slice(0, nl));
         pending = pending.slice(nl + 1);
         nl = pending.indexOf('\n');
-        if (line === '') continue;
-        let event: { type?: string; object?: unknown };
-        try {
-          event = JSON.parse(line) as { type?: string; object?: unknown };
-        } catch {
-          continue; // not an event (the server writes one JSON object per line)
-        }
-        if (typeof event.type === 'string') callback(event.type, event.object, event);
       }
     }
+    emit(pending); // a last event without its newline
   }
 }

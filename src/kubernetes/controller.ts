@@ -19,7 +19,7 @@ import type { Logger } from '../observability/logger.ts';
 import { KubeApi } from './api.ts';
 import { type CertificateFiles, type Composed, composeConfig } from './compose.ts';
 import type { ClusterState, EndpointSlice, Ingress, IngressClass, Secret, Service } from './objects.ts';
-import { translate } from './translate.ts';
+import { type Translation, translate } from './translate.ts';
 
 /** The kinds watched, with their API paths (cluster-wide and per namespace). */
 type Kind = 'ingresses' | 'ingressclasses' | 'services' | 'endpointslices' | 'secrets';
@@ -67,6 +67,8 @@ export class IngressController {
   private readonly certDir: string;
   private debounce: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
+  /** The {@link fingerprint} of the last config composed without errors ('' before the first). */
+  private applied = '';
   /** The Ingresses served by the running config, for status updates. */
   private served: string[] = [];
   /** The last warnings logged, so an unchanged problem is not logged at every reload. */
@@ -162,8 +164,29 @@ export class IngressController {
     if (this.stopped || this.debounce !== undefined) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      if (!this.stopped) this.opts.onChange();
+      if (this.stopped) return;
+      // Most changes in a cluster do not touch what Spooky serves (other namespaces' endpoints, its own status
+      // writes): no reload for those.
+      const state = this.state();
+      if (this.fingerprint(state, this.translate(state)) === this.applied) return;
+      this.opts.onChange();
     }, this.opts.config.debounce_ms);
+  }
+
+  /** The translation of `state` with this controller's class. */
+  private translate(state: ClusterState): Translation {
+    return translate(state, { ingressClass: this.opts.config.ingress_class });
+  }
+
+  /** What the running config takes from the cluster: the pools, the served Ingresses and the certificates' contents. */
+  private fingerprint(state: ClusterState, t: Translation): string {
+    const secrets = new Set(t.certificates.map((c) => c.secret));
+    const data = state.secrets
+      .filter((s) => secrets.has(`${s.metadata?.namespace}/${s.metadata?.name}`))
+      .map((s) => [s.metadata?.namespace, s.metadata?.name, s.type, s.data]);
+    return createHash('sha256')
+      .update(JSON.stringify([t.pools, t.certificates, t.served, data]))
+      .digest('hex');
   }
 
   /** The objects known now. */
@@ -184,7 +207,7 @@ export class IngressController {
    */
   compose(path: string): Composed {
     const state = this.state();
-    const t = translate(state, { ingressClass: this.opts.config.ingress_class });
+    const t = this.translate(state);
     const problems: string[] = [...t.warnings];
     const files = this.writeCertificates(
       state.secrets,
@@ -196,7 +219,10 @@ export class IngressController {
     const now = new Set(problems);
     for (const p of now) if (!this.lastWarnings.has(p)) this.opts.log.warn({ event: 'kubernetes_warning' }, p);
     this.lastWarnings = now;
-    if (composed.result.ok) this.served = t.served;
+    if (composed.result.ok) {
+      this.served = t.served;
+      this.applied = this.fingerprint(state, t);
+    }
     return composed;
   }
 

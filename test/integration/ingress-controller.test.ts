@@ -139,6 +139,23 @@ test('endpoint changes are reloads: a replaced pod gets the traffic, no ready po
   await eventually(async () => (await who('late.example', '/')) === '404', 10_000, 'the Ingress removed');
 }, 60_000);
 
+test('changes that do not touch what Spooky serves are no reload: another namespace, another class, an Ingress status', async () => {
+  const reloads = () => spooky.child.lines.filter((r) => r.event === 'audit' && r.trigger === 'kubernetes').length;
+  const before = reloads();
+  api.apply({ ...slice('elsewhere', 'elsewhere-1', 9), metadata: { namespace: 'other', name: 'elsewhere-1', labels: { 'kubernetes.io/service-name': 'elsewhere' } } });
+  const theirs = api.get('Ingress', 'shop', 'theirs');
+  api.apply({ ...theirs, status: { loadBalancer: { ingress: [{ ip: '198.51.100.1' }] } } } as never);
+  api.apply({ ...api.get('Ingress', 'shop', 'shop'), metadata: { ...api.get('Ingress', 'shop', 'shop')?.metadata, labels: { team: 'shop' } } } as never);
+  // Watched for ten debounce windows: nothing to reload.
+  expect(await eventually(() => reloads() > before, 500, 'a reload').then(() => 'reloaded', () => 'none')).toBe('none');
+  // A change that does matter still is one.
+  api.apply(slice('api', 'api-1', a.port));
+  await eventually(async () => (await who('shop.example', '/api/x')) === 'A', 10_000, 'the api pod moved');
+  expect(reloads()).toBe(before + 1);
+  api.apply(slice('api', 'api-1', b.port));
+  await eventually(async () => (await who('shop.example', '/api/x')) === 'B', 10_000, 'the api pod back');
+}, 30_000);
+
 test('a TLS Secret named in spec.tls is the certificate of its hosts (SNI); the other names keep the default one', async () => {
   const own = await makeTempCertificate({ name: 'secure.example' });
   api.apply({
