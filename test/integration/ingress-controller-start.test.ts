@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCertificate } from '../support/certs.ts';
 import { type KubeApi, startKubeApi } from '../support/kube-api.ts';
+import { endpointSlice, ingress, prefixPath, service } from '../support/kube-objects.ts';
 import { type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const apis: KubeApi[] = [];
@@ -29,26 +30,9 @@ async function refusingCluster(): Promise<KubeApi> {
   apis.push(kube);
   const backend = await startBackend('A');
   backends.push(backend);
-  kube.apply({ apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'shop', name: 'web' }, spec: { ports: [{ name: 'http', port: 80 }] } });
-  kube.apply({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { namespace: 'shop', name: 'web-1', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'web-pod' } }],
-    ports: [{ name: 'http', port: backend.port, protocol: 'TCP' }],
-  });
-  kube.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'shop' },
-    spec: {
-      ingressClassName: 'spooky',
-      rules: [
-        { host: 'shop.example', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } },
-      ],
-    },
-  });
+  kube.apply(service('web', 80));
+  kube.apply(endpointSlice('web', 'web-1', backend.port));
+  kube.apply(ingress('shop', [{ host: 'shop.example', paths: [prefixPath('/', 'web', 80)] }]));
   kube.refuseAll(503);
   return kube;
 }

@@ -12,31 +12,13 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { makeTempCertificate, testCertificate } from '../support/certs.ts';
 import { type KubeApi, startKubeApi } from '../support/kube-api.ts';
+import { endpointSlice, ingress, prefixPath, service } from '../support/kube-objects.ts';
 import { type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 let api: KubeApi;
 let a: Backend;
 let b: Backend;
 let spooky: SpookyProcess;
-
-/** An EndpointSlice of Service `svc` with one endpoint at 127.0.0.1:`port` (ready unless said otherwise). */
-const slice = (svc: string, name: string, port: number, ready = true) => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: { namespace: 'shop', name, labels: { 'kubernetes.io/service-name': svc } },
-  addressType: 'IPv4',
-  endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready }, targetRef: { kind: 'Pod', name: `${name}-pod` } }],
-  ports: [{ name: 'http', port, protocol: 'TCP' }],
-});
-
-const service = (name: string, port: number) => ({
-  apiVersion: 'v1',
-  kind: 'Service',
-  metadata: { namespace: 'shop', name },
-  spec: { ports: [{ name: 'http', port, targetPort: 'http', protocol: 'TCP' }] },
-});
-
-const path = (p: string, svc: string, port: number) => ({ path: p, pathType: 'Prefix', backend: { service: { name: svc, port: { number: port } } } });
 
 /** Which backend answered a request for `host` + `target` over HTTP/1.1 (the status when it was not a backend). */
 async function who(host: string, target: string): Promise<string> {
@@ -57,27 +39,16 @@ beforeAll(async () => {
   });
   api.apply(service('web', 80));
   api.apply(service('api', 8080));
-  api.apply(slice('web', 'web-1', a.port));
-  api.apply(slice('api', 'api-1', b.port));
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'shop' },
-    spec: {
-      ingressClassName: 'spooky',
-      rules: [
-        { host: 'shop.example', http: { paths: [path('/', 'web', 80), path('/api', 'api', 8080)] } },
-        { http: { paths: [path('/h3', 'web', 80)] } },
-      ],
-    },
-  });
+  api.apply(endpointSlice('web', 'web-1', a.port));
+  api.apply(endpointSlice('api', 'api-1', b.port));
+  api.apply(
+    ingress('shop', [
+      { host: 'shop.example', paths: [prefixPath('/', 'web', 80), prefixPath('/api', 'api', 8080)] },
+      { paths: [prefixPath('/h3', 'web', 80)] },
+    ]),
+  );
   // Another controller's Ingress: not Spooky's business.
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'theirs' },
-    spec: { ingressClassName: 'nginx', rules: [{ host: 'theirs.example', http: { paths: [path('/', 'api', 8080)] } }] },
-  });
+  api.apply(ingress('theirs', [{ host: 'theirs.example', paths: [prefixPath('/', 'api', 8080)] }], { ingressClassName: 'nginx' }));
   const kubeconfig = api.kubeconfig(mkdtempSync(join(tmpdir(), 'spooky-kubeconfig-')));
   spooky = await startSpooky(`
 kubernetes:
@@ -115,25 +86,20 @@ test('the Ingress rules of its class route requests from the first config on; Pr
 
 test('endpoint changes are reloads: a replaced pod gets the traffic, no ready pod is 503, a removed Ingress is 404', async () => {
   const reloadsBefore = spooky.child.lines.filter((r) => r.event === 'audit' && r.trigger === 'kubernetes').length;
-  api.apply(slice('web', 'web-1', b.port)); // the pod moved
+  api.apply(endpointSlice('web', 'web-1', b.port)); // the pod moved
   await eventually(async () => (await who('shop.example', '/')) === 'B', 10_000, 'traffic on the new endpoint');
   const reload = spooky.child.lines.filter((r) => r.event === 'audit' && r.trigger === 'kubernetes').slice(reloadsBefore);
   expect(reload.length).toBeGreaterThan(0);
   expect(reload.every((r) => r.result === 'ok')).toBe(true);
 
-  api.apply(slice('web', 'web-1', b.port, false)); // failing its readiness probe
+  api.apply(endpointSlice('web', 'web-1', b.port, false)); // failing its readiness probe
   await eventually(async () => (await who('shop.example', '/')) === '503', 10_000, '503 without a ready endpoint');
   expect(await who('shop.example', '/api/x')).toBe('B'); // the other Service is untouched
 
-  api.apply(slice('web', 'web-1', a.port));
+  api.apply(endpointSlice('web', 'web-1', a.port));
   await eventually(async () => (await who('shop.example', '/')) === 'A', 10_000, 'ready again');
 
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'late' },
-    spec: { ingressClassName: 'spooky', rules: [{ host: 'late.example', http: { paths: [path('/', 'api', 8080)] } }] },
-  });
+  api.apply(ingress('late', [{ host: 'late.example', paths: [prefixPath('/', 'api', 8080)] }]));
   await eventually(async () => (await who('late.example', '/')) === 'B', 10_000, 'a new Ingress');
   api.remove('Ingress', 'shop', 'late');
   await eventually(async () => (await who('late.example', '/')) === '404', 10_000, 'the Ingress removed');
@@ -142,17 +108,25 @@ test('endpoint changes are reloads: a replaced pod gets the traffic, no ready po
 test('changes that do not touch what Spooky serves are no reload: another namespace, another class, an Ingress status', async () => {
   const reloads = () => spooky.child.lines.filter((r) => r.event === 'audit' && r.trigger === 'kubernetes').length;
   const before = reloads();
-  api.apply({ ...slice('elsewhere', 'elsewhere-1', 9), metadata: { namespace: 'other', name: 'elsewhere-1', labels: { 'kubernetes.io/service-name': 'elsewhere' } } });
+  api.apply(endpointSlice('elsewhere', 'elsewhere-1', 9, true, 'other'));
   const theirs = api.get('Ingress', 'shop', 'theirs');
   api.apply({ ...theirs, status: { loadBalancer: { ingress: [{ ip: '198.51.100.1' }] } } } as never);
-  api.apply({ ...api.get('Ingress', 'shop', 'shop'), metadata: { ...api.get('Ingress', 'shop', 'shop')?.metadata, labels: { team: 'shop' } } } as never);
+  api.apply({
+    ...api.get('Ingress', 'shop', 'shop'),
+    metadata: { ...api.get('Ingress', 'shop', 'shop')?.metadata, labels: { team: 'shop' } },
+  } as never);
   // Watched for ten debounce windows: nothing to reload.
-  expect(await eventually(() => reloads() > before, 500, 'a reload').then(() => 'reloaded', () => 'none')).toBe('none');
+  expect(
+    await eventually(() => reloads() > before, 500, 'a reload').then(
+      () => 'reloaded',
+      () => 'none',
+    ),
+  ).toBe('none');
   // A change that does matter still is one.
-  api.apply(slice('api', 'api-1', a.port));
+  api.apply(endpointSlice('api', 'api-1', a.port));
   await eventually(async () => (await who('shop.example', '/api/x')) === 'A', 10_000, 'the api pod moved');
   expect(reloads()).toBe(before + 1);
-  api.apply(slice('api', 'api-1', b.port));
+  api.apply(endpointSlice('api', 'api-1', b.port));
   await eventually(async () => (await who('shop.example', '/api/x')) === 'B', 10_000, 'the api pod back');
 }, 30_000);
 
@@ -165,16 +139,11 @@ test('a TLS Secret named in spec.tls is the certificate of its hosts (SNI); the 
     metadata: { namespace: 'shop', name: 'secure-tls' },
     data: { 'tls.crt': Buffer.from(own.certPem).toString('base64'), 'tls.key': Buffer.from(own.keyPem).toString('base64') },
   });
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'secure' },
-    spec: {
-      ingressClassName: 'spooky',
+  api.apply(
+    ingress('secure', [{ host: 'secure.example', paths: [prefixPath('/', 'web', 80)] }], {
       tls: [{ hosts: ['secure.example'], secretName: 'secure-tls' }],
-      rules: [{ host: 'secure.example', http: { paths: [path('/', 'web', 80)] } }],
-    },
-  });
+    }),
+  );
   const subject = (servername: string) =>
     new Promise<string>((resolve) => {
       const s = tls.connect({ host: '127.0.0.1', port: spooky.port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
@@ -201,12 +170,7 @@ test('a TLS Secret named in spec.tls is the certificate of its hosts (SNI); the 
 test('a dropped watch is logged and resumed; changes made meanwhile arrive', async () => {
   api.dropWatches(); // abrupt, as when the API server restarts
   await spooky.child.waitFor((r) => r.event === 'kubernetes_watch_error', 10_000, 'the watch error');
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { namespace: 'shop', name: 'after-drop' },
-    spec: { ingressClassName: 'spooky', rules: [{ host: 'after.example', http: { paths: [path('/', 'api', 8080)] } }] },
-  });
+  api.apply(ingress('after-drop', [{ host: 'after.example', paths: [prefixPath('/', 'api', 8080)] }]));
   await eventually(async () => (await who('after.example', '/')) === 'B', 15_000, 'the change after the drop');
   expect(await who('shop.example', '/')).toBe('A'); // served throughout from the cache
 }, 30_000);
