@@ -188,7 +188,6 @@ describe('the Helm chart deploy/helm/spooky', () => {
 
   test('the config in the ConfigMap is one Spooky accepts (spooky validate), with the kubernetes section from the values', async () => {
     const { cert, key } = await testCertificate();
-    const schema = JSON.parse(cli(['schema']).stdout) as { properties: Record<string, unknown> };
     for (const [name, args] of [
       ['defaults', []],
       ['variant', ['-f', variantFile]],
