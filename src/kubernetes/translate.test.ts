@@ -198,6 +198,13 @@ describe('which Ingresses', () => {
     expect(translate(withDefault, { ingressClass: 'spooky' }).served.sort()).toEqual(['default/classless', 'default/legacy', 'default/mine']);
   });
 
+  test("an IngressClass of Spooky's class name that another controller implements: none of its Ingresses is served", () => {
+    const foreign = cluster(all, { ingressClasses: [{ metadata: { name: 'spooky' }, spec: { controller: 'example.com/other-controller' } }] });
+    expect(translate(foreign, { ingressClass: 'spooky' }).served).toEqual([]);
+    const ours = cluster(all, { ingressClasses: [{ metadata: { name: 'spooky' }, spec: { controller: 'spooky.dev/ingress-controller' } }] });
+    expect(translate(ours, { ingressClass: 'spooky' }).served).toEqual(['default/legacy', 'default/mine']);
+  });
+
   test('the older Ingress keeps a host and path both claim; the newer is named in a warning', () => {
     const t = translate(
       cluster([

@@ -2,7 +2,8 @@
  * Ingress objects → Spooky pools (pure: the cluster state in, config fragments out, no I/O).
  *
  * - Spooky serves an Ingress whose `spec.ingressClassName` (or the older `kubernetes.io/ingress.class`
- *   annotation) is its class, or that names no class while Spooky's IngressClass is marked the default one.
+ *   annotation) is its class, or that names no class while Spooky's IngressClass is marked the default one;
+ *   none when an IngressClass of that name names another controller than `spooky.dev/ingress-controller`.
  * - One pool per Service port (`namespace/service:port`), shared by every Ingress path that leads to it, its
  *   backends the ready endpoints of the Service's EndpointSlices (an `ExternalName` Service: its DNS name).
  *   The scheme comes from the port's `appProtocol`: `kubernetes.io/h2c` or `h2c` → `h2c://`, `https` →
@@ -86,6 +87,8 @@ export interface TranslateOptions {
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
 /** The annotation older Ingresses name their class with. */
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+/** The `spec.controller` of Spooky's IngressClass (the Helm chart's). */
+export const CONTROLLER_NAME = 'spooky.dev/ingress-controller';
 
 /** A compiled Ingress path: one Spooky path condition. */
 interface PathCondition {
@@ -121,9 +124,11 @@ function createdAt(o: Ingress): number {
 
 /** True when Spooky serves `ing` (see the module comment). */
 export function isServed(ing: Ingress, ingressClass: string, classes: readonly IngressClass[]): boolean {
+  const own = classes.find((c) => c.metadata?.name === ingressClass);
+  // An IngressClass of that name that another controller implements is not Spooky's.
+  if (own?.spec?.controller !== undefined && own.spec.controller !== CONTROLLER_NAME) return false;
   const named = ing.spec?.ingressClassName ?? ing.metadata?.annotations?.[LEGACY_CLASS_ANNOTATION];
   if (named !== undefined && named !== '') return named === ingressClass;
-  const own = classes.find((c) => c.metadata?.name === ingressClass);
   return own?.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true';
 }
 
