@@ -367,6 +367,21 @@ const BAD: Array<{ name: string; yaml: string; want: Want[] }> = [
     ],
   },
   {
+    name: 'kubernetes: a class name Kubernetes refuses, a namespace list entry, a debounce too long, and workers',
+    yaml: `${L}workers: 2\nkubernetes:\n  ingress_class: Public_Edge\n  namespaces: [shop, "Team A"]\n  debounce_ms: 600000\n`,
+    want: [
+      [3, 10, 'workers', '`kubernetes` runs in one process: `workers` must be 1'],
+      [5, 18, 'kubernetes.ingress_class', 'must be a Kubernetes object name'],
+      [6, 22, 'kubernetes.namespaces[1]', 'must be a namespace name'],
+      [7, 16, 'kubernetes.debounce_ms', '60000'],
+    ],
+  },
+  {
+    name: 'without kubernetes, upstream is still required',
+    yaml: `${L}log: { level: info }\n`,
+    want: [[1, 1, '', 'missing required key `upstream`']],
+  },
+  {
     name: 'redis URL with a password',
     yaml: `${L}redis: { url: "redis://:hunter2@cache:6379/x?password=y" }\nupstream:\n  api:\n    backends: [{ id: a, address: "http://x" }]\n`,
     want: [
