@@ -37,13 +37,14 @@ async function refusingCluster(): Promise<KubeApi> {
   return kube;
 }
 
-/** Starts Spooky against `kube` (not waiting for it). */
-function spookyOf(kube: KubeApi, syncTimeoutMs: number): Promise<SpookyProcess> {
+/** Starts Spooky against `kube` (not waiting for it), watching `namespaces` (default: all). */
+function spookyOf(kube: KubeApi, syncTimeoutMs: number, namespaces: string[] = []): Promise<SpookyProcess> {
   return startSpooky(`
 kubernetes:
   kubeconfig: "${kube.kubeconfig(mkdtempSync(join(tmpdir(), 'spooky-kubeconfig-')))}"
   sync_timeout_ms: ${syncTimeoutMs}
   debounce_ms: 50
+  namespaces: [${namespaces.join(', ')}]
 `).then((s) => {
     spookies.push(s);
     return s;
@@ -80,4 +81,22 @@ test('an API server away for longer than sync_timeout_ms: Spooky starts, names w
   expect(await who(spooky)).toBe('404');
   kube.refuseAll(undefined);
   await eventually(async () => (await who(spooky)) === 'A', 40_000, 'the Ingress served after the API server came back');
+}, 60_000);
+
+test('with namespaces set, only those are watched (namespaced paths, as a Role allows): an Ingress elsewhere is not served', async () => {
+  const kube = await refusingCluster();
+  kube.refuseAll(undefined);
+  kube.apply(service('web', 80, 'other'));
+  kube.apply(endpointSlice('web', 'web-1', backends.at(-1)?.port ?? 0, true, 'other'));
+  kube.apply(ingress('elsewhere', [{ host: 'other.example', paths: [prefixPath('/', 'web', 80)] }], {}, 'other'));
+  const spooky = await spookyOf(kube, 10_000, ['shop']);
+  expect(await who(spooky)).toBe('A');
+  const res = await request(`${spooky.url}/`, { protocol: 'http1.1', headers: { host: 'other.example' } });
+  expect(res.status).toBe(404);
+  await res.text();
+  // Namespaced lists and watches, and the cluster-scoped IngressClasses: nothing cluster-wide of the rest.
+  const paths = kube.requests.map((r) => r.path.split('?')[0]);
+  expect(paths.filter((p) => /^\/(api\/v1|apis\/[^/]+\/v1)\/(ingresses|services|endpointslices|secrets)$/.test(p ?? ''))).toEqual([]);
+  expect(paths).toContain('/apis/networking.k8s.io/v1/namespaces/shop/ingresses');
+  expect(paths).toContain('/apis/networking.k8s.io/v1/ingressclasses');
 }, 60_000);
