@@ -1,14 +1,18 @@
 /**
  * The single executable of `npm run build` (`bun build --compile src/main.ts`), built into a temp folder and run
  * with no checkout and no Bun beside it: --version, validate, schema, a config that balances HTTP/3 and HTTP/1.1
- * traffic over two real backends, and `workers: 2` (the compiled file starts its workers by running itself).
+ * traffic over two real backends, the ingress-controller mode against the Kubernetes API stand-in (the Kubernetes
+ * client is bundled into the file, loaded on demand), and `workers: 2` (the compiled file starts its workers by
+ * running itself).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { exampleWithFiles } from '../support/certs.ts';
-import { admin, type Backend, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
+import { exampleWithFiles, testCertificate } from '../support/certs.ts';
+import { startKubeApi } from '../support/kube-api.ts';
+import { endpointSlice, ingress, prefixPath, service } from '../support/kube-objects.ts';
+import { admin, type Backend, eventually, request, type SpookyProcess, startBackend, startSpooky } from '../support/process.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'spooky-exe-'));
@@ -83,6 +87,34 @@ upstream:
     const logged = await spooky.child.waitFor((r) => r.event === 'access' && r.protocol === 'h3', 5000, 'an h3 access-log line');
     expect(logged.path).toBe('/hello');
     expect(await spooky.stop()).toBe(0);
+  });
+
+  test('as an ingress controller (what the container image runs): the Kubernetes client inside the file lists, watches and routes', async () => {
+    const cert = await testCertificate();
+    const kube = await startKubeApi({ token: 'image-token', tls: { cert: cert.certPem, key: cert.keyPem } });
+    try {
+      kube.apply(service('web', 80));
+      kube.apply(endpointSlice('web', 'web-1', a.port));
+      kube.apply(ingress('shop', [{ host: 'shop.example', paths: [prefixPath('/', 'web', 80)] }]));
+      const spooky = await startSpooky(`kubernetes: { kubeconfig: "${kube.kubeconfig(dir)}", debounce_ms: 50 }\n`, { executable: exe });
+      running.push(spooky);
+      const res = await request(`${spooky.url}/`, { protocol: 'http1.1', headers: { host: 'shop.example' } });
+      expect([res.status, res.headers.get('x-backend')]).toEqual([200, 'A']);
+      await res.arrayBuffer();
+      kube.apply(endpointSlice('web', 'web-1', b.port));
+      await eventually(
+        async () => {
+          const r = await request(`${spooky.url}/`, { protocol: 'http1.1', headers: { host: 'shop.example' } });
+          await r.arrayBuffer();
+          return r.headers.get('x-backend') === 'B';
+        },
+        10_000,
+        'the watch moved the traffic',
+      );
+      expect(await spooky.stop()).toBe(0);
+    } finally {
+      kube.stop();
+    }
   });
 
   test('workers: 2 starts two worker processes of the same file, and both are ready and serve', async () => {
