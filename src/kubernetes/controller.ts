@@ -10,7 +10,7 @@
  * so traffic goes on with the last known state while the API server is away.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig, type KubernetesObject, ListWatch } from '@kubernetes/client-node';
@@ -226,7 +226,7 @@ export class IngressController {
     return composed;
   }
 
-  /** Writes the PEM files of the Secrets `wanted` names (unchanged ones are kept) and removes the others. */
+  /** Writes the PEM files of the Secrets `wanted` names (files already written are left as they are) and removes the others. */
   private writeCertificates(secrets: readonly Secret[], wanted: readonly string[], problems: string[]): Map<string, CertificateFiles> {
     const files = new Map<string, CertificateFiles>();
     const keep = new Set<string>();
@@ -243,8 +243,12 @@ export class IngressController {
       const stem = `${namespace}_${name}_${hash}`;
       const cert = join(this.certDir, `${stem}.crt`);
       const keyFile = join(this.certDir, `${stem}.key`);
-      writeFileSync(cert, Buffer.from(crt, 'base64'), { mode: 0o600 });
-      writeFileSync(keyFile, Buffer.from(pem, 'base64'), { mode: 0o600 });
+      // The name holds the contents' hash: a file already there is this one. Written again, its new time would
+      // be a change to `reload.watch`, whose reload would write it again, and so on.
+      if (!existsSync(cert) || !existsSync(keyFile)) {
+        writeFileSync(cert, Buffer.from(crt, 'base64'), { mode: 0o600 });
+        writeFileSync(keyFile, Buffer.from(pem, 'base64'), { mode: 0o600 });
+      }
       keep.add(`${stem}.crt`).add(`${stem}.key`);
       files.set(key, { cert, key: keyFile });
     }

@@ -55,6 +55,8 @@ kubernetes:
   kubeconfig: "${kubeconfig}"
   publish_address: 203.0.113.7
   debounce_ms: 50
+# As in the Helm chart: file changes are reloads too (the certificate files Spooky writes for Secrets among them).
+reload: { watch: true, debounce_ms: 50 }
 `);
 }, 60_000);
 
@@ -170,6 +172,24 @@ test('a TLS Secret named in spec.tls is the certificate of its hosts (SNI); the 
   // may be reset: see README, Limitations. Only the last attempt must have the new certificate.
   expect(await subject('shop.example')).toBe('localhost'); // the listener's default certificate
   expect(await who('secure.example', '/')).toBe('A');
+  // Spooky's own certificate files, watched by `reload.watch`, settle after later reloads: none follows another.
+  api.apply(endpointSlice('web', 'web-1', b.port));
+  await eventually(async () => (await who('secure.example', '/')) === 'B', 10_000, 'a later reload');
+  api.apply(endpointSlice('web', 'web-1', a.port));
+  await eventually(async () => (await who('secure.example', '/')) === 'A', 10_000, 'and another');
+  const reloads = async () => ((await admin(spooky, '/status')).body as { reloads: { ok: number } }).reloads.ok;
+  let last = await reloads();
+  let quiet = 0;
+  await eventually(
+    async () => {
+      const now = await reloads();
+      quiet = now === last ? quiet + 1 : 0;
+      last = now;
+      return quiet >= 10;
+    },
+    10_000,
+    'ten quiet looks at the reload count, 50 ms apart',
+  );
 }, 30_000);
 
 test('a dropped watch is logged and resumed; changes made meanwhile arrive', async () => {
