@@ -9,9 +9,11 @@ import { canonicalStrategy, HOST_POLICY_MODES, STICKY_CID_NAMES } from './schema
 import type { PathSegment, SourceMap, Target } from './source.ts';
 import type { ConfigIssue } from './types.ts';
 
-type Obj = Record<string, unknown>;
+/** A YAML map as read. */
+export type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
+/** True for a YAML map (not a list, set or binary value). */
+export function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Set) && !(v instanceof Map);
 }
 

@@ -29,6 +29,12 @@ export class KubeApiError extends Error {
   }
 }
 
+/** The error for an answer that is not a success: its status and the start of its body (a Status object). */
+async function failure(res: Response, what: string): Promise<KubeApiError> {
+  const detail = await res.text().catch(() => '');
+  return new KubeApiError(res.status, `${what}: ${res.status} ${detail.slice(0, 300)}`);
+}
+
 /** Longest quiet time of a watch before it is ended and started again (the server ends it after `timeoutSeconds`). */
 const WATCH_SECONDS = 300;
 
@@ -66,18 +72,16 @@ export class KubeApi {
   }
 
   /** One request; the parsed JSON answer, or a {@link KubeApiError} for a status other than 2xx. */
-  async request<T>(method: 'GET' | 'PUT', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  async request<T>(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<T> {
     const { headers, tls } = await this.options();
     const init: RequestInit & { tls: BunTls } = { method, headers: { ...headers, accept: 'application/json' }, tls };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] = 'application/json';
     }
-    if (signal) init.signal = signal;
     const res = await fetch(`${this.server()}${path}`, init);
     if (!res.ok) {
-      const detail = await res.text().catch(() => '');
-      throw new KubeApiError(res.status, `${method} ${path}: ${res.status} ${detail.slice(0, 300)}`);
+      throw await failure(res, `${method} ${path}`);
     }
     return (await res.json()) as T;
   }
@@ -126,7 +130,7 @@ export class KubeApi {
       awake();
       const res = await fetch(`${this.server()}${path}?${params}`, { headers, tls, signal: controller.signal } as RequestInit);
       if (res.status !== 200 || !res.body) {
-        finish(new KubeApiError(res.status, `watch ${path}: ${res.status} ${(await res.text().catch(() => '')).slice(0, 300)}`));
+        finish(await failure(res, `watch ${path}`));
         return controller;
       }
       void this.readEvents(res.body, callback, awake).then(

@@ -8,7 +8,7 @@
  */
 import { dirname } from 'node:path';
 import { parse } from 'yaml';
-import { routeSignature } from '../config/checks.ts';
+import { isObj, type Obj, routeSignature } from '../config/checks.ts';
 import { type LoadResult, loadConfigText } from '../config/load.ts';
 import type { Translation } from './translate.ts';
 
@@ -30,9 +30,6 @@ export interface Composed {
 
 /** Stands in for the missing backend of an empty pool while the loader checks the config; removed after. */
 const PLACEHOLDER = { id: 'no-ready-endpoints', address: 'http://127.0.0.1:9' };
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The routes of a pool as written (none: the catch-all). */
 function routesOf(pool: unknown): unknown[] {

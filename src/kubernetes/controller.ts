@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig, type KubernetesObject, ListWatch } from '@kubernetes/client-node';
@@ -263,8 +264,7 @@ export class IngressController {
   async publishStatus(config: Config): Promise<void> {
     const address = config.kubernetes?.publish_address ?? this.opts.config.publish_address;
     if (address === undefined || this.stopped) return;
-    const isIp = /^[0-9.]+$/.test(address) || address.includes(':');
-    const wanted = isIp ? { ip: address } : { hostname: address };
+    const wanted = isIP(address) !== 0 ? { ip: address } : { hostname: address };
     const ingresses = this.state().ingresses;
     for (const key of this.served) {
       const [namespace, name] = key.split('/') as [string, string];
@@ -274,7 +274,7 @@ export class IngressController {
       if (current.length === 1 && current[0]?.ip === wanted.ip && current[0]?.hostname === wanted.hostname) continue;
       const body = { ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', status: { loadBalancer: { ingress: [wanted] } } };
       try {
-        await this.api.request('PUT', `/apis/networking.k8s.io/v1/namespaces/${namespace}/ingresses/${name}/status`, body, undefined);
+        await this.api.request('PUT', `/apis/networking.k8s.io/v1/namespaces/${namespace}/ingresses/${name}/status`, body);
       } catch (err) {
         this.opts.log.warn(
           { event: 'kubernetes_status_error', ingress: key, error: err instanceof Error ? err.message : String(err) },

@@ -99,14 +99,6 @@ interface PathCondition {
   ofPrefix?: true;
 }
 
-/** An Ingress path as written (for the host-first shadow routes). */
-interface IngressRule {
-  exact: boolean;
-  /** The path without trailing slashes for a prefix (`''` for `/`). */
-  path: string;
-  pool: string;
-}
-
 /** A route placed in a pool, with what placed it. */
 interface Placed {
   host: string | undefined;
@@ -231,12 +223,10 @@ function backendsOf(
   return skipped.length > 0 ? { backends, skipped } : { backends };
 }
 
-/** True when Ingress rule `r` matches every path that `cond` matches (so a shadow route of `cond` may lead to it). */
-function covers(r: IngressRule, cond: PathCondition): boolean {
-  if (r.exact) return cond.kind === 'exact' && cond.path === r.path;
-  if (r.path === '') return true;
-  if (cond.kind === 'exact') return cond.path === r.path || cond.path.startsWith(`${r.path}/`);
-  return cond.path.startsWith(`${r.path}/`);
+/** True when route condition `r` matches every path that `cond` matches (so a shadow route of `cond` may lead where `r` does). */
+function covers(r: PathCondition, cond: PathCondition): boolean {
+  if (r.kind === 'exact') return cond.kind === 'exact' && cond.path === r.path;
+  return cond.path.startsWith(r.path); // a prefix is `/` or ends in `/`: whole segments
 }
 
 /** The key that makes two routes the same for the router. */
@@ -259,7 +249,6 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
   }
   const ingresses = state.ingresses
     .filter((i) => isServed(i, opts.ingressClass, state.ingressClasses))
-    .slice()
     .sort((a, b) => createdAt(a) - createdAt(b) || (objectKey(a) < objectKey(b) ? -1 : objectKey(a) > objectKey(b) ? 1 : 0));
 
   const pools = new Map<string, RawPool>();
@@ -302,8 +291,6 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
     }
     placed.set(key, { host, cond, pool, by });
   };
-  /** Each host's own Ingress rules, for the shadow routes. */
-  const rulesByHost = new Map<string | undefined, IngressRule[]>();
   let defaultBackend: { pool: string; by: string } | undefined;
   const served: string[] = [];
   const certificates = new Map<string, HostCertificate>();
@@ -339,10 +326,6 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
         const pool = poolFor(namespace, p.backend, where);
         if (!pool) return;
         for (const c of conds) place(host, c, pool, id);
-        const exact = p.pathType === 'Exact';
-        const rules = rulesByHost.get(host) ?? [];
-        rules.push({ exact, path: exact ? (p.path ?? '/') : (p.path ?? '/').replace(/\/+$/, ''), pool });
-        rulesByHost.set(host, rules);
       });
     });
     for (const t of spec.tls ?? []) {
@@ -373,13 +356,17 @@ export function translate(state: ClusterState, opts: TranslateOptions): Translat
     [...placed.values()].filter(
       (r) => r.host === undefined || (host !== r.host && r.host.startsWith('*.') && !host.startsWith('*.') && host.endsWith(r.host.slice(1))),
     );
+  const direct = [...placed.values()];
   const shadows: Placed[] = [];
-  for (const [host, own] of rulesByHost) {
+  for (const host of new Set(direct.map((r) => r.host))) {
     if (host === undefined) continue;
+    const own = direct.filter((r) => r.host === host);
     for (const r of lessSpecific(host)) {
       if (placed.has(routeKey(host, r.cond))) continue;
-      let target: IngressRule | undefined;
-      for (const candidate of own) if (covers(candidate, r.cond) && (!target || candidate.path.length > target.path.length)) target = candidate;
+      // The host's own longest route that takes every request `r` would (an exact one beats a prefix it equals).
+      const rank = (c: Placed) => c.cond.path.length * 2 + (c.cond.kind === 'exact' ? 1 : 0);
+      let target: Placed | undefined;
+      for (const c of own) if (covers(c.cond, r.cond) && (!target || rank(c) > rank(target))) target = c;
       const pool = target?.pool ?? defaultBackend?.pool;
       if (pool) shadows.push({ host, cond: r.cond, pool, by: r.by });
     }
